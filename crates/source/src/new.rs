@@ -1,0 +1,200 @@
+//! Writing a new migration file: the next version, a file name from the description, both
+//! sections and a short header, in the layout the directory already uses.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::load::{MigrationSet, ROLLBACK_DIRECTORY};
+use crate::migration::Layout;
+use crate::version::Version;
+
+/// How new versions are numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionScheme {
+    /// `0001`, `0002`, … (the width of the newest version is kept).
+    Sequence,
+    /// `YYYYMMDDHHMMSS` in UTC.
+    Timestamp,
+}
+
+/// A new migration, ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMigration {
+    pub version: String,
+    /// Files to create, with their contents.
+    pub files: Vec<(PathBuf, String)>,
+}
+
+/// Plans the next migration in `set`'s directory. `scheme` defaults to the one the newest
+/// migration uses (sequence for an empty directory); `layout` defaults to the prevailing one.
+pub fn plan_new_migration(
+    set: &MigrationSet,
+    description: &str,
+    scheme: Option<VersionScheme>,
+    layout: Option<Layout>,
+    now: DateTime<Utc>,
+) -> Result<NewMigration, String> {
+    let slug = slugify(description);
+    if slug.is_empty() {
+        return Err(format!(
+            "`{description}` has no letters or digits to name the file with; describe the change, e.g. `add idempotency tables`"
+        ));
+    }
+    let last = set.last().map(|m| &m.version);
+    let scheme = scheme.unwrap_or(match last {
+        Some(version) if version.is_timestamp() => VersionScheme::Timestamp,
+        _ => VersionScheme::Sequence,
+    });
+    let version = next_version(last, scheme, now);
+    let layout = layout.or_else(|| set.prevailing_layout()).unwrap_or(Layout::Sections);
+    let directory = &set.directory;
+    let header = header(&version, description, now);
+    let files = match layout {
+        Layout::Sections => vec![(
+            directory.join(format!("{version}_{slug}.sql")),
+            format!("{header}\n-- migrate:up\n\n\n-- migrate:down\n\n"),
+        )],
+        Layout::Pair => vec![
+            (directory.join(format!("{version}_{slug}.up.sql")), format!("{header}\n")),
+            (
+                directory.join(format!("{version}_{slug}.down.sql")),
+                format!("-- Rollback of migration {version}: {description}\n\n"),
+            ),
+        ],
+        Layout::RollbackDirectory => {
+            let subject = slug.split_once('_').map_or(slug.as_str(), |(_, rest)| rest);
+            vec![
+                (directory.join(format!("{version}_{slug}.sql")), format!("{header}\n")),
+                (
+                    directory.join(ROLLBACK_DIRECTORY).join(format!("{version}_rollback_{subject}.sql")),
+                    format!("-- Rollback of migration {version}: {description}\n\n"),
+                ),
+            ]
+        }
+    };
+    Ok(NewMigration { version, files })
+}
+
+/// Writes the planned files, never overwriting an existing one.
+pub fn write_new_migration(migration: &NewMigration) -> std::io::Result<()> {
+    for (path, contents) in &migration.files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        file.write_all(contents.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn header(version: &str, description: &str, now: DateTime<Utc>) -> String {
+    format!(
+        "-- Migration {version}: {description}\n\
+         -- Created {date}.\n\
+         --\n\
+         -- The up section runs in one transaction, with safeshift's lock_timeout. Statements that\n\
+         -- cannot run in a transaction (CREATE INDEX CONCURRENTLY, VACUUM, …) need\n\
+         -- `transaction:false` on the marker line; safeshift then runs them one at a time and\n\
+         -- resumes from a failed one.\n",
+        date = now.format("%Y-%m-%d"),
+    )
+}
+
+fn next_version(last: Option<&Version>, scheme: VersionScheme, now: DateTime<Utc>) -> String {
+    match scheme {
+        VersionScheme::Timestamp => {
+            let stamp = now.format("%Y%m%d%H%M%S").to_string();
+            match last {
+                // Two files in the same second, or a clock behind the newest file: keep order.
+                Some(last) if Version::parse(&stamp).is_some_and(|s| &s <= last) => increment(last.as_str()),
+                _ => stamp,
+            }
+        }
+        // After timestamps a short sequence number would sort first, so the newest version is
+        // incremented whatever its form.
+        VersionScheme::Sequence => last.map_or_else(|| "0001".to_owned(), |last| increment(last.as_str())),
+    }
+}
+
+/// Adds one to the last dot-separated group, keeping its zero padding.
+fn increment(version: &str) -> String {
+    let (prefix, group) = match version.rsplit_once('.') {
+        Some((prefix, group)) => (format!("{prefix}."), group),
+        None => (String::new(), version),
+    };
+    let width = group.len().max(if prefix.is_empty() { 4 } else { 1 });
+    // Add one with decimal carry on the digit string itself, so any length works.
+    let mut digits: Vec<u8> = group.bytes().collect();
+    let mut index = digits.len();
+    loop {
+        if index == 0 {
+            digits.insert(0, b'1');
+            break;
+        }
+        index -= 1;
+        if digits[index] == b'9' {
+            digits[index] = b'0';
+        } else {
+            digits[index] += 1;
+            break;
+        }
+    }
+    let number = String::from_utf8(digits).unwrap_or_default();
+    format!("{prefix}{number:0>width$}")
+}
+
+/// `Add idempotency tables!` → `add_idempotency_tables`.
+pub fn slugify(description: &str) -> String {
+    let mut slug = String::new();
+    for c in description.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('_') {
+            slug.push('_');
+        }
+    }
+    slug.trim_end_matches('_').to_owned()
+}
+
+/// The default migrations directory.
+pub fn default_directory() -> &'static Path {
+    Path::new("migrations")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 10, 30, 5).unwrap()
+    }
+
+    #[test]
+    fn sequences_keep_their_width() {
+        assert_eq!(increment("0004"), "0005");
+        assert_eq!(increment("0099"), "0100");
+        assert_eq!(increment("9999"), "10000");
+        assert_eq!(increment("7"), "0008");
+        assert_eq!(increment("1.9"), "1.10");
+    }
+
+    #[test]
+    fn timestamps_follow_the_clock_but_never_go_back() {
+        let last = Version::parse("20261121103005").unwrap();
+        assert_eq!(next_version(Some(&last), VersionScheme::Timestamp, now()), "20261121103006");
+        let older = Version::parse("20250101000000").unwrap();
+        assert_eq!(next_version(Some(&older), VersionScheme::Timestamp, now()), "20261121103005");
+        assert_eq!(next_version(None, VersionScheme::Sequence, now()), "0001");
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Add idempotency tables!"), "add_idempotency_tables");
+        assert_eq!(slugify("  users: add e-mail  "), "users_add_e_mail");
+        assert_eq!(slugify("!!!"), "");
+    }
+}

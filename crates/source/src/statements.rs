@@ -1,0 +1,442 @@
+//! Splitting a section into statements and classifying what each needs from a transaction.
+//!
+//! Splitting uses PostgreSQL's own lexer (through `pg_query`), so semicolons inside strings,
+//! quoted identifiers, comments and dollar-quoted bodies never split a statement. Bodies that hold
+//! semicolons outside quotes are kept whole: `BEGIN ATOMIC … END` function bodies on PostgreSQL and
+//! `CREATE TRIGGER … BEGIN … END` on SQLite. `pg_query::split_with_scanner` is not used: it drops
+//! statements that start with an unknown word (a typo such as `SELEC 1;` would vanish instead of
+//! failing).
+
+use std::ops::Range;
+use std::path::Path;
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::{AlterTableType, ReindexObjectType, Token as TokenKind, TransactionStmtKind};
+use serde::Serialize;
+
+use crate::error::{SourceError, SourceErrorKind};
+use crate::text::SourceText;
+
+/// The SQL dialect of the database a migration will run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// What a statement needs from the transaction around it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Transactionality {
+    /// Runs inside or outside a transaction.
+    Any,
+    /// Must run outside a transaction block (`CREATE INDEX CONCURRENTLY`, `VACUUM`, …).
+    OutsideTransaction {
+        what: String,
+        /// Why, in a few words ("cannot run inside a transaction block").
+        reason: &'static str,
+    },
+    /// Begins or ends a transaction itself (`BEGIN`, `COMMIT`, …).
+    TransactionControl { what: String },
+}
+
+/// One statement of a section, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    /// 0-based position in the section.
+    pub index: usize,
+    /// The statement text, without the terminating semicolon.
+    pub sql: String,
+    /// Byte range in the (normalised) file text.
+    pub span: Range<usize>,
+    /// 1-based line of the statement's first character.
+    pub line: u32,
+    /// 1-based column of the statement's first character.
+    pub column: u32,
+    pub transactionality: Transactionality,
+}
+
+/// A lexer token with its byte range in the file text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Token {
+    pub start: usize,
+    pub end: usize,
+    pub kind: TokenKind,
+}
+
+impl Token {
+    pub fn is_comment(&self) -> bool {
+        matches!(self.kind, TokenKind::SqlComment | TokenKind::CComment)
+    }
+}
+
+/// Tokenises `range` of the file text.
+pub(crate) fn scan(path: &Path, source: &SourceText, range: Range<usize>) -> Result<Vec<Token>, SourceError> {
+    let sql = &source.as_str()[range.clone()];
+    let lexer_error = |offset: Option<usize>, message: String| {
+        let error = SourceError::new(SourceErrorKind::Lexer, path, message)
+            .help("close the string, quoted identifier, comment or dollar quote that starts here");
+        match offset {
+            Some(offset) => {
+                let (line, column) = source.line_col(range.start + offset);
+                error.at(line, column)
+            }
+            None => {
+                let (line, _) = source.line_col(range.start);
+                error.at_line(line)
+            }
+        }
+    };
+    if let Some(nul) = sql.find('\0') {
+        return Err(lexer_error(Some(nul), "the file contains a NUL character".into()));
+    }
+    match pg_query::scan(sql) {
+        Ok(result) => Ok(result
+            .tokens
+            .iter()
+            .map(|token| Token {
+                start: range.start + token.start as usize,
+                end: range.start + token.end as usize,
+                kind: token.token(),
+            })
+            .collect()),
+        Err(error) => {
+            let message = match error {
+                pg_query::Error::Scan(message) => message,
+                other => other.to_string(),
+            };
+            Err(lexer_error(locate_near_fragment(sql, &message), message))
+        }
+    }
+}
+
+/// PostgreSQL's lexer errors say `… at or near "<rest of input>"` but carry no offset; an
+/// unterminated literal runs to the end of the input, so the fragment is a suffix.
+fn locate_near_fragment(sql: &str, message: &str) -> Option<usize> {
+    let start = message.find("at or near \"")? + "at or near \"".len();
+    let fragment = message[start..].strip_suffix('"')?;
+    if fragment.is_empty() {
+        return None;
+    }
+    if sql.ends_with(fragment) {
+        Some(sql.len() - fragment.len())
+    } else {
+        sql.find(fragment)
+    }
+}
+
+/// Whether `range` holds anything but whitespace and comments.
+pub(crate) fn has_code(path: &Path, source: &SourceText, range: Range<usize>) -> Result<Option<Token>, SourceError> {
+    Ok(scan(path, source, range)?.into_iter().find(|t| !t.is_comment()))
+}
+
+/// Splits `range` of the file text into statements.
+pub(crate) fn split(
+    path: &Path,
+    source: &SourceText,
+    range: Range<usize>,
+    dialect: Dialect,
+) -> Result<Vec<Statement>, SourceError> {
+    let tokens = scan(path, source, range)?;
+    let text = source.as_str();
+    let mut statements = Vec::new();
+    let mut current: Vec<Token> = Vec::new();
+    let mut depth = 0u32;
+
+    let finish = |tokens: &mut Vec<Token>, statements: &mut Vec<Statement>| {
+        if let (Some(first), Some(last)) = (tokens.first(), tokens.iter().rev().find(|t| !t.is_comment())) {
+            let span = first.start..last.end;
+            let sql = text[span.clone()].to_owned();
+            let (line, column) = source.line_col(span.start);
+            let transactionality = match dialect {
+                Dialect::Postgres => classify_postgres(&sql),
+                Dialect::Sqlite => classify_sqlite(text, tokens),
+            };
+            statements.push(Statement {
+                index: statements.len(),
+                sql,
+                span,
+                line,
+                column,
+                transactionality,
+            });
+        }
+        tokens.clear();
+    };
+
+    for token in tokens {
+        if token.is_comment() {
+            // Comments between statements belong to neither; comments inside one stay in its text.
+            if !current.is_empty() {
+                current.push(token);
+            }
+            continue;
+        }
+        if token.kind == TokenKind::Ascii59 && depth == 0 {
+            finish(&mut current, &mut statements);
+            continue;
+        }
+        if opens_block(dialect, &current) {
+            match token.kind {
+                TokenKind::Atomic if dialect == Dialect::Postgres && last_code(&current) == Some(TokenKind::BeginP) => {
+                    depth += 1
+                }
+                TokenKind::BeginP if dialect == Dialect::Sqlite => depth += 1,
+                TokenKind::Case => depth += 1,
+                TokenKind::EndP => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        current.push(token);
+    }
+    finish(&mut current, &mut statements);
+    Ok(statements)
+}
+
+fn last_code(tokens: &[Token]) -> Option<TokenKind> {
+    tokens.iter().rev().find(|t| !t.is_comment()).map(|t| t.kind)
+}
+
+/// Whether the statement begun by `tokens` can hold semicolons in a body: a PostgreSQL function or
+/// procedure (`BEGIN ATOMIC … END`) or a SQLite trigger (`BEGIN … END`).
+fn opens_block(dialect: Dialect, tokens: &[Token]) -> bool {
+    let mut code = tokens.iter().filter(|t| !t.is_comment()).map(|t| t.kind);
+    if code.next() != Some(TokenKind::Create) {
+        return false;
+    }
+    let mut next = code.next();
+    match dialect {
+        Dialect::Postgres => {
+            if next == Some(TokenKind::Or) {
+                code.next(); // REPLACE
+                next = code.next();
+            }
+            matches!(next, Some(TokenKind::Function | TokenKind::Procedure))
+        }
+        Dialect::Sqlite => {
+            if matches!(next, Some(TokenKind::Temp | TokenKind::Temporary)) {
+                next = code.next();
+            }
+            next == Some(TokenKind::Trigger)
+        }
+    }
+}
+
+const NOT_IN_TRANSACTION_BLOCK: &str = "cannot run inside a transaction block";
+
+fn outside(what: &str) -> Transactionality {
+    Transactionality::OutsideTransaction {
+        what: what.to_owned(),
+        reason: NOT_IN_TRANSACTION_BLOCK,
+    }
+}
+
+fn control(what: &str) -> Transactionality {
+    Transactionality::TransactionControl { what: what.to_owned() }
+}
+
+/// Classifies a PostgreSQL statement with the real parser. A statement that does not parse is
+/// left to the server, which reports the syntax error with its position when it runs.
+fn classify_postgres(sql: &str) -> Transactionality {
+    let Ok(parsed) = pg_query::parse(sql, pg_query::ParserOptions::default()) else {
+        return Transactionality::Any;
+    };
+    let Some(node) = parsed
+        .protobuf
+        .stmts
+        .first()
+        .and_then(|raw| raw.stmt.as_ref())
+        .and_then(|stmt| stmt.node.as_ref())
+    else {
+        return Transactionality::Any;
+    };
+    match node {
+        NodeEnum::IndexStmt(index) if index.concurrent => outside("CREATE INDEX CONCURRENTLY"),
+        NodeEnum::DropStmt(drop) if drop.concurrent => outside("DROP INDEX CONCURRENTLY"),
+        NodeEnum::ReindexStmt(reindex) => {
+            let concurrently = reindex.params.iter().any(|param| {
+                matches!(&param.node, Some(NodeEnum::DefElem(element)) if element.defname == "concurrently")
+            });
+            match reindex.kind() {
+                _ if concurrently => outside("REINDEX CONCURRENTLY"),
+                ReindexObjectType::ReindexObjectSystem => outside("REINDEX SYSTEM"),
+                ReindexObjectType::ReindexObjectDatabase => outside("REINDEX DATABASE"),
+                _ => Transactionality::Any,
+            }
+        }
+        NodeEnum::VacuumStmt(vacuum) if vacuum.is_vacuumcmd => outside("VACUUM"),
+        NodeEnum::AlterSystemStmt(_) => outside("ALTER SYSTEM"),
+        NodeEnum::CreatedbStmt(_) => outside("CREATE DATABASE"),
+        NodeEnum::DropdbStmt(_) => outside("DROP DATABASE"),
+        NodeEnum::CreateTableSpaceStmt(_) => outside("CREATE TABLESPACE"),
+        NodeEnum::DropTableSpaceStmt(_) => outside("DROP TABLESPACE"),
+        NodeEnum::CreateSubscriptionStmt(_) => outside("CREATE SUBSCRIPTION"),
+        NodeEnum::DropSubscriptionStmt(_) => outside("DROP SUBSCRIPTION"),
+        NodeEnum::ClusterStmt(cluster) if cluster.relation.is_none() => outside("CLUSTER without a table"),
+        NodeEnum::AlterTableStmt(alter) => {
+            let detach_concurrently = alter.cmds.iter().any(|cmd| match &cmd.node {
+                Some(NodeEnum::AlterTableCmd(cmd)) => {
+                    cmd.subtype() == AlterTableType::AtDetachPartition
+                        && matches!(
+                            cmd.def.as_deref().and_then(|def| def.node.as_ref()),
+                            Some(NodeEnum::PartitionCmd(partition)) if partition.concurrent
+                        )
+                }
+                _ => false,
+            });
+            if detach_concurrently {
+                outside("DETACH PARTITION CONCURRENTLY")
+            } else {
+                Transactionality::Any
+            }
+        }
+        NodeEnum::TransactionStmt(transaction) => match transaction.kind() {
+            TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart => control("BEGIN"),
+            TransactionStmtKind::TransStmtCommit => control("COMMIT"),
+            TransactionStmtKind::TransStmtRollback => control("ROLLBACK"),
+            TransactionStmtKind::TransStmtPrepare => control("PREPARE TRANSACTION"),
+            TransactionStmtKind::TransStmtCommitPrepared => outside("COMMIT PREPARED"),
+            TransactionStmtKind::TransStmtRollbackPrepared => outside("ROLLBACK PREPARED"),
+            _ => Transactionality::Any,
+        },
+        _ => Transactionality::Any,
+    }
+}
+
+/// Classifies a SQLite statement by its leading words.
+fn classify_sqlite(text: &str, tokens: &[Token]) -> Transactionality {
+    let words: Vec<String> = tokens
+        .iter()
+        .filter(|t| !t.is_comment())
+        .take(3)
+        .map(|t| text[t.start..t.end].to_ascii_uppercase())
+        .collect();
+    let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    match word(0) {
+        "VACUUM" => outside("VACUUM"),
+        "ATTACH" => outside("ATTACH"),
+        "DETACH" => outside("DETACH"),
+        "PRAGMA" if matches!(word(1), "FOREIGN_KEYS" | "JOURNAL_MODE") => Transactionality::OutsideTransaction {
+            what: format!("PRAGMA {}", word(1).to_ascii_lowercase()),
+            reason: "has no effect inside a transaction",
+        },
+        "BEGIN" => control("BEGIN"),
+        "COMMIT" | "END" => control("COMMIT"),
+        "ROLLBACK" if word(1) != "TO" => control("ROLLBACK"),
+        _ => Transactionality::Any,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_text(sql: &str, dialect: Dialect) -> Vec<Statement> {
+        let source = SourceText::from_bytes(Path::new("t.sql"), sql.as_bytes()).unwrap();
+        split(Path::new("t.sql"), &source, 0..sql.len(), dialect).unwrap()
+    }
+
+    fn texts(statements: &[Statement]) -> Vec<&str> {
+        statements.iter().map(|s| s.sql.as_str()).collect()
+    }
+
+    #[test]
+    fn keeps_statements_that_start_with_an_unknown_word() {
+        let statements = split_text("select 1;\nSELEC broken;\nselect 2;", Dialect::Postgres);
+        assert_eq!(texts(&statements), ["select 1", "SELEC broken", "select 2"]);
+        assert_eq!((statements[1].line, statements[1].column), (2, 1));
+    }
+
+    #[test]
+    fn semicolons_inside_literals_do_not_split() {
+        let sql = "select 'a;b'; select $q$;$q$; select \"x;y\" from t; -- c;\nselect E'\\';';";
+        assert_eq!(
+            texts(&split_text(sql, Dialect::Postgres)),
+            ["select 'a;b'", "select $q$;$q$", "select \"x;y\" from t", "select E'\\';'"]
+        );
+    }
+
+    #[test]
+    fn comments_between_statements_are_dropped_and_inner_ones_kept() {
+        let sql = "-- header\nselect /* inner */ 1; -- trailing\n/* block */\n";
+        let statements = split_text(sql, Dialect::Postgres);
+        assert_eq!(texts(&statements), ["select /* inner */ 1"]);
+        assert_eq!(statements[0].line, 2);
+    }
+
+    #[test]
+    fn last_statement_may_lack_a_semicolon() {
+        assert_eq!(texts(&split_text("select 1;\nselect 2\n", Dialect::Postgres)), ["select 1", "select 2"]);
+    }
+
+    #[test]
+    fn begin_atomic_bodies_stay_whole() {
+        let sql = "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; SELECT 2; END;\nselect 3;";
+        let statements = split_text(sql, Dialect::Postgres);
+        assert_eq!(statements.len(), 2, "{:?}", texts(&statements));
+        assert!(statements[0].sql.ends_with("SELECT 2; END"));
+    }
+
+    #[test]
+    fn sqlite_trigger_bodies_stay_whole() {
+        let sql = "CREATE TRIGGER t AFTER INSERT ON a BEGIN INSERT INTO b VALUES (1); UPDATE c SET x = CASE WHEN 1 THEN 2 END; END;\nCREATE TABLE d (x);";
+        let statements = split_text(sql, Dialect::Sqlite);
+        assert_eq!(statements.len(), 2, "{:?}", texts(&statements));
+        // The same text on PostgreSQL is not a trigger body and splits at every semicolon.
+        assert_eq!(split_text(sql, Dialect::Postgres).len(), 4);
+    }
+
+    #[test]
+    fn classifies_statements_that_cannot_run_in_a_transaction() {
+        let sql = "CREATE INDEX CONCURRENTLY i ON t (a); DROP INDEX CONCURRENTLY i; REINDEX TABLE CONCURRENTLY t; \
+                   REINDEX TABLE t; VACUUM t; ANALYZE t; ALTER SYSTEM SET work_mem = '1MB'; CREATE DATABASE d; \
+                   ALTER TABLE p DETACH PARTITION c CONCURRENTLY; BEGIN; COMMIT; SAVEPOINT s; CREATE INDEX i2 ON t (a)";
+        let kinds: Vec<String> = split_text(sql, Dialect::Postgres)
+            .iter()
+            .map(|s| match &s.transactionality {
+                Transactionality::Any => "any".to_owned(),
+                Transactionality::OutsideTransaction { what, .. } => format!("outside:{what}"),
+                Transactionality::TransactionControl { what } => format!("control:{what}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "outside:CREATE INDEX CONCURRENTLY",
+                "outside:DROP INDEX CONCURRENTLY",
+                "outside:REINDEX CONCURRENTLY",
+                "any",
+                "outside:VACUUM",
+                "any",
+                "outside:ALTER SYSTEM",
+                "outside:CREATE DATABASE",
+                "outside:DETACH PARTITION CONCURRENTLY",
+                "control:BEGIN",
+                "control:COMMIT",
+                "any",
+                "any",
+            ]
+        );
+    }
+
+    #[test]
+    fn classifies_sqlite_statements() {
+        let statements = split_text("PRAGMA foreign_keys = off; VACUUM; BEGIN; ROLLBACK TO s; create table t (a)", Dialect::Sqlite);
+        assert!(matches!(&statements[0].transactionality, Transactionality::OutsideTransaction { what, .. } if what == "PRAGMA foreign_keys"));
+        assert!(matches!(&statements[1].transactionality, Transactionality::OutsideTransaction { .. }));
+        assert!(matches!(&statements[2].transactionality, Transactionality::TransactionControl { .. }));
+        assert_eq!(statements[3].transactionality, Transactionality::Any);
+        assert_eq!(statements[4].transactionality, Transactionality::Any);
+    }
+
+    #[test]
+    fn unterminated_literals_are_located() {
+        let sql = "select 1;\nselect 'oops;\nselect 2;\n";
+        let source = SourceText::from_bytes(Path::new("t.sql"), sql.as_bytes()).unwrap();
+        let error = split(Path::new("t.sql"), &source, 0..sql.len(), Dialect::Postgres).unwrap_err();
+        assert_eq!(error.kind, SourceErrorKind::Lexer);
+        assert_eq!((error.line, error.column), (Some(2), Some(8)));
+        assert!(error.message.contains("unterminated quoted string"), "{}", error.message);
+    }
+}
