@@ -14,7 +14,7 @@
 use std::env;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -146,13 +146,24 @@ fn create_new_base_dir(dir: &Path, user: ServerUser) -> Result<bool, TestkitErro
     Ok(true)
 }
 
-/// Creates a directory (and its parents) if missing.
+/// Creates a directory (and its parents) if missing, and gives it exactly `mode` if it is ours
+/// (a restrictive umask would otherwise keep the server user out of a 0755 directory).
 pub(crate) fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<(), TestkitError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(dir)
-        .map_err(|source| TestkitError::io(format!("creating {}", dir.display()), source))
+        .map_err(|source| TestkitError::io(format!("creating {}", dir.display()), source))?;
+    let meta = fs::metadata(dir)
+        .map_err(|source| TestkitError::io(format!("inspecting {}", dir.display()), source))?;
+    // SAFETY: geteuid cannot fail.
+    let ours = meta.uid() == unsafe { libc::geteuid() };
+    if ours && meta.mode() & 0o7777 != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(|source| {
+            TestkitError::io(format!("setting the mode of {}", dir.display()), source)
+        })?;
+    }
+    Ok(())
 }
 
 fn absolute(dir: &Path) -> PathBuf {
