@@ -1,19 +1,23 @@
 //! Where the testkit keeps its files, and cleaning up after runs that died.
 //!
 //! ```text
-//! $TMPDIR/safeshift-testkit-<euid>/        (or SAFESHIFT_TESTKIT_DIR)
+//! /dev/shm/safeshift-testkit-<euid>/       (or $TMPDIR/..., or SAFESHIFT_TESTKIT_DIR)
 //!   template/cluster-15-<fingerprint>/data  initdb'd once, copied per server
 //!   servers/pg-<pid>-<start>-<n>/           one per server started by a test process
 //!   servers/pgbouncer-<pid>-<start>-<n>/    one per PgBouncer started by a test process
 //!   detached-<pid>-<n>/                     started by `safeshift-testkit start`
 //! ```
 //!
-//! The servers' directories live under the system temp dir rather than `target/` because the
-//! `postgres` user must be able to reach them and Unix socket paths must stay short.
+//! The files live in memory (`/dev/shm`) when it is a roomy tmpfs, because creating the ~1300
+//! files of a cluster copy on a disk file system can take seconds on a busy machine and takes a
+//! fraction of that in memory. They never live under `target/`, because the `postgres` user
+//! must be able to reach them and Unix socket paths must stay short.
 
 use std::env;
+use std::ffi::CString;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,11 @@ pub const DIR_ENV: &str = "SAFESHIFT_TESTKIT_DIR";
 /// The file that marks a directory as the testkit's, so `stop` never removes anything else.
 const MARKER: &str = ".safeshift-testkit";
 
+/// The in-memory file system preferred for the testkit's files.
+const MEMORY_DIR: &str = "/dev/shm";
+/// How much room the in-memory file system needs to be used (containers often give it 64 MiB).
+const MEMORY_DIR_MIN_FREE_BYTES: u64 = 2 << 30;
+
 /// The testkit's root directory, created (mode 0755, so the server user can traverse it) on
 /// first use.
 pub(crate) fn root() -> Result<PathBuf, TestkitError> {
@@ -36,10 +45,12 @@ pub(crate) fn root() -> Result<PathBuf, TestkitError> {
         None => {
             // SAFETY: geteuid cannot fail.
             let euid = unsafe { libc::geteuid() };
-            (
-                env::temp_dir().join(format!("safeshift-testkit-{euid}")),
-                false,
-            )
+            let parent = if is_roomy_tmpfs(Path::new(MEMORY_DIR)) {
+                PathBuf::from(MEMORY_DIR)
+            } else {
+                env::temp_dir()
+            };
+            (parent.join(format!("safeshift-testkit-{euid}")), false)
         }
     };
     create_dir_with_mode(&root, 0o755)?;
@@ -59,6 +70,21 @@ pub(crate) fn root() -> Result<PathBuf, TestkitError> {
         }
     }
     Ok(root)
+}
+
+/// Whether `dir` is a writable tmpfs with room for a few servers.
+fn is_roomy_tmpfs(dir: &Path) -> bool {
+    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: an all-zero statfs is a valid value to be overwritten.
+    let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated and `stats` is valid for writes.
+    if unsafe { libc::statfs(path.as_ptr(), &mut stats) } != 0 {
+        return false;
+    }
+    let free = (stats.f_bavail as u64).saturating_mul(stats.f_bsize as u64);
+    // SAFETY: the path is NUL-terminated.
+    let writable = unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) } == 0;
+    stats.f_type == libc::TMPFS_MAGIC && free >= MEMORY_DIR_MIN_FREE_BYTES && writable
 }
 
 /// The directory holding cached template clusters.

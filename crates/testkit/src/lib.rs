@@ -31,7 +31,7 @@
 //! | `SAFESHIFT_TEST_PGBOUNCER_URL` | use this transaction-pooling PgBouncer in front of it |
 //! | `SAFESHIFT_PG_BIN` | the directory holding `initdb` and `postgres` |
 //! | `SAFESHIFT_PGBOUNCER_BIN` | the `pgbouncer` binary |
-//! | `SAFESHIFT_TESTKIT_DIR` | where template clusters and server directories are kept |
+//! | `SAFESHIFT_TESTKIT_DIR` | where template clusters and server directories are kept (default: `/dev/shm/safeshift-testkit-<uid>`, or under `$TMPDIR` when `/dev/shm` is small) |
 
 mod binaries;
 mod cluster;

@@ -107,7 +107,6 @@ fn a_killed_process_leaves_no_server_running_and_the_next_start_removes_its_file
         !is_alive(pid),
         "postmaster {pid} outlived its killed process"
     );
-    assert!(base_dir.exists(), "nothing could have removed it yet");
     let _next = PgServer::start().unwrap();
     assert!(
         !base_dir.exists(),
