@@ -74,7 +74,9 @@ pub(crate) fn root() -> Result<PathBuf, TestkitError> {
 
 /// Whether `dir` is a writable tmpfs with room for a few servers.
 fn is_roomy_tmpfs(dir: &Path) -> bool {
-    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else { return false };
+    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
     // SAFETY: an all-zero statfs is a valid value to be overwritten.
     let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: the path is NUL-terminated and `stats` is valid for writes.
