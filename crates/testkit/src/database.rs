@@ -64,6 +64,11 @@ impl TestDatabase {
     /// A URL for the same database through the shared PgBouncer in transaction pooling mode
     /// (`SAFESHIFT_TEST_PGBOUNCER_URL`, or one started for this process on first use).
     ///
+    /// PgBouncer 1.18 cannot follow named prepared statements between server connections, so
+    /// through it use `simple_query`/`batch_execute`; `query`/`execute` may fail with
+    /// `prepared statement "s0" already exists` (which is exactly what production code must
+    /// survive). Startup `options` are silently dropped by the pooler.
+    ///
     /// # Panics
     ///
     /// Panics with the reason if no PgBouncer is available.

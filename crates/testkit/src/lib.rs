@@ -15,6 +15,9 @@
 //! # let _ = through_pgbouncer;
 //! ```
 //!
+//! Everything here is blocking (it uses the `postgres` crate's blocking client), so call it
+//! outside an async runtime, or from `spawn_blocking`.
+//!
 //! Tests that need a server of their own (to restart it, or to change its settings) use
 //! [`PgServer`], and [`PgBouncer`] puts a pooler with any [`PoolMode`] in front of it.
 //!
