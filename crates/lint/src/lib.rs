@@ -1,0 +1,72 @@
+//! Linting PostgreSQL migrations before they run: every statement is parsed with the real
+//! PostgreSQL grammar (`pg_query`), followed through the whole migration history (which tables
+//! exist, which constraints are validated, which objects are new), and checked by rules that know
+//! the lock each statement takes and what that lock blocks.
+//!
+//! The library returns values and never prints: [`LintReport`] holds per-file findings,
+//! diagnostics and risks; rendering is the caller's business.
+//!
+//! ```
+//! use safeshift_lint::{LintOptions, Linter, Risk};
+//! # let dir = tempfile::tempdir().unwrap();
+//! std::fs::write(dir.path().join("0001_users.sql"), "-- migrate:up\nCREATE TABLE users (id bigint PRIMARY KEY, email text);\n").unwrap();
+//! std::fs::write(dir.path().join("0002_index.sql"), "-- migrate:up\nCREATE INDEX users_email_idx ON users (email);\n").unwrap();
+//! let set = safeshift_source::MigrationSet::load(dir.path()).unwrap();
+//! let linter = Linter::new(LintOptions::default()).unwrap();
+//! let report = linter.lint_set(&set, None, &safeshift_lint::Scope::All);
+//! let finding = &report.files[1].findings[0];
+//! assert_eq!(finding.rule, "require-concurrent-index-creation");
+//! assert_eq!(finding.risk, Risk::High);
+//! assert_eq!(finding.lock.unwrap().sql_name(), "SHARE");
+//! ```
+//!
+//! Each rule lives in `src/rules/<rule>.rs` (logic and tests) with its metadata in
+//! `rules/<rule-id>.toml` (risk, lock, why, safe alternative, examples); [`explain`] renders the
+//! metadata, so documentation and behaviour share one source.
+
+mod coercion;
+mod context;
+mod effects;
+mod finding;
+mod gate;
+mod linter;
+mod lock;
+mod metadata;
+mod options;
+mod parse;
+mod report;
+mod risk;
+mod rules;
+mod schema;
+mod size;
+mod sql;
+mod suppression;
+mod volatility;
+
+pub use context::Execution;
+pub use effects::TableLock;
+pub use finding::{Diagnostic, DiagnosticKind, Finding, Severity, SizeEstimate};
+pub use gate::{BlockingFinding, gate};
+pub use linter::{AppliedMigrations, Linter, Scope, UnknownRule};
+pub use lock::{Blocks, LockMode};
+pub use metadata::{Cost, ExampleMode, Examples, RuleMetadata};
+pub use options::{LintOptions, PgVersion};
+pub use report::{FileReport, LintReport, Summary};
+pub use risk::Risk;
+pub use size::{TableSize, TableStatistics, grade};
+pub use sql::TableName;
+
+/// Every rule's metadata, in the order the rules run.
+pub fn rules() -> &'static [RuleMetadata] {
+    rules::metadata()
+}
+
+/// One rule's metadata.
+pub fn rule(id: &str) -> Option<&'static RuleMetadata> {
+    rules::position(id).map(|i| &rules::metadata()[i])
+}
+
+/// The page `safeshift explain <rule>` prints.
+pub fn explain(id: &str) -> Result<String, UnknownRule> {
+    rule(id).map(RuleMetadata::explain).ok_or_else(|| UnknownRule(id.to_owned()))
+}

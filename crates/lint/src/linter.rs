@@ -1,0 +1,478 @@
+//! The linter: walks migrations in order, keeps the schema and migration state, runs every rule
+//! on every statement, and applies suppressions.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::{TransactionStmtKind, VariableSetKind};
+use safeshift_source::{Checksum, Dialect, LooseFile, MigrationSet, Section, Statement};
+
+use crate::context::{Execution, HeldLock, MigrationEnd, MigrationState, StatementContext};
+use crate::effects::{self, Effects};
+use crate::finding::{Diagnostic, DiagnosticKind, Finding, Severity};
+use crate::metadata::{ExampleMode, RuleMetadata};
+use crate::options::LintOptions;
+use crate::parse;
+use crate::report::{FileReport, LintReport};
+use crate::rules::{self, RULES, Violation};
+use crate::schema::Schema;
+use crate::sql::TableName;
+use crate::suppression;
+
+/// A rule id that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a safeshift rule; `safeshift explain` lists them")]
+pub struct UnknownRule(pub String);
+
+/// What is known about a database's history, so that objects created by pending migrations count
+/// as new and out-of-order or edited migrations are caught.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedMigrations {
+    /// Applied versions with the checksum recorded when they were applied.
+    pub versions: HashMap<String, Option<Checksum>>,
+}
+
+/// Which migrations of a set to report on (all are read, in order, for context).
+#[derive(Debug, Clone, Default)]
+pub enum Scope {
+    /// Every migration.
+    #[default]
+    All,
+    /// Only migrations not yet applied (needs [`AppliedMigrations`]).
+    Pending,
+    /// Only these files (paths as found in the set).
+    Files(Vec<PathBuf>),
+}
+
+/// Lints migrations. Cheap to create; holds no connection.
+#[derive(Debug, Clone)]
+pub struct Linter {
+    options: LintOptions,
+    enabled: Vec<bool>,
+}
+
+impl Linter {
+    pub fn new(options: LintOptions) -> Result<Linter, UnknownRule> {
+        let mut enabled = vec![true; RULES.len()];
+        for id in &options.disabled_rules {
+            let position = rules::position(id).ok_or_else(|| UnknownRule(id.clone()))?;
+            enabled[position] = false;
+        }
+        Ok(Linter { options, enabled })
+    }
+
+    pub fn options(&self) -> &LintOptions {
+        &self.options
+    }
+
+    /// Lints a migrations directory in version order. Every migration is read for context; those
+    /// in `scope` are reported. Without `applied`, every migration before the one being linted
+    /// counts as applied.
+    pub fn lint_set(&self, set: &MigrationSet, applied: Option<&AppliedMigrations>, scope: &Scope) -> LintReport {
+        let mut schema = Schema::default();
+        let mut report = LintReport::default();
+        let newest_applied = applied.and_then(|applied| {
+            set.migrations
+                .iter()
+                .filter(|m| applied.versions.contains_key(m.version.as_str()))
+                .map(|m| m.version.clone())
+                .max()
+        });
+        for migration in &set.migrations {
+            let is_applied = applied.map(|a| a.versions.contains_key(migration.version.as_str()));
+            let reported = match scope {
+                Scope::All => true,
+                Scope::Pending => is_applied != Some(true),
+                Scope::Files(files) => files.iter().any(|f| same_file(f, &migration.up.path)),
+            };
+            let history = HistoryFacts {
+                out_of_order: match (&newest_applied, is_applied) {
+                    (Some(newest), Some(false)) if migration.version < *newest => Some(newest.as_str().to_owned()),
+                    _ => None,
+                },
+                changed_since_applied: applied
+                    .and_then(|a| a.versions.get(migration.version.as_str()))
+                    .and_then(Option::as_ref)
+                    .is_some_and(|checksum| *checksum != migration.up.checksum),
+            };
+            let execution = Execution::Runner {
+                transaction: migration.up.options.transaction,
+            };
+            let mut file = self.lint_section(&migration.up, execution, &mut schema, reported, &history);
+            if reported {
+                file.version = Some(migration.version.as_str().to_owned());
+                report.files.push(file);
+            }
+            if is_applied != Some(false) {
+                schema.settle();
+            }
+        }
+        report
+    }
+
+    /// Lints files on their own, each with a fresh schema, in parallel. A file with a
+    /// `-- migrate:up` marker is taken as a migration the runner executes; any other file as a
+    /// plain script.
+    pub fn lint_files(&self, files: &[LooseFile]) -> LintReport {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+        let chunk = files.len().div_ceil(threads).max(1);
+        let mut reports: Vec<FileReport> = Vec::with_capacity(files.len());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|chunk| scope.spawn(move || chunk.iter().map(|file| self.lint_file(file)).collect::<Vec<_>>()))
+                .collect();
+            for handle in handles {
+                match handle.join() {
+                    Ok(mut chunk_reports) => reports.append(&mut chunk_reports),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        LintReport { files: reports }
+    }
+
+    /// Lints one file on its own.
+    pub fn lint_file(&self, file: &LooseFile) -> FileReport {
+        let execution = if file.has_marker {
+            Execution::Runner {
+                transaction: file.up.options.transaction,
+            }
+        } else {
+            Execution::Script
+        };
+        self.lint_section(&file.up, execution, &mut Schema::default(), true, &HistoryFacts::default())
+    }
+
+    /// Lints `example` as it runs after `setup` has been applied, the way rule examples and
+    /// tests describe a situation. Panics are not used for bad SQL: parse errors come back as
+    /// diagnostics.
+    pub fn lint_example(&self, setup: &str, example: &str, mode: ExampleMode) -> FileReport {
+        let mut schema = Schema::default();
+        if let Ok(setup) = LooseFile::from_bytes(Path::new("setup.sql"), setup.as_bytes()) {
+            self.lint_section(&setup.up, Execution::Script, &mut schema, false, &HistoryFacts::default());
+            schema.settle();
+        }
+        let execution = match mode {
+            ExampleMode::Migration => Execution::Runner { transaction: true },
+            ExampleMode::MigrationWithoutTransaction => Execution::Runner { transaction: false },
+            ExampleMode::Script => Execution::Script,
+        };
+        match LooseFile::from_bytes(Path::new("example.sql"), example.as_bytes()) {
+            Ok(file) => self.lint_section(&file.up, execution, &mut schema, true, &HistoryFacts::default()),
+            Err(error) => FileReport {
+                path: PathBuf::from("example.sql"),
+                version: None,
+                execution,
+                statements: 0,
+                findings: Vec::new(),
+                diagnostics: vec![Diagnostic {
+                    severity: Severity::Error,
+                    kind: DiagnosticKind::SourceError,
+                    message: error.message,
+                    help: error.help,
+                    line: error.line.unwrap_or(1),
+                    column: error.column.unwrap_or(1),
+                    span: None,
+                }],
+                source: None,
+            },
+        }
+    }
+
+    fn lint_section(
+        &self,
+        section: &Section,
+        execution: Execution,
+        schema: &mut Schema,
+        reported: bool,
+        history: &HistoryFacts,
+    ) -> FileReport {
+        let mut file = FileReport {
+            path: section.path.clone(),
+            version: None,
+            execution,
+            statements: 0,
+            findings: Vec::new(),
+            diagnostics: Vec::new(),
+            source: Some(section.file_text().clone()),
+        };
+        let statements = match section.statements(Dialect::Postgres) {
+            Ok(statements) => statements,
+            Err(error) => {
+                file.diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    kind: DiagnosticKind::SourceError,
+                    message: error.message.clone(),
+                    help: error.help.clone(),
+                    line: error.line.unwrap_or(1),
+                    column: error.column.unwrap_or(1),
+                    span: None,
+                });
+                return file;
+            }
+        };
+        file.statements = statements.len();
+        let metadata = rules::metadata();
+        let mut state = MigrationState::new(execution);
+        let mut violations: Vec<(usize, Violation, Effects)> = Vec::new();
+        let mut effects_by_statement: Vec<Effects> = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            let node = match parse::parse_statement(&statement.sql) {
+                Ok(Some(node)) => node,
+                Ok(None) => {
+                    effects_by_statement.push(Effects::default());
+                    continue;
+                }
+                Err(failure) => {
+                    let offset = statement.span.start + failure.offset;
+                    let (line, column) = section.file_text().line_col(offset);
+                    file.diagnostics.push(Diagnostic {
+                        severity: Severity::Error,
+                        kind: DiagnosticKind::ParseError,
+                        message: failure.message,
+                        help: Some("PostgreSQL will reject this statement; the rest of the file was still linted".to_owned()),
+                        line,
+                        column,
+                        span: Some(offset..offset + token_length(&statement.sql[failure.offset..])),
+                    });
+                    effects_by_statement.push(Effects::default());
+                    continue;
+                }
+            };
+            let effects = effects::of(&node, schema, self.options.pg_version);
+            if reported {
+                let context = StatementContext {
+                    sql: &statement.sql,
+                    node: &node,
+                    index: statement.index,
+                    schema,
+                    state: &state,
+                    effects: &effects,
+                    pg_version: self.options.pg_version,
+                };
+                for (position, rule) in RULES.iter().enumerate() {
+                    if !self.enabled[position] {
+                        continue;
+                    }
+                    let mut found = Vec::new();
+                    rule.logic.check(&context, &mut found);
+                    for mut violation in found {
+                        violation.statement.get_or_insert(statement.index);
+                        if violation.locks.is_none() {
+                            violation.locks = Some(context.existing_locks());
+                        }
+                        violations.push((position, violation, effects.clone()));
+                    }
+                }
+            }
+            advance(&mut state, statement.index, &node, &effects, schema);
+            schema.apply(&node);
+            effects_by_statement.push(effects);
+        }
+        if !reported {
+            return file;
+        }
+        finish_transaction(&mut state);
+        let end = MigrationEnd {
+            state: &state,
+            statements: statements.len(),
+            out_of_order: history.out_of_order.as_deref(),
+            changed_since_applied: history.changed_since_applied,
+        };
+        for (position, rule) in RULES.iter().enumerate() {
+            if !self.enabled[position] {
+                continue;
+            }
+            let mut found = Vec::new();
+            rule.logic.finish(&end, &mut found);
+            for violation in found {
+                let index = violation.statement.unwrap_or(0).min(statements.len().saturating_sub(1));
+                let effects = effects_by_statement.get(index).cloned().unwrap_or_default();
+                violations.push((position, violation, effects));
+            }
+        }
+        for (position, violation, effects) in violations {
+            let index = violation.statement.unwrap_or(0);
+            if let Some(statement) = statements.get(index) {
+                file.findings.push(finding(RULES[position].id, &metadata[position], violation, &effects, statement));
+            }
+        }
+        file.findings.sort_by_key(|f| (f.span.start, f.statement));
+        let (mut suppressions, mut diagnostics) =
+            suppression::find(section.file_text(), body_range(section), &statements, |id| rules::position(id).is_some());
+        for finding in &mut file.findings {
+            if let Some(suppression) = suppressions
+                .iter_mut()
+                .find(|s| s.rule == finding.rule && s.statement.is_none_or(|i| i == finding.statement))
+            {
+                suppression.used = true;
+                finding.suppressed = Some(suppression.reason.clone());
+            }
+        }
+        for unused in suppressions.iter().filter(|s| !s.used) {
+            let (line, column) = section.file_text().line_col(unused.span.start);
+            diagnostics.push(Diagnostic {
+                severity: Severity::Warning,
+                kind: DiagnosticKind::UnusedSuppression,
+                message: format!("the suppression of `{}` acknowledges no finding", unused.rule),
+                help: Some("remove it, or move it next to the statement it is meant for".to_owned()),
+                line,
+                column,
+                span: Some(unused.span.clone()),
+            });
+        }
+        file.diagnostics.append(&mut diagnostics);
+        file.diagnostics.sort_by_key(|d| (d.line, d.column));
+        file
+    }
+}
+
+/// Facts about a migration that come from the database's history.
+#[derive(Debug, Clone, Default)]
+struct HistoryFacts {
+    out_of_order: Option<String>,
+    changed_since_applied: bool,
+}
+
+fn finding(
+    rule: &'static str,
+    metadata: &RuleMetadata,
+    violation: Violation,
+    effects: &Effects,
+    statement: &Statement,
+) -> Finding {
+    let locks = violation.locks.unwrap_or_default();
+    let strongest = locks.iter().map(|l| l.mode).max();
+    let mut tables: Vec<String> = Vec::new();
+    for lock in &locks {
+        let name = lock.table.to_string();
+        if !tables.contains(&name) {
+            tables.push(name);
+        }
+    }
+    let rewrite = violation.rewrite.unwrap_or_else(|| locks.iter().any(|l| effects.rewrites.contains(&l.table)));
+    Finding {
+        rule,
+        risk: violation.risk.unwrap_or(metadata.risk),
+        message: violation.message,
+        lock: strongest,
+        blocks: strongest.map(|mode| mode.blocks()),
+        tables,
+        locks,
+        rewrite,
+        help: violation.help.unwrap_or_else(|| metadata.help.clone()),
+        safe_alternative: violation.safe_alternative,
+        line: statement.line,
+        column: statement.column,
+        span: statement.span.clone(),
+        statement: statement.index,
+        estimate: None,
+        suppressed: None,
+    }
+}
+
+/// Updates the migration state after a statement ran.
+fn advance(state: &mut MigrationState, index: usize, node: &NodeEnum, effects: &Effects, schema: &Schema) {
+    if state.in_transaction {
+        let slow = !effects.rewrites.is_empty()
+            || !effects.scans.is_empty()
+            || matches!(node, NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) | NodeEnum::InsertStmt(_));
+        for held in &mut state.held {
+            held.later_statements += 1;
+            held.later_slow_work |= slow;
+        }
+    }
+    match node {
+        NodeEnum::TransactionStmt(transaction) => match transaction.kind() {
+            TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart => {
+                if !state.in_transaction {
+                    state.in_transaction = true;
+                    state.explicit_begin = Some(index);
+                }
+            }
+            TransactionStmtKind::TransStmtCommit | TransactionStmtKind::TransStmtRollback => {
+                finish_transaction(state);
+                state.in_transaction = false;
+                state.explicit_begin = None;
+            }
+            _ => {}
+        },
+        NodeEnum::VariableSetStmt(set) => {
+            let enabled = set.kind() == VariableSetKind::VarSetValue
+                && !set.args.iter().any(|a| crate::sql::constant_text(a).as_deref() == Some("0"));
+            match set.name.as_str() {
+                "lock_timeout" => state.lock_timeout_set = enabled,
+                "statement_timeout" => state.statement_timeout_set = enabled,
+                _ => {}
+            }
+        }
+        NodeEnum::AlterTableStmt(alter) => {
+            if let Some(relation) = &alter.relation
+                && alter.objtype() == pg_query::protobuf::ObjectType::ObjectTable
+            {
+                let table = TableName::from_range_var(relation);
+                if schema.is_existing(&table) {
+                    match state.alterations.iter_mut().find(|(t, _)| t.key() == table.key()) {
+                        Some((_, statements)) => statements.push(index),
+                        None => state.alterations.push((table.clone(), vec![index])),
+                    }
+                }
+                if state.in_transaction {
+                    for command in crate::sql::alter_commands(alter) {
+                        if let Some(NodeEnum::Constraint(constraint)) = crate::sql::inner(&command.def)
+                            && constraint.skip_validation
+                        {
+                            state.not_valid_in_transaction.push((table.key(), constraint.conname.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if state.in_transaction {
+        for lock in effects.locks.iter().filter(|l| schema.is_existing(&l.table)) {
+            match state.held.iter_mut().find(|h| h.lock.table.key() == lock.table.key()) {
+                Some(held) if held.lock.mode >= lock.mode => {}
+                Some(held) => {
+                    held.lock.mode = lock.mode;
+                    held.statement = index;
+                    held.later_statements = 0;
+                    held.later_slow_work = false;
+                }
+                None => state.held.push(HeldLock {
+                    lock: lock.clone(),
+                    statement: index,
+                    later_statements: 0,
+                    later_slow_work: false,
+                }),
+            }
+        }
+    }
+}
+
+fn finish_transaction(state: &mut MigrationState) {
+    let held = std::mem::take(&mut state.held);
+    state.released.extend(held);
+    state.not_valid_in_transaction.clear();
+}
+
+fn token_length(rest: &str) -> usize {
+    rest.find(|c: char| c.is_whitespace() || c == ';' || c == ',' || c == '(' || c == ')')
+        .unwrap_or(rest.len())
+        .max(1)
+        .min(rest.len())
+}
+
+fn body_range(section: &Section) -> std::ops::Range<usize> {
+    let text = section.file_text().as_str();
+    let body = section.sql();
+    let start = body.as_ptr() as usize - text.as_ptr() as usize;
+    start..start + body.len()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}

@@ -1,0 +1,110 @@
+//! Parsing one statement with the PostgreSQL grammar, and finding where a syntax error is:
+//! libpg_query knows the cursor position, but `pg_query`'s error carries only the message.
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::Token;
+
+/// A statement the grammar rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseFailure {
+    pub message: String,
+    /// Byte offset of the offending token in the statement text.
+    pub offset: usize,
+}
+
+/// Parses one statement. `Ok(None)` for a statement with no syntax tree (only comments).
+pub fn parse_statement(sql: &str) -> Result<Option<NodeEnum>, ParseFailure> {
+    match pg_query::parse(sql, pg_query::ParserOptions::default()) {
+        Ok(parsed) => Ok(parsed
+            .protobuf
+            .stmts
+            .into_iter()
+            .next()
+            .and_then(|raw| raw.stmt)
+            .and_then(|stmt| stmt.node)),
+        Err(error) => {
+            let message = match error {
+                pg_query::Error::Parse(message) => message,
+                other => other.to_string(),
+            };
+            let offset = locate(sql, &message);
+            Err(ParseFailure { message, offset })
+        }
+    }
+}
+
+/// Finds the token a parse error is about. PostgreSQL says `syntax error at or near "X"` for the
+/// token it could not accept, or `at end of input`. The grammar rejects a token regardless of
+/// what follows it, so of the tokens spelled `X`, the offending one is the first whose prefix
+/// (the text up to and including it) fails with the same message.
+fn locate(sql: &str, message: &str) -> usize {
+    if message.contains("at end of input") {
+        return sql.trim_end().len();
+    }
+    let Some(fragment) = near_fragment(message) else {
+        return 0;
+    };
+    let Ok(scanned) = pg_query::scan(sql) else {
+        return sql.find(fragment).unwrap_or(0);
+    };
+    let candidates: Vec<(usize, usize)> = scanned
+        .tokens
+        .iter()
+        .filter(|token| !matches!(token.token(), Token::SqlComment | Token::CComment))
+        .map(|token| (token.start as usize, token.end as usize))
+        .filter(|&(start, end)| sql.get(start..end).is_some_and(|text| text.eq_ignore_ascii_case(fragment)))
+        .collect();
+    for &(start, end) in &candidates {
+        if let Err(pg_query::Error::Parse(prefix_message)) = pg_query::parse(&sql[..end], pg_query::ParserOptions::default())
+            && prefix_message == message
+        {
+            return start;
+        }
+    }
+    candidates.first().map_or_else(|| sql.find(fragment).unwrap_or(0), |&(start, _)| start)
+}
+
+fn near_fragment(message: &str) -> Option<&str> {
+    let start = message.find("at or near \"")? + "at or near \"".len();
+    let rest = &message[start..];
+    let end = rest.rfind('"')?;
+    Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_at(sql: &str) -> (String, usize) {
+        let failure = parse_statement(sql).unwrap_err();
+        (failure.message, failure.offset)
+    }
+
+    #[test]
+    fn finds_the_offending_token_among_equal_ones() {
+        let sql = "SELECT a, b FROM t WHERE a = 1 b";
+        let (message, offset) = error_at(sql);
+        assert!(message.contains("\"b\""), "{message}");
+        assert_eq!(offset, sql.rfind('b').unwrap());
+    }
+
+    #[test]
+    fn finds_a_misspelled_keyword() {
+        let sql = "ALTER TABLE users ADD COLUMN email text NOT NUL";
+        let (_, offset) = error_at(sql);
+        assert_eq!(&sql[offset..], "NUL");
+    }
+
+    #[test]
+    fn end_of_input_is_the_end() {
+        let sql = "CREATE TABLE t (id int";
+        let (message, offset) = error_at(sql);
+        assert!(message.contains("end of input"), "{message}");
+        assert_eq!(offset, sql.len());
+    }
+
+    #[test]
+    fn parses_good_statements() {
+        assert!(matches!(parse_statement("SELECT 1"), Ok(Some(NodeEnum::SelectStmt(_)))));
+    }
+}

@@ -1,0 +1,450 @@
+//! What the linter knows about the database at a point in the migration history: which tables
+//! exist, their columns and constraints, and which objects are new (created by the migration being
+//! linted, or by a pending migration before it) so that changing them blocks nobody.
+
+use std::collections::HashMap;
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::{AlterTableCmd, AlterTableType, ConstrType, ObjectType};
+
+use crate::sql::{ColumnType, TableName, alter_commands, constraints, inner, string_value, strings};
+
+/// Whether other sessions can be using an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Created by an applied migration, or not seen at all (created outside the history).
+    Existing,
+    /// Created by the migration being linted or by a pending one: empty and unused.
+    New,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    Table,
+    PartitionedTable,
+    View,
+    MaterializedView,
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub column_type: Option<ColumnType>,
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConstraintKind {
+    /// A CHECK; `not_null_of` is the column when the expression is `column IS NOT NULL`.
+    Check { not_null_of: Option<String> },
+    ForeignKey { columns: Vec<String>, referenced: TableName },
+    Unique,
+    PrimaryKey,
+    Exclusion,
+}
+
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub name: String,
+    pub kind: ConstraintKind,
+    pub validated: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub name: String,
+    /// The indexed columns, in order (expressions leave a gap: `None`).
+    pub columns: Vec<Option<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: TableName,
+    pub kind: RelationKind,
+    pub origin: Origin,
+    pub columns: Vec<Column>,
+    pub constraints: Vec<Constraint>,
+    pub indexes: Vec<Index>,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
+        self.columns.iter_mut().find(|c| c.name == name)
+    }
+
+    pub fn constraint(&self, name: &str) -> Option<&Constraint> {
+        self.constraints.iter().find(|c| c.name == name)
+    }
+
+    /// Whether a validated `CHECK (column IS NOT NULL)` exists, which lets PostgreSQL 12+ skip
+    /// the scan of `SET NOT NULL`.
+    pub fn has_validated_not_null_check(&self, column: &str) -> bool {
+        self.constraints.iter().any(|c| {
+            c.validated && matches!(&c.kind, ConstraintKind::Check { not_null_of: Some(col) } if col == column)
+        })
+    }
+
+    /// Whether some index (or unique/primary key) starts with these columns.
+    pub fn has_index_leading_with(&self, columns: &[String]) -> bool {
+        self.indexes.iter().any(|index| {
+            index.columns.len() >= columns.len()
+                && index.columns.iter().zip(columns).all(|(indexed, wanted)| indexed.as_deref() == Some(wanted))
+        })
+    }
+}
+
+/// The tables and indexes known at one point in the history.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    tables: HashMap<(String, String), Table>,
+    /// Index name → the table it belongs to.
+    index_tables: HashMap<(String, String), TableName>,
+    /// Enum types created in the history: `(schema, name)` → origin.
+    enums: HashMap<(String, String), Origin>,
+}
+
+impl Schema {
+    pub fn table(&self, name: &TableName) -> Option<&Table> {
+        self.tables.get(&name.key())
+    }
+
+    /// Whether other sessions may be using the relation: true for relations the history does
+    /// not create (they were made some other way), false for ones new in this run.
+    pub fn is_existing(&self, name: &TableName) -> bool {
+        self.table(name).is_none_or(|t| t.origin == Origin::Existing)
+    }
+
+    /// The table an index belongs to, when the history created the index.
+    pub fn table_of_index(&self, index: &TableName) -> Option<&TableName> {
+        self.index_tables.get(&index.key())
+    }
+
+    pub fn enum_origin(&self, names: &[pg_query::Node]) -> Option<Origin> {
+        TableName::from_names(names).and_then(|name| self.enums.get(&name.key()).copied())
+    }
+
+    /// Marks everything new as existing: the migration that created it has been applied.
+    pub fn settle(&mut self) {
+        for table in self.tables.values_mut() {
+            table.origin = Origin::Existing;
+        }
+        for origin in self.enums.values_mut() {
+            *origin = Origin::Existing;
+        }
+    }
+
+    /// Updates the model with the effect of one statement.
+    pub fn apply(&mut self, node: &NodeEnum) {
+        match node {
+            NodeEnum::CreateStmt(create) => {
+                let Some(relation) = &create.relation else { return };
+                let name = TableName::from_range_var(relation);
+                let mut table = Table {
+                    name: name.clone(),
+                    kind: if create.partspec.is_some() { RelationKind::PartitionedTable } else { RelationKind::Table },
+                    origin: Origin::New,
+                    columns: Vec::new(),
+                    constraints: Vec::new(),
+                    indexes: Vec::new(),
+                };
+                for element in create.table_elts.iter().filter_map(|e| e.node.as_ref()) {
+                    match element {
+                        NodeEnum::ColumnDef(column) => add_column(&mut table, column),
+                        NodeEnum::Constraint(constraint) => add_constraint(&mut table, constraint, None),
+                        _ => {}
+                    }
+                }
+                self.register_indexes(&table);
+                self.tables.insert(name.key(), table);
+            }
+            NodeEnum::CreateTableAsStmt(create) => {
+                let Some(relation) = create.into.as_ref().and_then(|into| into.rel.as_ref()) else { return };
+                let name = TableName::from_range_var(relation);
+                let kind = if create.objtype() == ObjectType::ObjectMatview {
+                    RelationKind::MaterializedView
+                } else {
+                    RelationKind::Table
+                };
+                self.insert_empty(name, kind);
+            }
+            NodeEnum::ViewStmt(view) => {
+                if let Some(relation) = &view.view {
+                    self.insert_empty(TableName::from_range_var(relation), RelationKind::View);
+                }
+            }
+            NodeEnum::IndexStmt(index) => {
+                let Some(relation) = &index.relation else { return };
+                let table_name = TableName::from_range_var(relation);
+                let columns = index
+                    .index_params
+                    .iter()
+                    .map(|p| match &p.node {
+                        Some(NodeEnum::IndexElem(element)) if !element.name.is_empty() => Some(element.name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let index_name = TableName::new(table_name.schema.as_deref(), &index.idxname);
+                if let Some(table) = self.tables.get_mut(&table_name.key()) {
+                    table.indexes.push(Index { name: index.idxname.clone(), columns });
+                }
+                if !index.idxname.is_empty() {
+                    self.index_tables.insert(index_name.key(), table_name);
+                }
+            }
+            NodeEnum::AlterTableStmt(alter) => {
+                let Some(relation) = &alter.relation else { return };
+                let name = TableName::from_range_var(relation);
+                let Some(table) = self.tables.get_mut(&name.key()) else { return };
+                for command in alter_commands(alter) {
+                    alter_table(table, command);
+                }
+                let snapshot = table.clone();
+                self.register_indexes(&snapshot);
+            }
+            NodeEnum::RenameStmt(rename) => self.rename(rename),
+            NodeEnum::DropStmt(drop) => {
+                for object in &drop.objects {
+                    let names = match &object.node {
+                        Some(NodeEnum::List(list)) => &list.items,
+                        _ => continue,
+                    };
+                    let Some(name) = TableName::from_names(names) else { continue };
+                    match drop.remove_type() {
+                        ObjectType::ObjectTable | ObjectType::ObjectView | ObjectType::ObjectMatview => {
+                            self.tables.remove(&name.key());
+                        }
+                        ObjectType::ObjectIndex => {
+                            if let Some(table) = self.index_tables.remove(&name.key())
+                                && let Some(table) = self.tables.get_mut(&table.key())
+                            {
+                                table.indexes.retain(|i| i.name != name.name);
+                            }
+                        }
+                        ObjectType::ObjectType => {
+                            self.enums.remove(&name.key());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            NodeEnum::CreateEnumStmt(create) => {
+                if let Some(name) = TableName::from_names(&create.type_name) {
+                    self.enums.insert(name.key(), Origin::New);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn insert_empty(&mut self, name: TableName, kind: RelationKind) {
+        let table = Table {
+            name: name.clone(),
+            kind,
+            origin: Origin::New,
+            columns: Vec::new(),
+            constraints: Vec::new(),
+            indexes: Vec::new(),
+        };
+        self.tables.insert(name.key(), table);
+    }
+
+    fn register_indexes(&mut self, table: &Table) {
+        for index in &table.indexes {
+            let name = TableName::new(table.name.schema.as_deref(), &index.name);
+            self.index_tables.insert(name.key(), table.name.clone());
+        }
+    }
+
+    fn rename(&mut self, rename: &pg_query::protobuf::RenameStmt) {
+        let Some(relation) = &rename.relation else { return };
+        let name = TableName::from_range_var(relation);
+        match rename.rename_type() {
+            ObjectType::ObjectTable | ObjectType::ObjectView | ObjectType::ObjectMatview => {
+                if let Some(mut table) = self.tables.remove(&name.key()) {
+                    table.name = TableName::new(name.schema.as_deref(), &rename.newname);
+                    self.tables.insert(table.name.key(), table);
+                }
+            }
+            ObjectType::ObjectColumn => {
+                if let Some(column) = self.tables.get_mut(&name.key()).and_then(|t| t.column_mut(&rename.subname)) {
+                    column.name = rename.newname.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn add_column(table: &mut Table, column: &pg_query::protobuf::ColumnDef) {
+    let column_type = column.type_name.as_ref().map(ColumnType::from_type_name);
+    let mut not_null = column.is_not_null;
+    for constraint in constraints(&column.constraints) {
+        match constraint.contype() {
+            ConstrType::ConstrNotnull | ConstrType::ConstrPrimary => not_null = true,
+            _ => {}
+        }
+        add_constraint(table, constraint, Some(&column.colname));
+    }
+    table.columns.push(Column {
+        name: column.colname.clone(),
+        column_type,
+        not_null,
+    });
+}
+
+/// Records a table or column constraint; `column` is set for column constraints.
+fn add_constraint(table: &mut Table, constraint: &pg_query::protobuf::Constraint, column: Option<&str>) {
+    let keys = match column {
+        Some(column) => vec![column.to_owned()],
+        None => strings(&constraint.keys),
+    };
+    let (kind, suffix) = match constraint.contype() {
+        ConstrType::ConstrCheck => (
+            ConstraintKind::Check {
+                not_null_of: inner(&constraint.raw_expr).and_then(is_not_null_test),
+            },
+            "check",
+        ),
+        ConstrType::ConstrForeign => {
+            let columns = match column {
+                Some(column) => vec![column.to_owned()],
+                None => strings(&constraint.fk_attrs),
+            };
+            let Some(referenced) = constraint.pktable.as_ref().map(TableName::from_range_var) else { return };
+            (ConstraintKind::ForeignKey { columns, referenced }, "fkey")
+        }
+        ConstrType::ConstrUnique => (ConstraintKind::Unique, "key"),
+        ConstrType::ConstrPrimary => (ConstraintKind::PrimaryKey, "pkey"),
+        ConstrType::ConstrExclusion => (ConstraintKind::Exclusion, "excl"),
+        _ => return,
+    };
+    let name = if constraint.conname.is_empty() {
+        generated_constraint_name(&table.name.name, &keys, &kind, suffix)
+    } else {
+        constraint.conname.clone()
+    };
+    if matches!(kind, ConstraintKind::Unique | ConstraintKind::PrimaryKey) {
+        let columns = if constraint.indexname.is_empty() { keys.iter().cloned().map(Some).collect() } else { Vec::new() };
+        table.indexes.push(Index { name: name.clone(), columns });
+    }
+    if kind == ConstraintKind::PrimaryKey {
+        for key in &keys {
+            if let Some(column) = table.column_mut(key) {
+                column.not_null = true;
+            }
+        }
+    }
+    table.constraints.push(Constraint {
+        name,
+        kind,
+        validated: !constraint.skip_validation,
+    });
+}
+
+/// PostgreSQL's default names: `orders_pkey`, `orders_user_id_fkey`, `orders_total_check`.
+fn generated_constraint_name(table: &str, keys: &[String], kind: &ConstraintKind, suffix: &str) -> String {
+    match kind {
+        ConstraintKind::PrimaryKey => format!("{table}_{suffix}"),
+        ConstraintKind::ForeignKey { columns, .. } => format!("{table}_{}_{suffix}", columns.join("_")),
+        _ if keys.is_empty() => format!("{table}_{suffix}"),
+        _ => format!("{table}_{}_{suffix}", keys.join("_")),
+    }
+}
+
+/// `column IS NOT NULL` → the column.
+pub fn is_not_null_test(node: &NodeEnum) -> Option<String> {
+    let NodeEnum::NullTest(test) = node else { return None };
+    if test.nulltesttype() != pg_query::protobuf::NullTestType::IsNotNull {
+        return None;
+    }
+    match inner(&test.arg) {
+        Some(NodeEnum::ColumnRef(column)) => column.fields.last().and_then(string_value).map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn alter_table(table: &mut Table, command: &AlterTableCmd) {
+    match command.subtype() {
+        AlterTableType::AtAddColumn => {
+            if let Some(NodeEnum::ColumnDef(column)) = inner(&command.def) {
+                add_column(table, column);
+            }
+        }
+        AlterTableType::AtDropColumn => table.columns.retain(|c| c.name != command.name),
+        AlterTableType::AtAlterColumnType => {
+            if let Some(NodeEnum::ColumnDef(definition)) = inner(&command.def)
+                && let Some(column) = table.column_mut(&command.name)
+            {
+                column.column_type = definition.type_name.as_ref().map(ColumnType::from_type_name);
+            }
+        }
+        AlterTableType::AtSetNotNull => {
+            if let Some(column) = table.column_mut(&command.name) {
+                column.not_null = true;
+            }
+        }
+        AlterTableType::AtDropNotNull => {
+            if let Some(column) = table.column_mut(&command.name) {
+                column.not_null = false;
+            }
+        }
+        AlterTableType::AtAddConstraint => {
+            if let Some(NodeEnum::Constraint(constraint)) = inner(&command.def) {
+                add_constraint(table, constraint, None);
+            }
+        }
+        AlterTableType::AtValidateConstraint => {
+            if let Some(constraint) = table.constraints.iter_mut().find(|c| c.name == command.name) {
+                constraint.validated = true;
+            }
+        }
+        AlterTableType::AtDropConstraint => {
+            table.constraints.retain(|c| c.name != command.name);
+            table.indexes.retain(|i| i.name != command.name);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply_all(schema: &mut Schema, sql: &str) {
+        let parsed = pg_query::parse(sql, pg_query::ParserOptions::default()).unwrap();
+        for statement in &parsed.protobuf.stmts {
+            schema.apply(statement.stmt.as_ref().unwrap().node.as_ref().unwrap());
+        }
+    }
+
+    #[test]
+    fn tracks_tables_columns_and_constraints() {
+        let mut schema = Schema::default();
+        apply_all(
+            &mut schema,
+            "CREATE TABLE users (id bigint PRIMARY KEY, email text);
+             ALTER TABLE users ADD CONSTRAINT email_present CHECK (email IS NOT NULL) NOT VALID;
+             CREATE TABLE orders (id bigint, user_id bigint REFERENCES users);
+             CREATE INDEX orders_user_idx ON orders (user_id);",
+        );
+        let users = TableName::new(None, "users");
+        assert!(!schema.is_existing(&users));
+        assert!(!schema.table(&users).unwrap().has_validated_not_null_check("email"));
+        apply_all(&mut schema, "ALTER TABLE users VALIDATE CONSTRAINT email_present");
+        assert!(schema.table(&users).unwrap().has_validated_not_null_check("email"));
+        let orders = schema.table(&TableName::new(None, "orders")).unwrap();
+        assert!(orders.constraint("orders_user_id_fkey").is_some());
+        assert!(orders.has_index_leading_with(&["user_id".to_owned()]));
+        assert_eq!(schema.table_of_index(&TableName::new(None, "orders_user_idx")).unwrap().name, "orders");
+        schema.settle();
+        assert!(schema.is_existing(&users));
+        assert!(schema.is_existing(&TableName::new(Some("public"), "never_created")));
+        apply_all(&mut schema, "ALTER TABLE users RENAME TO customers; DROP TABLE orders");
+        assert!(schema.table(&TableName::new(None, "customers")).is_some());
+        assert!(schema.table(&TableName::new(None, "orders")).is_none());
+    }
+}

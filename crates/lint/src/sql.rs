@@ -1,0 +1,285 @@
+//! Small helpers over `pg_query`'s syntax tree: names, types, constants, and quoting for the SQL
+//! that findings suggest.
+
+use std::fmt;
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::{self, a_const::Val};
+
+/// A table, index or other relation name as written, schema optional.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct TableName {
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn new(schema: Option<&str>, name: &str) -> TableName {
+        TableName {
+            schema: schema.filter(|s| !s.is_empty()).map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn from_range_var(range: &protobuf::RangeVar) -> TableName {
+        TableName::new(Some(&range.schemaname), &range.relname)
+    }
+
+    /// From a dotted name list (`[schema,] name`), as `DROP` and `COMMENT` give them.
+    pub fn from_names(names: &[pg_query::Node]) -> Option<TableName> {
+        let parts: Vec<&str> = names.iter().filter_map(string_value).collect();
+        match parts.as_slice() {
+            [name] => Some(TableName::new(None, name)),
+            [.., schema, name] => Some(TableName::new(Some(schema), name)),
+            [] => None,
+        }
+    }
+
+    /// The key the schema model stores it under: the schema defaults to `public`.
+    pub fn key(&self) -> (String, String) {
+        (self.schema.clone().unwrap_or_else(|| "public".to_owned()), self.name.clone())
+    }
+
+    /// The name quoted for SQL.
+    pub fn sql(&self) -> String {
+        match &self.schema {
+            Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(&self.name)),
+            None => quote_ident(&self.name),
+        }
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// The text of a `String` node.
+pub fn string_value(node: &pg_query::Node) -> Option<&str> {
+    match &node.node {
+        Some(NodeEnum::String(s)) => Some(&s.sval),
+        _ => None,
+    }
+}
+
+/// The names in a list of `String` nodes (column lists, qualified names).
+pub fn strings(nodes: &[pg_query::Node]) -> Vec<String> {
+    nodes.iter().filter_map(string_value).map(str::to_owned).collect()
+}
+
+/// Quotes an identifier when PostgreSQL would not read it back unchanged.
+pub fn quote_ident(name: &str) -> String {
+    let simple = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if simple && !is_reserved_word(name) {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Quotes a string literal.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn is_reserved_word(name: &str) -> bool {
+    // Only the words that cannot name a column or table unquoted matter here.
+    const RESERVED: &[&str] = &[
+        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast", "check",
+        "collate", "column", "constraint", "create", "current_catalog", "current_date", "current_role", "current_time",
+        "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except",
+        "false", "fetch", "for", "foreign", "from", "grant", "group", "having", "in", "initially", "intersect", "into",
+        "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null", "offset", "on", "only", "or",
+        "order", "placing", "primary", "references", "returning", "select", "session_user", "some", "symmetric",
+        "system_user", "table", "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "when",
+        "where", "window", "with",
+    ];
+    RESERVED.contains(&name)
+}
+
+/// A column type as written: its base name (catalog spelling, `pg_catalog.` dropped), modifiers
+/// and array-ness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnType {
+    pub name: String,
+    pub modifiers: Vec<i64>,
+    pub array: bool,
+}
+
+impl ColumnType {
+    pub fn from_type_name(type_name: &protobuf::TypeName) -> ColumnType {
+        let names = strings(&type_name.names);
+        let name = match names.as_slice() {
+            [schema, name] if schema == "pg_catalog" => name.clone(),
+            _ => names.join("."),
+        };
+        let modifiers = type_name
+            .typmods
+            .iter()
+            .filter_map(|node| match &node.node {
+                Some(NodeEnum::AConst(constant)) => match &constant.val {
+                    Some(Val::Ival(i)) => Some(i64::from(i.ival)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        ColumnType {
+            name: canonical_type_name(&name).to_owned(),
+            modifiers,
+            array: !type_name.array_bounds.is_empty(),
+        }
+    }
+
+    /// Whether this is one of the names PostgreSQL spells `name` (after canonicalisation).
+    pub fn is(&self, name: &str) -> bool {
+        !self.array && self.name == name
+    }
+
+    /// The type as SQL: `varchar(20)`, `bigint`, `text[]`.
+    pub fn sql(&self) -> String {
+        let base = match self.name.as_str() {
+            "int2" => "smallint",
+            "int4" => "integer",
+            "int8" => "bigint",
+            "float4" => "real",
+            "float8" => "double precision",
+            "bool" => "boolean",
+            "bpchar" => "char",
+            "timestamptz" => "timestamptz",
+            other => other,
+        };
+        let modifiers = if self.modifiers.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = self.modifiers.iter().map(i64::to_string).collect();
+            format!("({})", list.join(", "))
+        };
+        format!("{base}{modifiers}{}", if self.array { "[]" } else { "" })
+    }
+}
+
+/// The catalog name for the spellings the grammar does not already normalise.
+fn canonical_type_name(name: &str) -> &str {
+    match name {
+        "integer" | "int" => "int4",
+        "smallint" => "int2",
+        "bigint" => "int8",
+        "character varying" => "varchar",
+        "character" | "char" => "bpchar",
+        "decimal" => "numeric",
+        "timestamp with time zone" => "timestamptz",
+        "serial4" => "serial",
+        "serial8" => "bigserial",
+        "serial2" => "smallserial",
+        other => other,
+    }
+}
+
+/// The `Constraint` nodes of a list (column or table constraints).
+pub fn constraints(nodes: &[pg_query::Node]) -> impl Iterator<Item = &protobuf::Constraint> {
+    nodes.iter().filter_map(|node| match &node.node {
+        Some(NodeEnum::Constraint(constraint)) => Some(&**constraint),
+        _ => None,
+    })
+}
+
+/// The `AlterTableCmd` nodes of an `ALTER TABLE`.
+pub fn alter_commands(alter: &protobuf::AlterTableStmt) -> impl Iterator<Item = &protobuf::AlterTableCmd> {
+    alter.cmds.iter().filter_map(|node| match &node.node {
+        Some(NodeEnum::AlterTableCmd(command)) => Some(&**command),
+        _ => None,
+    })
+}
+
+/// The `RangeVar` nodes of a list.
+pub fn range_vars(nodes: &[pg_query::Node]) -> impl Iterator<Item = &protobuf::RangeVar> {
+    nodes.iter().filter_map(|node| match &node.node {
+        Some(NodeEnum::RangeVar(range)) => Some(range),
+        _ => None,
+    })
+}
+
+/// The integer or string value of a constant node, for messages.
+pub fn constant_text(node: &pg_query::Node) -> Option<String> {
+    match &node.node {
+        Some(NodeEnum::AConst(constant)) => match &constant.val {
+            Some(Val::Ival(i)) => Some(i.ival.to_string()),
+            Some(Val::Fval(f)) => Some(f.fval.clone()),
+            Some(Val::Sval(s)) => Some(s.sval.clone()),
+            Some(Val::Boolval(b)) => Some(b.boolval.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The node inside an optional box.
+pub fn inner(node: &Option<Box<pg_query::Node>>) -> Option<&NodeEnum> {
+    node.as_deref().and_then(|n| n.node.as_ref())
+}
+
+/// The text of a byte range of the statement, when the node has a location.
+pub fn text_from(sql: &str, location: i32) -> Option<&str> {
+    usize::try_from(location).ok().and_then(|start| sql.get(start..))
+}
+
+/// Inserts `text` after the first keyword `word` (outside strings and comments) of `sql`.
+pub fn insert_after_keyword(sql: &str, word: &str, text: &str) -> Option<String> {
+    let end = keyword_end(sql, word)?;
+    Some(format!("{}{text}{}", &sql[..end], &sql[end..]))
+}
+
+/// The byte offset just after the first keyword `word` of `sql`.
+fn keyword_end(sql: &str, word: &str) -> Option<usize> {
+    let scanned = pg_query::scan(sql).ok()?;
+    scanned
+        .tokens
+        .iter()
+        .find(|t| sql.get(t.start as usize..t.end as usize).is_some_and(|s| s.eq_ignore_ascii_case(word)))
+        .map(|t| t.end as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_only_when_needed() {
+        assert_eq!(quote_ident("users"), "users");
+        assert_eq!(quote_ident("Users"), "\"Users\"");
+        assert_eq!(quote_ident("user"), "\"user\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn inserts_after_keywords_outside_strings() {
+        assert_eq!(
+            insert_after_keyword("create index i on t (a) where b = 'index'", "index", " CONCURRENTLY").unwrap(),
+            "create index CONCURRENTLY i on t (a) where b = 'index'"
+        );
+    }
+
+    #[test]
+    fn reads_types() {
+        let parsed = pg_query::parse("CREATE TABLE t (a varchar(20), b integer[], c pg_catalog.int8, d numeric(10, 2))", pg_query::ParserOptions::default()).unwrap();
+        let Some(NodeEnum::CreateStmt(create)) = parsed.protobuf.stmts[0].stmt.as_ref().and_then(|s| s.node.as_ref()) else {
+            panic!("not a CREATE TABLE");
+        };
+        let types: Vec<String> = create
+            .table_elts
+            .iter()
+            .filter_map(|e| match &e.node {
+                Some(NodeEnum::ColumnDef(c)) => c.type_name.as_ref().map(|t| ColumnType::from_type_name(t).sql()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(types, ["varchar(20)", "integer[]", "bigint", "numeric(10, 2)"]);
+    }
+}
