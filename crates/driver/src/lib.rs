@@ -1,1 +1,171 @@
-//! placeholder
+//! Database drivers for safeshift: one per engine, behind the [`Driver`] trait.
+//!
+//! A driver stores the history log, holds the run lock, and runs statements with the
+//! transaction handling and timeouts the runner asks for. It decides nothing about ordering,
+//! checksums or retries (that is the runner's job) and prints nothing.
+//!
+//! PostgreSQL is spoken through the simple query protocol only: it carries no named prepared
+//! statements, so it works through PgBouncer in transaction pooling, and it is how a
+//! non-transactional migration sends one statement at a time. Values are inlined as properly
+//! escaped literals.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod error;
+mod history_sql;
+mod history;
+mod lock;
+mod postgres;
+mod sqlite;
+mod url;
+
+pub use error::{DriverError, ErrorKind};
+pub use history::{Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts};
+pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
+pub use postgres::PostgresDriver;
+pub use safeshift_source::Dialect;
+pub use sqlite::SqliteDriver;
+pub use url::{DatabaseUrl, Engine, SqliteTarget, redact};
+
+/// What the connected server is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerInfo {
+    pub engine: Engine,
+    /// `15.18`, `3.54.1`.
+    pub version: String,
+    /// PostgreSQL's `server_version_num` (150018); SQLite's version number (3054001).
+    pub version_number: u32,
+    pub database: String,
+    pub user: String,
+}
+
+/// Cancels whatever statement the driver's connection is running; callable from another thread
+/// (a signal handler's thread, a watchdog).
+pub type Canceller = Arc<dyn Fn() + Send + Sync>;
+
+/// The statements a driver sends around an attempt's own, as `--dry-run` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptFrame {
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Relative SQLite paths are resolved against this directory (the project's).
+    pub base_dir: PathBuf,
+    /// Shown in `pg_stat_activity`, so a waiting runner can say who holds the lock.
+    pub application_name: String,
+    pub history: HistoryLocation,
+    /// Whether a missing SQLite file may be created. When false, a missing file reads as an
+    /// empty database and nothing is written.
+    pub create: bool,
+    pub connect_timeout: Duration,
+    pub lock_mode: LockMode,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            base_dir: PathBuf::from("."),
+            application_name: format!("safeshift {}", env!("CARGO_PKG_VERSION")),
+            history: HistoryLocation::default(),
+            create: true,
+            connect_timeout: Duration::from_secs(10),
+            lock_mode: LockMode::Advisory,
+        }
+    }
+}
+
+/// Connects to the database a URL names.
+pub fn connect(url: &DatabaseUrl, options: &ConnectOptions) -> Result<Box<dyn Driver>, DriverError> {
+    match url.engine() {
+        Engine::Postgres => Ok(Box::new(PostgresDriver::connect(url, options)?)),
+        Engine::Sqlite => Ok(Box::new(SqliteDriver::connect(url, options)?)),
+    }
+}
+
+/// One database connection, able to keep safeshift's history and run migrations.
+///
+/// An attempt runs as `begin_attempt`, then `execute` per statement (with `record_progress`
+/// after each in a non-transactional attempt), then `finish_attempt` or `fail_attempt`. In a
+/// transactional attempt the history row's completion commits together with the statements.
+pub trait Driver: Send {
+    fn engine(&self) -> Engine;
+
+    fn dialect(&self) -> Dialect {
+        match self.engine() {
+            Engine::Postgres => Dialect::Postgres,
+            Engine::Sqlite => Dialect::Sqlite,
+        }
+    }
+
+    fn server(&self) -> &ServerInfo;
+
+    /// The URL with its password redacted.
+    fn redacted_url(&self) -> &str;
+
+    /// Where the history lives, for messages.
+    fn history_location(&self) -> String;
+
+    /// A handle that cancels the running statement from another thread.
+    fn canceller(&self) -> Canceller;
+
+    /// Tries once to take the run lock; does not wait.
+    fn try_lock(&mut self, request: &LockRequest) -> Result<LockAttempt, DriverError>;
+
+    /// Releases the run lock if held.
+    fn unlock(&mut self) -> Result<(), DriverError>;
+
+    /// If the lock was held and has since been lost (a lease that could not be renewed), why.
+    fn lock_lost(&self) -> Option<String>;
+
+    /// Whether the history table exists (without creating it).
+    fn history_exists(&mut self) -> Result<bool, DriverError>;
+
+    /// Creates the history table if it does not exist. Call with the run lock held.
+    fn ensure_history(&mut self) -> Result<(), DriverError>;
+
+    /// Every history row, oldest first. Empty when the table does not exist.
+    fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DriverError>;
+
+    /// Appends a finished row (an audit row from `resolve` or `repair`); returns its id.
+    fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError>;
+
+    /// Marks a row left `running` by a runner that died as failed, with the reason.
+    fn complete_interrupted(&mut self, id: i64, message: &str) -> Result<(), DriverError>;
+
+    /// Starts an attempt: records it as running and, when `record.transactional`, opens the
+    /// transaction with the timeouts set. Returns the row id.
+    fn begin_attempt(&mut self, record: &NewRecord, timeouts: &Timeouts) -> Result<i64, DriverError>;
+
+    /// Runs one statement.
+    fn execute(&mut self, sql: &str) -> Result<(), DriverError>;
+
+    /// Records that `applied` statements of a non-transactional attempt are done.
+    fn record_progress(&mut self, id: i64, applied: i64, applied_checksum: &str) -> Result<(), DriverError>;
+
+    /// Completes an attempt as succeeded (committing its transaction, if it has one).
+    fn finish_attempt(&mut self, id: i64, applied: i64, applied_checksum: &str, duration: Duration) -> Result<(), DriverError>;
+
+    /// Completes an attempt as failed: rolls back its transaction, if it has one, and records
+    /// the error. The recorded progress stays what was committed.
+    fn fail_attempt(&mut self, id: i64, failure: &Failure) -> Result<(), DriverError>;
+
+    /// Whether `lock_timeout` and `statement_timeout` can be applied to statements that run
+    /// outside a transaction (not through a transaction pooler, where session settings leak).
+    fn timeouts_outside_transactions(&self) -> bool;
+
+    /// The statements sent before and after an attempt's own statements (history bookkeeping
+    /// aside), for `--dry-run`.
+    fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame;
+
+    /// PostgreSQL: whether an index with this name exists and is INVALID (left by a failed
+    /// `CREATE INDEX CONCURRENTLY`). Other engines have no such state.
+    fn index_is_invalid(&mut self, _schema: Option<&str>, _name: &str) -> Result<bool, DriverError> {
+        Ok(false)
+    }
+}

@@ -1,1 +1,26 @@
-//! placeholder
+//! The safeshift runner: applies and rolls back versioned migrations over a [`Driver`], keeping
+//! an append-only history, holding a run lock, retrying lock timeouts, and resuming
+//! non-transactional migrations from the statement that failed.
+//!
+//! The runner returns values and reports progress through an [`Observer`]; it prints nothing.
+
+mod apply;
+mod error;
+mod events;
+mod migrator;
+mod plan;
+mod report;
+mod settings;
+mod state;
+
+pub use error::{ChecksumMismatch, FailedStatement, RunError};
+pub use events::{Event, Observer, Quiet};
+pub use migrator::{Migrator, Resolution};
+pub use plan::DownTarget;
+pub use report::{
+    CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport,
+    ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
+};
+pub use safeshift_driver::Driver;
+pub use settings::{Identity, LockSettings, RetryPolicy, Settings};
+pub use state::{HistoryState, Partial, VersionState};

@@ -33,6 +33,19 @@ impl Checksum {
         Checksum::from_digest(hasher)
     }
 
+    /// The checksums of every prefix of a statement list: element `k` covers the first `k`
+    /// statements (so the list is one longer than the statements), computed in one pass.
+    pub fn of_statement_prefixes<'a>(statements: impl IntoIterator<Item = &'a str>) -> Vec<Checksum> {
+        let mut hasher = Sha256::new();
+        let mut prefixes = vec![Checksum::from_digest(hasher.clone())];
+        for statement in statements {
+            hasher.update(statement.as_bytes());
+            hasher.update(b"\0");
+            prefixes.push(Checksum::from_digest(hasher.clone()));
+        }
+        prefixes
+    }
+
     fn of_parts<'a>(parts: impl IntoIterator<Item = &'a str>) -> Checksum {
         let mut hasher = Sha256::new();
         for part in parts {
@@ -92,6 +105,16 @@ mod tests {
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(Checksum::of("abc").short(), "ba7816bf8f01");
+    }
+
+    #[test]
+    fn prefixes_match_whole_list_checksums() {
+        let statements = ["create table a ()", "create table b ()"];
+        let prefixes = Checksum::of_statement_prefixes(statements);
+        assert_eq!(prefixes.len(), 3);
+        assert_eq!(prefixes[0], Checksum::of_statements([]));
+        assert_eq!(prefixes[1], Checksum::of_statements(["create table a ()"]));
+        assert_eq!(prefixes[2], Checksum::of_statements(statements));
     }
 
     #[test]

@@ -57,6 +57,38 @@ pub struct Statement {
     pub transactionality: Transactionality,
 }
 
+/// The index a `CREATE INDEX CONCURRENTLY` statement builds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConcurrentIndex {
+    /// The schema, when the table is schema-qualified (the index lives in its table's schema).
+    pub schema: Option<String>,
+    pub name: String,
+    pub if_not_exists: bool,
+}
+
+impl Statement {
+    /// For a PostgreSQL `CREATE INDEX CONCURRENTLY` with an explicit index name, that index.
+    pub fn concurrent_index(&self) -> Option<ConcurrentIndex> {
+        if !matches!(&self.transactionality, Transactionality::OutsideTransaction { what, .. } if what == "CREATE INDEX CONCURRENTLY") {
+            return None;
+        }
+        let parsed = pg_query::parse(&self.sql, pg_query::ParserOptions::default()).ok()?;
+        let node = parsed.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
+        let NodeEnum::IndexStmt(index) = node else {
+            return None;
+        };
+        if index.idxname.is_empty() {
+            return None;
+        }
+        let schema = index.relation.as_ref().map(|r| r.schemaname.clone()).filter(|s| !s.is_empty());
+        Some(ConcurrentIndex {
+            schema,
+            name: index.idxname.clone(),
+            if_not_exists: index.if_not_exists,
+        })
+    }
+}
+
 /// A lexer token with its byte range in the file text.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Token {
@@ -418,6 +450,20 @@ mod tests {
                 "any",
             ]
         );
+    }
+
+    #[test]
+    fn finds_the_index_a_concurrent_build_creates() {
+        let statements = split_text(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON shop.orders (customer_id); CREATE INDEX CONCURRENTLY ON t (a); CREATE INDEX i ON t (a)",
+            Dialect::Postgres,
+        );
+        let index = statements[0].concurrent_index().unwrap();
+        assert_eq!(index.schema.as_deref(), Some("shop"));
+        assert_eq!(index.name, "orders_customer_idx");
+        assert!(index.if_not_exists);
+        assert_eq!(statements[1].concurrent_index(), None, "unnamed index");
+        assert_eq!(statements[2].concurrent_index(), None, "not concurrent");
     }
 
     #[test]

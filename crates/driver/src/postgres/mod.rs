@@ -1,0 +1,545 @@
+//! The PostgreSQL driver.
+
+mod lease;
+mod tls;
+
+use std::time::Duration;
+
+use postgres::{Client, SimpleQueryMessage};
+use postgres_native_tls::MakeTlsConnector;
+use postgres_protocol::escape::escape_identifier;
+use sha2::{Digest, Sha256};
+
+use crate::error::{DriverError, ErrorKind};
+use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
+use crate::history_sql::{HistorySql, literal, parse_row};
+use crate::lock::{LockAttempt, LockHolder, LockMode, LockRequest};
+use crate::url::DatabaseUrl;
+use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, ServerInfo};
+
+use lease::Lease;
+
+/// A connection to PostgreSQL.
+pub struct PostgresDriver {
+    client: Client,
+    config: postgres::Config,
+    tls: MakeTlsConnector,
+    redacted_url: String,
+    server: ServerInfo,
+    location: HistoryLocation,
+    sql: HistorySql,
+    quoted_schema: String,
+    quoted_table: String,
+    /// The advisory lock key, derived from the history table's name.
+    lock_key: i64,
+    advisory_held: bool,
+    lease: Option<Lease>,
+    /// Session settings are safe: the connection is not shared through a transaction pooler.
+    session_state: bool,
+    /// Whether the attempt in progress runs in a transaction the driver opened.
+    attempt_in_transaction: bool,
+}
+
+impl PostgresDriver {
+    /// Connects. `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE` fill in what the
+    /// URL leaves out, as with libpq.
+    pub fn connect(url: &DatabaseUrl, options: &ConnectOptions) -> Result<PostgresDriver, DriverError> {
+        let (connection, tls_parameters) = tls::split_tls_parameters(url.expose_secret());
+        let mut config: postgres::Config = connection.parse().map_err(|error| {
+            DriverError::new(ErrorKind::InvalidUrl, format!("`{}` is not a valid PostgreSQL URL: {error}", url.redacted()))
+                .with_hint("write it as postgres://user:password@host:5432/database?sslmode=require")
+        })?;
+        apply_environment_defaults(&mut config);
+        if config.get_application_name().is_none() {
+            config.application_name(&options.application_name);
+        }
+        config.connect_timeout(options.connect_timeout);
+        let (ssl_mode, tls) = tls::connector(&tls_parameters)?;
+        config.ssl_mode(ssl_mode);
+        let client = config.connect(tls.clone()).map_err(|error| {
+            DriverError::new(ErrorKind::Connect, format!("could not connect to {}: {}", url.redacted(), describe(&error)))
+                .with_hint("check that the server is running and that the URL's host, port, user, password and database are right")
+        })?;
+        let location = options.history.clone();
+        let quoted_schema = escape_identifier(&location.schema);
+        let quoted_table = format!("{quoted_schema}.{}", escape_identifier(&location.table));
+        let mut driver = PostgresDriver {
+            client,
+            config,
+            tls,
+            redacted_url: url.redacted().to_owned(),
+            server: ServerInfo {
+                engine: Engine::Postgres,
+                version: String::new(),
+                version_number: 0,
+                database: String::new(),
+                user: String::new(),
+            },
+            sql: HistorySql::new(Dialect::Postgres, quoted_table.clone()),
+            lock_key: advisory_key(&location),
+            location,
+            quoted_schema,
+            quoted_table,
+            advisory_held: false,
+            lease: None,
+            session_state: options.lock_mode == LockMode::Advisory,
+            attempt_in_transaction: false,
+        };
+        let row = driver.first_row(
+            "SELECT current_setting('server_version'), current_setting('server_version_num'), current_database(), current_user",
+        )?;
+        driver.server.version = row[0].clone().unwrap_or_default();
+        driver.server.version_number = row[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+        driver.server.database = row[2].clone().unwrap_or_default();
+        driver.server.user = row[3].clone().unwrap_or_default();
+        if driver.session_state && driver.server.version_number >= 140000 {
+            // A killed runner's backend notices within a second and rolls back, instead of
+            // finishing a long statement while holding its locks.
+            driver.run("SET client_connection_check_interval = 1000")?;
+        }
+        Ok(driver)
+    }
+
+    /// A second connection with the same settings (for heartbeats and watchers).
+    pub fn connect_again(&self) -> Result<Client, DriverError> {
+        self.config
+            .connect(self.tls.clone())
+            .map_err(|error| DriverError::new(ErrorKind::Connect, format!("could not connect to {}: {}", self.redacted_url, describe(&error))))
+    }
+
+    /// The underlying client, for callers that need PostgreSQL-specific queries (catalog
+    /// lookups). Keep to the simple query protocol if the connection may go through PgBouncer.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn run(&mut self, sql: &str) -> Result<(), DriverError> {
+        self.client.batch_execute(sql).map_err(|error| from_postgres(&error))
+    }
+
+    fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
+        let messages = self.client.simple_query(sql).map_err(|error| from_postgres(&error))?;
+        Ok(rows_of(&messages))
+    }
+
+    fn first_row(&mut self, sql: &str) -> Result<Vec<Option<String>>, DriverError> {
+        self.rows(sql)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DriverError::new(ErrorKind::Statement, format!("no row returned by: {sql}")))
+    }
+
+    fn set_session_timeouts(&mut self, timeouts: &Timeouts) -> Result<(), DriverError> {
+        self.run(&format!(
+            "SET lock_timeout = {}; SET statement_timeout = {}",
+            timeouts.lock_timeout.as_millis(),
+            timeouts.statement_timeout.as_millis()
+        ))
+    }
+
+    fn reset_session_timeouts(&mut self) -> Result<(), DriverError> {
+        if self.session_state {
+            self.run("RESET lock_timeout; RESET statement_timeout")?;
+        }
+        Ok(())
+    }
+
+    fn advisory_holder(&mut self) -> Result<Option<LockHolder>, DriverError> {
+        let key = self.lock_key as u64;
+        let rows = self.rows(&format!(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
+             coalesce(host(a.client_addr), 'local socket'), \
+             to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND l.classid = {} AND l.objid = {} LIMIT 1",
+            key >> 32,
+            key & 0xffff_ffff
+        ))?;
+        Ok(rows.into_iter().next().map(|row| {
+            let field = |i: usize| row[i].clone().unwrap_or_default();
+            LockHolder {
+                description: format!(
+                    "{} (database user {} from {}, server pid {})",
+                    if field(1).is_empty() { "an unnamed client".to_owned() } else { field(1) },
+                    field(2),
+                    field(3),
+                    field(0)
+                ),
+                backend_pid: field(0).parse().ok(),
+                since: row[4].as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc()),
+                expires_at: None,
+            }
+        }))
+    }
+
+    /// Renews the lease inside the current transaction (or on its own), failing when it is no
+    /// longer ours. Taking the lease row's lock in a migration's transaction also fences off a
+    /// takeover until that transaction ends.
+    fn fence_sql(&self) -> Option<String> {
+        self.lease.as_ref().map(|lease| lease.renew_sql(&self.quoted_schema, &self.location))
+    }
+
+    fn check_fence(&mut self, messages: &[SimpleQueryMessage]) -> Result<(), DriverError> {
+        if self.lease.is_none() {
+            return Ok(());
+        }
+        let renewed = messages.iter().any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.columns().first().is_some_and(|c| c.name() == "lease_renewed")));
+        if renewed {
+            Ok(())
+        } else {
+            Err(DriverError::new(
+                ErrorKind::LockLost,
+                "the run lock's lease was lost: it expired and another runner took it over",
+            )
+            .with_hint("nothing more was applied; run `safeshift status` and then `safeshift up` again"))
+        }
+    }
+}
+
+impl Driver for PostgresDriver {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn server(&self) -> &ServerInfo {
+        &self.server
+    }
+
+    fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    fn history_location(&self) -> String {
+        self.location.display_name()
+    }
+
+    fn canceller(&self) -> Canceller {
+        let token = self.client.cancel_token();
+        let tls = self.tls.clone();
+        std::sync::Arc::new(move || {
+            let _ = token.cancel_query(tls.clone());
+        })
+    }
+
+    fn try_lock(&mut self, request: &LockRequest) -> Result<LockAttempt, DriverError> {
+        match request.mode {
+            LockMode::Advisory => {
+                let row = self.first_row(&format!("SELECT pg_try_advisory_lock({})", self.lock_key))?;
+                if row[0].as_deref() == Some("t") {
+                    self.advisory_held = true;
+                    Ok(LockAttempt::Acquired)
+                } else {
+                    Ok(LockAttempt::Busy(self.advisory_holder()?))
+                }
+            }
+            LockMode::Lease => {
+                self.run(&lease::bootstrap_sql(self.lock_key, &self.quoted_schema, &self.location))?;
+                // A running migration holds the lease row locked (see `fence_sql`); waiting for
+                // it briefly and reporting "busy" keeps this runner polling and able to say who
+                // holds the lock.
+                let acquire = format!(
+                    "BEGIN; SET LOCAL lock_timeout = 1000; {}; COMMIT",
+                    lease::acquire_sql(&self.quoted_schema, &self.location, request)
+                );
+                let rows = match self.rows(&acquire) {
+                    Ok(rows) => rows,
+                    Err(error) if error.kind == ErrorKind::LockTimeout => {
+                        self.run("ROLLBACK")?;
+                        Vec::new()
+                    }
+                    Err(error) => {
+                        let _ = self.run("ROLLBACK");
+                        return Err(error);
+                    }
+                };
+                if rows.is_empty() {
+                    let rows = self.rows(&lease::holder_sql(&self.quoted_schema, &self.location))?;
+                    return Ok(LockAttempt::Busy(rows.first().map(|row| lease::holder_from_row(row))));
+                }
+                let heartbeat = self.connect_again()?;
+                self.lease = Some(Lease::start(
+                    heartbeat,
+                    request.run_id.clone(),
+                    request.lease,
+                    self.quoted_schema.clone(),
+                    self.location.clone(),
+                ));
+                Ok(LockAttempt::Acquired)
+            }
+        }
+    }
+
+    fn unlock(&mut self) -> Result<(), DriverError> {
+        if self.advisory_held {
+            self.run(&format!("SELECT pg_advisory_unlock({})", self.lock_key))?;
+            self.advisory_held = false;
+        }
+        if let Some(lease) = self.lease.take() {
+            let release = lease.release_sql(&self.quoted_schema, &self.location);
+            lease.stop();
+            self.run(&release)?;
+        }
+        Ok(())
+    }
+
+    fn lock_lost(&self) -> Option<String> {
+        self.lease.as_ref().and_then(Lease::lost)
+    }
+
+    fn history_exists(&mut self) -> Result<bool, DriverError> {
+        let row = self.first_row(&format!("SELECT to_regclass({}) IS NOT NULL", literal(Dialect::Postgres, &self.quoted_table)))?;
+        Ok(row[0].as_deref() == Some("t"))
+    }
+
+    fn ensure_history(&mut self) -> Result<(), DriverError> {
+        let index = escape_identifier(&format!("{}_version_idx", self.location.table));
+        let sql = format!("CREATE SCHEMA IF NOT EXISTS {}; {}", self.quoted_schema, self.sql.create_table(&index));
+        self.run(&sql)
+    }
+
+    fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DriverError> {
+        if !self.history_exists()? {
+            return Ok(Vec::new());
+        }
+        let select = self.sql.select_all();
+        self.rows(&select)?.iter().map(|row| parse_row(row)).collect()
+    }
+
+    fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError> {
+        let insert = self.sql.insert(record, &self.server.user.clone());
+        let row = self.first_row(&insert)?;
+        Ok(row[0].as_deref().and_then(|id| id.parse().ok()).unwrap_or_default())
+    }
+
+    fn complete_interrupted(&mut self, id: i64, message: &str) -> Result<(), DriverError> {
+        let sql = self.sql.interrupted(id, message);
+        self.run(&sql)
+    }
+
+    fn begin_attempt(&mut self, record: &NewRecord, timeouts: &Timeouts) -> Result<i64, DriverError> {
+        let insert = self.sql.insert(record, &self.server.user.clone());
+        let fence = self.fence_sql();
+        self.attempt_in_transaction = false;
+        if record.transactional {
+            // One round trip: the running row commits on its own (asynchronously, as it only
+            // needs to outlive this runner, not the server), then the migration's transaction
+            // opens with its timeouts.
+            let mut sql = format!(
+                "BEGIN; SET LOCAL synchronous_commit TO off; {insert}; COMMIT; BEGIN; \
+                 SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {};",
+                timeouts.lock_timeout.as_millis(),
+                timeouts.statement_timeout.as_millis()
+            );
+            if !self.session_state && self.server.version_number >= 140000 {
+                sql.push_str(" SET LOCAL client_connection_check_interval = 1000;");
+            }
+            if let Some(fence) = &fence {
+                sql.push(' ');
+                sql.push_str(fence);
+            }
+            let messages = match self.client.simple_query(&sql) {
+                Ok(messages) => messages,
+                Err(error) => {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                    return Err(from_postgres(&error));
+                }
+            };
+            let id = first_id(&messages)?;
+            if let Err(error) = self.check_fence(&messages) {
+                let _ = self.run("ROLLBACK");
+                let _ = self.complete_interrupted(id, &error.message);
+                return Err(error);
+            }
+            self.attempt_in_transaction = true;
+            Ok(id)
+        } else {
+            let id = first_id(&self.client.simple_query(&insert).map_err(|e| from_postgres(&e))?)?;
+            if let Some(fence) = &fence {
+                let messages = self.client.simple_query(fence).map_err(|e| from_postgres(&e))?;
+                if let Err(error) = self.check_fence(&messages) {
+                    let _ = self.complete_interrupted(id, &error.message);
+                    return Err(error);
+                }
+            }
+            if self.session_state {
+                self.set_session_timeouts(timeouts)?;
+            }
+            Ok(id)
+        }
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<(), DriverError> {
+        self.run(sql)
+    }
+
+    fn record_progress(&mut self, id: i64, applied: i64, applied_checksum: &str) -> Result<(), DriverError> {
+        let sql = self.sql.progress(id, applied, applied_checksum);
+        self.run(&sql)
+    }
+
+    fn finish_attempt(&mut self, id: i64, applied: i64, applied_checksum: &str, duration: Duration) -> Result<(), DriverError> {
+        let update = self.sql.succeeded(id, applied, applied_checksum, duration);
+        if std::mem::take(&mut self.attempt_in_transaction) {
+            self.run(&format!("{update}; COMMIT"))
+        } else {
+            self.run(&update)?;
+            self.reset_session_timeouts()
+        }
+    }
+
+    fn fail_attempt(&mut self, id: i64, failure: &Failure) -> Result<(), DriverError> {
+        // Ends the migration's transaction, or one the migration opened itself; outside a
+        // transaction it only draws a warning.
+        self.attempt_in_transaction = false;
+        self.run("ROLLBACK")?;
+        let update = self.sql.failed(id, failure);
+        self.run(&update)?;
+        self.reset_session_timeouts()
+    }
+
+    fn timeouts_outside_transactions(&self) -> bool {
+        self.session_state
+    }
+
+    fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame {
+        let (lock, statement) = (timeouts.lock_timeout.as_millis(), timeouts.statement_timeout.as_millis());
+        if transactional {
+            let mut before = vec![
+                "BEGIN".to_owned(),
+                format!("SET LOCAL lock_timeout = {lock}"),
+                format!("SET LOCAL statement_timeout = {statement}"),
+            ];
+            if !self.session_state && self.server.version_number >= 140000 {
+                before.push("SET LOCAL client_connection_check_interval = 1000".to_owned());
+            }
+            AttemptFrame {
+                before,
+                after: vec!["COMMIT".to_owned()],
+            }
+        } else if self.session_state {
+            AttemptFrame {
+                before: vec![format!("SET lock_timeout = {lock}"), format!("SET statement_timeout = {statement}")],
+                after: vec!["RESET lock_timeout".to_owned(), "RESET statement_timeout".to_owned()],
+            }
+        } else {
+            AttemptFrame::default()
+        }
+    }
+
+    fn index_is_invalid(&mut self, schema: Option<&str>, name: &str) -> Result<bool, DriverError> {
+        let schema_condition = match schema {
+            Some(schema) => format!("n.nspname = {}", literal(Dialect::Postgres, schema)),
+            None => "pg_table_is_visible(c.oid)".to_owned(),
+        };
+        let rows = self.rows(&format!(
+            "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = {} AND {schema_condition}",
+            literal(Dialect::Postgres, name)
+        ))?;
+        Ok(rows.first().is_some_and(|row| row[0].as_deref() == Some("t")))
+    }
+}
+
+impl Drop for PostgresDriver {
+    fn drop(&mut self) {
+        let _ = self.unlock();
+    }
+}
+
+fn first_id(messages: &[SimpleQueryMessage]) -> Result<i64, DriverError> {
+    rows_of(messages)
+        .first()
+        .and_then(|row| row.first().cloned().flatten())
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| DriverError::new(ErrorKind::Statement, "the history insert returned no id"))
+}
+
+fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// libpq's environment defaults for what the URL leaves out.
+fn apply_environment_defaults(config: &mut postgres::Config) {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if config.get_hosts().is_empty() {
+        config.host(&env("PGHOST").unwrap_or_else(|| "localhost".to_owned()));
+    }
+    if config.get_ports().is_empty()
+        && let Some(port) = env("PGPORT").and_then(|p| p.parse().ok())
+    {
+        config.port(port);
+    }
+    if config.get_user().is_none() {
+        let user = env("PGUSER").unwrap_or_else(|| whoami::username().unwrap_or_else(|_| "postgres".to_owned()));
+        config.user(&user);
+    }
+    if config.get_password().is_none()
+        && let Some(password) = env("PGPASSWORD")
+    {
+        config.password(password);
+    }
+    if config.get_dbname().is_none()
+        && let Some(database) = env("PGDATABASE")
+    {
+        config.dbname(&database);
+    }
+}
+
+/// The advisory lock key: the first 8 bytes of SHA-256 over the history table's name, so two
+/// projects with different history tables in one database do not block each other.
+fn advisory_key(location: &HistoryLocation) -> i64 {
+    let digest = Sha256::digest(format!("safeshift:{}.{}", location.schema, location.table).as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// A readable message for a `postgres` error: the server's message when there is one.
+fn describe(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let text = error.to_string();
+            match std::error::Error::source(error) {
+                Some(source) if !text.contains(&source.to_string()) => format!("{text}: {source}"),
+                _ => text,
+            }
+        }
+    }
+}
+
+/// Classifies a `postgres` error.
+pub(crate) fn from_postgres(error: &postgres::Error) -> DriverError {
+    let Some(db) = error.as_db_error() else {
+        let kind = if error.is_closed() || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()) {
+            ErrorKind::ConnectionLost
+        } else {
+            ErrorKind::Statement
+        };
+        return DriverError::new(kind, describe(error));
+    };
+    let code = db.code().code();
+    let kind = match code {
+        "55P03" => ErrorKind::LockTimeout,
+        "40P01" => ErrorKind::Deadlock,
+        "57014" => ErrorKind::Canceled,
+        "57P01" | "57P02" | "57P03" | "08006" | "08003" => ErrorKind::ConnectionLost,
+        _ => ErrorKind::Statement,
+    };
+    let mut driver_error = DriverError::new(kind, db.message()).with_sqlstate(code);
+    driver_error.detail = db.detail().map(str::to_owned);
+    driver_error.hint = db.hint().map(str::to_owned);
+    driver_error.position = match db.position() {
+        Some(postgres::error::ErrorPosition::Original(position)) => Some(*position),
+        _ => None,
+    };
+    driver_error
+}

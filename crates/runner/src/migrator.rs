@@ -1,0 +1,466 @@
+//! The `Migrator`: status, up, down, history, repair and resolve over one [`Driver`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use safeshift_driver::{Direction, Driver, HistoryRecord, LockAttempt, LockRequest, NewRecord, RecordKind, Status};
+use safeshift_source::{MigrationSet, Version};
+
+use crate::apply::{run_step, sleep_unless_interrupted};
+use crate::error::RunError;
+use crate::events::{Event, Observer};
+use crate::plan::{DownTarget, Step, checksum_mismatches, plan_down, plan_up};
+use crate::report::{
+    DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport, ResolveReport, RunFailure,
+    RunReport, StatusEntry, StatusReport,
+};
+use crate::settings::Settings;
+use crate::state::HistoryState;
+
+/// How `resolve` records a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Finished by hand: record it as applied.
+    Applied,
+    /// Undone by hand: record it as not applied.
+    RolledBack,
+}
+
+/// Applies and rolls back the migrations of one directory.
+pub struct Migrator {
+    migrations: MigrationSet,
+    settings: Settings,
+    interrupt: Arc<AtomicBool>,
+}
+
+impl Migrator {
+    pub fn new(migrations: MigrationSet, settings: Settings) -> Migrator {
+        Migrator {
+            migrations,
+            settings,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn migrations(&self) -> &MigrationSet {
+        &self.migrations
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Setting this flag (from a signal handler, together with the driver's canceller) stops
+    /// the run at the next statement boundary, recording the interrupted attempt.
+    pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.interrupt)
+    }
+
+    /// Where every migration stands. Takes no lock and writes nothing.
+    pub fn status(&self, db: &mut dyn Driver) -> Result<StatusReport, RunError> {
+        let history_exists = db.history_exists()?;
+        let records = db.read_history()?;
+        let state = HistoryState::from_records(&records);
+        let newest_applied = state.newest_applied().cloned();
+        let mut warnings: Vec<String> = self
+            .migrations
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {}", w.path.display(), w.message))
+            .collect();
+        for record in &state.unreadable {
+            warnings.push(format!("history row {} has a version safeshift cannot read (`{}`); it is ignored", record.id, record.version));
+        }
+        let mut entries = Vec::new();
+        let mut versions: Vec<&Version> = self.migrations.migrations.iter().map(|m| &m.version).collect();
+        versions.extend(state.versions.keys().filter(|v| self.migrations.get(v).is_none()));
+        versions.sort();
+        for version in versions {
+            let migration = self.migrations.get(version);
+            let recorded = state.get(version);
+            let running = state.running.iter().any(|r| Version::parse(&r.version).as_ref() == Some(version));
+            let applied = recorded.is_some_and(|r| r.applied);
+            let partial = recorded.and_then(|r| r.partial.as_ref());
+            let current_checksum = migration.map(|m| m.up.checksum.to_string());
+            let recorded_checksum = recorded.and_then(|r| r.checksum.clone());
+            let state_of = if running {
+                EntryState::Running
+            } else if let Some(partial) = partial {
+                match partial.direction {
+                    Direction::Up => EntryState::Partial,
+                    Direction::Down => EntryState::PartiallyRolledBack,
+                }
+            } else if applied {
+                match (&current_checksum, &recorded_checksum) {
+                    (None, _) => EntryState::FileMissing,
+                    (Some(current), Some(recorded)) if current != recorded => EntryState::Changed,
+                    _ => EntryState::Applied,
+                }
+            } else if recorded.is_some_and(|r| r.last_failure.is_some()) {
+                EntryState::Failed
+            } else {
+                EntryState::Pending
+            };
+            let applied_record = recorded.and_then(|r| r.applied_record.as_ref());
+            entries.push(StatusEntry {
+                version: version.to_string(),
+                name: migration.map_or_else(|| recorded.map(|r| r.name.clone()).unwrap_or_default(), |m| m.name.clone()),
+                file: migration.map(|m| m.file().display().to_string()),
+                state: state_of,
+                applied_at: applied_record.and_then(|r| r.finished_at.or(Some(r.started_at))),
+                applied_by: applied_record.map(|r| r.installed_by.clone()),
+                duration_ms: applied_record.and_then(|r| r.duration_ms),
+                checksum: current_checksum,
+                recorded_checksum,
+                has_down: migration.is_some_and(|m| m.down_section().is_ok()),
+                transactional: migration.map(|m| m.up.options.transaction),
+                partial: partial.map(|p| PartialProgress {
+                    direction: p.direction,
+                    applied: p.applied,
+                    total: p.total,
+                }),
+                last_error: recorded.and_then(|r| r.last_failure.as_ref()).map(|f| LastError {
+                    at: f.finished_at.unwrap_or(f.started_at),
+                    sqlstate: f.error_sqlstate.clone(),
+                    message: f.error_message.clone(),
+                    statement: f.error_statement.clone(),
+                    line: f.error_line,
+                }),
+                out_of_order: !applied
+                    && migration.is_some()
+                    && newest_applied.as_ref().is_some_and(|newest| version < newest),
+            });
+        }
+        let pending = entries
+            .iter()
+            .filter(|e| e.file.is_some() && matches!(e.state, EntryState::Pending | EntryState::Failed | EntryState::Partial))
+            .count();
+        Ok(StatusReport {
+            database: db.redacted_url().to_owned(),
+            engine: db.engine().as_str(),
+            server_version: db.server().version.clone(),
+            history: db.history_location(),
+            history_exists,
+            entries,
+            pending,
+            warnings,
+        })
+    }
+
+    /// Every history row, oldest first. Takes no lock.
+    pub fn history(&self, db: &mut dyn Driver) -> Result<Vec<HistoryRecord>, RunError> {
+        Ok(db.read_history()?)
+    }
+
+    /// What `up` would run, without taking the lock or changing anything.
+    pub fn dry_run_up(&self, db: &mut dyn Driver, target: Option<&Version>) -> Result<DryRun, RunError> {
+        let state = HistoryState::from_records(&db.read_history()?);
+        let steps = plan_up(&self.migrations, &state, target, self.settings.allow_out_of_order, db.dialect(), &self.settings.timeouts)?;
+        Ok(self.dry_run(db, Direction::Up, &steps))
+    }
+
+    /// What `down` would run, without taking the lock or changing anything.
+    pub fn dry_run_down(&self, db: &mut dyn Driver, target: &DownTarget) -> Result<DryRun, RunError> {
+        let state = HistoryState::from_records(&db.read_history()?);
+        let steps = plan_down(&self.migrations, &state, target, db.dialect(), &self.settings.timeouts)?;
+        Ok(self.dry_run(db, Direction::Down, &steps))
+    }
+
+    fn dry_run(&self, db: &dyn Driver, direction: Direction, steps: &[Step<'_>]) -> DryRun {
+        DryRun {
+            direction,
+            history: db.history_location(),
+            steps: steps
+                .iter()
+                .map(|step| DryRunStep {
+                    version: step.migration.version.to_string(),
+                    name: step.migration.name.clone(),
+                    file: step.section.path.display().to_string(),
+                    transactional: step.section.options.transaction,
+                    resume_from: step.resume_from,
+                    frame: db.attempt_frame(step.section.options.transaction, &step.timeouts),
+                    statements: step
+                        .statements
+                        .iter()
+                        .skip(step.resume_from)
+                        .map(|s| DryRunStatement {
+                            line: s.line,
+                            sql: s.sql.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Creates the history table (under the run lock). Returns whether it was created.
+    pub fn init_history(&self, db: &mut dyn Driver, observer: &mut dyn Observer) -> Result<bool, RunError> {
+        let existed = db.history_exists()?;
+        self.with_lock(db, observer, |_, _, _, _| Ok(()))?;
+        Ok(!existed)
+    }
+
+    /// Applies pending migrations, in order, up to `target` (inclusive).
+    pub fn up(&self, db: &mut dyn Driver, target: Option<&Version>, observer: &mut dyn Observer) -> Result<RunReport, RunFailure> {
+        self.run(db, observer, |migrator, db, state| {
+            plan_up(&migrator.migrations, state, target, migrator.settings.allow_out_of_order, db.dialect(), &migrator.settings.timeouts)
+        })
+    }
+
+    /// Rolls back applied migrations, newest first.
+    pub fn down(&self, db: &mut dyn Driver, target: &DownTarget, observer: &mut dyn Observer) -> Result<RunReport, RunFailure> {
+        self.run(db, observer, |migrator, db, state| {
+            plan_down(&migrator.migrations, state, target, db.dialect(), &migrator.settings.timeouts)
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        db: &mut dyn Driver,
+        observer: &mut dyn Observer,
+        plan: impl FnOnce(&'a Migrator, &mut dyn Driver, &HistoryState) -> Result<Vec<Step<'a>>, RunError>,
+    ) -> Result<RunReport, RunFailure> {
+        let started = Instant::now();
+        let mut report = RunReport {
+            run_id: self.settings.identity.run_id.clone(),
+            ..RunReport::default()
+        };
+        let outcome = self.with_lock(db, observer, |db, state, waited, observer| {
+            report.lock_waited_ms = waited.as_millis() as u64;
+            let steps = plan(self, db, state)?;
+            for step in &steps {
+                if self.interrupt.load(Ordering::SeqCst) {
+                    return Err(RunError::Interrupted {
+                        version: Some(step.migration.version.to_string()),
+                        recorded: true,
+                    });
+                }
+                if let Some(reason) = db.lock_lost() {
+                    return Err(RunError::LockLost(reason));
+                }
+                let completed = run_step(db, step, &self.settings, &self.interrupt, observer)?;
+                report.migrations.push(completed);
+            }
+            Ok(())
+        });
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(()) => Ok(report),
+            Err(error) => Err(RunFailure { completed: report, error }),
+        }
+    }
+
+    /// Accepts changed files of applied migrations (all, or the given versions), writing an
+    /// audit row for each.
+    pub fn repair(
+        &self,
+        db: &mut dyn Driver,
+        versions: &[Version],
+        reason: Option<&str>,
+        observer: &mut dyn Observer,
+    ) -> Result<RepairReport, RunError> {
+        self.with_lock(db, observer, |db, state, _, _| {
+            let mut mismatches = checksum_mismatches(&self.migrations, state);
+            if !versions.is_empty() {
+                for version in versions {
+                    if !mismatches.iter().any(|m| Version::parse(&m.version).as_ref() == Some(version)) {
+                        let why = if state.is_applied(version) { "its file is unchanged" } else { "it is not applied" };
+                        return Err(RunError::Usage(format!("{version} needs no repair: {why}")));
+                    }
+                }
+                mismatches.retain(|m| Version::parse(&m.version).is_some_and(|v| versions.contains(&v)));
+            }
+            for mismatch in &mismatches {
+                let migration = Version::parse(&mismatch.version).and_then(|v| self.migrations.get(&v));
+                let mut note = format!("accepted a changed file: {} -> {}", mismatch.recorded, mismatch.current);
+                if let Some(reason) = reason {
+                    note.push_str(&format!("; reason: {reason}"));
+                }
+                db.append_record(&self.audit_record(
+                    RecordKind::Repair,
+                    &mismatch.version,
+                    migration.map(|m| m.name.clone()).unwrap_or_default(),
+                    migration.map(|m| m.file().display().to_string()).unwrap_or_default(),
+                    Direction::Up,
+                    Some(mismatch.current.clone()),
+                    migration.is_none_or(|m| m.up.options.transaction),
+                    note,
+                ))?;
+            }
+            Ok(RepairReport { repaired: mismatches })
+        })
+    }
+
+    /// Records that a version was applied or rolled back by hand, with an audit row.
+    pub fn resolve(
+        &self,
+        db: &mut dyn Driver,
+        version: &Version,
+        resolution: Resolution,
+        reason: Option<&str>,
+        observer: &mut dyn Observer,
+    ) -> Result<ResolveReport, RunError> {
+        self.with_lock(db, observer, |db, state, _, _| {
+            let migration = self.migrations.get(version);
+            let recorded = state.get(version);
+            if migration.is_none() && recorded.is_none() {
+                return Err(RunError::Usage(format!("{version}: no migration file and no history has that version")));
+            }
+            let applied = recorded.is_some_and(|r| r.applied);
+            let unsettled = recorded.is_some_and(|r| r.partial.is_some() || r.last_failure.is_some());
+            match resolution {
+                Resolution::Applied if applied && !unsettled => {
+                    return Err(RunError::Usage(format!("{version} is already applied; nothing to resolve")));
+                }
+                Resolution::RolledBack if !applied && !unsettled => {
+                    return Err(RunError::Usage(format!("{version} is not applied; nothing to resolve")));
+                }
+                _ => {}
+            }
+            let (direction, verb) = match resolution {
+                Resolution::Applied => (Direction::Up, "marked applied by hand"),
+                Resolution::RolledBack => (Direction::Down, "marked rolled back by hand"),
+            };
+            let mut note = verb.to_owned();
+            if let Some(reason) = reason {
+                note.push_str(&format!("; reason: {reason}"));
+            }
+            let record = self.audit_record(
+                RecordKind::Resolve,
+                version.as_str(),
+                migration.map_or_else(|| recorded.map(|r| r.name.clone()).unwrap_or_default(), |m| m.name.clone()),
+                migration.map_or_else(|| recorded.map(|r| r.file.clone()).unwrap_or_default(), |m| m.file().display().to_string()),
+                direction,
+                migration.map(|m| m.up.checksum.to_string()).or_else(|| recorded.and_then(|r| r.checksum.clone())),
+                migration.is_none_or(|m| m.up.options.transaction),
+                note,
+            );
+            let id = db.append_record(&record)?;
+            let written = db
+                .read_history()?
+                .into_iter()
+                .find(|r| r.id == id)
+                .ok_or_else(|| RunError::Usage("the resolve row could not be read back".into()))?;
+            Ok(ResolveReport { record: written })
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn audit_record(
+        &self,
+        kind: RecordKind,
+        version: &str,
+        name: String,
+        file: String,
+        direction: Direction,
+        checksum: Option<String>,
+        transactional: bool,
+        note: String,
+    ) -> NewRecord {
+        NewRecord {
+            run_id: self.settings.identity.run_id.clone(),
+            kind,
+            version: version.to_owned(),
+            name,
+            file,
+            direction,
+            status: Status::Succeeded,
+            checksum,
+            transactional,
+            statements_total: None,
+            statements_applied: 0,
+            applied_checksum: None,
+            attempt: 1,
+            installed_by: self.settings.identity.installed_by.clone(),
+            tool_version: self.settings.identity.tool_version.clone(),
+            note: Some(note),
+            backup_ref: None,
+        }
+    }
+
+    /// Takes the run lock (waiting for it), creates the history if needed, marks attempts left
+    /// running by dead runners as interrupted, runs `work` with the history state, and releases
+    /// the lock whatever happens.
+    fn with_lock<T>(
+        &self,
+        db: &mut dyn Driver,
+        observer: &mut dyn Observer,
+        work: impl FnOnce(&mut dyn Driver, &HistoryState, Duration, &mut dyn Observer) -> Result<T, RunError>,
+    ) -> Result<T, RunError> {
+        let waited = self.acquire_lock(db, observer)?;
+        let result = (|| {
+            db.ensure_history()?;
+            let mut records = db.read_history()?;
+            let mut settled = false;
+            for record in records.iter().filter(|r| r.status == Status::Running && r.run_id != self.settings.identity.run_id) {
+                let message = if record.transactional {
+                    "interrupted: the runner stopped (killed, or its connection lost) before finishing; \
+                     the transaction was rolled back, so nothing of this attempt was applied"
+                        .to_owned()
+                } else {
+                    format!(
+                        "interrupted: the runner stopped after {} of {} statement(s); those stay applied and the next run resumes at statement {}",
+                        record.statements_applied,
+                        record.statements_total.map_or_else(|| "?".to_owned(), |t| t.to_string()),
+                        record.statements_applied + 1
+                    )
+                };
+                db.complete_interrupted(record.id, &message)?;
+                observer.event(Event::SettledInterrupted { record });
+                settled = true;
+            }
+            if settled {
+                records = db.read_history()?;
+            }
+            let state = HistoryState::from_records(&records);
+            for record in &state.unreadable {
+                observer.event(Event::Warning(format!(
+                    "history row {} has a version safeshift cannot read (`{}`); it is ignored",
+                    record.id, record.version
+                )));
+            }
+            work(db, &state, waited, observer)
+        })();
+        let released = db.unlock();
+        match (result, released) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Ok(_), Err(error)) => Err(RunError::Database(error)),
+            (Err(error), _) => Err(error),
+        }
+    }
+
+    fn acquire_lock(&self, db: &mut dyn Driver, observer: &mut dyn Observer) -> Result<Duration, RunError> {
+        let settings = &self.settings.lock;
+        let request = LockRequest {
+            mode: settings.mode,
+            run_id: self.settings.identity.run_id.clone(),
+            holder: self.settings.identity.holder.clone(),
+            lease: settings.lease,
+        };
+        let started = Instant::now();
+        loop {
+            match db.try_lock(&request)? {
+                LockAttempt::Acquired => {
+                    let waited = started.elapsed();
+                    observer.event(Event::LockAcquired { waited });
+                    return Ok(waited);
+                }
+                LockAttempt::Busy(holder) => {
+                    let waited = started.elapsed();
+                    if waited >= settings.wait {
+                        return Err(RunError::LockTimeout { waited, holder });
+                    }
+                    observer.event(Event::WaitingForLock {
+                        holder: holder.as_ref(),
+                        waited,
+                    });
+                    let pause = settings.poll.min(settings.wait.saturating_sub(waited)).max(Duration::from_millis(10));
+                    if !sleep_unless_interrupted(pause, &self.interrupt) {
+                        return Err(RunError::Interrupted { version: None, recorded: true });
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Deciding what a run will do, and refusing, before anything is applied, what it must not do:
+//! changed files, out-of-order versions, missing down sections, statements that cannot run in
+//! the migration's transaction mode, resumes whose applied statements changed.
+
+use safeshift_driver::{Dialect, Direction, Timeouts};
+use safeshift_source::{Checksum, Migration, MigrationSet, MissingDown, Section, SourceErrors, Statement, Version};
+
+use crate::error::{ChecksumMismatch, RunError};
+use crate::state::{HistoryState, Partial};
+
+/// One migration to run in one direction.
+#[derive(Debug, Clone)]
+pub(crate) struct Step<'a> {
+    pub migration: &'a Migration,
+    pub direction: Direction,
+    pub section: &'a Section,
+    pub statements: Vec<Statement>,
+    /// Statements already applied by an earlier attempt.
+    pub resume_from: usize,
+    /// The earlier attempt stopped at `resume_from` (so an INVALID index that statement builds
+    /// is that attempt's leftover).
+    pub resuming_failed_statement: bool,
+    pub timeouts: Timeouts,
+}
+
+/// Which migrations `down` rolls back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownTarget {
+    /// The newest `n` applied migrations.
+    Steps(usize),
+    /// Every applied migration newer than this version (`0` for all).
+    To(Version),
+}
+
+/// Applied migrations whose file changed.
+pub(crate) fn checksum_mismatches(set: &MigrationSet, state: &HistoryState) -> Vec<ChecksumMismatch> {
+    state
+        .versions
+        .iter()
+        .filter(|(_, v)| v.applied)
+        .filter_map(|(version, recorded)| {
+            let migration = set.get(version)?;
+            let stored = recorded.checksum.as_deref()?;
+            (stored != migration.up.checksum.as_str()).then(|| ChecksumMismatch {
+                version: version.to_string(),
+                file: migration.up.path.clone(),
+                recorded: stored.to_owned(),
+                current: migration.up.checksum.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The migrations `up` applies, in order.
+pub(crate) fn plan_up<'a>(
+    set: &'a MigrationSet,
+    state: &HistoryState,
+    target: Option<&Version>,
+    allow_out_of_order: bool,
+    dialect: Dialect,
+    defaults: &Timeouts,
+) -> Result<Vec<Step<'a>>, RunError> {
+    if let Some(target) = target
+        && set.get(target).is_none()
+    {
+        return Err(RunError::Usage(format!("--to {target}: no migration has that version")));
+    }
+    let mismatches = checksum_mismatches(set, state);
+    if !mismatches.is_empty() {
+        return Err(RunError::ChecksumMismatch(mismatches));
+    }
+    if let Some((version, recorded)) = state
+        .versions
+        .iter()
+        .find(|(_, v)| v.partial.as_ref().is_some_and(|p| p.direction == Direction::Down))
+    {
+        let partial = recorded.partial.as_ref().map(|p| p.applied).unwrap_or_default();
+        return Err(RunError::Blocked {
+            version: version.to_string(),
+            message: format!("migration {version} was partially rolled back ({partial} down statement(s) applied)"),
+            help: format!(
+                "finish the rollback with `safeshift down --to <the version before {version}>`, or record the state by hand with `safeshift resolve {version} --applied` or `--rolled-back`"
+            ),
+        });
+    }
+    let pending: Vec<&Migration> = set
+        .migrations
+        .iter()
+        .filter(|m| !state.is_applied(&m.version))
+        .filter(|m| target.is_none_or(|t| m.version <= *t))
+        .collect();
+    if !allow_out_of_order && let Some(newest) = state.newest_applied() {
+        let older: Vec<String> = pending
+            .iter()
+            .filter(|m| m.version < *newest)
+            .map(|m| m.version.to_string())
+            .collect();
+        if !older.is_empty() {
+            return Err(RunError::OutOfOrder {
+                versions: older,
+                newest_applied: newest.to_string(),
+            });
+        }
+    }
+    let mut errors = Vec::new();
+    let mut steps = Vec::new();
+    for migration in pending {
+        let partial = state
+            .get(&migration.version)
+            .and_then(|v| v.partial.as_ref())
+            .filter(|p| p.direction == Direction::Up);
+        match step(migration, Direction::Up, &migration.up, partial, state, dialect, defaults) {
+            Ok(step) => steps.push(step),
+            Err(StepError::Source(error)) => errors.push(error),
+            Err(StepError::Run(error)) => return Err(error),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(RunError::Source(SourceErrors(errors)));
+    }
+    Ok(steps)
+}
+
+/// The migrations `down` rolls back, newest first.
+pub(crate) fn plan_down<'a>(
+    set: &'a MigrationSet,
+    state: &HistoryState,
+    target: &DownTarget,
+    dialect: Dialect,
+    defaults: &Timeouts,
+) -> Result<Vec<Step<'a>>, RunError> {
+    let applied: Vec<&Version> = state.applied_newest_first().map(|(version, _)| version).collect();
+    let chosen: Vec<&Version> = match target {
+        DownTarget::Steps(count) => applied.into_iter().take(*count).collect(),
+        DownTarget::To(to) => {
+            let known = to.as_str().trim_start_matches('0').is_empty() || set.get(to).is_some() || state.get(to).is_some();
+            if !known {
+                return Err(RunError::Usage(format!("--to {to}: no migration has that version (use --to 0 to roll back everything)")));
+            }
+            applied.into_iter().filter(|v| *v > to).collect()
+        }
+    };
+    let mut missing = Vec::new();
+    let mut mismatches = Vec::new();
+    for version in &chosen {
+        match set.get(version) {
+            None => missing.push((
+                version.to_string(),
+                format!("its file {} is gone", state.get(version).map(|v| v.file.as_str()).unwrap_or("?")),
+            )),
+            Some(migration) => {
+                match migration.down_section() {
+                    Err(MissingDown::Absent) => missing.push((
+                        version.to_string(),
+                        format!("{} has no down section", migration.up.path.display()),
+                    )),
+                    Err(MissingDown::Empty) => missing.push((
+                        version.to_string(),
+                        format!("the down section of {} is empty", migration.up.path.display()),
+                    )),
+                    Ok(_) => {}
+                }
+                if let Some(recorded) = state.get(version).and_then(|v| v.checksum.as_deref())
+                    && recorded != migration.up.checksum.as_str()
+                {
+                    mismatches.push(ChecksumMismatch {
+                        version: version.to_string(),
+                        file: migration.up.path.clone(),
+                        recorded: recorded.to_owned(),
+                        current: migration.up.checksum.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(RunError::MissingDown(missing));
+    }
+    if !mismatches.is_empty() {
+        return Err(RunError::ChecksumMismatch(mismatches));
+    }
+    let mut errors = Vec::new();
+    let mut steps = Vec::new();
+    for version in chosen {
+        let Some(migration) = set.get(version) else { continue };
+        let Ok(section) = migration.down_section() else { continue };
+        let partial = state
+            .get(version)
+            .and_then(|v| v.partial.as_ref())
+            .filter(|p| p.direction == Direction::Down);
+        match step(migration, Direction::Down, section, partial, state, dialect, defaults) {
+            Ok(step) => steps.push(step),
+            Err(StepError::Source(error)) => errors.push(error),
+            Err(StepError::Run(error)) => return Err(error),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(RunError::Source(SourceErrors(errors)));
+    }
+    Ok(steps)
+}
+
+enum StepError {
+    Source(safeshift_source::SourceError),
+    Run(RunError),
+}
+
+fn step<'a>(
+    migration: &'a Migration,
+    direction: Direction,
+    section: &'a Section,
+    partial: Option<&Partial>,
+    state: &HistoryState,
+    dialect: Dialect,
+    defaults: &Timeouts,
+) -> Result<Step<'a>, StepError> {
+    let statements = section.executable_statements(dialect).map_err(StepError::Source)?;
+    let version = migration.version.to_string();
+    let mut resume_from = 0;
+    if let Some(partial) = partial {
+        let applied = usize::try_from(partial.applied).unwrap_or(0);
+        let blocked = |message: String, help: String| StepError::Run(RunError::Blocked { version: version.clone(), message, help });
+        if section.options.transaction {
+            return Err(blocked(
+                format!("migration {version} stopped after {applied} statement(s) without a transaction, and its {direction} section now asks for one"),
+                format!("finish it by hand and record that with `safeshift resolve {version} --applied`, or restore `transaction:false`"),
+            ));
+        }
+        if applied > statements.len() {
+            return Err(blocked(
+                format!("migration {version} has {} statement(s) now, but {applied} were already applied", statements.len()),
+                format!("restore the statements that were applied, or finish by hand and run `safeshift resolve {version}`"),
+            ));
+        }
+        let prefix = Checksum::of_statements(statements[..applied].iter().map(|s| s.sql.as_str()));
+        if partial.applied_checksum.as_deref().is_some_and(|recorded| recorded != prefix.as_str()) {
+            return Err(blocked(
+                format!("the {applied} statement(s) of migration {version} that were already applied have changed since"),
+                format!("only the failed statement and those after it may change before resuming; restore the first {applied}, or finish by hand and run `safeshift resolve {version}`"),
+            ));
+        }
+        resume_from = applied;
+    }
+    let last_failure = state.get(&migration.version).and_then(|v| v.last_failure.as_ref());
+    let resuming_failed_statement = last_failure.is_some_and(|record| {
+        record.direction == direction && !record.transactional && usize::try_from(record.statements_applied).ok() == Some(resume_from)
+    });
+    Ok(Step {
+        migration,
+        direction,
+        section,
+        statements,
+        resume_from,
+        resuming_failed_statement,
+        timeouts: Timeouts {
+            lock_timeout: section.options.lock_timeout.unwrap_or(defaults.lock_timeout),
+            statement_timeout: section.options.statement_timeout.unwrap_or(defaults.statement_timeout),
+        },
+    })
+}
