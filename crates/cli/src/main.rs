@@ -1,1 +1,34 @@
-fn main() {}
+//! The `safeshift` command. `main` parses arguments, runs one command, and maps the outcome to
+//! a documented exit code (see `cli::EXIT_CODES`).
+
+mod cli;
+mod commands;
+mod config;
+mod context;
+mod diagnostics;
+mod exit;
+mod output;
+mod render;
+mod signals;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    if let Some(directory) = &cli.global.chdir
+        && let Err(error) = std::env::set_current_dir(directory)
+    {
+        let error = exit::CliError::usage(format!("-C {}: {error}", directory.display()));
+        diagnostics::report(&error);
+        return error.exit().into();
+    }
+    match commands::run(cli) {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            diagnostics::report(&error);
+            error.exit().into()
+        }
+    }
+}

@@ -190,7 +190,9 @@ pub(crate) fn run_step(
             statement: statement.map(|s| FailedStatement {
                 number: s.index + 1,
                 total,
-                line: error_line(s, error.position),
+                line: s.line,
+                column: s.column,
+                error_line: error_line(s, error.position),
                 sql: s.sql.clone(),
             }),
             error,

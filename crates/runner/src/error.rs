@@ -24,7 +24,11 @@ pub struct FailedStatement {
     /// 1-based position in the section.
     pub number: usize,
     pub total: usize,
+    /// Where the statement starts in its file.
     pub line: u32,
+    pub column: u32,
+    /// The line the server's error points at (the statement's first line when it gives none).
+    pub error_line: u32,
     pub sql: String,
 }
 

@@ -37,7 +37,7 @@ mod version;
 
 pub use checksum::Checksum;
 pub use error::{SourceError, SourceErrorKind, SourceErrors};
-pub use load::{MigrationSet, ROLLBACK_DIRECTORY, SourceWarning};
+pub use load::{MigrationSet, ROLLBACK_DIRECTORY, SourceWarning, existing_versions};
 pub use loose::LooseFile;
 pub use migration::{Layout, Migration, MissingDown, Section};
 pub use new::{NewMigration, VersionScheme, default_directory, plan_new_migration, slugify, write_new_migration};

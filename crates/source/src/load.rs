@@ -79,18 +79,35 @@ impl MigrationSet {
     pub fn last(&self) -> Option<&Migration> {
         self.migrations.last()
     }
+}
 
-    /// The layout most migrations use, so new ones can follow it.
-    pub fn prevailing_layout(&self) -> Option<Layout> {
-        let mut counts: Vec<(Layout, usize)> = Vec::new();
-        for migration in &self.migrations {
-            match counts.iter_mut().find(|(layout, _)| *layout == migration.layout) {
-                Some((_, count)) => *count += 1,
-                None => counts.push((migration.layout, 1)),
-            }
-        }
-        counts.into_iter().max_by_key(|&(_, count)| count).map(|(layout, _)| layout)
+/// The versions and layouts of the migrations in a directory, from file names alone (contents
+/// are not read, so a migration still being written does not get in the way). For `new`.
+pub fn existing_versions(directory: &Path) -> Result<Vec<(Version, Layout)>, SourceError> {
+    let mut found = Found::default();
+    found.scan_directory(directory, Path::new(""))?;
+    let rollback = directory.join(ROLLBACK_DIRECTORY);
+    if rollback.is_dir() {
+        found.scan_directory(&rollback, Path::new(ROLLBACK_DIRECTORY))?;
     }
+    let rollbacks: Vec<Version> = found
+        .candidates
+        .iter()
+        .filter(|c| c.role == Role::Rollback)
+        .map(|c| c.version.clone())
+        .collect();
+    let mut versions: Vec<(Version, Layout)> = found
+        .candidates
+        .into_iter()
+        .filter_map(|c| match c.role {
+            Role::Single if rollbacks.contains(&c.version) => Some((c.version, Layout::RollbackDirectory)),
+            Role::Single => Some((c.version, Layout::Sections)),
+            Role::PairUp => Some((c.version, Layout::Pair)),
+            Role::PairDown | Role::Rollback => None,
+        })
+        .collect();
+    versions.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(versions)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,8 +27,13 @@ impl LooseFile {
     /// section (with the marker's options); any other file is one section holding everything.
     pub fn read(path: impl AsRef<Path>) -> Result<LooseFile, SourceError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|error| SourceError::new(SourceErrorKind::Io, path, format!("cannot read the file: {error}")))?;
+        let bytes = std::fs::read(path).map_err(|error| {
+            SourceError::new(
+                SourceErrorKind::Io,
+                path,
+                format!("cannot read the file: {error}"),
+            )
+        })?;
         LooseFile::from_bytes(path, &bytes)
     }
 
@@ -40,18 +45,26 @@ impl LooseFile {
         let mut down_start = None;
         for (line, range) in source.lines() {
             let text = &source.as_str()[range.clone()];
-            if let MarkerLine::Marker { direction, options, options_offset } = options::classify_line(text) {
+            if let MarkerLine::Marker {
+                direction,
+                options,
+                options_offset,
+            } = options::classify_line(text)
+            {
                 match direction {
                     Direction::Up if up_marker.is_none() => {
                         let parsed = options::parse_options(options).map_err(|error| {
-                            let column = text[..options_offset + error.offset].chars().count() as u32 + 1;
+                            let column =
+                                text[..options_offset + error.offset].chars().count() as u32 + 1;
                             SourceError::new(SourceErrorKind::UnknownOption, path, error.message)
                                 .at(line, column)
                                 .help(format!("known options: {KNOWN_OPTIONS}"))
                         })?;
                         up_marker = Some((line, range, parsed));
                     }
-                    Direction::Down if up_marker.is_some() && down_start.is_none() => down_start = Some(range.start),
+                    Direction::Down if up_marker.is_some() && down_start.is_none() => {
+                        down_start = Some(range.start)
+                    }
                     _ => {}
                 }
             }
@@ -61,7 +74,12 @@ impl LooseFile {
             Some((line, range, options)) => {
                 let section_end = down_start.unwrap_or(end);
                 let body_start = (range.end + 1).min(section_end);
-                (range.start..section_end, body_start..section_end, options, Some(line))
+                (
+                    range.start..section_end,
+                    body_start..section_end,
+                    options,
+                    Some(line),
+                )
             }
             None => (0..end, 0..end, Default::default(), None),
         };
@@ -92,7 +110,11 @@ mod tests {
 
     #[test]
     fn a_plain_file_is_one_section() {
-        let file = LooseFile::from_bytes(Path::new("x.sql"), b"CREATE TABLE a (id int);\nDROP TABLE b;\n").unwrap();
+        let file = LooseFile::from_bytes(
+            Path::new("x.sql"),
+            b"CREATE TABLE a (id int);\nDROP TABLE b;\n",
+        )
+        .unwrap();
         assert!(!file.has_marker);
         assert!(file.up.options.transaction);
         assert_eq!(file.up.statements(Dialect::Postgres).unwrap().len(), 2);

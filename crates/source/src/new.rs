@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::load::{MigrationSet, ROLLBACK_DIRECTORY};
+use crate::load::ROLLBACK_DIRECTORY;
 use crate::migration::Layout;
 use crate::version::Version;
 
@@ -28,10 +28,12 @@ pub struct NewMigration {
     pub files: Vec<(PathBuf, String)>,
 }
 
-/// Plans the next migration in `set`'s directory. `scheme` defaults to the one the newest
-/// migration uses (sequence for an empty directory); `layout` defaults to the prevailing one.
+/// Plans the next migration in `directory`, given the versions already there (see
+/// [`crate::existing_versions`]). `scheme` defaults to the one the newest migration uses
+/// (sequence for an empty directory); `layout` defaults to the one most migrations use.
 pub fn plan_new_migration(
-    set: &MigrationSet,
+    directory: &Path,
+    existing: &[(Version, Layout)],
     description: &str,
     scheme: Option<VersionScheme>,
     layout: Option<Layout>,
@@ -43,14 +45,13 @@ pub fn plan_new_migration(
             "`{description}` has no letters or digits to name the file with; describe the change, e.g. `add idempotency tables`"
         ));
     }
-    let last = set.last().map(|m| &m.version);
+    let last = existing.iter().map(|(version, _)| version).max();
     let scheme = scheme.unwrap_or(match last {
         Some(version) if version.is_timestamp() => VersionScheme::Timestamp,
         _ => VersionScheme::Sequence,
     });
     let version = next_version(last, scheme, now);
-    let layout = layout.or_else(|| set.prevailing_layout()).unwrap_or(Layout::Sections);
-    let directory = &set.directory;
+    let layout = layout.or_else(|| prevailing_layout(existing)).unwrap_or(Layout::Sections);
     let header = header(&version, description, now);
     let files = match layout {
         Layout::Sections => vec![(
@@ -76,6 +77,16 @@ pub fn plan_new_migration(
         }
     };
     Ok(NewMigration { version, files })
+}
+
+/// The layout most migrations use.
+fn prevailing_layout(existing: &[(Version, Layout)]) -> Option<Layout> {
+    [Layout::Sections, Layout::Pair, Layout::RollbackDirectory]
+        .into_iter()
+        .map(|layout| (layout, existing.iter().filter(|(_, l)| *l == layout).count()))
+        .filter(|&(_, count)| count > 0)
+        .max_by_key(|&(_, count)| count)
+        .map(|(layout, _)| layout)
 }
 
 /// Writes the planned files, never overwriting an existing one.

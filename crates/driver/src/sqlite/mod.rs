@@ -340,6 +340,48 @@ impl Drop for SqliteDriver {
     }
 }
 
+/// SQLite's name for a result code (`SQLITE_CONSTRAINT_UNIQUE`, `SQLITE_BUSY`, …).
+fn result_code_name(extended_code: i32) -> String {
+    let primary = match extended_code & 0xff {
+        1 => "ERROR",
+        2 => "INTERNAL",
+        3 => "PERM",
+        4 => "ABORT",
+        5 => "BUSY",
+        6 => "LOCKED",
+        7 => "NOMEM",
+        8 => "READONLY",
+        9 => "INTERRUPT",
+        10 => "IOERR",
+        11 => "CORRUPT",
+        13 => "FULL",
+        14 => "CANTOPEN",
+        17 => "SCHEMA",
+        18 => "TOOBIG",
+        19 => "CONSTRAINT",
+        20 => "MISMATCH",
+        21 => "MISUSE",
+        23 => "AUTH",
+        25 => "RANGE",
+        26 => "NOTADB",
+        other => return format!("SQLITE_{other}"),
+    };
+    let detail = match extended_code {
+        275 => "_CHECK",
+        531 => "_COMMITHOOK",
+        787 => "_FOREIGNKEY",
+        1043 => "_FUNCTION",
+        1299 => "_NOTNULL",
+        1555 => "_PRIMARYKEY",
+        1811 => "_TRIGGER",
+        2067 => "_UNIQUE",
+        2323 => "_VTAB",
+        2579 => "_ROWID",
+        _ => "",
+    };
+    format!("SQLITE_{primary}{detail}")
+}
+
 /// Classifies a rusqlite error.
 fn from_sqlite(error: &rusqlite::Error) -> DriverError {
     match error {
@@ -350,7 +392,7 @@ fn from_sqlite(error: &rusqlite::Error) -> DriverError {
                 _ => ErrorKind::Statement,
             };
             let text = message.clone().unwrap_or_else(|| failure.to_string());
-            DriverError::new(kind, text).with_sqlstate(format!("SQLITE_{:?}", failure.code))
+            DriverError::new(kind, text).with_sqlstate(result_code_name(failure.extended_code))
         }
         other => DriverError::new(ErrorKind::Statement, other.to_string()),
     }

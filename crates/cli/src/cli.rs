@@ -1,0 +1,231 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// safeshift: change production database schemas safely.
+///
+/// Versioned SQL migrations with up and down sections, an append-only history with checksums, a
+/// run lock, and correct transaction handling, on PostgreSQL and SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "safeshift", version, about, long_about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Exit codes, shown in `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    a migration failed (the history records the failure)
+  2    usage or configuration error (bad flag, config file or database URL)
+  3    invalid migration files
+  4    refused by a safety check (changed applied file, out-of-order version, missing down
+       section, partially applied migration)
+  5    the run lock could not be taken in time, or was lost
+  6    could not connect to the database, or lost the connection
+  7    `status --exit-code`: migrations are pending
+  130  interrupted (Ctrl-C or SIGTERM)";
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub chdir: Option<PathBuf>,
+
+    /// The configuration file [default: safeshift.toml, searched upwards from the current directory].
+    #[arg(long, value_name = "FILE", env = "SAFESHIFT_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Database URL: postgres://user:password@host/db or sqlite://path.db
+    /// [default: `url` in safeshift.toml, else DATABASE_URL].
+    #[arg(short = 'u', long, value_name = "URL", env = "SAFESHIFT_DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+
+    /// The migrations directory [default: `directory` in safeshift.toml, else migrations].
+    #[arg(short = 'd', long = "dir", value_name = "DIR", env = "SAFESHIFT_MIGRATIONS_DIR", global = true)]
+    pub migrations_dir: Option<PathBuf>,
+
+    /// Schema that holds the history tables (PostgreSQL; a table-name prefix on SQLite) [default: safeshift].
+    #[arg(long, value_name = "NAME", env = "SAFESHIFT_HISTORY_SCHEMA", global = true)]
+    pub history_schema: Option<String>,
+
+    /// History table name [default: history].
+    #[arg(long, value_name = "NAME", env = "SAFESHIFT_HISTORY_TABLE", global = true)]
+    pub history_table: Option<String>,
+
+    /// How the run lock is held: `advisory` (a session advisory lock; the default) or `lease`
+    /// (a lease row with expiry, for PgBouncer transaction pooling).
+    #[arg(long, value_name = "MODE", env = "SAFESHIFT_LOCK_MODE", global = true)]
+    pub lock_mode: Option<LockModeArg>,
+
+    /// How long to wait for another run to release the lock [default: 60s].
+    #[arg(long, value_name = "DURATION", env = "SAFESHIFT_LOCK_WAIT", global = true)]
+    pub lock_wait: Option<String>,
+
+    /// lock_timeout for every migration statement [default: 5s]. A migration's own
+    /// `lock_timeout:` option wins.
+    #[arg(long, value_name = "DURATION", env = "SAFESHIFT_LOCK_TIMEOUT", global = true)]
+    pub lock_timeout: Option<String>,
+
+    /// statement_timeout for every migration statement [default: 0, no limit]. A migration's own
+    /// `statement_timeout:` option wins.
+    #[arg(long, value_name = "DURATION", env = "SAFESHIFT_STATEMENT_TIMEOUT", global = true)]
+    pub statement_timeout: Option<String>,
+
+    /// Retries of a migration that failed on a lock timeout or deadlock [default: 3].
+    #[arg(long, value_name = "N", env = "SAFESHIFT_RETRIES", global = true)]
+    pub retries: Option<u32>,
+
+    /// Print less: only errors and results.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockModeArg {
+    Advisory,
+    Lease,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create safeshift.toml and the migrations directory, and the history table if a database is configured.
+    Init(InitArgs),
+    /// Write the next migration file, with up and down sections.
+    New(NewArgs),
+    /// Show every migration and where it stands. Takes no lock and changes nothing.
+    Status(StatusArgs),
+    /// Apply pending migrations.
+    Up(UpArgs),
+    /// Roll back applied migrations (the newest one by default).
+    Down(DownArgs),
+    /// Show the history log: every attempt, success or failure.
+    History(HistoryArgs),
+    /// Accept the new checksum of applied migrations whose files changed, with an audit row.
+    Repair(RepairArgs),
+    /// Record by hand that a migration was applied or rolled back, with an audit row.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The database URL to write into safeshift.toml [default: sqlite://app.db].
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Only write files; do not create the history table.
+    #[arg(long)]
+    pub no_database: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// What the migration does, e.g. `add idempotency tables`.
+    #[arg(required = true, num_args = 1.., value_name = "DESCRIPTION")]
+    pub description: Vec<String>,
+    /// Number the file with a UTC timestamp (YYYYMMDDHHMMSS).
+    #[arg(long, conflicts_with = "sequence")]
+    pub timestamp: bool,
+    /// Number the file with the next sequence number (0001, 0002, …).
+    #[arg(long)]
+    pub sequence: bool,
+    /// File layout [default: the one the directory already uses, else sections].
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<LayoutArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// One file with `-- migrate:up` and `-- migrate:down` sections.
+    Sections,
+    /// `.up.sql` and `.down.sql` files.
+    Pair,
+    /// A file, with its rollback in rollback/.
+    RollbackDirectory,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with code 7 when migrations are pending.
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Apply up to and including this version.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Print the SQL and transaction boundaries that would run, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply pending migrations older than the newest applied one.
+    #[arg(long, env = "SAFESHIFT_ALLOW_OUT_OF_ORDER")]
+    pub allow_out_of_order: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Roll back every applied migration newer than this version (0 for all).
+    #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
+    pub to: Option<String>,
+    /// Roll back this many migrations, newest first [default: 1].
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Print the SQL and transaction boundaries that would run, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only rows for this version.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Only the newest N rows.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Versions to repair [default: every applied migration whose file changed].
+    #[arg(value_name = "VERSION")]
+    pub versions: Vec<String>,
+    /// Why the change is accepted (recorded in the history).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The migration's version.
+    #[arg(value_name = "VERSION")]
+    pub version: String,
+    /// The migration was finished by hand: record it as applied.
+    #[arg(long, required_unless_present = "rolled_back", conflicts_with = "rolled_back")]
+    pub applied: bool,
+    /// The migration was undone by hand: record it as not applied.
+    #[arg(long)]
+    pub rolled_back: bool,
+    /// Why (recorded in the history).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}

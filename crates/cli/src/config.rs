@@ -1,0 +1,320 @@
+//! `safeshift.toml`, environment variables and flags, resolved into one project configuration.
+//!
+//! Precedence, highest first: flags, `SAFESHIFT_*` environment variables (clap reads those for
+//! the flags), the configuration file, defaults. The database URL falls back to `DATABASE_URL`
+//! last. String values in the file may use `${VAR}` and `${VAR:-default}`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use safeshift_driver::{HistoryLocation, LockMode, Timeouts};
+use safeshift_runner::{LockSettings, RetryPolicy};
+use safeshift_source::{VersionScheme, parse_duration};
+
+use crate::cli::{GlobalArgs, LockModeArg};
+use crate::exit::CliError;
+
+/// The configuration file's name.
+pub const CONFIG_FILE: &str = "safeshift.toml";
+
+/// `safeshift.toml` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The migrations directory, relative to the file.
+    pub directory: Option<String>,
+    #[serde(default)]
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub history: HistorySection,
+    #[serde(default)]
+    pub lock: LockSection,
+    #[serde(default)]
+    pub migrate: MigrateSection,
+    #[serde(default)]
+    pub new: NewSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    pub schema: Option<String>,
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockSection {
+    pub mode: Option<LockMode>,
+    pub wait: Option<String>,
+    pub lease: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateSection {
+    pub lock_timeout: Option<String>,
+    pub statement_timeout: Option<String>,
+    pub retries: Option<u32>,
+    pub retry_backoff: Option<String>,
+    pub allow_out_of_order: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSection {
+    pub version_scheme: Option<VersionScheme>,
+}
+
+/// Where the database URL came from, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlSource {
+    Flag,
+    ConfigFile,
+    DatabaseUrlVariable,
+}
+
+/// Everything a command needs to know about the project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The directory relative paths are resolved against: the configuration file's, or the
+    /// current directory.
+    pub root: PathBuf,
+    pub migrations_dir: PathBuf,
+    /// The database URL, password included; parse it with `DatabaseUrl`, which redacts it.
+    pub url: Option<(String, UrlSource)>,
+    pub history: HistoryLocation,
+    pub lock: LockSettings,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub allow_out_of_order: bool,
+    pub version_scheme: Option<VersionScheme>,
+}
+
+impl Project {
+    /// Loads the configuration file (given, or found upwards from the current directory) and
+    /// applies flags and environment variables.
+    pub fn load(args: &GlobalArgs) -> Result<Project, CliError> {
+        let cwd = std::env::current_dir().map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
+        let config_file = match &args.config {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(CliError::usage_with_help(
+                        format!("the configuration file {} does not exist", path.display()),
+                        "check the --config path or SAFESHIFT_CONFIG, or create one with `safeshift init`",
+                    ));
+                }
+                Some(path.clone())
+            }
+            None => find_config(&cwd),
+        };
+        let file = match &config_file {
+            Some(path) => read_config(path)?,
+            None => FileConfig::default(),
+        };
+        let root = config_file
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let origin = config_file.as_ref().map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
+        let interpolated = |value: &Option<String>, key: &str| -> Result<Option<String>, CliError> {
+            value.as_deref().map(|v| interpolate(v).map_err(|m| config_error(&origin, key, m))).transpose()
+        };
+
+        let migrations_dir = match &args.migrations_dir {
+            Some(dir) => dir.clone(),
+            None => clean_join(
+                &root,
+                Path::new(&interpolated(&file.directory, "directory")?.unwrap_or_else(|| "migrations".into())),
+            ),
+        };
+        let url = match &args.database_url {
+            Some(url) => Some((url.clone(), UrlSource::Flag)),
+            None => match interpolated(&file.database.url, "database.url")? {
+                Some(url) if !url.trim().is_empty() => Some((url, UrlSource::ConfigFile)),
+                _ => std::env::var("DATABASE_URL")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (v, UrlSource::DatabaseUrlVariable)),
+            },
+        };
+        let history = HistoryLocation {
+            schema: args
+                .history_schema
+                .clone()
+                .or(interpolated(&file.history.schema, "history.schema")?)
+                .unwrap_or_else(|| "safeshift".into()),
+            table: args
+                .history_table
+                .clone()
+                .or(interpolated(&file.history.table, "history.table")?)
+                .unwrap_or_else(|| "history".into()),
+        };
+        for (key, value) in [("history schema", &history.schema), ("history table", &history.table)] {
+            if value.is_empty() || value.len() > 50 {
+                return Err(CliError::usage(format!("the {key} name must have 1 to 50 characters, not `{value}`")));
+            }
+        }
+
+        let duration = |flag: &Option<String>, flag_name: &str, value: &Option<String>, key: &str| -> Result<Option<Duration>, CliError> {
+            if let Some(text) = flag {
+                return parse_duration(text).map(Some).map_err(|m| CliError::usage(format!("{flag_name}: {m}")));
+            }
+            value.as_deref().map(|v| parse_duration(v).map_err(|m| config_error(&origin, key, m))).transpose()
+        };
+        let defaults = LockSettings::default();
+        let lock = LockSettings {
+            mode: match args.lock_mode {
+                Some(LockModeArg::Advisory) => LockMode::Advisory,
+                Some(LockModeArg::Lease) => LockMode::Lease,
+                None => file.lock.mode.unwrap_or(defaults.mode),
+            },
+            wait: duration(&args.lock_wait, "--lock-wait", &file.lock.wait, "lock.wait")?.unwrap_or(defaults.wait),
+            lease: duration(&None, "", &file.lock.lease, "lock.lease")?.unwrap_or(defaults.lease),
+            poll: defaults.poll,
+        };
+        if lock.lease < Duration::from_secs(1) {
+            return Err(config_error(&origin, "lock.lease", "a lease shorter than 1s would expire between heartbeats".into()));
+        }
+        let default_timeouts = Timeouts::default();
+        let timeouts = Timeouts {
+            lock_timeout: duration(&args.lock_timeout, "--lock-timeout", &file.migrate.lock_timeout, "migrate.lock_timeout")?
+                .unwrap_or(default_timeouts.lock_timeout),
+            statement_timeout: duration(
+                &args.statement_timeout,
+                "--statement-timeout",
+                &file.migrate.statement_timeout,
+                "migrate.statement_timeout",
+            )?
+            .unwrap_or(default_timeouts.statement_timeout),
+        };
+        let default_retry = RetryPolicy::default();
+        let retry = RetryPolicy {
+            retries: args.retries.or(file.migrate.retries).unwrap_or(default_retry.retries),
+            backoff: duration(&None, "", &file.migrate.retry_backoff, "migrate.retry_backoff")?.unwrap_or(default_retry.backoff),
+            max_backoff: default_retry.max_backoff,
+        };
+        Ok(Project {
+            root,
+            migrations_dir,
+            url,
+            history,
+            lock,
+            timeouts,
+            retry,
+            allow_out_of_order: file.migrate.allow_out_of_order.unwrap_or(false),
+            version_scheme: file.new.version_scheme,
+        })
+    }
+}
+
+/// `safeshift.toml` in `start` or the nearest parent directory.
+fn find_config(start: &Path) -> Option<PathBuf> {
+    let mut directory = Some(start);
+    while let Some(current) = directory {
+        let candidate = current.join(CONFIG_FILE);
+        if candidate.is_file() {
+            // Keep the path short when the file is in the current directory.
+            return Some(if current == start { PathBuf::from(CONFIG_FILE) } else { candidate });
+        }
+        directory = current.parent();
+    }
+    None
+}
+
+fn read_config(path: &Path) -> Result<FileConfig, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("cannot read the configuration file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|error| {
+        let location = error
+            .span()
+            .map(|span| {
+                let line = text[..span.start].matches('\n').count() + 1;
+                format!(":{line}")
+            })
+            .unwrap_or_default();
+        CliError::usage_with_help(
+            format!("{}{location}: {}", path.display(), error.message()),
+            "see the configuration reference in the README (keys: directory, [database] url, [history] schema/table, \
+             [lock] mode/wait/lease, [migrate] lock_timeout/statement_timeout/retries/retry_backoff/allow_out_of_order, \
+             [new] version_scheme)",
+        )
+    })
+}
+
+fn config_error(origin: &str, key: &str, message: String) -> CliError {
+    CliError::usage(format!("{origin}: `{key}`: {message}"))
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
+pub fn interpolate(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(index) = rest.find('$') {
+        out.push_str(&rest[..index]);
+        let after = &rest[index + 1..];
+        if let Some(after_dollar) = after.strip_prefix('$') {
+            out.push('$');
+            rest = after_dollar;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
+            let expression = &body[..end];
+            let (name, default) = match expression.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (expression, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("`${{{expression}}}` is not a variable reference; write ${{NAME}} or ${{NAME:-default}}"));
+            }
+            match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
+                (Some(value), _) => out.push_str(&value),
+                (None, Some(default)) => out.push_str(default),
+                (None, None) => {
+                    return Err(format!("the environment variable {name} is not set (write ${{{name}:-default}} for a fallback)"));
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `root.join(path)`, without a leading `./` when the root is the current directory.
+fn clean_join(root: &Path, path: &Path) -> PathBuf {
+    if root == Path::new(".") { path.to_path_buf() } else { root.join(path) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation() {
+        // SAFETY: tests in this module are the only ones touching these variables.
+        unsafe {
+            std::env::set_var("SAFESHIFT_TEST_HOST", "db.internal");
+            std::env::remove_var("SAFESHIFT_TEST_MISSING");
+        }
+        assert_eq!(interpolate("postgres://u@${SAFESHIFT_TEST_HOST}/app").unwrap(), "postgres://u@db.internal/app");
+        assert_eq!(interpolate("${SAFESHIFT_TEST_MISSING:-sqlite://app.db}").unwrap(), "sqlite://app.db");
+        assert_eq!(interpolate("cost: $$5 and $x").unwrap(), "cost: $5 and $x");
+        let error = interpolate("${SAFESHIFT_TEST_MISSING}").unwrap_err();
+        assert!(error.contains("SAFESHIFT_TEST_MISSING is not set"), "{error}");
+        assert!(interpolate("${oops").is_err());
+        assert!(interpolate("${a b}").is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! What every command starts from: the resolved project, and helpers to load its migrations and
+//! connect to its database.
+
+use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver};
+use safeshift_runner::{Identity, Migrator, Settings};
+use safeshift_source::MigrationSet;
+
+use crate::cli::GlobalArgs;
+use crate::config::Project;
+use crate::exit::CliError;
+
+/// The resolved configuration plus output options.
+pub struct Context {
+    pub project: Project,
+    pub quiet: bool,
+    pub identity: Identity,
+}
+
+impl Context {
+    pub fn new(args: &GlobalArgs) -> Result<Context, CliError> {
+        Ok(Context {
+            project: Project::load(args)?,
+            quiet: args.quiet,
+            identity: Identity::current(),
+        })
+    }
+
+    /// Every migration in the project's directory; any malformed file is an error.
+    pub fn migrations(&self) -> Result<MigrationSet, CliError> {
+        Ok(MigrationSet::load(&self.project.migrations_dir)?)
+    }
+
+    /// The migrations directory as shown to the user.
+    pub fn migrations_dir_display(&self) -> String {
+        self.project.migrations_dir.display().to_string()
+    }
+
+    /// The database URL, or an error that says how to give one.
+    pub fn database_url(&self) -> Result<DatabaseUrl, CliError> {
+        let Some((url, _)) = &self.project.url else {
+            return Err(CliError::usage_with_help(
+                "no database URL",
+                "set `url` under [database] in safeshift.toml, pass --database-url, or set DATABASE_URL \
+                 (e.g. sqlite://app.db or postgres://user@host/db)",
+            ));
+        };
+        Ok(DatabaseUrl::parse(url)?)
+    }
+
+    /// Connects. `create` allows creating a missing SQLite file (commands that only read pass
+    /// false, so `status` on a fresh project creates nothing).
+    pub fn connect(&self, create: bool) -> Result<Box<dyn Driver>, CliError> {
+        let url = self.database_url()?;
+        let options = ConnectOptions {
+            base_dir: self.project.root.clone(),
+            application_name: application_name(&self.identity),
+            history: self.project.history.clone(),
+            create,
+            lock_mode: self.project.lock.mode,
+            ..ConnectOptions::default()
+        };
+        Ok(safeshift_driver::connect(&url, &options)?)
+    }
+
+    pub fn settings(&self, allow_out_of_order: bool) -> Settings {
+        Settings {
+            timeouts: self.project.timeouts,
+            retry: self.project.retry,
+            lock: self.project.lock,
+            allow_out_of_order: allow_out_of_order || self.project.allow_out_of_order,
+            identity: self.identity.clone(),
+        }
+    }
+
+    pub fn migrator(&self, allow_out_of_order: bool) -> Result<Migrator, CliError> {
+        Ok(Migrator::new(self.migrations()?, self.settings(allow_out_of_order)))
+    }
+}
+
+/// `safeshift 0.1.0 deploy@ci-7 pid 4242`, cut to PostgreSQL's 63-byte limit; a waiting runner
+/// shows it to say who holds the lock.
+fn application_name(identity: &Identity) -> String {
+    let mut name = format!("safeshift {} {}", env!("CARGO_PKG_VERSION"), identity.holder);
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}

@@ -1,0 +1,105 @@
+//! Exit codes (documented in `--help` and the README) and the errors that lead to them.
+
+use safeshift_driver::{DriverError, ErrorKind};
+use safeshift_runner::RunError;
+use safeshift_source::SourceErrors;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    MigrationFailed = 1,
+    Usage = 2,
+    InvalidFiles = 3,
+    Refused = 4,
+    Lock = 5,
+    Connection = 6,
+    Pending = 7,
+    Interrupted = 130,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(exit as u8)
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// A usage or configuration problem.
+    Usage { message: String, help: Option<String> },
+    Source(SourceErrors),
+    Database(DriverError),
+    Run(RunError),
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError::Usage {
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn usage_with_help(message: impl Into<String>, help: impl Into<String>) -> CliError {
+        CliError::Usage {
+            message: message.into(),
+            help: Some(help.into()),
+        }
+    }
+
+    pub fn exit(&self) -> Exit {
+        match self {
+            CliError::Usage { .. } => Exit::Usage,
+            CliError::Source(_) => Exit::InvalidFiles,
+            CliError::Database(error) => driver_exit(error),
+            CliError::Run(error) => run_exit(error),
+        }
+    }
+}
+
+fn driver_exit(error: &DriverError) -> Exit {
+    match error.kind {
+        ErrorKind::InvalidUrl => Exit::Usage,
+        ErrorKind::Connect | ErrorKind::ConnectionLost => Exit::Connection,
+        ErrorKind::LockLost => Exit::Lock,
+        _ => Exit::MigrationFailed,
+    }
+}
+
+fn run_exit(error: &RunError) -> Exit {
+    match error {
+        RunError::Source(_) | RunError::Statements(_) => Exit::InvalidFiles,
+        RunError::Database(error) => driver_exit(error),
+        RunError::LockTimeout { .. } | RunError::LockLost(_) => Exit::Lock,
+        RunError::ChecksumMismatch(_) | RunError::OutOfOrder { .. } | RunError::MissingDown(_) | RunError::Blocked { .. } => {
+            Exit::Refused
+        }
+        RunError::MigrationFailed { error, .. } if error.kind == ErrorKind::ConnectionLost => Exit::Connection,
+        RunError::MigrationFailed { .. } => Exit::MigrationFailed,
+        RunError::Interrupted { .. } => Exit::Interrupted,
+        RunError::Usage(_) => Exit::Usage,
+    }
+}
+
+impl From<SourceErrors> for CliError {
+    fn from(errors: SourceErrors) -> Self {
+        CliError::Source(errors)
+    }
+}
+
+impl From<DriverError> for CliError {
+    fn from(error: DriverError) -> Self {
+        CliError::Database(error)
+    }
+}
+
+impl From<RunError> for CliError {
+    fn from(error: RunError) -> Self {
+        match error {
+            RunError::Source(errors) => CliError::Source(errors),
+            other => CliError::Run(other),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Ctrl-C and SIGTERM: the first one cancels the running statement and lets the runner record
+//! the interrupted attempt and release the lock; a second one exits at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use safeshift_driver::Canceller;
+
+use crate::exit::Exit;
+use crate::output::err;
+
+/// Installed signal handling for one run.
+pub struct Interrupts {
+    canceller: Arc<Mutex<Option<Canceller>>>,
+}
+
+impl Interrupts {
+    /// Starts listening; `flag` is the runner's interrupt flag.
+    pub fn install(flag: Arc<AtomicBool>) -> Interrupts {
+        let canceller: Arc<Mutex<Option<Canceller>>> = Arc::new(Mutex::new(None));
+        if let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) {
+            let canceller = Arc::clone(&canceller);
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    if flag.swap(true, Ordering::SeqCst) {
+                        err("interrupted again: exiting now; the server rolls back the open transaction");
+                        std::process::exit(Exit::Interrupted as i32);
+                    }
+                    let name = if signal == SIGTERM { "SIGTERM" } else { "Ctrl-C" };
+                    err(format!(
+                        "{name}: cancelling the running statement and recording the interrupted attempt (press again to exit at once)"
+                    ));
+                    if let Some(cancel) = canceller.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                        cancel();
+                    }
+                }
+            });
+        }
+        Interrupts { canceller }
+    }
+
+    /// Sets the connection whose statement a signal cancels.
+    pub fn cancel_with(&self, canceller: Canceller) {
+        *self.canceller.lock().unwrap_or_else(|e| e.into_inner()) = Some(canceller);
+    }
+}

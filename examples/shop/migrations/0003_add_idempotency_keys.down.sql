@@ -1,0 +1,3 @@
+DROP TRIGGER orders_status_audit;
+DROP TABLE order_status_changes;
+DROP TABLE idempotency_keys;
