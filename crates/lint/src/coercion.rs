@@ -34,22 +34,30 @@ pub fn classify(old: Option<&ColumnType>, new: &ColumnType, using: bool) -> Type
         (Some(old), Some(new)) => new >= old,
     };
     let coercible = match (old.name.as_str(), new.name.as_str()) {
-        ("varchar", "varchar") | ("varbit", "varbit") => widened(old.modifiers.first(), new.modifiers.first()),
+        ("varchar", "varchar") | ("varbit", "varbit") => {
+            widened(old.modifiers.first(), new.modifiers.first())
+        }
         ("varchar", "text") | ("text", "varchar") => new.modifiers.is_empty(),
         ("numeric", "numeric") => match (old.modifiers.as_slice(), new.modifiers.as_slice()) {
             (_, []) => true,
             ([], _) => false,
             ([old_precision, rest_old @ ..], [new_precision, rest_new @ ..]) => {
-                new_precision >= old_precision && rest_old.first().unwrap_or(&0) == rest_new.first().unwrap_or(&0)
+                new_precision >= old_precision
+                    && rest_old.first().unwrap_or(&0) == rest_new.first().unwrap_or(&0)
             }
         },
-        ("timestamp", "timestamp") | ("timestamptz", "timestamptz") | ("time", "time") | ("interval", "interval") => {
-            widened(old.modifiers.first(), new.modifiers.first())
-        }
+        ("timestamp", "timestamp")
+        | ("timestamptz", "timestamptz")
+        | ("time", "time")
+        | ("interval", "interval") => widened(old.modifiers.first(), new.modifiers.first()),
         ("cidr", "inet") => true,
         _ => false,
     };
-    if coercible { TypeChange::MetadataOnly } else { TypeChange::Rewrite }
+    if coercible {
+        TypeChange::MetadataOnly
+    } else {
+        TypeChange::Rewrite
+    }
 }
 
 #[cfg(test)]
@@ -66,22 +74,66 @@ mod tests {
 
     #[test]
     fn widening_is_metadata_only() {
-        assert_eq!(classify(Some(&ty("varchar", &[50])), &ty("varchar", &[100]), false), TypeChange::MetadataOnly);
-        assert_eq!(classify(Some(&ty("varchar", &[50])), &ty("varchar", &[]), false), TypeChange::MetadataOnly);
-        assert_eq!(classify(Some(&ty("varchar", &[50])), &ty("text", &[]), false), TypeChange::MetadataOnly);
-        assert_eq!(classify(Some(&ty("text", &[])), &ty("varchar", &[]), false), TypeChange::MetadataOnly);
-        assert_eq!(classify(Some(&ty("numeric", &[10, 2])), &ty("numeric", &[12, 2]), false), TypeChange::MetadataOnly);
-        assert_eq!(classify(Some(&ty("cidr", &[])), &ty("inet", &[]), false), TypeChange::MetadataOnly);
+        assert_eq!(
+            classify(Some(&ty("varchar", &[50])), &ty("varchar", &[100]), false),
+            TypeChange::MetadataOnly
+        );
+        assert_eq!(
+            classify(Some(&ty("varchar", &[50])), &ty("varchar", &[]), false),
+            TypeChange::MetadataOnly
+        );
+        assert_eq!(
+            classify(Some(&ty("varchar", &[50])), &ty("text", &[]), false),
+            TypeChange::MetadataOnly
+        );
+        assert_eq!(
+            classify(Some(&ty("text", &[])), &ty("varchar", &[]), false),
+            TypeChange::MetadataOnly
+        );
+        assert_eq!(
+            classify(
+                Some(&ty("numeric", &[10, 2])),
+                &ty("numeric", &[12, 2]),
+                false
+            ),
+            TypeChange::MetadataOnly
+        );
+        assert_eq!(
+            classify(Some(&ty("cidr", &[])), &ty("inet", &[]), false),
+            TypeChange::MetadataOnly
+        );
     }
 
     #[test]
     fn narrowing_and_other_types_rewrite() {
-        assert_eq!(classify(Some(&ty("varchar", &[50])), &ty("varchar", &[10]), false), TypeChange::Rewrite);
-        assert_eq!(classify(Some(&ty("text", &[])), &ty("varchar", &[10]), false), TypeChange::Rewrite);
-        assert_eq!(classify(Some(&ty("int4", &[])), &ty("int8", &[]), false), TypeChange::Rewrite);
-        assert_eq!(classify(Some(&ty("bpchar", &[4])), &ty("bpchar", &[8]), false), TypeChange::Rewrite);
-        assert_eq!(classify(Some(&ty("numeric", &[10, 2])), &ty("numeric", &[12, 3]), false), TypeChange::Rewrite);
-        assert_eq!(classify(Some(&ty("varchar", &[50])), &ty("varchar", &[100]), true), TypeChange::Rewrite);
+        assert_eq!(
+            classify(Some(&ty("varchar", &[50])), &ty("varchar", &[10]), false),
+            TypeChange::Rewrite
+        );
+        assert_eq!(
+            classify(Some(&ty("text", &[])), &ty("varchar", &[10]), false),
+            TypeChange::Rewrite
+        );
+        assert_eq!(
+            classify(Some(&ty("int4", &[])), &ty("int8", &[]), false),
+            TypeChange::Rewrite
+        );
+        assert_eq!(
+            classify(Some(&ty("bpchar", &[4])), &ty("bpchar", &[8]), false),
+            TypeChange::Rewrite
+        );
+        assert_eq!(
+            classify(
+                Some(&ty("numeric", &[10, 2])),
+                &ty("numeric", &[12, 3]),
+                false
+            ),
+            TypeChange::Rewrite
+        );
+        assert_eq!(
+            classify(Some(&ty("varchar", &[50])), &ty("varchar", &[100]), true),
+            TypeChange::Rewrite
+        );
         assert_eq!(classify(None, &ty("text", &[]), false), TypeChange::Unknown);
     }
 }

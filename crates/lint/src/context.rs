@@ -48,8 +48,24 @@ pub struct MigrationState {
     pub released: Vec<HeldLock>,
     /// Constraints added `NOT VALID` in the current transaction: table key and name.
     pub not_valid_in_transaction: Vec<((String, String), String)>,
-    /// `ALTER TABLE` statements per table on tables other sessions use.
-    pub alterations: Vec<(TableName, Vec<usize>)>,
+    /// `ALTER TABLE` statements per table on tables other sessions use, with all their actions
+    /// combined into one statement.
+    pub alterations: Vec<Alterations>,
+    /// Statements so far that took a lock blocking traffic on a table other sessions use.
+    pub blocking_statements: usize,
+    /// Statements so far whose work grows with a table (scan, rewrite, index build).
+    pub slow_statements: usize,
+    /// Foreign keys declared in this migration: statement, table, columns, referenced table.
+    pub foreign_keys: Vec<(usize, TableName, Vec<String>, TableName)>,
+}
+
+/// The `ALTER TABLE` statements of a migration on one table.
+#[derive(Debug, Clone)]
+pub struct Alterations {
+    pub table: TableName,
+    pub statements: Vec<usize>,
+    /// One `ALTER TABLE` carrying every action of those statements.
+    pub combined: pg_query::protobuf::AlterTableStmt,
 }
 
 impl MigrationState {
@@ -68,6 +84,9 @@ impl MigrationState {
             released: Vec::new(),
             not_valid_in_transaction: Vec::new(),
             alterations: Vec::new(),
+            blocking_statements: 0,
+            slow_statements: 0,
+            foreign_keys: Vec::new(),
         }
     }
 
@@ -94,6 +113,8 @@ pub struct StatementContext<'a> {
     pub node: &'a NodeEnum,
     /// 0-based index in the section.
     pub index: usize,
+    /// The statement as split from the file (position, transaction needs).
+    pub statement: &'a safeshift_source::Statement,
     /// The schema before the statement.
     pub schema: &'a Schema,
     /// The migration before the statement.
@@ -110,13 +131,21 @@ impl StatementContext<'_> {
 
     /// The statement's locks on tables other sessions use.
     pub fn existing_locks(&self) -> Vec<TableLock> {
-        self.effects.locks.iter().filter(|l| self.is_existing(&l.table)).cloned().collect()
+        self.effects
+            .locks
+            .iter()
+            .filter(|l| self.is_existing(&l.table))
+            .cloned()
+            .collect()
     }
 
     /// The statement's lock on `table`, when the table is one other sessions use.
     pub fn lock_on(&self, table: &TableName) -> Vec<TableLock> {
         match self.effects.mode_on(table) {
-            Some(mode) if self.is_existing(table) => vec![TableLock { table: table.clone(), mode }],
+            Some(mode) if self.is_existing(table) => vec![TableLock {
+                table: table.clone(),
+                mode,
+            }],
             _ => Vec::new(),
         }
     }
@@ -125,7 +154,8 @@ impl StatementContext<'_> {
 /// The end of a migration, for rules that look at the whole of it.
 pub struct MigrationEnd<'a> {
     pub state: &'a MigrationState,
-    pub statements: usize,
+    /// The schema after the migration.
+    pub schema: &'a Schema,
     /// The newest applied version, when this pending migration's version is lower.
     pub out_of_order: Option<&'a str>,
     /// Whether the file changed since it was applied.

@@ -3,7 +3,9 @@
 //! model the rules share; `tests/lock_verification.rs` checks it against a real server.
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::{AlterTableCmd, AlterTableType, ConstrType, ObjectType, ReindexObjectType};
+use pg_query::protobuf::{
+    AlterTableCmd, AlterTableType, ConstrType, ObjectType, ReindexObjectType,
+};
 
 use crate::coercion::{self, TypeChange};
 use crate::lock::LockMode;
@@ -52,12 +54,10 @@ impl Effects {
 
     /// The mode taken on `table`, if any.
     pub fn mode_on(&self, table: &TableName) -> Option<LockMode> {
-        self.locks.iter().find(|l| &l.table == table).map(|l| l.mode)
-    }
-
-    /// The strongest lock of the statement.
-    pub fn strongest(&self) -> Option<&TableLock> {
-        self.locks.iter().max_by_key(|l| l.mode)
+        self.locks
+            .iter()
+            .find(|l| &l.table == table)
+            .map(|l| l.mode)
     }
 }
 
@@ -66,7 +66,9 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
     let mut effects = Effects::default();
     match node {
         NodeEnum::AlterTableStmt(alter) => {
-            let Some(relation) = &alter.relation else { return effects };
+            let Some(relation) = &alter.relation else {
+                return effects;
+            };
             let table = TableName::from_range_var(relation);
             if alter.objtype() == ObjectType::ObjectIndex {
                 // ALTER INDEX … SET / RENAME: on the index only.
@@ -87,7 +89,10 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
                     if constraint.contype() == ConstrType::ConstrForeign
                         && let Some(referenced) = &constraint.pktable
                     {
-                        effects.lock(TableName::from_range_var(referenced), LockMode::ShareRowExclusive);
+                        effects.lock(
+                            TableName::from_range_var(referenced),
+                            LockMode::ShareRowExclusive,
+                        );
                     }
                 }
             }
@@ -103,7 +108,11 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
         NodeEnum::IndexStmt(index) => {
             if let Some(relation) = &index.relation {
                 let table = TableName::from_range_var(relation);
-                let mode = if index.concurrent { LockMode::ShareUpdateExclusive } else { LockMode::Share };
+                let mode = if index.concurrent {
+                    LockMode::ShareUpdateExclusive
+                } else {
+                    LockMode::Share
+                };
                 effects.scan(&table);
                 effects.lock(table, mode);
             }
@@ -113,20 +122,30 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
                 Some(NodeEnum::List(list)) => Some(&list.items),
                 _ => None,
             }) {
-                let Some(name) = TableName::from_names(names) else { continue };
+                let Some(name) = TableName::from_names(names) else {
+                    continue;
+                };
                 match drop.remove_type() {
-                    ObjectType::ObjectTable | ObjectType::ObjectView | ObjectType::ObjectMatview => {
-                        effects.lock(name, LockMode::AccessExclusive)
-                    }
+                    ObjectType::ObjectTable
+                    | ObjectType::ObjectView
+                    | ObjectType::ObjectMatview => effects.lock(name, LockMode::AccessExclusive),
                     ObjectType::ObjectIndex => {
                         if let Some(table) = schema.table_of_index(&name) {
-                            let mode = if drop.concurrent { LockMode::ShareUpdateExclusive } else { LockMode::AccessExclusive };
+                            let mode = if drop.concurrent {
+                                LockMode::ShareUpdateExclusive
+                            } else {
+                                LockMode::AccessExclusive
+                            };
                             effects.lock(table.clone(), mode);
                         }
                     }
-                    ObjectType::ObjectTrigger | ObjectType::ObjectRule | ObjectType::ObjectPolicy => {
+                    ObjectType::ObjectTrigger
+                    | ObjectType::ObjectRule
+                    | ObjectType::ObjectPolicy => {
                         // The object's name is last; the table's name comes before it.
-                        if let Some(table) = TableName::from_names(&names[..names.len().saturating_sub(1)]) {
+                        if let Some(table) =
+                            TableName::from_names(&names[..names.len().saturating_sub(1)])
+                        {
                             effects.lock(table, LockMode::AccessExclusive);
                         }
                     }
@@ -151,7 +170,10 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
             }
         }
         NodeEnum::VacuumStmt(vacuum) => {
-            let full = vacuum.options.iter().any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == "full"));
+            let full = vacuum
+                .options
+                .iter()
+                .any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == "full"));
             for relation in vacuum.rels.iter().filter_map(|r| match &r.node {
                 Some(NodeEnum::VacuumRelation(v)) => v.relation.as_ref(),
                 _ => None,
@@ -173,11 +195,14 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
             }
         }
         NodeEnum::ReindexStmt(reindex) => {
-            let concurrently = reindex
-                .params
-                .iter()
-                .any(|p| matches!(&p.node, Some(NodeEnum::DefElem(d)) if d.defname == "concurrently"));
-            let mode = if concurrently { LockMode::ShareUpdateExclusive } else { LockMode::Share };
+            let concurrently = reindex.params.iter().any(
+                |p| matches!(&p.node, Some(NodeEnum::DefElem(d)) if d.defname == "concurrently"),
+            );
+            let mode = if concurrently {
+                LockMode::ShareUpdateExclusive
+            } else {
+                LockMode::Share
+            };
             if let Some(relation) = &reindex.relation {
                 let name = TableName::from_range_var(relation);
                 let table = match reindex.kind() {
@@ -192,14 +217,21 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
         }
         NodeEnum::CreateTrigStmt(trigger) => {
             if let Some(relation) = &trigger.relation {
-                effects.lock(TableName::from_range_var(relation), LockMode::ShareRowExclusive);
+                effects.lock(
+                    TableName::from_range_var(relation),
+                    LockMode::ShareRowExclusive,
+                );
             }
         }
         NodeEnum::RefreshMatViewStmt(refresh) => {
             if let Some(relation) = &refresh.relation {
                 let table = TableName::from_range_var(relation);
                 effects.rewrite(&table);
-                let mode = if refresh.concurrent { LockMode::Exclusive } else { LockMode::AccessExclusive };
+                let mode = if refresh.concurrent {
+                    LockMode::Exclusive
+                } else {
+                    LockMode::AccessExclusive
+                };
                 effects.lock(table, mode);
             }
         }
@@ -219,8 +251,10 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
             }
         }
         NodeEnum::CommentStmt(comment) => {
-            if matches!(comment.objtype(), ObjectType::ObjectTable | ObjectType::ObjectColumn)
-                && let Some(NodeEnum::List(list)) = inner(&comment.object)
+            if matches!(
+                comment.objtype(),
+                ObjectType::ObjectTable | ObjectType::ObjectColumn
+            ) && let Some(NodeEnum::List(list)) = inner(&comment.object)
             {
                 let names = if comment.objtype() == ObjectType::ObjectColumn {
                     &list.items[..list.items.len().saturating_sub(1)]
@@ -233,7 +267,9 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
             }
         }
         NodeEnum::LockStmt(lock) => {
-            let mode = LockMode::ALL.get(usize::try_from(lock.mode).unwrap_or(8).wrapping_sub(1)).copied();
+            let mode = LockMode::ALL
+                .get(usize::try_from(lock.mode).unwrap_or(8).wrapping_sub(1))
+                .copied();
             for relation in range_vars(&lock.relations) {
                 if let Some(mode) = mode {
                     effects.lock(TableName::from_range_var(relation), mode);
@@ -287,18 +323,27 @@ fn alter_table_command(
         | At::AtEnableReplicaRule
         | At::AtDisableRule => LockMode::ShareRowExclusive,
         At::AtDetachPartition => {
-            let concurrent =
-                matches!(inner(&command.def), Some(NodeEnum::PartitionCmd(partition)) if partition.concurrent);
+            let concurrent = matches!(inner(&command.def), Some(NodeEnum::PartitionCmd(partition)) if partition.concurrent);
             if let Some(NodeEnum::PartitionCmd(partition)) = inner(&command.def)
                 && let Some(name) = &partition.name
             {
-                let mode = if concurrent { LockMode::ShareUpdateExclusive } else { LockMode::AccessExclusive };
+                let mode = if concurrent {
+                    LockMode::ShareUpdateExclusive
+                } else {
+                    LockMode::AccessExclusive
+                };
                 effects.lock(TableName::from_range_var(name), mode);
             }
-            if concurrent { LockMode::ShareUpdateExclusive } else { LockMode::AccessExclusive }
+            if concurrent {
+                LockMode::ShareUpdateExclusive
+            } else {
+                LockMode::AccessExclusive
+            }
         }
         At::AtAddConstraint => match inner(&command.def) {
-            Some(NodeEnum::Constraint(constraint)) => constraint_effects(effects, table, constraint),
+            Some(NodeEnum::Constraint(constraint)) => {
+                constraint_effects(effects, table, constraint)
+            }
             _ => LockMode::AccessExclusive,
         },
         At::AtAddColumn => {
@@ -309,10 +354,17 @@ fn alter_table_command(
         }
         At::AtAlterColumnType => {
             if let Some(NodeEnum::ColumnDef(definition)) = inner(&command.def)
-                && let Some(new_type) = definition.type_name.as_ref().map(ColumnType::from_type_name)
+                && let Some(new_type) = definition
+                    .type_name
+                    .as_ref()
+                    .map(ColumnType::from_type_name)
             {
-                let old = existing_table.and_then(|t| t.column(&command.name)).and_then(|c| c.column_type.as_ref());
-                if coercion::classify(old, &new_type, definition.raw_default.is_some()) != TypeChange::MetadataOnly {
+                let old = existing_table
+                    .and_then(|t| t.column(&command.name))
+                    .and_then(|c| c.column_type.as_ref());
+                if coercion::classify(old, &new_type, definition.raw_default.is_some())
+                    != TypeChange::MetadataOnly
+                {
                     effects.rewrite(table);
                 }
             }
@@ -337,14 +389,21 @@ fn alter_table_command(
 
 /// `ADD CONSTRAINT`: FOREIGN KEY takes SHARE ROW EXCLUSIVE on both tables; the rest ACCESS
 /// EXCLUSIVE. Without NOT VALID the existing rows are checked (or indexed) under that lock.
-fn constraint_effects(effects: &mut Effects, table: &TableName, constraint: &pg_query::protobuf::Constraint) -> LockMode {
+fn constraint_effects(
+    effects: &mut Effects,
+    table: &TableName,
+    constraint: &pg_query::protobuf::Constraint,
+) -> LockMode {
     let validates = !constraint.skip_validation && constraint.indexname.is_empty();
     if validates {
         effects.scan(table);
     }
     if constraint.contype() == ConstrType::ConstrForeign {
         if let Some(referenced) = &constraint.pktable {
-            effects.lock(TableName::from_range_var(referenced), LockMode::ShareRowExclusive);
+            effects.lock(
+                TableName::from_range_var(referenced),
+                LockMode::ShareRowExclusive,
+            );
         }
         LockMode::ShareRowExclusive
     } else {
@@ -352,7 +411,12 @@ fn constraint_effects(effects: &mut Effects, table: &TableName, constraint: &pg_
     }
 }
 
-fn add_column_effects(effects: &mut Effects, table: &TableName, column: &pg_query::protobuf::ColumnDef, pg_version: PgVersion) {
+fn add_column_effects(
+    effects: &mut Effects,
+    table: &TableName,
+    column: &pg_query::protobuf::ColumnDef,
+    pg_version: PgVersion,
+) {
     if column_rewrites_table(column, pg_version).is_some() {
         effects.rewrite(table);
     }
@@ -360,10 +424,15 @@ fn add_column_effects(effects: &mut Effects, table: &TableName, column: &pg_quer
         match constraint.contype() {
             ConstrType::ConstrForeign => {
                 if let Some(referenced) = &constraint.pktable {
-                    effects.lock(TableName::from_range_var(referenced), LockMode::ShareRowExclusive);
+                    effects.lock(
+                        TableName::from_range_var(referenced),
+                        LockMode::ShareRowExclusive,
+                    );
                 }
             }
-            ConstrType::ConstrCheck | ConstrType::ConstrUnique | ConstrType::ConstrPrimary => effects.scan(table),
+            ConstrType::ConstrCheck | ConstrType::ConstrUnique | ConstrType::ConstrPrimary => {
+                effects.scan(table)
+            }
             _ => {}
         }
     }
@@ -380,9 +449,15 @@ pub enum ColumnRewrite {
 }
 
 /// Whether `ADD COLUMN` with this definition rewrites the table, and why.
-pub fn column_rewrites_table(column: &pg_query::protobuf::ColumnDef, pg_version: PgVersion) -> Option<ColumnRewrite> {
+pub fn column_rewrites_table(
+    column: &pg_query::protobuf::ColumnDef,
+    pg_version: PgVersion,
+) -> Option<ColumnRewrite> {
     if let Some(column_type) = column.type_name.as_ref().map(ColumnType::from_type_name)
-        && matches!(column_type.name.as_str(), "serial" | "bigserial" | "smallserial")
+        && matches!(
+            column_type.name.as_str(),
+            "serial" | "bigserial" | "smallserial"
+        )
     {
         return Some(ColumnRewrite::Serial(column_type.name));
     }
@@ -391,12 +466,16 @@ pub fn column_rewrites_table(column: &pg_query::protobuf::ColumnDef, pg_version:
             ConstrType::ConstrGenerated => return Some(ColumnRewrite::StoredGenerated),
             ConstrType::ConstrIdentity => return Some(ColumnRewrite::Identity),
             ConstrType::ConstrDefault => {
-                let Some(expression) = inner(&constraint.raw_expr) else { continue };
+                let Some(expression) = inner(&constraint.raw_expr) else {
+                    continue;
+                };
                 if is_null_constant(expression) {
                     continue;
                 }
                 match volatility::classify(expression) {
-                    Volatility::OneValue if pg_version.0 < 11 => return Some(ColumnRewrite::DefaultBeforePg11),
+                    Volatility::OneValue if pg_version.0 < 11 => {
+                        return Some(ColumnRewrite::DefaultBeforePg11);
+                    }
                     Volatility::OneValue => {}
                     other => return Some(ColumnRewrite::VolatileDefault(other)),
                 }

@@ -65,7 +65,10 @@ pub struct SizeEstimate {
     pub static_risk: Risk,
 }
 
-fn serialize_duration_ms<S: serde::Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_duration_ms<S: serde::Serializer>(
+    duration: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match duration {
         Some(duration) => serializer.serialize_u64(duration.as_millis() as u64),
         None => serializer.serialize_none(),

@@ -68,5 +68,7 @@ pub fn rule(id: &str) -> Option<&'static RuleMetadata> {
 
 /// The page `safeshift explain <rule>` prints.
 pub fn explain(id: &str) -> Result<String, UnknownRule> {
-    rule(id).map(RuleMetadata::explain).ok_or_else(|| UnknownRule(id.to_owned()))
+    rule(id)
+        .map(RuleMetadata::explain)
+        .ok_or_else(|| UnknownRule(id.to_owned()))
 }

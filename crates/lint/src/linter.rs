@@ -8,7 +8,9 @@ use pg_query::NodeEnum;
 use pg_query::protobuf::{TransactionStmtKind, VariableSetKind};
 use safeshift_source::{Checksum, Dialect, LooseFile, MigrationSet, Section, Statement};
 
-use crate::context::{Execution, HeldLock, MigrationEnd, MigrationState, StatementContext};
+use crate::context::{
+    Alterations, Execution, HeldLock, MigrationEnd, MigrationState, StatementContext,
+};
 use crate::effects::{self, Effects};
 use crate::finding::{Diagnostic, DiagnosticKind, Finding, Severity};
 use crate::metadata::{ExampleMode, RuleMetadata};
@@ -69,7 +71,12 @@ impl Linter {
     /// Lints a migrations directory in version order. Every migration is read for context; those
     /// in `scope` are reported. Without `applied`, every migration before the one being linted
     /// counts as applied.
-    pub fn lint_set(&self, set: &MigrationSet, applied: Option<&AppliedMigrations>, scope: &Scope) -> LintReport {
+    pub fn lint_set(
+        &self,
+        set: &MigrationSet,
+        applied: Option<&AppliedMigrations>,
+        scope: &Scope,
+    ) -> LintReport {
         let mut schema = Schema::default();
         let mut report = LintReport::default();
         let newest_applied = applied.and_then(|applied| {
@@ -88,7 +95,9 @@ impl Linter {
             };
             let history = HistoryFacts {
                 out_of_order: match (&newest_applied, is_applied) {
-                    (Some(newest), Some(false)) if migration.version < *newest => Some(newest.as_str().to_owned()),
+                    (Some(newest), Some(false)) if migration.version < *newest => {
+                        Some(newest.as_str().to_owned())
+                    }
                     _ => None,
                 },
                 changed_since_applied: applied
@@ -99,7 +108,8 @@ impl Linter {
             let execution = Execution::Runner {
                 transaction: migration.up.options.transaction,
             };
-            let mut file = self.lint_section(&migration.up, execution, &mut schema, reported, &history);
+            let mut file =
+                self.lint_section(&migration.up, execution, &mut schema, reported, &history);
             if reported {
                 file.version = Some(migration.version.as_str().to_owned());
                 report.files.push(file);
@@ -115,13 +125,22 @@ impl Linter {
     /// `-- migrate:up` marker is taken as a migration the runner executes; any other file as a
     /// plain script.
     pub fn lint_files(&self, files: &[LooseFile]) -> LintReport {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(files.len().max(1));
         let chunk = files.len().div_ceil(threads).max(1);
         let mut reports: Vec<FileReport> = Vec::with_capacity(files.len());
         std::thread::scope(|scope| {
             let handles: Vec<_> = files
                 .chunks(chunk)
-                .map(|chunk| scope.spawn(move || chunk.iter().map(|file| self.lint_file(file)).collect::<Vec<_>>()))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|file| self.lint_file(file))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             for handle in handles {
                 match handle.join() {
@@ -142,7 +161,13 @@ impl Linter {
         } else {
             Execution::Script
         };
-        self.lint_section(&file.up, execution, &mut Schema::default(), true, &HistoryFacts::default())
+        self.lint_section(
+            &file.up,
+            execution,
+            &mut Schema::default(),
+            true,
+            &HistoryFacts::default(),
+        )
     }
 
     /// Lints `example` as it runs after `setup` has been applied, the way rule examples and
@@ -151,7 +176,13 @@ impl Linter {
     pub fn lint_example(&self, setup: &str, example: &str, mode: ExampleMode) -> FileReport {
         let mut schema = Schema::default();
         if let Ok(setup) = LooseFile::from_bytes(Path::new("setup.sql"), setup.as_bytes()) {
-            self.lint_section(&setup.up, Execution::Script, &mut schema, false, &HistoryFacts::default());
+            self.lint_section(
+                &setup.up,
+                Execution::Script,
+                &mut schema,
+                false,
+                &HistoryFacts::default(),
+            );
             schema.settle();
         }
         let execution = match mode {
@@ -160,7 +191,13 @@ impl Linter {
             ExampleMode::Script => Execution::Script,
         };
         match LooseFile::from_bytes(Path::new("example.sql"), example.as_bytes()) {
-            Ok(file) => self.lint_section(&file.up, execution, &mut schema, true, &HistoryFacts::default()),
+            Ok(file) => self.lint_section(
+                &file.up,
+                execution,
+                &mut schema,
+                true,
+                &HistoryFacts::default(),
+            ),
             Err(error) => FileReport {
                 path: PathBuf::from("example.sql"),
                 version: None,
@@ -247,6 +284,7 @@ impl Linter {
                     sql: &statement.sql,
                     node: &node,
                     index: statement.index,
+                    statement,
                     schema,
                     state: &state,
                     effects: &effects,
@@ -277,7 +315,7 @@ impl Linter {
         finish_transaction(&mut state);
         let end = MigrationEnd {
             state: &state,
-            statements: statements.len(),
+            schema,
             out_of_order: history.out_of_order.as_deref(),
             changed_since_applied: history.changed_since_applied,
         };
@@ -288,7 +326,10 @@ impl Linter {
             let mut found = Vec::new();
             rule.logic.finish(&end, &mut found);
             for violation in found {
-                let index = violation.statement.unwrap_or(0).min(statements.len().saturating_sub(1));
+                let index = violation
+                    .statement
+                    .unwrap_or(0)
+                    .min(statements.len().saturating_sub(1));
                 let effects = effects_by_statement.get(index).cloned().unwrap_or_default();
                 violations.push((position, violation, effects));
             }
@@ -296,17 +337,26 @@ impl Linter {
         for (position, violation, effects) in violations {
             let index = violation.statement.unwrap_or(0);
             if let Some(statement) = statements.get(index) {
-                file.findings.push(finding(RULES[position].id, &metadata[position], violation, &effects, statement));
+                file.findings.push(finding(
+                    RULES[position].id,
+                    &metadata[position],
+                    violation,
+                    &effects,
+                    statement,
+                ));
             }
         }
         file.findings.sort_by_key(|f| (f.span.start, f.statement));
-        let (mut suppressions, mut diagnostics) =
-            suppression::find(section.file_text(), body_range(section), &statements, |id| rules::position(id).is_some());
+        let (mut suppressions, mut diagnostics) = suppression::find(
+            section.file_text(),
+            body_range(section),
+            &statements,
+            |id| rules::position(id).is_some(),
+        );
         for finding in &mut file.findings {
-            if let Some(suppression) = suppressions
-                .iter_mut()
-                .find(|s| s.rule == finding.rule && s.statement.is_none_or(|i| i == finding.statement))
-            {
+            if let Some(suppression) = suppressions.iter_mut().find(|s| {
+                s.rule == finding.rule && s.statement.is_none_or(|i| i == finding.statement)
+            }) {
                 suppression.used = true;
                 finding.suppressed = Some(suppression.reason.clone());
             }
@@ -316,8 +366,13 @@ impl Linter {
             diagnostics.push(Diagnostic {
                 severity: Severity::Warning,
                 kind: DiagnosticKind::UnusedSuppression,
-                message: format!("the suppression of `{}` acknowledges no finding", unused.rule),
-                help: Some("remove it, or move it next to the statement it is meant for".to_owned()),
+                message: format!(
+                    "the suppression of `{}` acknowledges no finding",
+                    unused.rule
+                ),
+                help: Some(
+                    "remove it, or move it next to the statement it is meant for".to_owned(),
+                ),
                 line,
                 column,
                 span: Some(unused.span.clone()),
@@ -352,7 +407,9 @@ fn finding(
             tables.push(name);
         }
     }
-    let rewrite = violation.rewrite.unwrap_or_else(|| locks.iter().any(|l| effects.rewrites.contains(&l.table)));
+    let rewrite = violation
+        .rewrite
+        .unwrap_or_else(|| locks.iter().any(|l| effects.rewrites.contains(&l.table)));
     Finding {
         rule,
         risk: violation.risk.unwrap_or(metadata.risk),
@@ -362,7 +419,7 @@ fn finding(
         tables,
         locks,
         rewrite,
-        help: violation.help.unwrap_or_else(|| metadata.help.clone()),
+        help: metadata.help.clone(),
         safe_alternative: violation.safe_alternative,
         line: statement.line,
         column: statement.column,
@@ -374,11 +431,20 @@ fn finding(
 }
 
 /// Updates the migration state after a statement ran.
-fn advance(state: &mut MigrationState, index: usize, node: &NodeEnum, effects: &Effects, schema: &Schema) {
+fn advance(
+    state: &mut MigrationState,
+    index: usize,
+    node: &NodeEnum,
+    effects: &Effects,
+    schema: &Schema,
+) {
     if state.in_transaction {
         let slow = !effects.rewrites.is_empty()
             || !effects.scans.is_empty()
-            || matches!(node, NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) | NodeEnum::InsertStmt(_));
+            || matches!(
+                node,
+                NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) | NodeEnum::InsertStmt(_)
+            );
         for held in &mut state.held {
             held.later_statements += 1;
             held.later_slow_work |= slow;
@@ -386,11 +452,11 @@ fn advance(state: &mut MigrationState, index: usize, node: &NodeEnum, effects: &
     }
     match node {
         NodeEnum::TransactionStmt(transaction) => match transaction.kind() {
-            TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart => {
-                if !state.in_transaction {
-                    state.in_transaction = true;
-                    state.explicit_begin = Some(index);
-                }
+            TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart
+                if !state.in_transaction =>
+            {
+                state.in_transaction = true;
+                state.explicit_begin = Some(index);
             }
             TransactionStmtKind::TransStmtCommit | TransactionStmtKind::TransStmtRollback => {
                 finish_transaction(state);
@@ -401,7 +467,10 @@ fn advance(state: &mut MigrationState, index: usize, node: &NodeEnum, effects: &
         },
         NodeEnum::VariableSetStmt(set) => {
             let enabled = set.kind() == VariableSetKind::VarSetValue
-                && !set.args.iter().any(|a| crate::sql::constant_text(a).as_deref() == Some("0"));
+                && !set
+                    .args
+                    .iter()
+                    .any(|a| crate::sql::constant_text(a).as_deref() == Some("0"));
             match set.name.as_str() {
                 "lock_timeout" => state.lock_timeout_set = enabled,
                 "statement_timeout" => state.statement_timeout_set = enabled,
@@ -414,17 +483,31 @@ fn advance(state: &mut MigrationState, index: usize, node: &NodeEnum, effects: &
             {
                 let table = TableName::from_range_var(relation);
                 if schema.is_existing(&table) {
-                    match state.alterations.iter_mut().find(|(t, _)| t.key() == table.key()) {
-                        Some((_, statements)) => statements.push(index),
-                        None => state.alterations.push((table.clone(), vec![index])),
+                    match state
+                        .alterations
+                        .iter_mut()
+                        .find(|a| a.table.key() == table.key())
+                    {
+                        Some(alterations) => {
+                            alterations.statements.push(index);
+                            alterations.combined.cmds.extend(alter.cmds.iter().cloned());
+                        }
+                        None => state.alterations.push(Alterations {
+                            table: table.clone(),
+                            statements: vec![index],
+                            combined: alter.clone(),
+                        }),
                     }
                 }
                 if state.in_transaction {
                     for command in crate::sql::alter_commands(alter) {
-                        if let Some(NodeEnum::Constraint(constraint)) = crate::sql::inner(&command.def)
+                        if let Some(NodeEnum::Constraint(constraint)) =
+                            crate::sql::inner(&command.def)
                             && constraint.skip_validation
                         {
-                            state.not_valid_in_transaction.push((table.key(), constraint.conname.clone()));
+                            state
+                                .not_valid_in_transaction
+                                .push((table.key(), constraint.conname.clone()));
                         }
                     }
                 }
@@ -432,9 +515,35 @@ fn advance(state: &mut MigrationState, index: usize, node: &NodeEnum, effects: &
         }
         _ => {}
     }
+    for (table, columns, referenced) in crate::sql::declared_foreign_keys(node) {
+        state.foreign_keys.push((index, table, columns, referenced));
+    }
+    if effects
+        .locks
+        .iter()
+        .any(|l| l.mode.blocks_traffic() && schema.is_existing(&l.table))
+    {
+        state.blocking_statements += 1;
+    }
+    if effects
+        .scans
+        .iter()
+        .chain(&effects.rewrites)
+        .any(|t| schema.is_existing(t))
+    {
+        state.slow_statements += 1;
+    }
     if state.in_transaction {
-        for lock in effects.locks.iter().filter(|l| schema.is_existing(&l.table)) {
-            match state.held.iter_mut().find(|h| h.lock.table.key() == lock.table.key()) {
+        for lock in effects
+            .locks
+            .iter()
+            .filter(|l| schema.is_existing(&l.table))
+        {
+            match state
+                .held
+                .iter_mut()
+                .find(|h| h.lock.table.key() == lock.table.key())
+            {
                 Some(held) if held.lock.mode >= lock.mode => {}
                 Some(held) => {
                     held.lock.mode = lock.mode;

@@ -27,14 +27,44 @@ pub enum LockMode {
 /// Per mode: its SQL name, its `pg_locks.mode` name, and the modes it conflicts with (as a bit
 /// set: bit `i` stands for `LockMode::ALL[i]`).
 const MODES: [(LockMode, &str, &str, u8); 8] = [
-    (LockMode::AccessShare, "ACCESS SHARE", "AccessShareLock", 0b1000_0000),
+    (
+        LockMode::AccessShare,
+        "ACCESS SHARE",
+        "AccessShareLock",
+        0b1000_0000,
+    ),
     (LockMode::RowShare, "ROW SHARE", "RowShareLock", 0b1100_0000),
-    (LockMode::RowExclusive, "ROW EXCLUSIVE", "RowExclusiveLock", 0b1111_0000),
-    (LockMode::ShareUpdateExclusive, "SHARE UPDATE EXCLUSIVE", "ShareUpdateExclusiveLock", 0b1111_1000),
+    (
+        LockMode::RowExclusive,
+        "ROW EXCLUSIVE",
+        "RowExclusiveLock",
+        0b1111_0000,
+    ),
+    (
+        LockMode::ShareUpdateExclusive,
+        "SHARE UPDATE EXCLUSIVE",
+        "ShareUpdateExclusiveLock",
+        0b1111_1000,
+    ),
     (LockMode::Share, "SHARE", "ShareLock", 0b1110_1100),
-    (LockMode::ShareRowExclusive, "SHARE ROW EXCLUSIVE", "ShareRowExclusiveLock", 0b1111_1100),
-    (LockMode::Exclusive, "EXCLUSIVE", "ExclusiveLock", 0b1111_1110),
-    (LockMode::AccessExclusive, "ACCESS EXCLUSIVE", "AccessExclusiveLock", 0b1111_1111),
+    (
+        LockMode::ShareRowExclusive,
+        "SHARE ROW EXCLUSIVE",
+        "ShareRowExclusiveLock",
+        0b1111_1100,
+    ),
+    (
+        LockMode::Exclusive,
+        "EXCLUSIVE",
+        "ExclusiveLock",
+        0b1111_1110,
+    ),
+    (
+        LockMode::AccessExclusive,
+        "ACCESS EXCLUSIVE",
+        "AccessExclusiveLock",
+        0b1111_1111,
+    ),
 ];
 
 /// What an application would be kept from doing on a table while a lock is held.
@@ -139,7 +169,13 @@ impl FromStr for LockMode {
     fn from_str(text: &str) -> Result<LockMode, String> {
         let wanted: String = text
             .chars()
-            .map(|c| if c == '-' || c == '_' { ' ' } else { c.to_ascii_uppercase() })
+            .map(|c| {
+                if c == '-' || c == '_' {
+                    ' '
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            })
             .collect();
         MODES
             .iter()
@@ -191,20 +227,41 @@ mod tests {
 
     #[test]
     fn says_what_each_mode_blocks() {
-        assert_eq!(LockMode::AccessExclusive.blocks().describe(), "reads, writes and schema changes");
-        assert_eq!(LockMode::Share.blocks().describe(), "writes and schema changes");
-        assert_eq!(LockMode::Exclusive.blocks().describe(), "writes and schema changes");
-        assert_eq!(LockMode::ShareUpdateExclusive.blocks().describe(), "schema changes");
-        assert_eq!(LockMode::AccessShare.blocks().describe(), "nothing an application does");
+        assert_eq!(
+            LockMode::AccessExclusive.blocks().describe(),
+            "reads, writes and schema changes"
+        );
+        assert_eq!(
+            LockMode::Share.blocks().describe(),
+            "writes and schema changes"
+        );
+        assert_eq!(
+            LockMode::Exclusive.blocks().describe(),
+            "writes and schema changes"
+        );
+        assert_eq!(
+            LockMode::ShareUpdateExclusive.blocks().describe(),
+            "schema changes"
+        );
+        assert_eq!(
+            LockMode::AccessShare.blocks().describe(),
+            "nothing an application does"
+        );
         assert!(!LockMode::ShareUpdateExclusive.blocks_traffic());
         assert!(LockMode::ShareRowExclusive.blocks_traffic());
     }
 
     #[test]
     fn parses_names() {
-        assert_eq!("share row exclusive".parse(), Ok(LockMode::ShareRowExclusive));
+        assert_eq!(
+            "share row exclusive".parse(),
+            Ok(LockMode::ShareRowExclusive)
+        );
         assert_eq!("ACCESS_EXCLUSIVE".parse(), Ok(LockMode::AccessExclusive));
-        assert_eq!(LockMode::from_pg_locks_name("ShareLock"), Some(LockMode::Share));
+        assert_eq!(
+            LockMode::from_pg_locks_name("ShareLock"),
+            Some(LockMode::Share)
+        );
         assert!("SHARED".parse::<LockMode>().is_err());
     }
 }

@@ -50,6 +50,8 @@ pub struct Examples {
     pub good: String,
     #[serde(default)]
     pub good_mode: ExampleMode,
+    /// The PostgreSQL major version the examples target, when not the default.
+    pub pg_version: Option<u32>,
 }
 
 /// Everything said about a rule, apart from how it decides.
@@ -76,6 +78,12 @@ pub struct RuleMetadata {
     pub examples: Examples,
     /// Why the lock verification test cannot observe this rule's claim, if it cannot.
     pub unverifiable: Option<String>,
+    /// What PostgreSQL answers when the bad example runs, for patterns that fail outright.
+    pub server_error: Option<String>,
+    /// The rule fires only with the database's history (`--database-url`), so its examples alone
+    /// cannot show it; its own tests give the history.
+    #[serde(default)]
+    pub needs_history: bool,
     /// The catalogue pattern(s) the rule covers (section A of the lint analysis).
     pub catalogue: Vec<u32>,
 }
@@ -101,7 +109,10 @@ impl RuleMetadata {
         page.push_str(&format!("duration: {}\n", cost_words(self.cost)));
         page.push_str(&format!("\nWhy it matters\n{}\n", indent(&self.why)));
         page.push_str(&format!("\nWhat to do\n{}\n", indent(&self.help)));
-        page.push_str(&format!("\nSafe alternative\n{}\n", indent(&self.safe_alternative)));
+        page.push_str(&format!(
+            "\nSafe alternative\n{}\n",
+            indent(&self.safe_alternative)
+        ));
         page.push_str(&format!("\nFlagged\n{}\n", indent(&self.examples.bad)));
         page.push_str(&format!("\nNot flagged\n{}\n", indent(&self.examples.good)));
         page
@@ -114,11 +125,17 @@ fn cost_words(cost: Cost) -> &'static str {
         Cost::Scan => "grows with the table: every row is read",
         Cost::IndexBuild => "grows with the table: an index is built from every row",
         Cost::DataChange => "grows with the rows changed",
-        Cost::Metadata => "instant once the lock is granted (but waiting for it queues everyone behind)",
+        Cost::Metadata => {
+            "instant once the lock is granted (but waiting for it queues everyone behind)"
+        }
         Cost::None => "not about time",
     }
 }
 
 fn indent(text: &str) -> String {
-    text.trim_end().lines().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n")
+    text.trim_end()
+        .lines()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -37,7 +37,9 @@ impl FromStr for PgVersion {
         let major = text.trim().split('.').next().unwrap_or("");
         match major.parse::<u32>() {
             Ok(major) if (9..=30).contains(&major) => Ok(PgVersion(major)),
-            _ => Err(format!("`{text}` is not a PostgreSQL version; write e.g. 15 or 16.2")),
+            _ => Err(format!(
+                "`{text}` is not a PostgreSQL version; write e.g. 15 or 16.2"
+            )),
         }
     }
 }

@@ -52,16 +52,22 @@ fn locate(sql: &str, message: &str) -> usize {
         .iter()
         .filter(|token| !matches!(token.token(), Token::SqlComment | Token::CComment))
         .map(|token| (token.start as usize, token.end as usize))
-        .filter(|&(start, end)| sql.get(start..end).is_some_and(|text| text.eq_ignore_ascii_case(fragment)))
+        .filter(|&(start, end)| {
+            sql.get(start..end)
+                .is_some_and(|text| text.eq_ignore_ascii_case(fragment))
+        })
         .collect();
     for &(start, end) in &candidates {
-        if let Err(pg_query::Error::Parse(prefix_message)) = pg_query::parse(&sql[..end], pg_query::ParserOptions::default())
+        if let Err(pg_query::Error::Parse(prefix_message)) =
+            pg_query::parse(&sql[..end], pg_query::ParserOptions::default())
             && prefix_message == message
         {
             return start;
         }
     }
-    candidates.first().map_or_else(|| sql.find(fragment).unwrap_or(0), |&(start, _)| start)
+    candidates
+        .first()
+        .map_or_else(|| sql.find(fragment).unwrap_or(0), |&(start, _)| start)
 }
 
 fn near_fragment(message: &str) -> Option<&str> {
@@ -105,6 +111,9 @@ mod tests {
 
     #[test]
     fn parses_good_statements() {
-        assert!(matches!(parse_statement("SELECT 1"), Ok(Some(NodeEnum::SelectStmt(_)))));
+        assert!(matches!(
+            parse_statement("SELECT 1"),
+            Ok(Some(NodeEnum::SelectStmt(_)))
+        ));
     }
 }

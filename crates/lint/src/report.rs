@@ -39,7 +39,9 @@ impl FileReport {
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 }
 
@@ -93,13 +95,15 @@ impl LintReport {
 
     /// Whether a finding at or above `threshold` remains, or the files have errors.
     pub fn fails(&self, threshold: Risk) -> bool {
-        self.files
-            .iter()
-            .any(|file| file.errors().next().is_some() || file.active_findings().any(|f| f.risk >= threshold))
+        self.files.iter().any(|file| {
+            file.errors().next().is_some() || file.active_findings().any(|f| f.risk >= threshold)
+        })
     }
 
     /// Every active finding with its file.
     pub fn active_findings(&self) -> impl Iterator<Item = (&FileReport, &Finding)> {
-        self.files.iter().flat_map(|file| file.active_findings().map(move |f| (file, f)))
+        self.files
+            .iter()
+            .flat_map(|file| file.active_findings().map(move |f| (file, f)))
     }
 }

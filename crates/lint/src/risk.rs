@@ -51,7 +51,9 @@ impl FromStr for Risk {
             "low" => Ok(Risk::Low),
             "medium" => Ok(Risk::Medium),
             "high" => Ok(Risk::High),
-            _ => Err(format!("`{text}` is not a risk level; use low, medium or high")),
+            _ => Err(format!(
+                "`{text}` is not a risk level; use low, medium or high"
+            )),
         }
     }
 }

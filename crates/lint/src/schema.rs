@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use pg_query::NodeEnum;
 use pg_query::protobuf::{AlterTableCmd, AlterTableType, ConstrType, ObjectType};
 
-use crate::sql::{ColumnType, TableName, alter_commands, constraints, inner, string_value, strings};
+use crate::sql::{
+    ColumnType, TableName, alter_commands, constraints, inner, string_value, strings,
+};
 
 /// Whether other sessions can be using an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,14 +18,6 @@ pub enum Origin {
     Existing,
     /// Created by the migration being linted or by a pending one: empty and unused.
     New,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelationKind {
-    Table,
-    PartitionedTable,
-    View,
-    MaterializedView,
 }
 
 #[derive(Debug, Clone)]
@@ -36,8 +30,13 @@ pub struct Column {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConstraintKind {
     /// A CHECK; `not_null_of` is the column when the expression is `column IS NOT NULL`.
-    Check { not_null_of: Option<String> },
-    ForeignKey { columns: Vec<String>, referenced: TableName },
+    Check {
+        not_null_of: Option<String>,
+    },
+    ForeignKey {
+        columns: Vec<String>,
+        referenced: TableName,
+    },
     Unique,
     PrimaryKey,
     Exclusion,
@@ -60,7 +59,6 @@ pub struct Index {
 #[derive(Debug, Clone)]
 pub struct Table {
     pub name: TableName,
-    pub kind: RelationKind,
     pub origin: Origin,
     pub columns: Vec<Column>,
     pub constraints: Vec<Constraint>,
@@ -92,7 +90,11 @@ impl Table {
     pub fn has_index_leading_with(&self, columns: &[String]) -> bool {
         self.indexes.iter().any(|index| {
             index.columns.len() >= columns.len()
-                && index.columns.iter().zip(columns).all(|(indexed, wanted)| indexed.as_deref() == Some(wanted))
+                && index
+                    .columns
+                    .iter()
+                    .zip(columns)
+                    .all(|(indexed, wanted)| indexed.as_deref() == Some(wanted))
         })
     }
 }
@@ -115,7 +117,8 @@ impl Schema {
     /// Whether other sessions may be using the relation: true for relations the history does
     /// not create (they were made some other way), false for ones new in this run.
     pub fn is_existing(&self, name: &TableName) -> bool {
-        self.table(name).is_none_or(|t| t.origin == Origin::Existing)
+        self.table(name)
+            .is_none_or(|t| t.origin == Origin::Existing)
     }
 
     /// The table an index belongs to, when the history created the index.
@@ -141,11 +144,12 @@ impl Schema {
     pub fn apply(&mut self, node: &NodeEnum) {
         match node {
             NodeEnum::CreateStmt(create) => {
-                let Some(relation) = &create.relation else { return };
+                let Some(relation) = &create.relation else {
+                    return;
+                };
                 let name = TableName::from_range_var(relation);
                 let mut table = Table {
                     name: name.clone(),
-                    kind: if create.partspec.is_some() { RelationKind::PartitionedTable } else { RelationKind::Table },
                     origin: Origin::New,
                     columns: Vec::new(),
                     constraints: Vec::new(),
@@ -154,7 +158,9 @@ impl Schema {
                 for element in create.table_elts.iter().filter_map(|e| e.node.as_ref()) {
                     match element {
                         NodeEnum::ColumnDef(column) => add_column(&mut table, column),
-                        NodeEnum::Constraint(constraint) => add_constraint(&mut table, constraint, None),
+                        NodeEnum::Constraint(constraint) => {
+                            add_constraint(&mut table, constraint, None)
+                        }
                         _ => {}
                     }
                 }
@@ -162,43 +168,51 @@ impl Schema {
                 self.tables.insert(name.key(), table);
             }
             NodeEnum::CreateTableAsStmt(create) => {
-                let Some(relation) = create.into.as_ref().and_then(|into| into.rel.as_ref()) else { return };
-                let name = TableName::from_range_var(relation);
-                let kind = if create.objtype() == ObjectType::ObjectMatview {
-                    RelationKind::MaterializedView
-                } else {
-                    RelationKind::Table
+                let Some(relation) = create.into.as_ref().and_then(|into| into.rel.as_ref()) else {
+                    return;
                 };
-                self.insert_empty(name, kind);
+                let name = TableName::from_range_var(relation);
+                self.insert_empty(name);
             }
             NodeEnum::ViewStmt(view) => {
                 if let Some(relation) = &view.view {
-                    self.insert_empty(TableName::from_range_var(relation), RelationKind::View);
+                    self.insert_empty(TableName::from_range_var(relation));
                 }
             }
             NodeEnum::IndexStmt(index) => {
-                let Some(relation) = &index.relation else { return };
+                let Some(relation) = &index.relation else {
+                    return;
+                };
                 let table_name = TableName::from_range_var(relation);
                 let columns = index
                     .index_params
                     .iter()
                     .map(|p| match &p.node {
-                        Some(NodeEnum::IndexElem(element)) if !element.name.is_empty() => Some(element.name.clone()),
+                        Some(NodeEnum::IndexElem(element)) if !element.name.is_empty() => {
+                            Some(element.name.clone())
+                        }
                         _ => None,
                     })
                     .collect();
                 let index_name = TableName::new(table_name.schema.as_deref(), &index.idxname);
                 if let Some(table) = self.tables.get_mut(&table_name.key()) {
-                    table.indexes.push(Index { name: index.idxname.clone(), columns });
+                    table.indexes.push(Index {
+                        name: index.idxname.clone(),
+                        columns,
+                    });
                 }
                 if !index.idxname.is_empty() {
                     self.index_tables.insert(index_name.key(), table_name);
                 }
             }
             NodeEnum::AlterTableStmt(alter) => {
-                let Some(relation) = &alter.relation else { return };
+                let Some(relation) = &alter.relation else {
+                    return;
+                };
                 let name = TableName::from_range_var(relation);
-                let Some(table) = self.tables.get_mut(&name.key()) else { return };
+                let Some(table) = self.tables.get_mut(&name.key()) else {
+                    return;
+                };
                 for command in alter_commands(alter) {
                     alter_table(table, command);
                 }
@@ -212,9 +226,13 @@ impl Schema {
                         Some(NodeEnum::List(list)) => &list.items,
                         _ => continue,
                     };
-                    let Some(name) = TableName::from_names(names) else { continue };
+                    let Some(name) = TableName::from_names(names) else {
+                        continue;
+                    };
                     match drop.remove_type() {
-                        ObjectType::ObjectTable | ObjectType::ObjectView | ObjectType::ObjectMatview => {
+                        ObjectType::ObjectTable
+                        | ObjectType::ObjectView
+                        | ObjectType::ObjectMatview => {
                             self.tables.remove(&name.key());
                         }
                         ObjectType::ObjectIndex => {
@@ -240,10 +258,9 @@ impl Schema {
         }
     }
 
-    fn insert_empty(&mut self, name: TableName, kind: RelationKind) {
+    fn insert_empty(&mut self, name: TableName) {
         let table = Table {
             name: name.clone(),
-            kind,
             origin: Origin::New,
             columns: Vec::new(),
             constraints: Vec::new(),
@@ -260,7 +277,9 @@ impl Schema {
     }
 
     fn rename(&mut self, rename: &pg_query::protobuf::RenameStmt) {
-        let Some(relation) = &rename.relation else { return };
+        let Some(relation) = &rename.relation else {
+            return;
+        };
         let name = TableName::from_range_var(relation);
         match rename.rename_type() {
             ObjectType::ObjectTable | ObjectType::ObjectView | ObjectType::ObjectMatview => {
@@ -270,7 +289,11 @@ impl Schema {
                 }
             }
             ObjectType::ObjectColumn => {
-                if let Some(column) = self.tables.get_mut(&name.key()).and_then(|t| t.column_mut(&rename.subname)) {
+                if let Some(column) = self
+                    .tables
+                    .get_mut(&name.key())
+                    .and_then(|t| t.column_mut(&rename.subname))
+                {
                     column.name = rename.newname.clone();
                 }
             }
@@ -297,7 +320,11 @@ fn add_column(table: &mut Table, column: &pg_query::protobuf::ColumnDef) {
 }
 
 /// Records a table or column constraint; `column` is set for column constraints.
-fn add_constraint(table: &mut Table, constraint: &pg_query::protobuf::Constraint, column: Option<&str>) {
+fn add_constraint(
+    table: &mut Table,
+    constraint: &pg_query::protobuf::Constraint,
+    column: Option<&str>,
+) {
     let keys = match column {
         Some(column) => vec![column.to_owned()],
         None => strings(&constraint.keys),
@@ -314,8 +341,17 @@ fn add_constraint(table: &mut Table, constraint: &pg_query::protobuf::Constraint
                 Some(column) => vec![column.to_owned()],
                 None => strings(&constraint.fk_attrs),
             };
-            let Some(referenced) = constraint.pktable.as_ref().map(TableName::from_range_var) else { return };
-            (ConstraintKind::ForeignKey { columns, referenced }, "fkey")
+            let Some(referenced) = constraint.pktable.as_ref().map(TableName::from_range_var)
+            else {
+                return;
+            };
+            (
+                ConstraintKind::ForeignKey {
+                    columns,
+                    referenced,
+                },
+                "fkey",
+            )
         }
         ConstrType::ConstrUnique => (ConstraintKind::Unique, "key"),
         ConstrType::ConstrPrimary => (ConstraintKind::PrimaryKey, "pkey"),
@@ -328,8 +364,15 @@ fn add_constraint(table: &mut Table, constraint: &pg_query::protobuf::Constraint
         constraint.conname.clone()
     };
     if matches!(kind, ConstraintKind::Unique | ConstraintKind::PrimaryKey) {
-        let columns = if constraint.indexname.is_empty() { keys.iter().cloned().map(Some).collect() } else { Vec::new() };
-        table.indexes.push(Index { name: name.clone(), columns });
+        let columns = if constraint.indexname.is_empty() {
+            keys.iter().cloned().map(Some).collect()
+        } else {
+            Vec::new()
+        };
+        table.indexes.push(Index {
+            name: name.clone(),
+            columns,
+        });
     }
     if kind == ConstraintKind::PrimaryKey {
         for key in &keys {
@@ -346,10 +389,17 @@ fn add_constraint(table: &mut Table, constraint: &pg_query::protobuf::Constraint
 }
 
 /// PostgreSQL's default names: `orders_pkey`, `orders_user_id_fkey`, `orders_total_check`.
-fn generated_constraint_name(table: &str, keys: &[String], kind: &ConstraintKind, suffix: &str) -> String {
+fn generated_constraint_name(
+    table: &str,
+    keys: &[String],
+    kind: &ConstraintKind,
+    suffix: &str,
+) -> String {
     match kind {
         ConstraintKind::PrimaryKey => format!("{table}_{suffix}"),
-        ConstraintKind::ForeignKey { columns, .. } => format!("{table}_{}_{suffix}", columns.join("_")),
+        ConstraintKind::ForeignKey { columns, .. } => {
+            format!("{table}_{}_{suffix}", columns.join("_"))
+        }
         _ if keys.is_empty() => format!("{table}_{suffix}"),
         _ => format!("{table}_{}_{suffix}", keys.join("_")),
     }
@@ -357,12 +407,18 @@ fn generated_constraint_name(table: &str, keys: &[String], kind: &ConstraintKind
 
 /// `column IS NOT NULL` → the column.
 pub fn is_not_null_test(node: &NodeEnum) -> Option<String> {
-    let NodeEnum::NullTest(test) = node else { return None };
+    let NodeEnum::NullTest(test) = node else {
+        return None;
+    };
     if test.nulltesttype() != pg_query::protobuf::NullTestType::IsNotNull {
         return None;
     }
     match inner(&test.arg) {
-        Some(NodeEnum::ColumnRef(column)) => column.fields.last().and_then(string_value).map(str::to_owned),
+        Some(NodeEnum::ColumnRef(column)) => column
+            .fields
+            .last()
+            .and_then(string_value)
+            .map(str::to_owned),
         _ => None,
     }
 }
@@ -379,7 +435,10 @@ fn alter_table(table: &mut Table, command: &AlterTableCmd) {
             if let Some(NodeEnum::ColumnDef(definition)) = inner(&command.def)
                 && let Some(column) = table.column_mut(&command.name)
             {
-                column.column_type = definition.type_name.as_ref().map(ColumnType::from_type_name);
+                column.column_type = definition
+                    .type_name
+                    .as_ref()
+                    .map(ColumnType::from_type_name);
             }
         }
         AlterTableType::AtSetNotNull => {
@@ -398,7 +457,11 @@ fn alter_table(table: &mut Table, command: &AlterTableCmd) {
             }
         }
         AlterTableType::AtValidateConstraint => {
-            if let Some(constraint) = table.constraints.iter_mut().find(|c| c.name == command.name) {
+            if let Some(constraint) = table
+                .constraints
+                .iter_mut()
+                .find(|c| c.name == command.name)
+            {
                 constraint.validated = true;
             }
         }
@@ -433,17 +496,39 @@ mod tests {
         );
         let users = TableName::new(None, "users");
         assert!(!schema.is_existing(&users));
-        assert!(!schema.table(&users).unwrap().has_validated_not_null_check("email"));
-        apply_all(&mut schema, "ALTER TABLE users VALIDATE CONSTRAINT email_present");
-        assert!(schema.table(&users).unwrap().has_validated_not_null_check("email"));
+        assert!(
+            !schema
+                .table(&users)
+                .unwrap()
+                .has_validated_not_null_check("email")
+        );
+        apply_all(
+            &mut schema,
+            "ALTER TABLE users VALIDATE CONSTRAINT email_present",
+        );
+        assert!(
+            schema
+                .table(&users)
+                .unwrap()
+                .has_validated_not_null_check("email")
+        );
         let orders = schema.table(&TableName::new(None, "orders")).unwrap();
         assert!(orders.constraint("orders_user_id_fkey").is_some());
         assert!(orders.has_index_leading_with(&["user_id".to_owned()]));
-        assert_eq!(schema.table_of_index(&TableName::new(None, "orders_user_idx")).unwrap().name, "orders");
+        assert_eq!(
+            schema
+                .table_of_index(&TableName::new(None, "orders_user_idx"))
+                .unwrap()
+                .name,
+            "orders"
+        );
         schema.settle();
         assert!(schema.is_existing(&users));
         assert!(schema.is_existing(&TableName::new(Some("public"), "never_created")));
-        apply_all(&mut schema, "ALTER TABLE users RENAME TO customers; DROP TABLE orders");
+        apply_all(
+            &mut schema,
+            "ALTER TABLE users RENAME TO customers; DROP TABLE orders",
+        );
         assert!(schema.table(&TableName::new(None, "customers")).is_some());
         assert!(schema.table(&TableName::new(None, "orders")).is_none());
     }

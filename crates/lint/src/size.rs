@@ -57,7 +57,9 @@ pub fn grade(report: &mut LintReport, statistics: &dyn TableStatistics) {
             let mut bytes = 0u64;
             let mut known = false;
             for lock in &finding.locks {
-                if let Some(size) = statistics.table_size(lock.table.schema.as_deref(), &lock.table.name) {
+                if let Some(size) =
+                    statistics.table_size(lock.table.schema.as_deref(), &lock.table.name)
+                {
                     rows += size.rows;
                     bytes += size.bytes;
                     known = true;
@@ -67,7 +69,8 @@ pub fn grade(report: &mut LintReport, statistics: &dyn TableStatistics) {
                 continue;
             }
             let cost = rules::position(finding.rule).map_or(Cost::None, |i| metadata[i].cost);
-            let duration = throughput(cost).map(|per_second| Duration::from_millis(bytes.saturating_mul(1000) / per_second));
+            let duration = throughput(cost)
+                .map(|per_second| Duration::from_millis(bytes.saturating_mul(1000) / per_second));
             let static_risk = finding.risk;
             if let Some(duration) = duration {
                 finding.risk = risk_for(duration);

@@ -37,7 +37,10 @@ impl TableName {
 
     /// The key the schema model stores it under: the schema defaults to `public`.
     pub fn key(&self) -> (String, String) {
-        (self.schema.clone().unwrap_or_else(|| "public".to_owned()), self.name.clone())
+        (
+            self.schema.clone().unwrap_or_else(|| "public".to_owned()),
+            self.name.clone(),
+        )
     }
 
     /// The name quoted for SQL.
@@ -68,13 +71,19 @@ pub fn string_value(node: &pg_query::Node) -> Option<&str> {
 
 /// The names in a list of `String` nodes (column lists, qualified names).
 pub fn strings(nodes: &[pg_query::Node]) -> Vec<String> {
-    nodes.iter().filter_map(string_value).map(str::to_owned).collect()
+    nodes
+        .iter()
+        .filter_map(string_value)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Quotes an identifier when PostgreSQL would not read it back unchanged.
 pub fn quote_ident(name: &str) -> String {
     let simple = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
     if simple && !is_reserved_word(name) {
         name.to_owned()
     } else {
@@ -90,14 +99,84 @@ pub fn quote_literal(text: &str) -> String {
 fn is_reserved_word(name: &str) -> bool {
     // Only the words that cannot name a column or table unquoted matter here.
     const RESERVED: &[&str] = &[
-        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast", "check",
-        "collate", "column", "constraint", "create", "current_catalog", "current_date", "current_role", "current_time",
-        "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except",
-        "false", "fetch", "for", "foreign", "from", "grant", "group", "having", "in", "initially", "intersect", "into",
-        "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null", "offset", "on", "only", "or",
-        "order", "placing", "primary", "references", "returning", "select", "session_user", "some", "symmetric",
-        "system_user", "table", "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "when",
-        "where", "window", "with",
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "from",
+        "grant",
+        "group",
+        "having",
+        "in",
+        "initially",
+        "intersect",
+        "into",
+        "lateral",
+        "leading",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "not",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "select",
+        "session_user",
+        "some",
+        "symmetric",
+        "system_user",
+        "table",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "when",
+        "where",
+        "window",
+        "with",
     ];
     RESERVED.contains(&name)
 }
@@ -190,7 +269,9 @@ pub fn constraints(nodes: &[pg_query::Node]) -> impl Iterator<Item = &protobuf::
 }
 
 /// The `AlterTableCmd` nodes of an `ALTER TABLE`.
-pub fn alter_commands(alter: &protobuf::AlterTableStmt) -> impl Iterator<Item = &protobuf::AlterTableCmd> {
+pub fn alter_commands(
+    alter: &protobuf::AlterTableStmt,
+) -> impl Iterator<Item = &protobuf::AlterTableCmd> {
     alter.cmds.iter().filter_map(|node| match &node.node {
         Some(NodeEnum::AlterTableCmd(command)) => Some(&**command),
         _ => None,
@@ -203,6 +284,191 @@ pub fn range_vars(nodes: &[pg_query::Node]) -> impl Iterator<Item = &protobuf::R
         Some(NodeEnum::RangeVar(range)) => Some(range),
         _ => None,
     })
+}
+
+/// Columns defined by a statement: `CREATE TABLE` columns and `ALTER TABLE … ADD COLUMN`s, with
+/// their table and whether they are added to an existing definition (`ADD COLUMN`).
+pub fn defined_columns(node: &NodeEnum) -> Vec<(TableName, &protobuf::ColumnDef, bool)> {
+    match node {
+        NodeEnum::CreateStmt(create) => {
+            let Some(relation) = &create.relation else {
+                return Vec::new();
+            };
+            let table = TableName::from_range_var(relation);
+            create
+                .table_elts
+                .iter()
+                .filter_map(|e| match &e.node {
+                    Some(NodeEnum::ColumnDef(column)) => Some((table.clone(), &**column, false)),
+                    _ => None,
+                })
+                .collect()
+        }
+        NodeEnum::AlterTableStmt(alter) => {
+            let Some(relation) = &alter.relation else {
+                return Vec::new();
+            };
+            let table = TableName::from_range_var(relation);
+            alter_commands(alter)
+                .filter(|c| c.subtype() == protobuf::AlterTableType::AtAddColumn)
+                .filter_map(|c| match inner(&c.def) {
+                    Some(NodeEnum::ColumnDef(column)) => Some((table.clone(), &**column, true)),
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Constraints added by `ALTER TABLE … ADD CONSTRAINT`, with their table.
+pub fn added_constraints(node: &NodeEnum) -> Vec<(TableName, &protobuf::Constraint)> {
+    let NodeEnum::AlterTableStmt(alter) = node else {
+        return Vec::new();
+    };
+    let Some(relation) = &alter.relation else {
+        return Vec::new();
+    };
+    let table = TableName::from_range_var(relation);
+    alter_commands(alter)
+        .filter(|c| c.subtype() == protobuf::AlterTableType::AtAddConstraint)
+        .filter_map(|c| match inner(&c.def) {
+            Some(NodeEnum::Constraint(constraint)) => Some((table.clone(), &**constraint)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `ALTER TABLE` subcommands of one type, with their table.
+pub fn alter_commands_of(
+    node: &NodeEnum,
+    subtype: protobuf::AlterTableType,
+) -> Vec<(TableName, &protobuf::AlterTableCmd)> {
+    let NodeEnum::AlterTableStmt(alter) = node else {
+        return Vec::new();
+    };
+    let Some(relation) = &alter.relation else {
+        return Vec::new();
+    };
+    if alter.objtype() != protobuf::ObjectType::ObjectTable {
+        return Vec::new();
+    }
+    let table = TableName::from_range_var(relation);
+    alter_commands(alter)
+        .filter(|c| c.subtype() == subtype)
+        .map(|c| (table.clone(), c))
+        .collect()
+}
+
+/// A comma-separated, quoted column list.
+pub fn column_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Foreign keys a statement declares (in `CREATE TABLE` or `ALTER TABLE`): the referencing table,
+/// its columns, and the referenced table.
+pub fn declared_foreign_keys(node: &NodeEnum) -> Vec<(TableName, Vec<String>, TableName)> {
+    let mut found = Vec::new();
+    let mut add = |table: &TableName, columns: Vec<String>, constraint: &protobuf::Constraint| {
+        if constraint.contype() == protobuf::ConstrType::ConstrForeign
+            && let Some(referenced) = &constraint.pktable
+        {
+            found.push((
+                table.clone(),
+                columns,
+                TableName::from_range_var(referenced),
+            ));
+        }
+    };
+    for (table, column, _) in defined_columns(node) {
+        for constraint in constraints(&column.constraints) {
+            add(&table, vec![column.colname.clone()], constraint);
+        }
+    }
+    match node {
+        NodeEnum::CreateStmt(create) => {
+            if let Some(relation) = &create.relation {
+                let table = TableName::from_range_var(relation);
+                for constraint in constraints(&create.table_elts) {
+                    add(&table, strings(&constraint.fk_attrs), constraint);
+                }
+            }
+        }
+        NodeEnum::AlterTableStmt(_) => {
+            for (table, constraint) in added_constraints(node) {
+                add(&table, strings(&constraint.fk_attrs), constraint);
+            }
+        }
+        _ => {}
+    }
+    found
+}
+
+/// A column's type.
+pub fn column_type(column: &protobuf::ColumnDef) -> Option<ColumnType> {
+    column.type_name.as_ref().map(ColumnType::from_type_name)
+}
+
+/// A column's `DEFAULT` expression, unless it is `DEFAULT NULL`.
+pub fn column_default(column: &protobuf::ColumnDef) -> Option<&NodeEnum> {
+    if let Some(default) = inner(&column.raw_default) {
+        return Some(default);
+    }
+    constraints(&column.constraints)
+        .find(|c| c.contype() == protobuf::ConstrType::ConstrDefault)
+        .and_then(|c| inner(&c.raw_expr))
+        .filter(|e| !matches!(e, NodeEnum::AConst(constant) if constant.isnull))
+}
+
+/// Whether the column is declared `NOT NULL` (or `PRIMARY KEY`).
+pub fn column_not_null(column: &protobuf::ColumnDef) -> bool {
+    column.is_not_null
+        || constraints(&column.constraints).any(|c| {
+            matches!(
+                c.contype(),
+                protobuf::ConstrType::ConstrNotnull | protobuf::ConstrType::ConstrPrimary
+            )
+        })
+}
+
+/// Deparses a statement back to SQL.
+pub fn deparse(node: &NodeEnum) -> String {
+    node.deparse(Default::default()).unwrap_or_default()
+}
+
+/// Deparses an expression back to SQL.
+pub fn deparse_expression(expression: &NodeEnum) -> String {
+    let select = NodeEnum::SelectStmt(Box::new(protobuf::SelectStmt {
+        target_list: vec![pg_query::Node {
+            node: Some(NodeEnum::ResTarget(Box::new(protobuf::ResTarget {
+                val: Some(Box::new(pg_query::Node {
+                    node: Some(expression.clone()),
+                })),
+                ..Default::default()
+            }))),
+        }],
+        limit_option: protobuf::LimitOption::Default as i32,
+        op: protobuf::SetOperation::SetopNone as i32,
+        ..Default::default()
+    }));
+    deparse(&select)
+        .strip_prefix("SELECT ")
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+/// `ALTER TABLE <table> ADD COLUMN <column>` for a column definition, as SQL.
+pub fn add_column_sql(table: &TableName, column: &protobuf::ColumnDef) -> String {
+    let column_type = column_type(column).map(|t| t.sql()).unwrap_or_default();
+    format!(
+        "ALTER TABLE {} ADD COLUMN {} {column_type}",
+        table.sql(),
+        quote_ident(&column.colname)
+    )
 }
 
 /// The integer or string value of a constant node, for messages.
@@ -224,11 +490,6 @@ pub fn inner(node: &Option<Box<pg_query::Node>>) -> Option<&NodeEnum> {
     node.as_deref().and_then(|n| n.node.as_ref())
 }
 
-/// The text of a byte range of the statement, when the node has a location.
-pub fn text_from(sql: &str, location: i32) -> Option<&str> {
-    usize::try_from(location).ok().and_then(|start| sql.get(start..))
-}
-
 /// Inserts `text` after the first keyword `word` (outside strings and comments) of `sql`.
 pub fn insert_after_keyword(sql: &str, word: &str, text: &str) -> Option<String> {
     let end = keyword_end(sql, word)?;
@@ -241,7 +502,10 @@ fn keyword_end(sql: &str, word: &str) -> Option<usize> {
     scanned
         .tokens
         .iter()
-        .find(|t| sql.get(t.start as usize..t.end as usize).is_some_and(|s| s.eq_ignore_ascii_case(word)))
+        .find(|t| {
+            sql.get(t.start as usize..t.end as usize)
+                .is_some_and(|s| s.eq_ignore_ascii_case(word))
+        })
         .map(|t| t.end as usize)
 }
 
@@ -261,25 +525,67 @@ mod tests {
     #[test]
     fn inserts_after_keywords_outside_strings() {
         assert_eq!(
-            insert_after_keyword("create index i on t (a) where b = 'index'", "index", " CONCURRENTLY").unwrap(),
+            insert_after_keyword(
+                "create index i on t (a) where b = 'index'",
+                "index",
+                " CONCURRENTLY"
+            )
+            .unwrap(),
             "create index CONCURRENTLY i on t (a) where b = 'index'"
         );
     }
 
     #[test]
+    fn deparses_expressions() {
+        let parsed = pg_query::parse(
+            "SELECT gen_random_uuid()::text",
+            pg_query::ParserOptions::default(),
+        )
+        .unwrap();
+        let Some(NodeEnum::SelectStmt(select)) = parsed.protobuf.stmts[0]
+            .stmt
+            .as_ref()
+            .and_then(|s| s.node.as_ref())
+        else {
+            panic!("not a SELECT");
+        };
+        let Some(NodeEnum::ResTarget(target)) = &select.target_list[0].node else {
+            panic!("no target")
+        };
+        assert_eq!(
+            deparse_expression(inner(&target.val).unwrap()),
+            "gen_random_uuid()::text"
+        );
+    }
+
+    #[test]
     fn reads_types() {
-        let parsed = pg_query::parse("CREATE TABLE t (a varchar(20), b integer[], c pg_catalog.int8, d numeric(10, 2))", pg_query::ParserOptions::default()).unwrap();
-        let Some(NodeEnum::CreateStmt(create)) = parsed.protobuf.stmts[0].stmt.as_ref().and_then(|s| s.node.as_ref()) else {
+        let parsed = pg_query::parse(
+            "CREATE TABLE t (a varchar(20), b integer[], c pg_catalog.int8, d numeric(10, 2))",
+            pg_query::ParserOptions::default(),
+        )
+        .unwrap();
+        let Some(NodeEnum::CreateStmt(create)) = parsed.protobuf.stmts[0]
+            .stmt
+            .as_ref()
+            .and_then(|s| s.node.as_ref())
+        else {
             panic!("not a CREATE TABLE");
         };
         let types: Vec<String> = create
             .table_elts
             .iter()
             .filter_map(|e| match &e.node {
-                Some(NodeEnum::ColumnDef(c)) => c.type_name.as_ref().map(|t| ColumnType::from_type_name(t).sql()),
+                Some(NodeEnum::ColumnDef(c)) => c
+                    .type_name
+                    .as_ref()
+                    .map(|t| ColumnType::from_type_name(t).sql()),
                 _ => None,
             })
             .collect();
-        assert_eq!(types, ["varchar(20)", "integer[]", "bigint", "numeric(10, 2)"]);
+        assert_eq!(
+            types,
+            ["varchar(20)", "integer[]", "bigint", "numeric(10, 2)"]
+        );
     }
 }

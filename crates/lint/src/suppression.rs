@@ -40,7 +40,11 @@ pub fn find(
     let Ok(scanned) = pg_query::scan(text) else {
         return (suppressions, diagnostics);
     };
-    for token in scanned.tokens.iter().filter(|t| matches!(t.token(), Token::SqlComment | Token::CComment)) {
+    for token in scanned
+        .tokens
+        .iter()
+        .filter(|t| matches!(t.token(), Token::SqlComment | Token::CComment))
+    {
         let span = body.start + token.start as usize..body.start + token.end as usize;
         let comment = comment_body(&source.as_str()[span.clone()]);
         let (file_wide, rest) = if let Some(rest) = comment.strip_prefix(FILE_MARKER) {
@@ -84,13 +88,20 @@ pub fn find(
             ));
             continue;
         }
-        let statement = if file_wide { None } else { target_statement(source, statements, &span) };
+        let statement = if file_wide {
+            None
+        } else {
+            target_statement(source, statements, &span)
+        };
         if !file_wide && statement.is_none() {
             diagnostics.push(Diagnostic {
                 severity: Severity::Warning,
                 kind: DiagnosticKind::UnusedSuppression,
                 message: format!("the suppression of `{rule}` is not next to any statement"),
-                help: Some("put it on the line above the statement, or use `safeshift:allow-file`".to_owned()),
+                help: Some(
+                    "put it on the line above the statement, or use `safeshift:allow-file`"
+                        .to_owned(),
+                ),
                 line,
                 column,
                 span: Some(span.clone()),
@@ -114,24 +125,35 @@ fn comment_body(comment: &str) -> &str {
     let inner = if let Some(rest) = trimmed.strip_prefix("--") {
         rest
     } else {
-        trimmed.strip_prefix("/*").and_then(|rest| rest.strip_suffix("*/")).unwrap_or(trimmed)
+        trimmed
+            .strip_prefix("/*")
+            .and_then(|rest| rest.strip_suffix("*/"))
+            .unwrap_or(trimmed)
     };
     inner.trim()
 }
 
 /// The statement a comment belongs to: the one containing it, the one ending on its line before
 /// it, or else the next one.
-fn target_statement(source: &SourceText, statements: &[Statement], span: &Range<usize>) -> Option<usize> {
-    if let Some(containing) = statements.iter().find(|s| s.span.start <= span.start && span.start < s.span.end) {
+fn target_statement(
+    source: &SourceText,
+    statements: &[Statement],
+    span: &Range<usize>,
+) -> Option<usize> {
+    if let Some(containing) = statements
+        .iter()
+        .find(|s| s.span.start <= span.start && span.start < s.span.end)
+    {
         return Some(containing.index);
     }
     let comment_line = source.line_col(span.start).0;
-    if let Some(before) = statements
-        .iter()
-        .rev()
-        .find(|s| s.span.end <= span.start && source.line_col(s.span.end.saturating_sub(1)).0 == comment_line)
-    {
+    if let Some(before) = statements.iter().rev().find(|s| {
+        s.span.end <= span.start && source.line_col(s.span.end.saturating_sub(1)).0 == comment_line
+    }) {
         return Some(before.index);
     }
-    statements.iter().find(|s| s.span.start >= span.end).map(|s| s.index)
+    statements
+        .iter()
+        .find(|s| s.span.start >= span.end)
+        .map(|s| s.index)
 }

@@ -81,13 +81,16 @@ fn visit(node: &NodeEnum, worst: &mut Volatility) {
         NodeEnum::FuncCall(call) => {
             let names = strings(&call.funcname);
             let name = names.last().cloned().unwrap_or_default();
-            let builtin = names.len() == 1 || names.first().is_some_and(|schema| schema == "pg_catalog");
+            let builtin =
+                names.len() == 1 || names.first().is_some_and(|schema| schema == "pg_catalog");
             if builtin && VOLATILE.contains(&name.as_str()) {
                 *worst = Volatility::PerRow { function: name };
                 return;
             }
             if !(builtin && ONE_VALUE.contains(&name.as_str())) && *worst == Volatility::OneValue {
-                *worst = Volatility::Unknown { function: names.join(".") };
+                *worst = Volatility::Unknown {
+                    function: names.join("."),
+                };
             }
             for arg in &call.args {
                 if let Some(arg) = &arg.node {
@@ -134,7 +137,10 @@ mod tests {
     fn default_of(expression: &str) -> Volatility {
         let sql = format!("SELECT {expression}");
         let parsed = pg_query::parse(&sql, pg_query::ParserOptions::default()).unwrap();
-        let Some(NodeEnum::SelectStmt(select)) = parsed.protobuf.stmts[0].stmt.as_ref().and_then(|s| s.node.as_ref())
+        let Some(NodeEnum::SelectStmt(select)) = parsed.protobuf.stmts[0]
+            .stmt
+            .as_ref()
+            .and_then(|s| s.node.as_ref())
         else {
             panic!("not a SELECT");
         };
@@ -146,16 +152,37 @@ mod tests {
 
     #[test]
     fn constants_and_stable_functions_give_one_value() {
-        for expression in ["0", "'pending'", "'{}'::jsonb", "now()", "CURRENT_TIMESTAMP", "CURRENT_DATE", "now() + interval '1 day'", "NULL"] {
+        for expression in [
+            "0",
+            "'pending'",
+            "'{}'::jsonb",
+            "now()",
+            "CURRENT_TIMESTAMP",
+            "CURRENT_DATE",
+            "now() + interval '1 day'",
+            "NULL",
+        ] {
             assert_eq!(default_of(expression), Volatility::OneValue, "{expression}");
         }
     }
 
     #[test]
     fn volatile_functions_give_a_value_per_row() {
-        for expression in ["gen_random_uuid()", "clock_timestamp()", "nextval('s')", "random() * 10", "pg_catalog.gen_random_uuid()::text"] {
-            assert!(matches!(default_of(expression), Volatility::PerRow { .. }), "{expression}");
+        for expression in [
+            "gen_random_uuid()",
+            "clock_timestamp()",
+            "nextval('s')",
+            "random() * 10",
+            "pg_catalog.gen_random_uuid()::text",
+        ] {
+            assert!(
+                matches!(default_of(expression), Volatility::PerRow { .. }),
+                "{expression}"
+            );
         }
-        assert!(matches!(default_of("my_schema.next_code()"), Volatility::Unknown { .. }));
+        assert!(matches!(
+            default_of("my_schema.next_code()"),
+            Volatility::Unknown { .. }
+        ));
     }
 }

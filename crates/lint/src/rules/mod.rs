@@ -30,8 +30,6 @@ pub(crate) struct Violation {
     pub rewrite: Option<bool>,
     /// The safe alternative for this statement.
     pub safe_alternative: Option<String>,
-    /// Overrides the metadata's help.
-    pub help: Option<String>,
     /// The statement the finding belongs to, when not the current one (end-of-migration rules).
     pub statement: Option<usize>,
 }
@@ -64,14 +62,84 @@ impl Violation {
         self
     }
 
-    pub fn help(mut self, help: impl Into<String>) -> Violation {
-        self.help = Some(help.into());
-        self
-    }
-
     pub fn at_statement(mut self, statement: usize) -> Violation {
         self.statement = Some(statement);
         self
+    }
+}
+
+/// The column as it should be written with another type: an `ADD COLUMN` for an added column,
+/// the column definition for one in `CREATE TABLE`.
+pub(crate) fn column_with_type(
+    table: &crate::sql::TableName,
+    column: &str,
+    added: bool,
+    column_type: &str,
+) -> String {
+    let name = crate::sql::quote_ident(column);
+    if added {
+        format!(
+            "ALTER TABLE {} ADD COLUMN {name} {column_type}",
+            table.sql()
+        )
+    } else {
+        format!("{name} {column_type}  -- in CREATE TABLE {}", table.sql())
+    }
+}
+
+/// The two-step replacement for a UNIQUE or PRIMARY KEY constraint that would build its index
+/// under the table lock: build the index concurrently, then attach it.
+pub(crate) fn index_backed_constraint_alternative(
+    table: &crate::sql::TableName,
+    name: &str,
+    columns: &[String],
+    kind: &str,
+) -> String {
+    let index = crate::sql::quote_ident(&format!("{name}_idx"));
+    format!(
+        "-- migration 1, marked `-- migrate:up transaction:false`:\n\
+         CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {table} ({columns});\n\
+         -- migration 2:\nALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING INDEX {index};",
+        table = table.sql(),
+        columns = crate::sql::column_list(columns),
+        name = crate::sql::quote_ident(name),
+    )
+}
+
+/// Findings for locks held in a transaction while later statements ran, for the modes `select`
+/// picks. LOW when the later statements are quick, the rule's risk when one of them is slow.
+pub(crate) fn held_lock_violations(
+    end: &crate::context::MigrationEnd<'_>,
+    violations: &mut Vec<Violation>,
+    select: impl Fn(crate::lock::LockMode) -> bool,
+) {
+    for held in end
+        .state
+        .released
+        .iter()
+        .filter(|h| h.later_statements > 0 && select(h.lock.mode))
+    {
+        let work = if held.later_slow_work {
+            "including slow work"
+        } else {
+            "all quick"
+        };
+        let mut violation = Violation::new(format!(
+            "{} on `{}` taken here is held until the transaction ends, through {} more statement{} ({work}): {} on `{}` wait all that time",
+            held.lock.mode,
+            held.lock.table,
+            held.later_statements,
+            if held.later_statements == 1 { "" } else { "s" },
+            held.lock.mode.blocks().describe(),
+            held.lock.table,
+        ))
+        .locks(vec![held.lock.clone()])
+        .at_statement(held.statement)
+        .alternative("-- move this statement to the end of the migration, or into a migration of its own");
+        if !held.later_slow_work {
+            violation = violation.risk(Risk::Low);
+        }
+        violations.push(violation);
     }
 }
 
@@ -98,7 +166,61 @@ macro_rules! rules {
 }
 
 rules! {
+    access_exclusive_held_across_statements => "access-exclusive-held-across-statements",
+    adding_auto_increment_column => "adding-auto-increment-column",
+    adding_check_without_not_valid => "adding-check-without-not-valid",
+    adding_column_with_default_before_pg11 => "adding-column-with-default-before-pg11",
+    adding_column_with_volatile_default => "adding-column-with-volatile-default",
+    adding_exclusion_constraint => "adding-exclusion-constraint",
+    adding_foreign_key_without_not_valid => "adding-foreign-key-without-not-valid",
+    adding_primary_key => "adding-primary-key",
+    adding_required_column => "adding-required-column",
+    adding_stored_generated_column => "adding-stored-generated-column",
+    adding_unique_constraint => "adding-unique-constraint",
+    avoid_char_type => "avoid-char-type",
+    blocking_lock_held_across_statements => "blocking-lock-held-across-statements",
+    changing_column_type => "changing-column-type",
+    concurrently_in_transaction => "concurrently-in-transaction",
+    creating_enum => "creating-enum",
+    creating_trigger_on_existing_table => "creating-trigger-on-existing-table",
+    domain_with_check_constraint => "domain-with-check-constraint",
+    dropping_column => "dropping-column",
+    dropping_constraint => "dropping-constraint",
+    dropping_not_null => "dropping-not-null",
+    dropping_schema_or_database => "dropping-schema-or-database",
+    dropping_table => "dropping-table",
+    duplicate_column_assignment => "duplicate-column-assignment",
+    enum_value_without_position => "enum-value-without-position",
+    foreign_key_without_index => "foreign-key-without-index",
+    identifier_too_long => "identifier-too-long",
+    missing_lock_timeout => "missing-lock-timeout",
+    missing_statement_timeout => "missing-statement-timeout",
+    multiple_alter_table_statements => "multiple-alter-table-statements",
+    nested_transaction => "nested-transaction",
+    non_idempotent_in_non_transactional_migration => "non-idempotent-in-non-transactional-migration",
+    non_linear_history => "non-linear-history",
+    prefer_bigint => "prefer-bigint",
+    prefer_identity => "prefer-identity",
+    prefer_jsonb => "prefer-jsonb",
+    prefer_text_over_varchar => "prefer-text-over-varchar",
+    prefer_timestamptz => "prefer-timestamptz",
+    refresh_materialized_view_without_concurrently => "refresh-materialized-view-without-concurrently",
+    renaming_column => "renaming-column",
+    renaming_enum_value => "renaming-enum-value",
+    renaming_schema => "renaming-schema",
+    renaming_table => "renaming-table",
     require_concurrent_index_creation => "require-concurrent-index-creation",
+    require_concurrent_index_deletion => "require-concurrent-index-deletion",
+    require_concurrent_partition_detach => "require-concurrent-partition-detach",
+    require_concurrent_reindex => "require-concurrent-reindex",
+    rewriting_table => "rewriting-table",
+    setting_not_null_on_existing_column => "setting-not-null-on-existing-column",
+    truncate_cascade => "truncate-cascade",
+    unbatched_data_change => "unbatched-data-change",
+    unclosed_transaction => "unclosed-transaction",
+    uninspectable_sql => "uninspectable-sql",
+    vacuum_full_or_cluster => "vacuum-full-or-cluster",
+    validate_in_same_transaction => "validate-in-same-transaction",
 }
 
 /// The parsed metadata of every rule, in [`RULES`] order.
@@ -118,4 +240,136 @@ pub(crate) fn metadata() -> &'static [RuleMetadata] {
 /// The position of a rule in [`RULES`].
 pub(crate) fn position(id: &str) -> Option<usize> {
     RULES.iter().position(|rule| rule.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linter::Linter;
+    use crate::options::{LintOptions, PgVersion};
+
+    #[test]
+    fn every_rule_has_valid_metadata_named_after_it() {
+        for (rule, metadata) in RULES.iter().zip(metadata()) {
+            assert_eq!(
+                rule.id, metadata.id,
+                "rules/{}.toml names another rule",
+                rule.id
+            );
+            assert!(
+                rule.id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{} is not kebab-case",
+                rule.id
+            );
+            for (field, text) in [
+                ("title", &metadata.title),
+                ("why", &metadata.why),
+                ("help", &metadata.help),
+                ("safe_alternative", &metadata.safe_alternative),
+            ] {
+                assert!(!text.trim().is_empty(), "{}: {field} is empty", rule.id);
+            }
+            assert!(
+                metadata
+                    .unverifiable
+                    .as_ref()
+                    .is_none_or(|reason| !reason.trim().is_empty()),
+                "{}: empty unverifiable reason",
+                rule.id
+            );
+        }
+    }
+
+    #[test]
+    fn every_catalogue_pattern_has_a_rule() {
+        let covered: Vec<u32> = metadata()
+            .iter()
+            .flat_map(|m| m.catalogue.iter().copied())
+            .collect();
+        let missing: Vec<u32> = (1..=48).filter(|n| !covered.contains(n)).collect();
+        assert!(
+            missing.is_empty(),
+            "catalogue patterns without a rule: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn bad_examples_are_flagged_and_good_ones_are_not() {
+        for metadata in metadata() {
+            let linter = Linter::new(LintOptions {
+                pg_version: metadata
+                    .examples
+                    .pg_version
+                    .map_or(PgVersion::DEFAULT, PgVersion),
+                ..LintOptions::default()
+            })
+            .unwrap();
+            let examples = &metadata.examples;
+            let bad = linter.lint_example(&examples.setup, &examples.bad, examples.bad_mode);
+            assert!(
+                bad.errors().next().is_none(),
+                "{}: bad example has errors: {:?}",
+                metadata.id,
+                bad.diagnostics
+            );
+            let flagged = bad.findings.iter().any(|f| f.rule == metadata.id);
+            assert_eq!(
+                flagged, !metadata.needs_history,
+                "{}: bad example flagged = {flagged}",
+                metadata.id
+            );
+            let good = linter.lint_example(&examples.setup, &examples.good, examples.good_mode);
+            assert!(
+                good.errors().next().is_none(),
+                "{}: good example has errors: {:?}",
+                metadata.id,
+                good.diagnostics
+            );
+            let wrongly: Vec<_> = good
+                .findings
+                .iter()
+                .filter(|f| f.rule == metadata.id)
+                .collect();
+            assert!(
+                wrongly.is_empty(),
+                "{}: good example flagged: {wrongly:#?}",
+                metadata.id
+            );
+        }
+    }
+
+    #[test]
+    fn the_lock_in_the_metadata_is_the_lock_findings_report() {
+        for metadata in metadata().iter().filter(|m| m.lock.is_some()) {
+            let linter = Linter::new(LintOptions {
+                pg_version: metadata
+                    .examples
+                    .pg_version
+                    .map_or(PgVersion::DEFAULT, PgVersion),
+                ..LintOptions::default()
+            })
+            .unwrap();
+            let examples = &metadata.examples;
+            let bad = linter.lint_example(&examples.setup, &examples.bad, examples.bad_mode);
+            for finding in bad.findings.iter().filter(|f| f.rule == metadata.id) {
+                assert_eq!(
+                    finding.lock, metadata.lock,
+                    "{}: finding on line {} reports {:?}",
+                    metadata.id, finding.line, finding.lock
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn explain_is_generated_from_the_metadata() {
+        let page = crate::explain("require-concurrent-index-creation").unwrap();
+        let metadata = crate::rule("require-concurrent-index-creation").unwrap();
+        assert!(page.contains(metadata.why.lines().next().unwrap()));
+        assert!(page.contains("blocks: writes and schema changes"));
+        assert!(page.contains(metadata.examples.bad.trim()));
+        assert!(crate::explain("no-such-rule").is_err());
+    }
 }

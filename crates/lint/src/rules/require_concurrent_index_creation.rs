@@ -10,15 +10,21 @@ pub(crate) struct Check;
 
 impl Rule for Check {
     fn check(&self, context: &StatementContext<'_>, violations: &mut Vec<Violation>) {
-        let NodeEnum::IndexStmt(index) = context.node else { return };
-        let Some(relation) = &index.relation else { return };
+        let NodeEnum::IndexStmt(index) = context.node else {
+            return;
+        };
+        let Some(relation) = &index.relation else {
+            return;
+        };
         let table = TableName::from_range_var(relation);
         if index.concurrent || !context.is_existing(&table) {
             return;
         }
-        let mut alternative = insert_after_keyword(context.sql, "index", " CONCURRENTLY").unwrap_or_default();
+        let mut alternative =
+            insert_after_keyword(context.sql, "index", " CONCURRENTLY").unwrap_or_default();
         if !index.if_not_exists && !index.idxname.is_empty() {
-            alternative = insert_after_keyword(&alternative, "concurrently", " IF NOT EXISTS").unwrap_or(alternative);
+            alternative = insert_after_keyword(&alternative, "concurrently", " IF NOT EXISTS")
+                .unwrap_or(alternative);
         }
         violations.push(
             Violation::new(format!(
@@ -34,15 +40,19 @@ impl Rule for Check {
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{findings_with, none, one};
     use crate::metadata::ExampleMode;
     use crate::options::PgVersion;
+    use crate::rules::testing::{findings_with, none, one};
 
     const SETUP: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint);";
 
     #[test]
     fn flags_a_blocking_index_build_on_an_existing_table() {
-        let finding = one("require-concurrent-index-creation", SETUP, "CREATE INDEX orders_user_id_idx ON orders (user_id);");
+        let finding = one(
+            "require-concurrent-index-creation",
+            SETUP,
+            "CREATE INDEX orders_user_id_idx ON orders (user_id);",
+        );
         assert_eq!(finding.lock.unwrap().sql_name(), "SHARE");
         assert_eq!(finding.tables, ["orders"]);
         assert_eq!(

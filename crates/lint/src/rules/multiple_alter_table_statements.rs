@@ -1,0 +1,68 @@
+//! Several `ALTER TABLE` statements on the same table in one migration: each takes its lock (and
+//! possibly scans) separately; one statement with all the actions does it once.
+
+use pg_query::NodeEnum;
+
+use super::{Rule, Violation};
+use crate::context::MigrationEnd;
+use crate::sql::deparse;
+
+pub(crate) struct Check;
+
+impl Rule for Check {
+    fn finish(&self, end: &MigrationEnd<'_>, violations: &mut Vec<Violation>) {
+        for alterations in end
+            .state
+            .alterations
+            .iter()
+            .filter(|a| a.statements.len() > 1)
+        {
+            let combined = deparse(&NodeEnum::AlterTableStmt(alterations.combined.clone()));
+            violations.push(
+                Violation::new(format!(
+                    "{} ALTER TABLE statements on `{}` each queue for the lock (and may scan) separately",
+                    alterations.statements.len(),
+                    alterations.table
+                ))
+                .at_statement(alterations.statements[1])
+                .locks(Vec::new())
+                .alternative(format!("{combined};")),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testing::{none, one};
+
+    const SETUP: &str = "CREATE TABLE users (id bigint);";
+
+    #[test]
+    fn flags_repeated_alters_with_the_combined_statement() {
+        let finding = one(
+            "multiple-alter-table-statements",
+            SETUP,
+            "ALTER TABLE users ADD COLUMN a text;\nALTER TABLE users ADD COLUMN b text;",
+        );
+        assert_eq!(finding.line, 2);
+        assert_eq!(
+            finding.safe_alternative.unwrap(),
+            "ALTER TABLE users ADD COLUMN a text, ADD COLUMN b text;"
+        );
+    }
+
+    #[test]
+    fn passes_one_alter_per_table_and_new_tables() {
+        none(
+            "multiple-alter-table-statements",
+            SETUP,
+            "ALTER TABLE users ADD COLUMN a text, ADD COLUMN b text",
+        );
+        none(
+            "multiple-alter-table-statements",
+            "",
+            "CREATE TABLE t (a int); ALTER TABLE t ADD COLUMN b int; ALTER TABLE t ADD COLUMN c int",
+        );
+    }
+}
