@@ -61,6 +61,21 @@ impl Effects {
     }
 }
 
+/// What one statement of a file does to tables other sessions use, as the lock model claims it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementEffects {
+    /// 0-based index in the section.
+    pub index: usize,
+    pub line: u32,
+    pub sql: String,
+    /// Whether the statement cannot run inside a transaction block.
+    pub outside_transaction: bool,
+    /// The strongest lock on each pre-existing table.
+    pub locks: Vec<TableLock>,
+    /// Pre-existing tables rewritten.
+    pub rewrites: Vec<TableName>,
+}
+
 /// Works out the effects of one statement, given the schema before it.
 pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
     let mut effects = Effects::default();
@@ -117,6 +132,13 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
                 effects.lock(table, mode);
             }
         }
+        NodeEnum::DropStmt(drop) if drop.remove_type() == ObjectType::ObjectSchema => {
+            for schema_name in drop.objects.iter().filter_map(crate::sql::string_value) {
+                for table in schema.tables_in_schema(schema_name) {
+                    effects.lock(table, LockMode::AccessExclusive);
+                }
+            }
+        }
         NodeEnum::DropStmt(drop) => {
             for names in drop.objects.iter().filter_map(|o| match &o.node {
                 Some(NodeEnum::List(list)) => Some(&list.items),
@@ -163,10 +185,18 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
             }
         }
         NodeEnum::TruncateStmt(truncate) => {
+            let cascade = truncate.behavior() == pg_query::protobuf::DropBehavior::DropCascade;
             for relation in range_vars(&truncate.relations) {
                 let table = TableName::from_range_var(relation);
-                effects.rewrite(&table);
-                effects.lock(table, LockMode::AccessExclusive);
+                let referencing = if cascade {
+                    schema.referencing_tables(&table)
+                } else {
+                    Vec::new()
+                };
+                for emptied in std::iter::once(table).chain(referencing) {
+                    effects.rewrite(&emptied);
+                    effects.lock(emptied, LockMode::AccessExclusive);
+                }
             }
         }
         NodeEnum::VacuumStmt(vacuum) => {
@@ -226,10 +256,11 @@ pub fn of(node: &NodeEnum, schema: &Schema, pg_version: PgVersion) -> Effects {
         NodeEnum::RefreshMatViewStmt(refresh) => {
             if let Some(relation) = &refresh.relation {
                 let table = TableName::from_range_var(relation);
-                effects.rewrite(&table);
+                // A concurrent refresh updates the rows in place; a plain one swaps in new files.
                 let mode = if refresh.concurrent {
                     LockMode::Exclusive
                 } else {
+                    effects.rewrite(&table);
                     LockMode::AccessExclusive
                 };
                 effects.lock(table, mode);

@@ -44,7 +44,7 @@ mod suppression;
 mod volatility;
 
 pub use context::Execution;
-pub use effects::TableLock;
+pub use effects::{StatementEffects, TableLock};
 pub use finding::{Diagnostic, DiagnosticKind, Finding, Severity, SizeEstimate};
 pub use gate::{BlockingFinding, gate};
 pub use linter::{AppliedMigrations, Linter, Scope, UnknownRule};

@@ -11,7 +11,7 @@ use safeshift_source::{Checksum, Dialect, LooseFile, MigrationSet, Section, Stat
 use crate::context::{
     Alterations, Execution, HeldLock, MigrationEnd, MigrationState, StatementContext,
 };
-use crate::effects::{self, Effects};
+use crate::effects::{self, Effects, StatementEffects};
 use crate::finding::{Diagnostic, DiagnosticKind, Finding, Severity};
 use crate::metadata::{ExampleMode, RuleMetadata};
 use crate::options::LintOptions;
@@ -108,8 +108,14 @@ impl Linter {
             let execution = Execution::Runner {
                 transaction: migration.up.options.transaction,
             };
-            let mut file =
-                self.lint_section(&migration.up, execution, &mut schema, reported, &history);
+            let mut file = self.lint_section(
+                &migration.up,
+                execution,
+                &mut schema,
+                reported,
+                &history,
+                None,
+            );
             if reported {
                 file.version = Some(migration.version.as_str().to_owned());
                 report.files.push(file);
@@ -167,6 +173,7 @@ impl Linter {
             &mut Schema::default(),
             true,
             &HistoryFacts::default(),
+            None,
         )
     }
 
@@ -174,6 +181,30 @@ impl Linter {
     /// tests describe a situation. Panics are not used for bad SQL: parse errors come back as
     /// diagnostics.
     pub fn lint_example(&self, setup: &str, example: &str, mode: ExampleMode) -> FileReport {
+        self.lint_example_collecting(setup, example, mode, None)
+    }
+
+    /// The lock model's claim for each statement of `example` run after `setup`: the locks on
+    /// pre-existing tables and the rewrites. The lock verification test compares it with what a
+    /// real server does.
+    pub fn example_effects(
+        &self,
+        setup: &str,
+        example: &str,
+        mode: ExampleMode,
+    ) -> Vec<StatementEffects> {
+        let mut collected = Vec::new();
+        self.lint_example_collecting(setup, example, mode, Some(&mut collected));
+        collected
+    }
+
+    fn lint_example_collecting(
+        &self,
+        setup: &str,
+        example: &str,
+        mode: ExampleMode,
+        collect: Option<&mut Vec<StatementEffects>>,
+    ) -> FileReport {
         let mut schema = Schema::default();
         if let Ok(setup) = LooseFile::from_bytes(Path::new("setup.sql"), setup.as_bytes()) {
             self.lint_section(
@@ -182,6 +213,7 @@ impl Linter {
                 &mut schema,
                 false,
                 &HistoryFacts::default(),
+                None,
             );
             schema.settle();
         }
@@ -197,6 +229,7 @@ impl Linter {
                 &mut schema,
                 true,
                 &HistoryFacts::default(),
+                collect,
             ),
             Err(error) => FileReport {
                 path: PathBuf::from("example.sql"),
@@ -225,6 +258,7 @@ impl Linter {
         schema: &mut Schema,
         reported: bool,
         history: &HistoryFacts,
+        mut collect: Option<&mut Vec<StatementEffects>>,
     ) -> FileReport {
         let mut file = FileReport {
             path: section.path.clone(),
@@ -279,6 +313,29 @@ impl Linter {
                 }
             };
             let effects = effects::of(&node, schema, self.options.pg_version);
+            if let Some(collected) = collect.as_deref_mut() {
+                collected.push(StatementEffects {
+                    index: statement.index,
+                    line: statement.line,
+                    sql: statement.sql.clone(),
+                    outside_transaction: matches!(
+                        statement.transactionality,
+                        safeshift_source::Transactionality::OutsideTransaction { .. }
+                    ),
+                    locks: effects
+                        .locks
+                        .iter()
+                        .filter(|l| schema.is_existing(&l.table))
+                        .cloned()
+                        .collect(),
+                    rewrites: effects
+                        .rewrites
+                        .iter()
+                        .filter(|t| schema.is_existing(t))
+                        .cloned()
+                        .collect(),
+                });
+            }
             if reported {
                 let context = StatementContext {
                     sql: &statement.sql,

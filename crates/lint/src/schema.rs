@@ -121,6 +121,41 @@ impl Schema {
             .is_none_or(|t| t.origin == Origin::Existing)
     }
 
+    /// The tables the history created in a schema.
+    pub fn tables_in_schema(&self, schema: &str) -> Vec<TableName> {
+        let mut names: Vec<TableName> = self
+            .tables
+            .iter()
+            .filter(|(key, _)| key.0 == schema)
+            .map(|(_, t)| t.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The tables with a foreign key to `table`, followed transitively (what `TRUNCATE … CASCADE`
+    /// empties).
+    pub fn referencing_tables(&self, table: &TableName) -> Vec<TableName> {
+        let mut found: Vec<TableName> = Vec::new();
+        let mut queue = vec![table.key()];
+        while let Some(key) = queue.pop() {
+            for candidate in self.tables.values() {
+                let references = candidate.constraints.iter().any(
+                    |c| matches!(&c.kind, ConstraintKind::ForeignKey { referenced, .. } if referenced.key() == key),
+                );
+                if references
+                    && candidate.name.key() != table.key()
+                    && !found.iter().any(|f| f.key() == candidate.name.key())
+                {
+                    found.push(candidate.name.clone());
+                    queue.push(candidate.name.key());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
     /// The table an index belongs to, when the history created the index.
     pub fn table_of_index(&self, index: &TableName) -> Option<&TableName> {
         self.index_tables.get(&index.key())
