@@ -29,6 +29,7 @@ Exit codes:
   5    the run lock could not be taken in time, or was lost
   6    could not connect to the database, or lost the connection
   7    `status --exit-code`: migrations are pending
+  8    `lint`: a finding at or above --fail-on remains, or a file does not parse
   130  interrupted (Ctrl-C or SIGTERM)";
 
 /// Options every command takes.
@@ -111,6 +112,39 @@ pub enum Command {
     Repair(RepairArgs),
     /// Record by hand that a migration was applied or rolled back, with an audit row.
     Resolve(ResolveArgs),
+    /// Check migrations for dangerous patterns (locks, rewrites, data loss) before they run.
+    Lint(LintArgs),
+    /// Explain a lint rule: its lock, what it blocks, why it matters, the safe alternative.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Migration directories or SQL files [default: the project's migrations directory].
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: crate::lint::Format,
+    /// Exit with code 8 when a finding at or above this risk remains.
+    #[arg(long, value_name = "RISK", default_value = "high")]
+    pub fail_on: safeshift_lint::Risk,
+    /// The PostgreSQL version the migrations will run on [default: the connected server's, else 15].
+    #[arg(long, value_name = "VERSION", env = "SAFESHIFT_PG_VERSION")]
+    pub pg_version: Option<String>,
+    /// Rules not to run (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub disable: Vec<String>,
+    /// With a database, also report migrations already applied (by default only pending ones).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The rule id [default: list every rule].
+    #[arg(value_name = "RULE")]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +204,10 @@ pub struct UpArgs {
     /// Apply pending migrations older than the newest applied one.
     #[arg(long, env = "SAFESHIFT_ALLOW_OUT_OF_ORDER")]
     pub allow_out_of_order: bool,
+    /// Apply even if the linter finds risks up to this level in pending migrations
+    /// [default: medium; HIGH-risk findings stop `up` unless acknowledged in the file].
+    #[arg(long, value_name = "RISK", default_value = "medium")]
+    pub allow_risk: safeshift_lint::Risk,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -15,6 +15,8 @@ pub enum Exit {
     Lock = 5,
     Connection = 6,
     Pending = 7,
+    /// `lint`: a finding at or above `--fail-on`, or a file with errors.
+    LintFindings = 8,
     Interrupted = 130,
 }
 

@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod diagnostics;
 mod exit;
+mod lint;
 mod output;
 mod render;
 mod signals;

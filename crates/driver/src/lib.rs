@@ -24,7 +24,7 @@ mod url;
 pub use error::{DriverError, ErrorKind};
 pub use history::{Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts};
 pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
-pub use postgres::PostgresDriver;
+pub use postgres::{PostgresDriver, TableSize};
 pub use safeshift_source::Dialect;
 pub use sqlite::SqliteDriver;
 pub use url::{DatabaseUrl, Engine, SqliteTarget, redact};

@@ -2,8 +2,10 @@
 //! result.
 
 mod down;
+mod explain;
 mod history;
 mod init;
+pub mod lint;
 mod new;
 mod repair;
 mod resolve;
@@ -24,6 +26,9 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
     if let Command::Init(args) = &cli.command {
         return init::run(&cli.global, args);
     }
+    if let Command::Explain(args) = &cli.command {
+        return explain::run(args);
+    }
     let context = Context::new(&cli.global)?;
     match &cli.command {
         Command::Init(_) => unreachable!("handled above"),
@@ -34,6 +39,8 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::History(args) => history::run(&context, args),
         Command::Repair(args) => repair::run(&context, args),
         Command::Resolve(args) => resolve::run(&context, args),
+        Command::Lint(args) => lint::run(&context, args),
+        Command::Explain(_) => unreachable!("handled above"),
     }
 }
 

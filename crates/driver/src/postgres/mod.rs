@@ -1,6 +1,7 @@
 //! The PostgreSQL driver.
 
 mod lease;
+mod table_sizes;
 mod tls;
 
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::url::DatabaseUrl;
 use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, ServerInfo};
 
 use lease::Lease;
+pub use table_sizes::TableSize;
 
 /// A connection to PostgreSQL.
 pub struct PostgresDriver {

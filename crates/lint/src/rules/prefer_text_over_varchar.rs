@@ -27,8 +27,9 @@ impl Rule for Check {
                     column.colname
                 ))
                 .alternative(format!(
-                    "{};\nALTER TABLE {} ADD CONSTRAINT {check} CHECK (length({name}) <= {limit}) NOT VALID;",
+                    "{}{}\nALTER TABLE {} ADD CONSTRAINT {check} CHECK (length({name}) <= {limit}) NOT VALID;",
                     column_with_type(&table, &column.colname, added, "text"),
+                    if added { ";" } else { "" },
                     table.sql()
                 )),
             );

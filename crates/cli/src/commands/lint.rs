@@ -1,0 +1,264 @@
+//! `safeshift lint`: check migrations for dangerous patterns before they run; and the check
+//! `safeshift up` runs first.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
+use safeshift_lint::{
+    AppliedMigrations, LintOptions, LintReport, Linter, PgVersion, Risk, Scope, TableSize,
+    TableStatistics,
+};
+use safeshift_runner::{EntryState, Migrator, RunError};
+use safeshift_source::{Checksum, LooseFile, MigrationSet};
+
+use crate::cli::LintArgs;
+use crate::config::UrlSource;
+use crate::context::Context;
+use crate::exit::{CliError, Exit};
+use crate::lint::{Format, render};
+use crate::output::{err, out};
+
+/// Lints the given files and directories (default: the project's migrations), prints the report
+/// in the chosen format, and fails when a finding at or above `--fail-on` remains.
+pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
+    let mut database = connect_if_given(context)?;
+    let pg_version = match (&args.pg_version, &database) {
+        (Some(version), _) => version.parse::<PgVersion>().map_err(CliError::usage)?,
+        (None, Some(db)) => PgVersion::from_server_version_num(db.server().version_number),
+        (None, None) => PgVersion::DEFAULT,
+    };
+    let linter = Linter::new(LintOptions {
+        pg_version,
+        disabled_rules: args.disable.clone(),
+    })
+    .map_err(|error| {
+        CliError::usage_with_help(error.to_string(), "`safeshift explain` lists the rules")
+    })?;
+
+    if args.paths.is_empty()
+        && let Some((url, _)) = &context.project.url
+        && DatabaseUrl::parse(url).is_ok_and(|url| url.engine() == Engine::Sqlite)
+    {
+        return Err(CliError::usage_with_help(
+            "safeshift lint checks PostgreSQL migrations, and this project's database is SQLite",
+            "pass the PostgreSQL migration files or directories to lint: `safeshift lint <PATH>…`",
+        ));
+    }
+    let mut report = LintReport::default();
+    let paths: Vec<PathBuf> = if args.paths.is_empty() {
+        vec![context.project.migrations_dir.clone()]
+    } else {
+        args.paths.clone()
+    };
+    let mut loose: Vec<LooseFile> = Vec::new();
+    for path in &paths {
+        match classify(path)? {
+            Target::Set(set, scope) => {
+                let applied = match database.as_mut() {
+                    Some(db) if same_directory(&set.directory, &context.project.migrations_dir) => {
+                        let migrator = Migrator::new(set.clone(), context.settings(true));
+                        Some(applied(&migrator, db)?)
+                    }
+                    _ => None,
+                };
+                let scope = match (&scope, &applied, args.all) {
+                    (Scope::All, Some(_), false) => Scope::Pending,
+                    _ => scope,
+                };
+                report
+                    .files
+                    .extend(linter.lint_set(&set, applied.as_ref(), &scope).files);
+            }
+            Target::Loose(file) => loose.push(*file),
+        }
+    }
+    report.files.extend(linter.lint_files(&loose).files);
+    if let Some(db) = database.as_mut() {
+        grade_by_size(&mut report, db)?;
+    }
+    let color = matches!(args.format, Format::Human)
+        && anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
+    let text = render(&report, args.format, color);
+    out(text.trim_end());
+    if report.fails(args.fail_on) {
+        Ok(Exit::LintFindings)
+    } else {
+        Ok(Exit::Success)
+    }
+}
+
+/// What a path on the command line stands for.
+enum Target {
+    /// A migrations directory (or one migration file of it, with the rest read for context).
+    Set(MigrationSet, Scope),
+    /// A SQL file outside any migrations directory.
+    Loose(Box<LooseFile>),
+}
+
+fn classify(path: &Path) -> Result<Target, CliError> {
+    if path.is_dir() {
+        return Ok(Target::Set(MigrationSet::load(path)?, Scope::All));
+    }
+    if !path.is_file() {
+        return Err(CliError::usage(format!(
+            "{}: no such file or directory",
+            path.display()
+        )));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(set) = MigrationSet::load(parent)
+        && set.migrations.iter().any(|m| same_file(&m.up.path, path))
+    {
+        return Ok(Target::Set(set, Scope::Files(vec![path.to_path_buf()])));
+    }
+    let file = LooseFile::read(path)
+        .map_err(|error| CliError::Source(safeshift_source::SourceErrors(vec![error])))?;
+    Ok(Target::Loose(Box::new(file)))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+fn same_directory(a: &Path, b: &Path) -> bool {
+    same_file(a, b)
+}
+
+/// A connection for size lookups and the applied history, when a PostgreSQL URL was given on
+/// the command line or in DATABASE_URL (a URL in safeshift.toml alone does not make lint connect).
+fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliError> {
+    let Some((url, source)) = &context.project.url else {
+        return Ok(None);
+    };
+    if matches!(source, UrlSource::ConfigFile) {
+        return Ok(None);
+    }
+    let url = DatabaseUrl::parse(url)?;
+    if url.engine() != Engine::Postgres {
+        return Ok(None);
+    }
+    let options = ConnectOptions {
+        base_dir: context.project.root.clone(),
+        history: context.project.history.clone(),
+        create: false,
+        ..ConnectOptions::default()
+    };
+    Ok(Some(PostgresDriver::connect(&url, &options)?))
+}
+
+/// The versions the database has applied, with their recorded checksums.
+fn applied(migrator: &Migrator, db: &mut dyn Driver) -> Result<AppliedMigrations, CliError> {
+    let status = migrator.status(db)?;
+    let mut applied = AppliedMigrations::default();
+    for entry in status.entries {
+        if matches!(
+            entry.state,
+            EntryState::Applied
+                | EntryState::Changed
+                | EntryState::FileMissing
+                | EntryState::Partial
+        ) {
+            applied.versions.insert(
+                entry.version,
+                entry.recorded_checksum.map(Checksum::from_stored),
+            );
+        }
+    }
+    Ok(applied)
+}
+
+/// Table sizes read from the database, keyed by the name as the migration wrote it.
+struct Sizes(HashMap<(Option<String>, String), TableSize>);
+
+impl TableStatistics for Sizes {
+    fn table_size(&self, schema: Option<&str>, table: &str) -> Option<TableSize> {
+        self.0
+            .get(&(schema.map(str::to_owned), table.to_owned()))
+            .copied()
+    }
+}
+
+fn grade_by_size(report: &mut LintReport, db: &mut PostgresDriver) -> Result<(), CliError> {
+    let mut names: Vec<(Option<String>, String)> = Vec::new();
+    for (_, finding) in report.active_findings() {
+        for lock in &finding.locks {
+            let name = (lock.table.schema.clone(), lock.table.name.clone());
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    let sizes = db.table_sizes(&names)?;
+    let sizes = Sizes(
+        sizes
+            .into_iter()
+            .map(|s| {
+                (
+                    (s.schema, s.table),
+                    TableSize {
+                        rows: s.rows,
+                        bytes: s.bytes,
+                    },
+                )
+            })
+            .collect(),
+    );
+    safeshift_lint::grade(report, &sizes);
+    Ok(())
+}
+
+/// The check `up` runs before applying: lints the pending migrations (with the history read
+/// for context) and refuses when a finding above `accepted` is not acknowledged. Only
+/// PostgreSQL migrations are linted.
+pub fn gate_pending(
+    migrator: &Migrator,
+    db: &mut dyn Driver,
+    accepted: Risk,
+    quiet: bool,
+) -> Result<(), CliError> {
+    if db.engine() != Engine::Postgres {
+        return Ok(());
+    }
+    let set = migrator.migrations();
+    let applied = applied(migrator, db)?;
+    let linter = Linter::new(LintOptions {
+        pg_version: PgVersion::from_server_version_num(db.server().version_number),
+        ..LintOptions::default()
+    })
+    .map_err(|error| CliError::usage(error.to_string()))?;
+    let mut report = linter.lint_set(set, Some(&applied), &Scope::Pending);
+    let blocking = safeshift_lint::gate(&report, accepted);
+    let Some(first) = blocking.first() else {
+        return Ok(());
+    };
+    let version = first.file.version.clone().unwrap_or_default();
+    let count = blocking.len();
+    let blocking_keys: Vec<(PathBuf, usize, &'static str)> = blocking
+        .iter()
+        .map(|b| (b.file.path.clone(), b.finding.statement, b.finding.rule))
+        .collect();
+    for file in &mut report.files {
+        let path = file.path.clone();
+        file.findings
+            .retain(|f| blocking_keys.contains(&(path.clone(), f.statement, f.rule)));
+        file.diagnostics.clear();
+    }
+    report.files.retain(|f| !f.findings.is_empty());
+    if !quiet {
+        err(render(&report, Format::Human, false).trim_end());
+    }
+    Err(CliError::Run(RunError::Blocked {
+        version,
+        message: format!(
+            "{count} finding{} above {accepted} risk in pending migrations; nothing was applied",
+            if count == 1 { "" } else { "s" }
+        ),
+        help: "make the migration safe (see the safe alternative above), acknowledge the finding with \
+               `-- safeshift:allow <rule-id> <reason>` on the statement, or run `safeshift up --allow-risk high`"
+            .to_owned(),
+    }))
+}

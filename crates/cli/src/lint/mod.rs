@@ -1,0 +1,52 @@
+//! Rendering lint reports: a rustc-like human view, JSON, SARIF 2.1.0, GitHub workflow
+//! annotations and a Markdown pull-request comment. Each renderer turns a report into text and
+//! prints nothing itself.
+
+mod github;
+mod human;
+mod json;
+mod markdown;
+mod sarif;
+
+use std::ops::Range;
+
+use clap::ValueEnum;
+use safeshift_lint::{FileReport, LintReport};
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Source snippets with the statement underlined, risk, lock and help.
+    Human,
+    /// Findings as JSON.
+    Json,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+    /// GitHub Actions workflow annotations.
+    Github,
+    /// A Markdown report for a pull-request comment.
+    Markdown,
+}
+
+/// The report in `format`; `color` adds terminal styles to the human view.
+pub fn render(report: &LintReport, format: Format, color: bool) -> String {
+    match format {
+        Format::Human => human::render(report, color),
+        Format::Json => json::render(report),
+        Format::Sarif => sarif::render(report),
+        Format::Github => github::render(report),
+        Format::Markdown => markdown::render(report),
+    }
+}
+
+/// The file's path as the user gave or sees it, with `/` separators.
+fn display_path(file: &FileReport) -> String {
+    file.path.display().to_string().replace('\\', "/")
+}
+
+/// 1-based line and column where a byte range of the file ends (its last character).
+fn end_position(file: &FileReport, span: &Range<usize>) -> Option<(u32, u32)> {
+    let source = file.source.as_ref()?;
+    let (line, column) = source.line_col(span.end.saturating_sub(1).max(span.start));
+    Some((line, column + 1))
+}
