@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Versioned SQL migrations with up and down sections, an append-only history with checksums, a
 /// run lock, and correct transaction handling, on PostgreSQL and SQLite.
 #[derive(Debug, Parser)]
-#[command(name = "safeshift", version, about, long_about, after_help = EXIT_CODES)]
+#[command(name = "safeshift", version, about, long_about, after_help = EXIT_CODES, args_override_self = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -45,19 +45,42 @@ pub struct GlobalArgs {
 
     /// Database URL: postgres://user:password@host/db or sqlite://path.db
     /// [default: `url` in safeshift.toml, else DATABASE_URL].
-    #[arg(short = 'u', long, value_name = "URL", env = "SAFESHIFT_DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        short = 'u',
+        long,
+        value_name = "URL",
+        env = "SAFESHIFT_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub database_url: Option<String>,
 
     /// The migrations directory [default: `directory` in safeshift.toml, else migrations].
-    #[arg(short = 'd', long = "dir", value_name = "DIR", env = "SAFESHIFT_MIGRATIONS_DIR", global = true)]
+    #[arg(
+        short = 'd',
+        long = "dir",
+        value_name = "DIR",
+        env = "SAFESHIFT_MIGRATIONS_DIR",
+        global = true
+    )]
     pub migrations_dir: Option<PathBuf>,
 
     /// Schema that holds the history tables (PostgreSQL; a table-name prefix on SQLite) [default: safeshift].
-    #[arg(long, value_name = "NAME", env = "SAFESHIFT_HISTORY_SCHEMA", global = true)]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SAFESHIFT_HISTORY_SCHEMA",
+        global = true
+    )]
     pub history_schema: Option<String>,
 
     /// History table name [default: history].
-    #[arg(long, value_name = "NAME", env = "SAFESHIFT_HISTORY_TABLE", global = true)]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SAFESHIFT_HISTORY_TABLE",
+        global = true
+    )]
     pub history_table: Option<String>,
 
     /// How the run lock is held: `advisory` (a session advisory lock; the default) or `lease`
@@ -66,17 +89,32 @@ pub struct GlobalArgs {
     pub lock_mode: Option<LockModeArg>,
 
     /// How long to wait for another run to release the lock [default: 60s].
-    #[arg(long, value_name = "DURATION", env = "SAFESHIFT_LOCK_WAIT", global = true)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "SAFESHIFT_LOCK_WAIT",
+        global = true
+    )]
     pub lock_wait: Option<String>,
 
     /// lock_timeout for every migration statement [default: 5s]. A migration's own
     /// `lock_timeout:` option wins.
-    #[arg(long, value_name = "DURATION", env = "SAFESHIFT_LOCK_TIMEOUT", global = true)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "SAFESHIFT_LOCK_TIMEOUT",
+        global = true
+    )]
     pub lock_timeout: Option<String>,
 
     /// statement_timeout for every migration statement [default: 0, no limit]. A migration's own
     /// `statement_timeout:` option wins.
-    #[arg(long, value_name = "DURATION", env = "SAFESHIFT_STATEMENT_TIMEOUT", global = true)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "SAFESHIFT_STATEMENT_TIMEOUT",
+        global = true
+    )]
     pub statement_timeout: Option<String>,
 
     /// Retries of a migration that failed on a lock timeout or deadlock [default: 3].
@@ -258,7 +296,11 @@ pub struct ResolveArgs {
     #[arg(value_name = "VERSION")]
     pub version: String,
     /// The migration was finished by hand: record it as applied.
-    #[arg(long, required_unless_present = "rolled_back", conflicts_with = "rolled_back")]
+    #[arg(
+        long,
+        required_unless_present = "rolled_back",
+        conflicts_with = "rolled_back"
+    )]
     pub applied: bool,
     /// The migration was undone by hand: record it as not applied.
     #[arg(long)]

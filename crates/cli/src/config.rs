@@ -103,7 +103,8 @@ impl Project {
     /// Loads the configuration file (given, or found upwards from the current directory) and
     /// applies flags and environment variables.
     pub fn load(args: &GlobalArgs) -> Result<Project, CliError> {
-        let cwd = std::env::current_dir().map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
+        let cwd = std::env::current_dir()
+            .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
         let config_file = match &args.config {
             Some(path) => {
                 if !path.is_file() {
@@ -123,19 +124,34 @@ impl Project {
         let root = config_file
             .as_ref()
             .and_then(|p| p.parent())
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let origin = config_file.as_ref().map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
-        let interpolated = |value: &Option<String>, key: &str| -> Result<Option<String>, CliError> {
-            value.as_deref().map(|v| interpolate(v).map_err(|m| config_error(&origin, key, m))).transpose()
-        };
+        let origin = config_file
+            .as_ref()
+            .map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
+        let interpolated =
+            |value: &Option<String>, key: &str| -> Result<Option<String>, CliError> {
+                value
+                    .as_deref()
+                    .map(|v| interpolate(v).map_err(|m| config_error(&origin, key, m)))
+                    .transpose()
+            };
 
         let migrations_dir = match &args.migrations_dir {
             Some(dir) => dir.clone(),
             None => clean_join(
                 &root,
-                Path::new(&interpolated(&file.directory, "directory")?.unwrap_or_else(|| "migrations".into())),
+                Path::new(
+                    &interpolated(&file.directory, "directory")?
+                        .unwrap_or_else(|| "migrations".into()),
+                ),
             ),
         };
         let url = match &args.database_url {
@@ -160,17 +176,31 @@ impl Project {
                 .or(interpolated(&file.history.table, "history.table")?)
                 .unwrap_or_else(|| "history".into()),
         };
-        for (key, value) in [("history schema", &history.schema), ("history table", &history.table)] {
+        for (key, value) in [
+            ("history schema", &history.schema),
+            ("history table", &history.table),
+        ] {
             if value.is_empty() || value.len() > 50 {
-                return Err(CliError::usage(format!("the {key} name must have 1 to 50 characters, not `{value}`")));
+                return Err(CliError::usage(format!(
+                    "the {key} name must have 1 to 50 characters, not `{value}`"
+                )));
             }
         }
 
-        let duration = |flag: &Option<String>, flag_name: &str, value: &Option<String>, key: &str| -> Result<Option<Duration>, CliError> {
+        let duration = |flag: &Option<String>,
+                        flag_name: &str,
+                        value: &Option<String>,
+                        key: &str|
+         -> Result<Option<Duration>, CliError> {
             if let Some(text) = flag {
-                return parse_duration(text).map(Some).map_err(|m| CliError::usage(format!("{flag_name}: {m}")));
+                return parse_duration(text)
+                    .map(Some)
+                    .map_err(|m| CliError::usage(format!("{flag_name}: {m}")));
             }
-            value.as_deref().map(|v| parse_duration(v).map_err(|m| config_error(&origin, key, m))).transpose()
+            value
+                .as_deref()
+                .map(|v| parse_duration(v).map_err(|m| config_error(&origin, key, m)))
+                .transpose()
         };
         let defaults = LockSettings::default();
         let lock = LockSettings {
@@ -179,17 +209,27 @@ impl Project {
                 Some(LockModeArg::Lease) => LockMode::Lease,
                 None => file.lock.mode.unwrap_or(defaults.mode),
             },
-            wait: duration(&args.lock_wait, "--lock-wait", &file.lock.wait, "lock.wait")?.unwrap_or(defaults.wait),
+            wait: duration(&args.lock_wait, "--lock-wait", &file.lock.wait, "lock.wait")?
+                .unwrap_or(defaults.wait),
             lease: duration(&None, "", &file.lock.lease, "lock.lease")?.unwrap_or(defaults.lease),
             poll: defaults.poll,
         };
         if lock.lease < Duration::from_secs(1) {
-            return Err(config_error(&origin, "lock.lease", "a lease shorter than 1s would expire between heartbeats".into()));
+            return Err(config_error(
+                &origin,
+                "lock.lease",
+                "a lease shorter than 1s would expire between heartbeats".into(),
+            ));
         }
         let default_timeouts = Timeouts::default();
         let timeouts = Timeouts {
-            lock_timeout: duration(&args.lock_timeout, "--lock-timeout", &file.migrate.lock_timeout, "migrate.lock_timeout")?
-                .unwrap_or(default_timeouts.lock_timeout),
+            lock_timeout: duration(
+                &args.lock_timeout,
+                "--lock-timeout",
+                &file.migrate.lock_timeout,
+                "migrate.lock_timeout",
+            )?
+            .unwrap_or(default_timeouts.lock_timeout),
             statement_timeout: duration(
                 &args.statement_timeout,
                 "--statement-timeout",
@@ -200,8 +240,17 @@ impl Project {
         };
         let default_retry = RetryPolicy::default();
         let retry = RetryPolicy {
-            retries: args.retries.or(file.migrate.retries).unwrap_or(default_retry.retries),
-            backoff: duration(&None, "", &file.migrate.retry_backoff, "migrate.retry_backoff")?.unwrap_or(default_retry.backoff),
+            retries: args
+                .retries
+                .or(file.migrate.retries)
+                .unwrap_or(default_retry.retries),
+            backoff: duration(
+                &None,
+                "",
+                &file.migrate.retry_backoff,
+                "migrate.retry_backoff",
+            )?
+            .unwrap_or(default_retry.backoff),
             max_backoff: default_retry.max_backoff,
         };
         Ok(Project {
@@ -225,7 +274,11 @@ fn find_config(start: &Path) -> Option<PathBuf> {
         let candidate = current.join(CONFIG_FILE);
         if candidate.is_file() {
             // Keep the path short when the file is in the current directory.
-            return Some(if current == start { PathBuf::from(CONFIG_FILE) } else { candidate });
+            return Some(if current == start {
+                PathBuf::from(CONFIG_FILE)
+            } else {
+                candidate
+            });
         }
         directory = current.parent();
     }
@@ -233,8 +286,12 @@ fn find_config(start: &Path) -> Option<PathBuf> {
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("cannot read the configuration file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::usage(format!(
+            "cannot read the configuration file {}: {e}",
+            path.display()
+        ))
+    })?;
     toml::from_str(&text).map_err(|error| {
         let location = error
             .span()
@@ -267,20 +324,26 @@ pub fn interpolate(text: &str) -> Result<String, String> {
             out.push('$');
             rest = after_dollar;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
             let expression = &body[..end];
             let (name, default) = match expression.split_once(":-") {
                 Some((name, default)) => (name, Some(default)),
                 None => (expression, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{expression}}}` is not a variable reference; write ${{NAME}} or ${{NAME:-default}}"));
+                return Err(format!(
+                    "`${{{expression}}}` is not a variable reference; write ${{NAME}} or ${{NAME:-default}}"
+                ));
             }
             match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
-                    return Err(format!("the environment variable {name} is not set (write ${{{name}:-default}} for a fallback)"));
+                    return Err(format!(
+                        "the environment variable {name} is not set (write ${{{name}:-default}} for a fallback)"
+                    ));
                 }
             }
             rest = &body[end + 1..];
@@ -295,7 +358,11 @@ pub fn interpolate(text: &str) -> Result<String, String> {
 
 /// `root.join(path)`, without a leading `./` when the root is the current directory.
 fn clean_join(root: &Path, path: &Path) -> PathBuf {
-    if root == Path::new(".") { path.to_path_buf() } else { root.join(path) }
+    if root == Path::new(".") {
+        path.to_path_buf()
+    } else {
+        root.join(path)
+    }
 }
 
 #[cfg(test)]
@@ -309,11 +376,20 @@ mod tests {
             std::env::set_var("SAFESHIFT_TEST_HOST", "db.internal");
             std::env::remove_var("SAFESHIFT_TEST_MISSING");
         }
-        assert_eq!(interpolate("postgres://u@${SAFESHIFT_TEST_HOST}/app").unwrap(), "postgres://u@db.internal/app");
-        assert_eq!(interpolate("${SAFESHIFT_TEST_MISSING:-sqlite://app.db}").unwrap(), "sqlite://app.db");
+        assert_eq!(
+            interpolate("postgres://u@${SAFESHIFT_TEST_HOST}/app").unwrap(),
+            "postgres://u@db.internal/app"
+        );
+        assert_eq!(
+            interpolate("${SAFESHIFT_TEST_MISSING:-sqlite://app.db}").unwrap(),
+            "sqlite://app.db"
+        );
         assert_eq!(interpolate("cost: $$5 and $x").unwrap(), "cost: $5 and $x");
         let error = interpolate("${SAFESHIFT_TEST_MISSING}").unwrap_err();
-        assert!(error.contains("SAFESHIFT_TEST_MISSING is not set"), "{error}");
+        assert!(
+            error.contains("SAFESHIFT_TEST_MISSING is not set"),
+            "{error}"
+        );
         assert!(interpolate("${oops").is_err());
         assert!(interpolate("${a b}").is_err());
     }

@@ -73,14 +73,21 @@ impl Context {
     }
 
     pub fn migrator(&self, allow_out_of_order: bool) -> Result<Migrator, CliError> {
-        Ok(Migrator::new(self.migrations()?, self.settings(allow_out_of_order)))
+        Ok(Migrator::new(
+            self.migrations()?,
+            self.settings(allow_out_of_order),
+        ))
     }
 }
 
 /// `safeshift 0.1.0 deploy@ci-7 pid 4242`, cut to PostgreSQL's 63-byte limit; a waiting runner
 /// shows it to say who holds the lock.
 fn application_name(identity: &Identity) -> String {
-    let mut name = format!("safeshift {} {}", env!("CARGO_PKG_VERSION"), identity.holder);
+    let mut name = format!(
+        "safeshift {} {}",
+        env!("CARGO_PKG_VERSION"),
+        identity.holder
+    );
     while name.len() > 63 {
         name.pop();
     }

@@ -4,7 +4,9 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report,
+};
 
 use safeshift_driver::DriverError;
 use safeshift_runner::{FailedStatement, RunError};
@@ -22,7 +24,10 @@ pub fn report(error: &CliError) {
                 source_error(error);
             }
             if errors.0.len() > 1 {
-                err(format!("{} problems in the migration files; nothing was applied", errors.0.len()));
+                err(format!(
+                    "{} problems in the migration files; nothing was applied",
+                    errors.0.len()
+                ));
             }
         }
         CliError::Database(error) => database_error(error, None),
@@ -34,7 +39,14 @@ fn plain(message: &str, help: Option<&str>) {
     err(format!("{}: {message}", styled(RED, "error")));
     if let Some(help) = help {
         for (i, line) in help.lines().enumerate() {
-            err(format!("  {} {line}", if i == 0 { styled(BOLD, "help:") } else { "     ".to_owned() }));
+            err(format!(
+                "  {} {line}",
+                if i == 0 {
+                    styled(BOLD, "help:")
+                } else {
+                    "     ".to_owned()
+                }
+            ));
         }
     }
 }
@@ -53,28 +65,51 @@ fn database_error(error: &DriverError, context: Option<&str>) {
 
 fn handler() -> GraphicalReportHandler {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let theme = if colour { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    GraphicalReportHandler::new_themed(theme).with_width(100).with_context_lines(1)
+    let theme = if colour {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_context_lines(1)
 }
 
 /// Renders a diagnostic with a labelled span in a file; falls back to plain text when the file
 /// cannot be read.
-fn located(path: &Path, message: &str, span: Option<(usize, usize)>, label: &str, help: Option<&str>, text: Option<String>) {
-    let text = text.or_else(|| std::fs::read(path).ok().and_then(|bytes| SourceText::from_bytes(path, &bytes).ok()).map(|t| t.as_str().to_owned()));
+fn located(
+    path: &Path,
+    message: &str,
+    span: Option<(usize, usize)>,
+    label: &str,
+    help: Option<&str>,
+    text: Option<String>,
+) {
+    let text = text.or_else(|| {
+        std::fs::read(path)
+            .ok()
+            .and_then(|bytes| SourceText::from_bytes(path, &bytes).ok())
+            .map(|t| t.as_str().to_owned())
+    });
     let (Some(text), Some((start, length))) = (text, span) else {
         plain(&format!("{}: {message}", path.display()), help);
         return;
     };
-    let mut diagnostic = MietteDiagnostic::new(message.to_owned()).with_labels([LabeledSpan::new_with_span(
-        Some(label.to_owned()),
-        (start.min(text.len()), length),
-    )]);
+    let mut diagnostic =
+        MietteDiagnostic::new(message.to_owned()).with_labels([LabeledSpan::new_with_span(
+            Some(label.to_owned()),
+            (start.min(text.len()), length),
+        )]);
     if let Some(help) = help {
         diagnostic = diagnostic.with_help(help.to_owned());
     }
-    let report = Report::new(diagnostic).with_source_code(NamedSource::new(path.display().to_string(), text));
+    let report = Report::new(diagnostic)
+        .with_source_code(NamedSource::new(path.display().to_string(), text));
     let mut rendered = String::new();
-    if handler().render_report(&mut rendered, report.as_ref()).is_ok() {
+    if handler()
+        .render_report(&mut rendered, report.as_ref())
+        .is_ok()
+    {
         err(rendered.trim_end());
     } else {
         plain(message, help);
@@ -85,7 +120,11 @@ fn located(path: &Path, message: &str, span: Option<(usize, usize)>, label: &str
 fn offset_of(text: &SourceText, line: u32, column: u32) -> usize {
     let start = text.line_start(line);
     let rest = &text.as_str()[start..];
-    start + rest.char_indices().nth(column.saturating_sub(1) as usize).map_or(rest.len(), |(i, _)| i)
+    start
+        + rest
+            .char_indices()
+            .nth(column.saturating_sub(1) as usize)
+            .map_or(rest.len(), |(i, _)| i)
 }
 
 pub fn source_error(error: &SourceError) {
@@ -94,7 +133,9 @@ pub fn source_error(error: &SourceError) {
         return;
     };
     let start = offset_of(&text, line, error.column.unwrap_or(1));
-    let line_end = text.as_str()[start..].find('\n').map_or(text.as_str().len(), |i| start + i);
+    let line_end = text.as_str()[start..]
+        .find('\n')
+        .map_or(text.as_str().len(), |i| start + i);
     let length = (line_end - start).clamp(1, 80);
     located(
         &error.path,
@@ -130,13 +171,20 @@ fn run_error(error: &RunError) {
             attempts,
             ..
         } => {
-            let attempts_note = if *attempts > 1 { format!(" after {attempts} attempts") } else { String::new() };
+            let attempts_note = if *attempts > 1 {
+                format!(" after {attempts} attempts")
+            } else {
+                String::new()
+            };
             let message = match statement {
                 Some(s) => format!(
                     "migration {version} ({direction}) failed at statement {} of {}{attempts_note}: {}",
                     s.number, s.total, cause.message
                 ),
-                None => format!("migration {version} ({direction}) failed{attempts_note}: {}", cause.message),
+                None => format!(
+                    "migration {version} ({direction}) failed{attempts_note}: {}",
+                    cause.message
+                ),
             };
             let mut help_text = String::new();
             if let Some(detail) = &cause.detail {
@@ -149,30 +197,49 @@ fn run_error(error: &RunError) {
                 None => "failed here".to_owned(),
             };
             match statement {
-                Some(statement) => located(file, &message, statement_span(file, statement, cause.position), &label, Some(&help_text), None),
+                Some(statement) => located(
+                    file,
+                    &message,
+                    statement_span(file, statement, cause.position),
+                    &label,
+                    Some(&help_text),
+                    None,
+                ),
                 None => plain(&message, Some(&help_text)),
             }
         }
         RunError::ChecksumMismatch(mismatches) => {
             err(format!("{}: {error}", styled(RED, "error")));
             for mismatch in mismatches {
-                err(format!("  {} (version {})", mismatch.file.display(), mismatch.version));
+                err(format!(
+                    "  {} (version {})",
+                    mismatch.file.display(),
+                    mismatch.version
+                ));
                 err(format!("    recorded {}", mismatch.recorded));
                 err(format!("    now      {}", mismatch.current));
             }
             plain_help(help.as_deref());
         }
         RunError::MissingDown(missing) => {
-            err(format!("{}: cannot roll back; nothing was run", styled(RED, "error")));
+            err(format!(
+                "{}: cannot roll back; nothing was run",
+                styled(RED, "error")
+            ));
             for (version, why) in missing {
                 err(format!("  {version}: {why}"));
             }
             plain_help(help.as_deref());
         }
         RunError::LockTimeout { waited, holder } => {
-            let holder = holder.as_ref().map_or_else(|| "an unknown holder".to_owned(), |h| h.description.clone());
+            let holder = holder
+                .as_ref()
+                .map_or_else(|| "an unknown holder".to_owned(), |h| h.description.clone());
             plain(
-                &format!("gave up after {} waiting for the run lock, held by {holder}", humantime::format_duration(round(*waited))),
+                &format!(
+                    "gave up after {} waiting for the run lock, held by {holder}",
+                    humantime::format_duration(round(*waited))
+                ),
                 help.as_deref(),
             );
         }
@@ -192,7 +259,11 @@ fn round(duration: std::time::Duration) -> std::time::Duration {
 
 /// The span to underline for a failed statement: the character the server pointed at (to the
 /// end of its word), or the statement's first line.
-fn statement_span(path: &Path, statement: &FailedStatement, position: Option<u32>) -> Option<(usize, usize)> {
+fn statement_span(
+    path: &Path,
+    statement: &FailedStatement,
+    position: Option<u32>,
+) -> Option<(usize, usize)> {
     let text = read_lossy(path)?;
     let start = offset_of(&text, statement.line, statement.column);
     if !text.as_str()[start..].starts_with(&statement.sql) {
@@ -200,7 +271,11 @@ fn statement_span(path: &Path, statement: &FailedStatement, position: Option<u32
     }
     match position {
         Some(position) => {
-            let offset = statement.sql.char_indices().nth(position.saturating_sub(1) as usize).map(|(i, _)| i)?;
+            let offset = statement
+                .sql
+                .char_indices()
+                .nth(position.saturating_sub(1) as usize)
+                .map(|(i, _)| i)?;
             let word = statement.sql[offset..]
                 .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '"' || c == '.'))
                 .unwrap_or(statement.sql.len() - offset)

@@ -30,7 +30,10 @@ impl From<Exit> for std::process::ExitCode {
 #[derive(Debug)]
 pub enum CliError {
     /// A usage or configuration problem.
-    Usage { message: String, help: Option<String> },
+    Usage {
+        message: String,
+        help: Option<String>,
+    },
     Source(SourceErrors),
     Database(DriverError),
     Run(RunError),
@@ -75,10 +78,13 @@ fn run_exit(error: &RunError) -> Exit {
         RunError::Source(_) | RunError::Statements(_) => Exit::InvalidFiles,
         RunError::Database(error) => driver_exit(error),
         RunError::LockTimeout { .. } | RunError::LockLost(_) => Exit::Lock,
-        RunError::ChecksumMismatch(_) | RunError::OutOfOrder { .. } | RunError::MissingDown(_) | RunError::Blocked { .. } => {
-            Exit::Refused
+        RunError::ChecksumMismatch(_)
+        | RunError::OutOfOrder { .. }
+        | RunError::MissingDown(_)
+        | RunError::Blocked { .. } => Exit::Refused,
+        RunError::MigrationFailed { error, .. } if error.kind == ErrorKind::ConnectionLost => {
+            Exit::Connection
         }
-        RunError::MigrationFailed { error, .. } if error.kind == ErrorKind::ConnectionLost => Exit::Connection,
         RunError::MigrationFailed { .. } => Exit::MigrationFailed,
         RunError::Interrupted { .. } => Exit::Interrupted,
         RunError::Usage(_) => Exit::Usage,

@@ -33,7 +33,9 @@ pub const BOLD: Style = Style::new().bold();
 pub const DIM: Style = Style::new().dimmed();
 pub const GREEN: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
 pub const YELLOW: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
-pub const RED: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red))).bold();
+pub const RED: Style = Style::new()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)))
+    .bold();
 pub const CYAN: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Cyan)));
 
 /// Text in a style (the style is dropped when the output is not a terminal).
@@ -65,14 +67,26 @@ pub fn visible_width(text: &str) -> usize {
 pub fn table(rows: &[Vec<String>]) -> Vec<String> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|cell| visible_width(cell)).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| visible_width(cell))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     rows.iter()
         .map(|row| {
             let cells: Vec<String> = row
                 .iter()
                 .enumerate()
-                .map(|(c, cell)| if c + 1 == row.len() { cell.clone() } else { pad(cell, widths[c]) })
+                .map(|(c, cell)| {
+                    if c + 1 == row.len() {
+                        cell.clone()
+                    } else {
+                        pad(cell, widths[c])
+                    }
+                })
                 .collect();
             cells.join("  ").trim_end().to_owned()
         })
@@ -101,7 +115,10 @@ mod tests {
             vec!["0001".into(), styled(GREEN, "applied"), "create".into()],
         ];
         let lines = table(&rows);
-        assert_eq!(visible_width(&lines[0]), visible_width(&lines[1]) + "NAME".len() - "create".len());
+        assert_eq!(
+            visible_width(&lines[0]),
+            visible_width(&lines[1]) + "NAME".len() - "create".len()
+        );
         assert!(lines[0].starts_with("VERSION  STATE    NAME"));
     }
 }

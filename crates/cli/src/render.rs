@@ -17,7 +17,11 @@ fn state_cell(state: EntryState) -> String {
     let style = match state {
         EntryState::Applied => GREEN,
         EntryState::Pending => YELLOW,
-        EntryState::Changed | EntryState::FileMissing | EntryState::Failed | EntryState::Partial | EntryState::PartiallyRolledBack => RED,
+        EntryState::Changed
+        | EntryState::FileMissing
+        | EntryState::Failed
+        | EntryState::Partial
+        | EntryState::PartiallyRolledBack => RED,
         EntryState::Running => CYAN,
     };
     styled(style, state.as_str())
@@ -32,12 +36,18 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
         report.engine,
         report.server_version,
         report.history,
-        if report.history_exists { "" } else { " (not created yet)" }
+        if report.history_exists {
+            ""
+        } else {
+            " (not created yet)"
+        }
     ));
     out(format!("{} {migrations_dir}", styled(BOLD, "Migrations")));
     out("");
     if report.entries.is_empty() {
-        out(format!("No migrations yet. Create one with `safeshift new <description>` in {migrations_dir}."));
+        out(format!(
+            "No migrations yet. Create one with `safeshift new <description>` in {migrations_dir}."
+        ));
         return;
     }
     let mut rows = vec![
@@ -49,7 +59,11 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
     for entry in &report.entries {
         let mut state = state_cell(entry.state);
         if let Some(partial) = &entry.partial {
-            state.push_str(&format!(" {}/{}", partial.applied, partial.total.map_or_else(|| "?".into(), |t| t.to_string())));
+            state.push_str(&format!(
+                " {}/{}",
+                partial.applied,
+                partial.total.map_or_else(|| "?".into(), |t| t.to_string())
+            ));
         }
         if entry.out_of_order {
             state.push_str(&styled(YELLOW, " (out of order)"));
@@ -60,7 +74,10 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
             state,
             entry.applied_at.as_ref().map(time).unwrap_or_default(),
             entry.applied_by.clone().unwrap_or_default(),
-            entry.duration_ms.map(|ms| millis(ms as u64)).unwrap_or_default(),
+            entry
+                .duration_ms
+                .map(|ms| millis(ms as u64))
+                .unwrap_or_default(),
         ]);
     }
     for line in table(&rows) {
@@ -113,9 +130,18 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
     let applied = report
         .entries
         .iter()
-        .filter(|e| matches!(e.state, EntryState::Applied | EntryState::Changed | EntryState::FileMissing))
+        .filter(|e| {
+            matches!(
+                e.state,
+                EntryState::Applied | EntryState::Changed | EntryState::FileMissing
+            )
+        })
         .count();
-    let summary = format!("{} migration(s): {applied} applied, {} pending.", report.entries.len(), report.pending);
+    let summary = format!(
+        "{} migration(s): {applied} applied, {} pending.",
+        report.entries.len(),
+        report.pending
+    );
     if report.pending > 0 {
         out(format!("{summary} Run `safeshift up` to apply."));
     } else {
@@ -124,7 +150,9 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
 }
 
 fn short(checksum: Option<&str>) -> String {
-    checksum.map(|c| c.trim_start_matches("sha256:").chars().take(12).collect()).unwrap_or_else(|| "?".into())
+    checksum
+        .map(|c| c.trim_start_matches("sha256:").chars().take(12).collect())
+        .unwrap_or_else(|| "?".into())
 }
 
 /// `safeshift history`.
@@ -134,10 +162,22 @@ pub fn history(records: &[HistoryRecord]) {
         return;
     }
     let mut rows = vec![
-        ["ID", "RUN", "VERSION", "DIR", "KIND", "STATUS", "STMTS", "STARTED (UTC)", "TOOK", "BY", "NOTE"]
-            .iter()
-            .map(|h| styled(DIM, h))
-            .collect::<Vec<_>>(),
+        [
+            "ID",
+            "RUN",
+            "VERSION",
+            "DIR",
+            "KIND",
+            "STATUS",
+            "STMTS",
+            "STARTED (UTC)",
+            "TOOK",
+            "BY",
+            "NOTE",
+        ]
+        .iter()
+        .map(|h| styled(DIM, h))
+        .collect::<Vec<_>>(),
     ];
     for record in records {
         let status = match record.status {
@@ -147,14 +187,25 @@ pub fn history(records: &[HistoryRecord]) {
         };
         let note = match (&record.error_message, &record.note) {
             (Some(error), _) => {
-                let code = record.error_sqlstate.as_deref().map(|c| format!("{c} ")).unwrap_or_default();
-                let line = record.error_line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                let code = record
+                    .error_sqlstate
+                    .as_deref()
+                    .map(|c| format!("{c} "))
+                    .unwrap_or_default();
+                let line = record
+                    .error_line
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
                 truncate(&format!("{code}{error}{line}"), 90)
             }
             (None, Some(note)) => truncate(note, 90),
             _ => String::new(),
         };
-        let attempt = if record.attempt > 1 { format!(" #{}", record.attempt) } else { String::new() };
+        let attempt = if record.attempt > 1 {
+            format!(" #{}", record.attempt)
+        } else {
+            String::new()
+        };
         rows.push(vec![
             record.id.to_string(),
             record.run_id.chars().take(8).collect(),
@@ -167,7 +218,10 @@ pub fn history(records: &[HistoryRecord]) {
                 .map(|total| format!("{}/{total}", record.statements_applied))
                 .unwrap_or_default(),
             time(&record.started_at),
-            record.duration_ms.map(|ms| millis(ms as u64)).unwrap_or_default(),
+            record
+                .duration_ms
+                .map(|ms| millis(ms as u64))
+                .unwrap_or_default(),
             record.installed_by.clone(),
             note,
         ]);
@@ -196,7 +250,10 @@ pub fn dry_run(plan: &DryRun, database: &str) {
         out(format!("-- Nothing to {verb}: {database} is up to date."));
         return;
     }
-    out(format!("-- safeshift would {verb} {} migration(s) on {database}.", plan.steps.len()));
+    out(format!(
+        "-- safeshift would {verb} {} migration(s) on {database}.",
+        plan.steps.len()
+    ));
     out(format!(
         "-- Each attempt is recorded in {}: a transactional migration's row is completed inside the migration's transaction.",
         plan.history
@@ -208,9 +265,15 @@ pub fn dry_run(plan: &DryRun, database: &str) {
         } else {
             "without a transaction: each statement commits on its own".to_owned()
         };
-        out(format!("-- {} {} ({}) {mode}", step.version, step.name, step.file));
+        out(format!(
+            "-- {} {} ({}) {mode}",
+            step.version, step.name, step.file
+        ));
         if step.resume_from > 0 {
-            out(format!("-- resuming: the first {} statement(s) were applied by an earlier attempt", step.resume_from));
+            out(format!(
+                "-- resuming: the first {} statement(s) were applied by an earlier attempt",
+                step.resume_from
+            ));
         }
         for statement in &step.frame.before {
             out(format!("{statement};"));
@@ -267,10 +330,13 @@ impl Observer for Progress {
             )),
             _ if self.quiet => {}
             Event::WaitingForLock { holder, waited } => {
-                let due = self.last_wait_message.is_none_or(|at| at.elapsed() >= Duration::from_secs(5));
+                let due = self
+                    .last_wait_message
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(5));
                 if due {
                     self.last_wait_message = Some(Instant::now());
-                    let holder = holder.map_or_else(|| "another run".to_owned(), |h| h.description.clone());
+                    let holder =
+                        holder.map_or_else(|| "another run".to_owned(), |h| h.description.clone());
                     self.say(format!(
                         "waiting for the run lock, held by {holder} ({}s of {}s)",
                         waited.as_secs(),
@@ -280,7 +346,10 @@ impl Observer for Progress {
             }
             Event::LockAcquired { waited } => {
                 if waited >= Duration::from_millis(500) {
-                    self.say(format!("acquired the run lock after {}", millis(waited.as_millis() as u64)));
+                    self.say(format!(
+                        "acquired the run lock after {}",
+                        millis(waited.as_millis() as u64)
+                    ));
                 }
             }
             Event::MigrationStarted {
@@ -303,16 +372,33 @@ impl Observer for Progress {
                     if attempt > 1 {
                         details.push(format!("attempt {attempt}"));
                     }
-                    self.say(format!("{} {version} {name} ({direction}; {})", styled(CYAN, "→"), details.join(", ")));
+                    self.say(format!(
+                        "{} {version} {name} ({direction}; {})",
+                        styled(CYAN, "→"),
+                        details.join(", ")
+                    ));
                 }
             }
-            Event::StatementApplied { number, total, elapsed, .. } => {
-                self.say(format!("    statement {number}/{total} done ({})", millis(elapsed.as_millis() as u64)));
+            Event::StatementApplied {
+                number,
+                total,
+                elapsed,
+                ..
+            } => {
+                self.say(format!(
+                    "    statement {number}/{total} done ({})",
+                    millis(elapsed.as_millis() as u64)
+                ));
             }
             Event::InvalidIndexDropped { index, .. } => {
                 self.say(format!("    dropped the INVALID index {index} left by the failed attempt; building it again"));
             }
-            Event::Retrying { version, attempt, error, delay } => {
+            Event::Retrying {
+                version,
+                attempt,
+                error,
+                delay,
+            } => {
                 self.say(format!(
                     "{} {version}: {}; retrying (attempt {attempt}) in {}",
                     styled(YELLOW, "retry"),
@@ -333,7 +419,13 @@ impl Observer for Progress {
                 };
                 self.say(format!(
                     "{verb} {version} {name} {}",
-                    styled(DIM, format!("({statements} statement(s), {})", millis(duration.as_millis() as u64)))
+                    styled(
+                        DIM,
+                        format!(
+                            "({statements} statement(s), {})",
+                            millis(duration.as_millis() as u64)
+                        )
+                    )
                 ));
             }
         }
@@ -346,8 +438,14 @@ pub fn run_summary(report: &RunReport, direction: Direction, database: &str) {
     let line = match (direction, count) {
         (Direction::Up, 0) => format!("Nothing to apply: {database} is up to date."),
         (Direction::Down, 0) => format!("Nothing to roll back on {database}."),
-        (Direction::Up, n) => format!("Applied {n} migration(s) in {}.", millis(report.duration_ms)),
-        (Direction::Down, n) => format!("Rolled back {n} migration(s) in {}.", millis(report.duration_ms)),
+        (Direction::Up, n) => format!(
+            "Applied {n} migration(s) in {}.",
+            millis(report.duration_ms)
+        ),
+        (Direction::Down, n) => format!(
+            "Rolled back {n} migration(s) in {}.",
+            millis(report.duration_ms)
+        ),
     };
     out(line);
 }

@@ -26,14 +26,22 @@ impl Interrupts {
             std::thread::spawn(move || {
                 for signal in signals.forever() {
                     if flag.swap(true, Ordering::SeqCst) {
-                        err("interrupted again: exiting now; the server rolls back the open transaction");
+                        err(
+                            "interrupted again: exiting now; the server rolls back the open transaction",
+                        );
                         std::process::exit(Exit::Interrupted as i32);
                     }
-                    let name = if signal == SIGTERM { "SIGTERM" } else { "Ctrl-C" };
+                    let name = if signal == SIGTERM {
+                        "SIGTERM"
+                    } else {
+                        "Ctrl-C"
+                    };
                     err(format!(
                         "{name}: cancelling the running statement and recording the interrupted attempt (press again to exit at once)"
                     ));
-                    if let Some(cancel) = canceller.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    if let Some(cancel) =
+                        canceller.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+                    {
                         cancel();
                     }
                 }

@@ -83,7 +83,11 @@ impl HistorySql {
     /// `CREATE TABLE IF NOT EXISTS` for the history, and its index.
     pub fn create_table(&self, index_name: &str) -> String {
         let (id, timestamp, boolean) = match self.dialect {
-            Dialect::Postgres => ("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "timestamptz", "boolean"),
+            Dialect::Postgres => (
+                "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                "timestamptz",
+                "boolean",
+            ),
             Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "INTEGER"),
         };
         let now = self.now();
@@ -127,19 +131,33 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
             .iter()
             .map(|column| match (self.dialect, *column) {
                 (Dialect::Postgres, "started_at" | "finished_at") => {
-                    format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+                    format!(
+                        "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                    )
                 }
                 (Dialect::Postgres, _) => column.to_string(),
                 (Dialect::Sqlite, _) => format!("CAST({column} AS TEXT)"),
             })
             .collect();
-        format!("SELECT {} FROM {} ORDER BY id", columns.join(", "), self.table)
+        format!(
+            "SELECT {} FROM {} ORDER BY id",
+            columns.join(", "),
+            self.table
+        )
     }
 
     /// `INSERT` of a new row. A row that is not `running` is complete and gets its finish time.
     pub fn insert(&self, record: &NewRecord, db_user: &str) -> String {
-        let finished = if record.status == Status::Running { "NULL" } else { self.now() };
-        let duration = if record.status == Status::Running { "NULL" } else { "0" };
+        let finished = if record.status == Status::Running {
+            "NULL"
+        } else {
+            self.now()
+        };
+        let duration = if record.status == Status::Running {
+            "NULL"
+        } else {
+            "0"
+        };
         format!(
             "INSERT INTO {table} (run_id, kind, version, name, file, direction, status, checksum, transactional, \
              statements_total, statements_applied, applied_checksum, attempt, started_at, finished_at, duration_ms, \
@@ -157,7 +175,9 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
             status = self.literal(record.status.as_str()),
             checksum = self.optional(record.checksum.as_deref()),
             transactional = self.boolean(record.transactional),
-            total = record.statements_total.map_or_else(|| "NULL".to_owned(), |n| n.to_string()),
+            total = record
+                .statements_total
+                .map_or_else(|| "NULL".to_owned(), |n| n.to_string()),
             applied = record.statements_applied,
             applied_checksum = self.optional(record.applied_checksum.as_deref()),
             attempt = record.attempt,
@@ -178,7 +198,13 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
         )
     }
 
-    pub fn succeeded(&self, id: i64, applied: i64, applied_checksum: &str, duration: Duration) -> String {
+    pub fn succeeded(
+        &self,
+        id: i64,
+        applied: i64,
+        applied_checksum: &str,
+        duration: Duration,
+    ) -> String {
         format!(
             "UPDATE {} SET status = 'succeeded', statements_applied = {applied}, applied_checksum = {}, \
              finished_at = {}, duration_ms = {} WHERE id = {id}",
@@ -197,7 +223,9 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
             self.optional(failure.sqlstate.as_deref()),
             self.literal(&failure.message),
             self.optional(failure.statement.as_deref()),
-            failure.line.map_or_else(|| "NULL".to_owned(), |l| l.to_string()),
+            failure
+                .line
+                .map_or_else(|| "NULL".to_owned(), |l| l.to_string()),
             self.now(),
             failure.duration.as_millis()
         )
@@ -232,12 +260,18 @@ pub(crate) fn parse_row(row: &[Option<String>]) -> Result<HistoryRecord, DriverE
         .with_hint("the history table was changed by hand or by another tool; compare it with `safeshift history`")
     };
     if row.len() != COLUMNS.len() {
-        return Err(DriverError::new(ErrorKind::Statement, "the history table does not have the expected columns"));
+        return Err(DriverError::new(
+            ErrorKind::Statement,
+            "the history table does not have the expected columns",
+        ));
     }
     let text = |i: usize| row[i].clone();
     let required = |i: usize| row[i].clone().ok_or_else(|| bad(COLUMNS[i], &row[i]));
     let integer = |i: usize| -> Result<Option<i64>, DriverError> {
-        row[i].as_deref().map(|v| v.parse::<i64>().map_err(|_| bad(COLUMNS[i], &row[i]))).transpose()
+        row[i]
+            .as_deref()
+            .map(|v| v.parse::<i64>().map_err(|_| bad(COLUMNS[i], &row[i])))
+            .transpose()
     };
     let timestamp = |i: usize| -> Result<Option<DateTime<Utc>>, DriverError> {
         row[i]

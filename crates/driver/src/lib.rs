@@ -14,15 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod error;
-mod history_sql;
 mod history;
+mod history_sql;
 mod lock;
 mod postgres;
 mod sqlite;
 mod url;
 
 pub use error::{DriverError, ErrorKind};
-pub use history::{Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts};
+pub use history::{
+    Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
+};
 pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
 pub use postgres::{PostgresDriver, TableSize};
 pub use safeshift_source::Dialect;
@@ -81,7 +83,10 @@ impl Default for ConnectOptions {
 }
 
 /// Connects to the database a URL names.
-pub fn connect(url: &DatabaseUrl, options: &ConnectOptions) -> Result<Box<dyn Driver>, DriverError> {
+pub fn connect(
+    url: &DatabaseUrl,
+    options: &ConnectOptions,
+) -> Result<Box<dyn Driver>, DriverError> {
     match url.engine() {
         Engine::Postgres => Ok(Box::new(PostgresDriver::connect(url, options)?)),
         Engine::Sqlite => Ok(Box::new(SqliteDriver::connect(url, options)?)),
@@ -140,16 +145,31 @@ pub trait Driver: Send {
 
     /// Starts an attempt: records it as running and, when `record.transactional`, opens the
     /// transaction with the timeouts set. Returns the row id.
-    fn begin_attempt(&mut self, record: &NewRecord, timeouts: &Timeouts) -> Result<i64, DriverError>;
+    fn begin_attempt(
+        &mut self,
+        record: &NewRecord,
+        timeouts: &Timeouts,
+    ) -> Result<i64, DriverError>;
 
     /// Runs one statement.
     fn execute(&mut self, sql: &str) -> Result<(), DriverError>;
 
     /// Records that `applied` statements of a non-transactional attempt are done.
-    fn record_progress(&mut self, id: i64, applied: i64, applied_checksum: &str) -> Result<(), DriverError>;
+    fn record_progress(
+        &mut self,
+        id: i64,
+        applied: i64,
+        applied_checksum: &str,
+    ) -> Result<(), DriverError>;
 
     /// Completes an attempt as succeeded (committing its transaction, if it has one).
-    fn finish_attempt(&mut self, id: i64, applied: i64, applied_checksum: &str, duration: Duration) -> Result<(), DriverError>;
+    fn finish_attempt(
+        &mut self,
+        id: i64,
+        applied: i64,
+        applied_checksum: &str,
+        duration: Duration,
+    ) -> Result<(), DriverError>;
 
     /// Completes an attempt as failed: rolls back its transaction, if it has one, and records
     /// the error. The recorded progress stays what was committed.
@@ -165,7 +185,11 @@ pub trait Driver: Send {
 
     /// PostgreSQL: whether an index with this name exists and is INVALID (left by a failed
     /// `CREATE INDEX CONCURRENTLY`). Other engines have no such state.
-    fn index_is_invalid(&mut self, _schema: Option<&str>, _name: &str) -> Result<bool, DriverError> {
+    fn index_is_invalid(
+        &mut self,
+        _schema: Option<&str>,
+        _name: &str,
+    ) -> Result<bool, DriverError> {
         Ok(false)
     }
 }

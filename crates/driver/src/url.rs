@@ -60,7 +60,10 @@ impl DatabaseUrl {
     pub fn parse(text: &str) -> Result<DatabaseUrl, DriverError> {
         let text = text.trim();
         let redacted = redact(text);
-        let invalid = |message: String| DriverError::new(ErrorKind::InvalidUrl, message).with_hint(format!("accepted forms: {ACCEPTED}"));
+        let invalid = |message: String| {
+            DriverError::new(ErrorKind::InvalidUrl, message)
+                .with_hint(format!("accepted forms: {ACCEPTED}"))
+        };
         if text.is_empty() {
             return Err(invalid("the database URL is empty".into()));
         }
@@ -70,7 +73,9 @@ impl DatabaseUrl {
                 None => (rest, None),
             };
             if let Some(query) = query {
-                return Err(invalid(format!("`{redacted}`: SQLite URLs take no parameters (found `?{query}`)")));
+                return Err(invalid(format!(
+                    "`{redacted}`: SQLite URLs take no parameters (found `?{query}`)"
+                )));
             }
             if path == ":memory:" || path == "//:memory:" {
                 Target::SqliteMemory
@@ -86,7 +91,9 @@ impl DatabaseUrl {
             Target::Postgres
         } else if let Some((scheme, _)) = text.split_once("://") {
             let message = match scheme {
-                "mysql" | "mariadb" => format!("`{scheme}://` URLs are not supported yet: safeshift drives PostgreSQL and SQLite"),
+                "mysql" | "mariadb" => format!(
+                    "`{scheme}://` URLs are not supported yet: safeshift drives PostgreSQL and SQLite"
+                ),
                 _ => format!("unsupported database URL scheme `{scheme}://`"),
             };
             return Err(invalid(message));
@@ -122,7 +129,9 @@ impl DatabaseUrl {
     /// For SQLite URLs, the database file (resolved against `base` when relative) or memory.
     pub fn sqlite_target(&self, base: &Path) -> Option<SqliteTarget> {
         match &self.target {
-            Target::SqliteFile(path) if path.is_absolute() => Some(SqliteTarget::File(path.clone())),
+            Target::SqliteFile(path) if path.is_absolute() => {
+                Some(SqliteTarget::File(path.clone()))
+            }
             Target::SqliteFile(path) => Some(SqliteTarget::File(base.join(path))),
             Target::SqliteMemory => Some(SqliteTarget::Memory),
             Target::Postgres => None,
@@ -201,7 +210,11 @@ fn find_password_key(text: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(found) = lower[from..].find("password") {
         let index = from + found;
-        let before_ok = index == 0 || matches!(lower.as_bytes()[index - 1], b'?' | b'&' | b' ' | b'\t' | b'\n');
+        let before_ok = index == 0
+            || matches!(
+                lower.as_bytes()[index - 1],
+                b'?' | b'&' | b' ' | b'\t' | b'\n'
+            );
         let after = lower[index + "password".len()..].trim_start();
         if before_ok && after.starts_with('=') {
             return Some(index);
@@ -217,33 +230,69 @@ mod tests {
 
     #[test]
     fn redacts_passwords_everywhere() {
-        assert_eq!(redact("postgres://app:s3cr%40t@db:5432/shop"), "postgres://app:***@db:5432/shop");
+        assert_eq!(
+            redact("postgres://app:s3cr%40t@db:5432/shop"),
+            "postgres://app:***@db:5432/shop"
+        );
         assert_eq!(redact("postgres://app@db/shop"), "postgres://app@db/shop");
-        assert_eq!(redact("postgres://db/shop?password=hunter2&sslmode=require"), "postgres://db/shop?password=***&sslmode=require");
-        assert_eq!(redact("host=db password='a b\\'c' dbname=shop"), "host=db password=*** dbname=shop");
-        assert_eq!(redact("host=db password=plain dbname=shop"), "host=db password=*** dbname=shop");
+        assert_eq!(
+            redact("postgres://db/shop?password=hunter2&sslmode=require"),
+            "postgres://db/shop?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("host=db password='a b\\'c' dbname=shop"),
+            "host=db password=*** dbname=shop"
+        );
+        assert_eq!(
+            redact("host=db password=plain dbname=shop"),
+            "host=db password=*** dbname=shop"
+        );
         assert_eq!(
             redact("could not connect to postgres://u:pw@h/d and postgresql://v:pw2@h/e"),
             "could not connect to postgres://u:***@h/d and postgresql://v:***@h/e"
         );
-        assert_eq!(redact("user:pass@host without scheme"), "user:pass@host without scheme");
+        assert_eq!(
+            redact("user:pass@host without scheme"),
+            "user:pass@host without scheme"
+        );
     }
 
     #[test]
     fn parses_engines() {
-        assert_eq!(DatabaseUrl::parse("postgres://u:p@h/d").unwrap().engine(), Engine::Postgres);
-        assert_eq!(DatabaseUrl::parse("host=h dbname=d").unwrap().engine(), Engine::Postgres);
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u:p@h/d").unwrap().engine(),
+            Engine::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("host=h dbname=d").unwrap().engine(),
+            Engine::Postgres
+        );
         let sqlite = DatabaseUrl::parse("sqlite://shop.db").unwrap();
-        assert_eq!(sqlite.sqlite_target(Path::new("/p")), Some(SqliteTarget::File(PathBuf::from("/p/shop.db"))));
+        assert_eq!(
+            sqlite.sqlite_target(Path::new("/p")),
+            Some(SqliteTarget::File(PathBuf::from("/p/shop.db")))
+        );
         let absolute = DatabaseUrl::parse("sqlite:///var/db/shop.db").unwrap();
-        assert_eq!(absolute.sqlite_target(Path::new("/p")), Some(SqliteTarget::File(PathBuf::from("/var/db/shop.db"))));
-        assert_eq!(DatabaseUrl::parse("sqlite::memory:").unwrap().sqlite_target(Path::new("/")), Some(SqliteTarget::Memory));
+        assert_eq!(
+            absolute.sqlite_target(Path::new("/p")),
+            Some(SqliteTarget::File(PathBuf::from("/var/db/shop.db")))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite::memory:")
+                .unwrap()
+                .sqlite_target(Path::new("/")),
+            Some(SqliteTarget::Memory)
+        );
     }
 
     #[test]
     fn bad_urls_say_what_is_accepted_without_the_password() {
         let error = DatabaseUrl::parse("mysql://root:pw@h/d").unwrap_err();
-        assert!(error.message.contains("not supported yet"), "{}", error.message);
+        assert!(
+            error.message.contains("not supported yet"),
+            "{}",
+            error.message
+        );
         let error = DatabaseUrl::parse("redis://u:topsecret@h").unwrap_err();
         assert!(!error.to_string().contains("topsecret"));
         assert!(DatabaseUrl::parse("").is_err());

@@ -68,10 +68,12 @@ pub(crate) fn run_step(
             attempt,
         });
         let started = Instant::now();
-        let id = db.begin_attempt(&record, &step.timeouts).map_err(|error| match error.kind {
-            ErrorKind::LockLost => RunError::LockLost(error.message),
-            _ => RunError::Database(error),
-        })?;
+        let id = db
+            .begin_attempt(&record, &step.timeouts)
+            .map_err(|error| match error.kind {
+                ErrorKind::LockLost => RunError::LockLost(error.message),
+                _ => RunError::Database(error),
+            })?;
 
         let mut applied = start_index;
         let mut failure: Option<(Option<usize>, DriverError)> = None;
@@ -83,7 +85,9 @@ pub(crate) fn run_step(
             let concurrent_index = statement.concurrent_index();
             if let Some(target) = &concurrent_index {
                 let leftover_is_ours = resuming_failed_statement && index == start_index;
-                if let Err(error) = clear_invalid_index(db, target, leftover_is_ours, version, observer) {
+                if let Err(error) =
+                    clear_invalid_index(db, target, leftover_is_ours, version, observer)
+                {
                     failure = Some((Some(index), error));
                     break;
                 }
@@ -100,7 +104,9 @@ pub(crate) fn run_step(
             }
             applied = index + 1;
             if !transactional {
-                if let Err(error) = db.record_progress(id, applied as i64, prefixes[applied].as_str()) {
+                if let Err(error) =
+                    db.record_progress(id, applied as i64, prefixes[applied].as_str())
+                {
                     failure = Some((None, error));
                     break;
                 }
@@ -118,38 +124,44 @@ pub(crate) fn run_step(
         }
         let elapsed = started.elapsed();
         let (index, error) = match failure {
-            None => match db.finish_attempt(id, applied as i64, prefixes[applied].as_str(), elapsed) {
-                Ok(()) => {
-                    observer.event(Event::MigrationFinished {
-                        version,
-                        name: &migration.name,
-                        direction: step.direction,
-                        duration: elapsed,
-                        statements: total,
-                    });
-                    return Ok(CompletedMigration {
-                        version: version.to_owned(),
-                        name: migration.name.clone(),
-                        file,
-                        direction: step.direction,
-                        transactional,
-                        statements: total,
-                        resumed_from: first_resume,
-                        attempts: attempt,
-                        duration_ms: elapsed.as_millis() as u64,
-                    });
+            None => {
+                match db.finish_attempt(id, applied as i64, prefixes[applied].as_str(), elapsed) {
+                    Ok(()) => {
+                        observer.event(Event::MigrationFinished {
+                            version,
+                            name: &migration.name,
+                            direction: step.direction,
+                            duration: elapsed,
+                            statements: total,
+                        });
+                        return Ok(CompletedMigration {
+                            version: version.to_owned(),
+                            name: migration.name.clone(),
+                            file,
+                            direction: step.direction,
+                            transactional,
+                            statements: total,
+                            resumed_from: first_resume,
+                            attempts: attempt,
+                            duration_ms: elapsed.as_millis() as u64,
+                        });
+                    }
+                    // The commit itself failed (a deferred constraint, a lost connection).
+                    Err(error) => (None, error),
                 }
-                // The commit itself failed (a deferred constraint, a lost connection).
-                Err(error) => (None, error),
-            },
+            }
             Some(failure) => failure,
         };
 
         let statement = index.map(|i| &step.statements[i]);
-        let interrupted_by_user = interrupt.load(Ordering::SeqCst) && error.kind == ErrorKind::Canceled;
+        let interrupted_by_user =
+            interrupt.load(Ordering::SeqCst) && error.kind == ErrorKind::Canceled;
         let recorded = error.kind != ErrorKind::ConnectionLost
             && db
-                .fail_attempt(id, &failure_record(&error, statement, interrupted_by_user, elapsed))
+                .fail_attempt(
+                    id,
+                    &failure_record(&error, statement, interrupted_by_user, elapsed),
+                )
                 .is_ok();
         if interrupted_by_user {
             return Err(RunError::Interrupted {
@@ -205,10 +217,18 @@ pub(crate) fn run_step(
 }
 
 fn interrupted() -> DriverError {
-    DriverError::new(ErrorKind::Canceled, "interrupted before the statement started")
+    DriverError::new(
+        ErrorKind::Canceled,
+        "interrupted before the statement started",
+    )
 }
 
-fn failure_record(error: &DriverError, statement: Option<&Statement>, interrupted_by_user: bool, elapsed: Duration) -> Failure {
+fn failure_record(
+    error: &DriverError,
+    statement: Option<&Statement>,
+    interrupted_by_user: bool,
+    elapsed: Duration,
+) -> Failure {
     let mut message = if interrupted_by_user {
         format!("interrupted by the user: {}", error.message)
     } else {
@@ -231,7 +251,11 @@ fn failure_record(error: &DriverError, statement: Option<&Statement>, interrupte
 fn error_line(statement: &Statement, position: Option<u32>) -> u32 {
     match position {
         Some(position) => {
-            let before: String = statement.sql.chars().take(position.saturating_sub(1) as usize).collect();
+            let before: String = statement
+                .sql
+                .chars()
+                .take(position.saturating_sub(1) as usize)
+                .collect();
             statement.line + before.matches('\n').count() as u32
         }
         None => statement.line,
@@ -262,22 +286,34 @@ fn clear_invalid_index(
     let quoted = quoted_index(target);
     if leftover_is_ours {
         db.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {quoted}"))?;
-        observer.event(Event::InvalidIndexDropped { version, index: &target.name });
+        observer.event(Event::InvalidIndexDropped {
+            version,
+            index: &target.name,
+        });
         return Ok(());
     }
     Err(DriverError::new(
         ErrorKind::Statement,
-        format!("index {quoted} exists and is INVALID (left by a failed CREATE INDEX CONCURRENTLY)"),
+        format!(
+            "index {quoted} exists and is INVALID (left by a failed CREATE INDEX CONCURRENTLY)"
+        ),
     )
-    .with_hint(format!("drop it with `DROP INDEX CONCURRENTLY {quoted};` and run `safeshift up` again")))
+    .with_hint(format!(
+        "drop it with `DROP INDEX CONCURRENTLY {quoted};` and run `safeshift up` again"
+    )))
 }
 
 /// After `CREATE INDEX CONCURRENTLY`: the index must be valid.
 fn require_valid_index(db: &mut dyn Driver, target: &ConcurrentIndex) -> Result<(), DriverError> {
     if db.index_is_invalid(target.schema.as_deref(), &target.name)? {
         let quoted = quoted_index(target);
-        return Err(DriverError::new(ErrorKind::Statement, format!("index {quoted} is INVALID after the statement ran"))
-            .with_hint(format!("drop it with `DROP INDEX CONCURRENTLY {quoted};` and run `safeshift up` again")));
+        return Err(DriverError::new(
+            ErrorKind::Statement,
+            format!("index {quoted} is INVALID after the statement ran"),
+        )
+        .with_hint(format!(
+            "drop it with `DROP INDEX CONCURRENTLY {quoted};` and run `safeshift up` again"
+        )));
     }
     Ok(())
 }

@@ -45,7 +45,10 @@ pub enum RunError {
     Database(DriverError),
 
     #[error("timed out after {waited:?} waiting for the run lock")]
-    LockTimeout { waited: Duration, holder: Option<LockHolder> },
+    LockTimeout {
+        waited: Duration,
+        holder: Option<LockHolder>,
+    },
 
     #[error("lost the run lock: {0}")]
     LockLost(String),
@@ -54,13 +57,20 @@ pub enum RunError {
     ChecksumMismatch(Vec<ChecksumMismatch>),
 
     #[error("pending migration(s) {} are older than the newest applied version {newest_applied}", .versions.join(", "))]
-    OutOfOrder { versions: Vec<String>, newest_applied: String },
+    OutOfOrder {
+        versions: Vec<String>,
+        newest_applied: String,
+    },
 
     #[error("{} cannot be rolled back: {}", .0.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", "), .0.iter().map(|(_, why)| why.as_str()).collect::<Vec<_>>().join("; "))]
     MissingDown(Vec<(String, String)>),
 
     #[error("{message}")]
-    Blocked { version: String, message: String, help: String },
+    Blocked {
+        version: String,
+        message: String,
+        help: String,
+    },
 
     #[error("migration {version} ({direction}) failed")]
     MigrationFailed {
@@ -78,7 +88,10 @@ pub enum RunError {
     },
 
     #[error("interrupted{}", .version.as_ref().map(|v| format!(" during migration {v}")).unwrap_or_else(|| " while waiting for the run lock".to_owned()))]
-    Interrupted { version: Option<String>, recorded: bool },
+    Interrupted {
+        version: Option<String>,
+        recorded: bool,
+    },
 
     #[error("{0}")]
     Usage(String),

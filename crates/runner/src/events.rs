@@ -9,10 +9,17 @@ use safeshift_driver::{Direction, DriverError, HistoryRecord, LockHolder};
 #[derive(Debug)]
 pub enum Event<'a> {
     /// Another runner holds the lock; sent on every poll.
-    WaitingForLock { holder: Option<&'a LockHolder>, waited: Duration },
-    LockAcquired { waited: Duration },
+    WaitingForLock {
+        holder: Option<&'a LockHolder>,
+        waited: Duration,
+    },
+    LockAcquired {
+        waited: Duration,
+    },
     /// A `running` row left by a runner that died was marked failed.
-    SettledInterrupted { record: &'a HistoryRecord },
+    SettledInterrupted {
+        record: &'a HistoryRecord,
+    },
     /// Something the user should know that does not stop the run.
     Warning(String),
     MigrationStarted {
@@ -26,9 +33,17 @@ pub enum Event<'a> {
         attempt: u32,
     },
     /// A statement of a non-transactional migration finished (and was recorded).
-    StatementApplied { version: &'a str, number: usize, total: usize, elapsed: Duration },
+    StatementApplied {
+        version: &'a str,
+        number: usize,
+        total: usize,
+        elapsed: Duration,
+    },
     /// An INVALID index left by an earlier failed attempt of the same statement was dropped.
-    InvalidIndexDropped { version: &'a str, index: &'a str },
+    InvalidIndexDropped {
+        version: &'a str,
+        index: &'a str,
+    },
     Retrying {
         version: &'a str,
         attempt: u32,

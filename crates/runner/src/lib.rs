@@ -4,6 +4,10 @@
 //!
 //! The runner returns values and reports progress through an [`Observer`]; it prints nothing.
 
+// `RunError` carries the failed statement and the database's error so the CLI can show both; it
+// is returned at most once per run, never in a loop, so its size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
 mod apply;
 mod error;
 mod events;
@@ -18,8 +22,8 @@ pub use events::{Event, Observer, Quiet};
 pub use migrator::{Migrator, Resolution};
 pub use plan::DownTarget;
 pub use report::{
-    CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport,
-    ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
+    CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, LastError,
+    PartialProgress, RepairReport, ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
 };
 pub use safeshift_driver::Driver;
 pub use settings::{Identity, LockSettings, RetryPolicy, Settings};

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use safeshift_driver::{Direction, Driver, HistoryRecord, LockAttempt, LockRequest, NewRecord, RecordKind, Status};
+use safeshift_driver::{
+    Direction, Driver, HistoryRecord, LockAttempt, LockRequest, NewRecord, RecordKind, Status,
+};
 use safeshift_source::{MigrationSet, Version};
 
 use crate::apply::{run_step, sleep_unless_interrupted};
@@ -12,8 +14,8 @@ use crate::error::RunError;
 use crate::events::{Event, Observer};
 use crate::plan::{DownTarget, Step, checksum_mismatches, plan_down, plan_up};
 use crate::report::{
-    DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport, ResolveReport, RunFailure,
-    RunReport, StatusEntry, StatusReport,
+    DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport,
+    ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
 };
 use crate::settings::Settings;
 use crate::state::HistoryState;
@@ -70,16 +72,32 @@ impl Migrator {
             .map(|w| format!("{}: {}", w.path.display(), w.message))
             .collect();
         for record in &state.unreadable {
-            warnings.push(format!("history row {} has a version safeshift cannot read (`{}`); it is ignored", record.id, record.version));
+            warnings.push(format!(
+                "history row {} has a version safeshift cannot read (`{}`); it is ignored",
+                record.id, record.version
+            ));
         }
         let mut entries = Vec::new();
-        let mut versions: Vec<&Version> = self.migrations.migrations.iter().map(|m| &m.version).collect();
-        versions.extend(state.versions.keys().filter(|v| self.migrations.get(v).is_none()));
+        let mut versions: Vec<&Version> = self
+            .migrations
+            .migrations
+            .iter()
+            .map(|m| &m.version)
+            .collect();
+        versions.extend(
+            state
+                .versions
+                .keys()
+                .filter(|v| self.migrations.get(v).is_none()),
+        );
         versions.sort();
         for version in versions {
             let migration = self.migrations.get(version);
             let recorded = state.get(version);
-            let running = state.running.iter().any(|r| Version::parse(&r.version).as_ref() == Some(version));
+            let running = state
+                .running
+                .iter()
+                .any(|r| Version::parse(&r.version).as_ref() == Some(version));
             let applied = recorded.is_some_and(|r| r.applied);
             let partial = recorded.and_then(|r| r.partial.as_ref());
             let current_checksum = migration.map(|m| m.up.checksum.to_string());
@@ -105,7 +123,10 @@ impl Migrator {
             let applied_record = recorded.and_then(|r| r.applied_record.as_ref());
             entries.push(StatusEntry {
                 version: version.to_string(),
-                name: migration.map_or_else(|| recorded.map(|r| r.name.clone()).unwrap_or_default(), |m| m.name.clone()),
+                name: migration.map_or_else(
+                    || recorded.map(|r| r.name.clone()).unwrap_or_default(),
+                    |m| m.name.clone(),
+                ),
                 file: migration.map(|m| m.file().display().to_string()),
                 state: state_of,
                 applied_at: applied_record.and_then(|r| r.finished_at.or(Some(r.started_at))),
@@ -120,21 +141,31 @@ impl Migrator {
                     applied: p.applied,
                     total: p.total,
                 }),
-                last_error: recorded.and_then(|r| r.last_failure.as_ref()).map(|f| LastError {
-                    at: f.finished_at.unwrap_or(f.started_at),
-                    sqlstate: f.error_sqlstate.clone(),
-                    message: f.error_message.clone(),
-                    statement: f.error_statement.clone(),
-                    line: f.error_line,
-                }),
+                last_error: recorded
+                    .and_then(|r| r.last_failure.as_ref())
+                    .map(|f| LastError {
+                        at: f.finished_at.unwrap_or(f.started_at),
+                        sqlstate: f.error_sqlstate.clone(),
+                        message: f.error_message.clone(),
+                        statement: f.error_statement.clone(),
+                        line: f.error_line,
+                    }),
                 out_of_order: !applied
                     && migration.is_some()
-                    && newest_applied.as_ref().is_some_and(|newest| version < newest),
+                    && newest_applied
+                        .as_ref()
+                        .is_some_and(|newest| version < newest),
             });
         }
         let pending = entries
             .iter()
-            .filter(|e| e.file.is_some() && matches!(e.state, EntryState::Pending | EntryState::Failed | EntryState::Partial))
+            .filter(|e| {
+                e.file.is_some()
+                    && matches!(
+                        e.state,
+                        EntryState::Pending | EntryState::Failed | EntryState::Partial
+                    )
+            })
             .count();
         Ok(StatusReport {
             database: db.redacted_url().to_owned(),
@@ -154,16 +185,37 @@ impl Migrator {
     }
 
     /// What `up` would run, without taking the lock or changing anything.
-    pub fn dry_run_up(&self, db: &mut dyn Driver, target: Option<&Version>) -> Result<DryRun, RunError> {
+    pub fn dry_run_up(
+        &self,
+        db: &mut dyn Driver,
+        target: Option<&Version>,
+    ) -> Result<DryRun, RunError> {
         let state = HistoryState::from_records(&db.read_history()?);
-        let steps = plan_up(&self.migrations, &state, target, self.settings.allow_out_of_order, db.dialect(), &self.settings.timeouts)?;
+        let steps = plan_up(
+            &self.migrations,
+            &state,
+            target,
+            self.settings.allow_out_of_order,
+            db.dialect(),
+            &self.settings.timeouts,
+        )?;
         Ok(self.dry_run(db, Direction::Up, &steps))
     }
 
     /// What `down` would run, without taking the lock or changing anything.
-    pub fn dry_run_down(&self, db: &mut dyn Driver, target: &DownTarget) -> Result<DryRun, RunError> {
+    pub fn dry_run_down(
+        &self,
+        db: &mut dyn Driver,
+        target: &DownTarget,
+    ) -> Result<DryRun, RunError> {
         let state = HistoryState::from_records(&db.read_history()?);
-        let steps = plan_down(&self.migrations, &state, target, db.dialect(), &self.settings.timeouts)?;
+        let steps = plan_down(
+            &self.migrations,
+            &state,
+            target,
+            db.dialect(),
+            &self.settings.timeouts,
+        )?;
         Ok(self.dry_run(db, Direction::Down, &steps))
     }
 
@@ -195,23 +247,50 @@ impl Migrator {
     }
 
     /// Creates the history table (under the run lock). Returns whether it was created.
-    pub fn init_history(&self, db: &mut dyn Driver, observer: &mut dyn Observer) -> Result<bool, RunError> {
+    pub fn init_history(
+        &self,
+        db: &mut dyn Driver,
+        observer: &mut dyn Observer,
+    ) -> Result<bool, RunError> {
         let existed = db.history_exists()?;
         self.with_lock(db, observer, |_, _, _, _| Ok(()))?;
         Ok(!existed)
     }
 
     /// Applies pending migrations, in order, up to `target` (inclusive).
-    pub fn up(&self, db: &mut dyn Driver, target: Option<&Version>, observer: &mut dyn Observer) -> Result<RunReport, RunFailure> {
+    pub fn up(
+        &self,
+        db: &mut dyn Driver,
+        target: Option<&Version>,
+        observer: &mut dyn Observer,
+    ) -> Result<RunReport, RunFailure> {
         self.run(db, observer, |migrator, db, state| {
-            plan_up(&migrator.migrations, state, target, migrator.settings.allow_out_of_order, db.dialect(), &migrator.settings.timeouts)
+            plan_up(
+                &migrator.migrations,
+                state,
+                target,
+                migrator.settings.allow_out_of_order,
+                db.dialect(),
+                &migrator.settings.timeouts,
+            )
         })
     }
 
     /// Rolls back applied migrations, newest first.
-    pub fn down(&self, db: &mut dyn Driver, target: &DownTarget, observer: &mut dyn Observer) -> Result<RunReport, RunFailure> {
+    pub fn down(
+        &self,
+        db: &mut dyn Driver,
+        target: &DownTarget,
+        observer: &mut dyn Observer,
+    ) -> Result<RunReport, RunFailure> {
         self.run(db, observer, |migrator, db, state| {
-            plan_down(&migrator.migrations, state, target, db.dialect(), &migrator.settings.timeouts)
+            plan_down(
+                &migrator.migrations,
+                state,
+                target,
+                db.dialect(),
+                &migrator.settings.timeouts,
+            )
         })
     }
 
@@ -219,7 +298,11 @@ impl Migrator {
         &'a self,
         db: &mut dyn Driver,
         observer: &mut dyn Observer,
-        plan: impl FnOnce(&'a Migrator, &mut dyn Driver, &HistoryState) -> Result<Vec<Step<'a>>, RunError>,
+        plan: impl FnOnce(
+            &'a Migrator,
+            &mut dyn Driver,
+            &HistoryState,
+        ) -> Result<Vec<Step<'a>>, RunError>,
     ) -> Result<RunReport, RunFailure> {
         let started = Instant::now();
         let mut report = RunReport {
@@ -247,7 +330,10 @@ impl Migrator {
         report.duration_ms = started.elapsed().as_millis() as u64;
         match outcome {
             Ok(()) => Ok(report),
-            Err(error) => Err(RunFailure { completed: report, error }),
+            Err(error) => Err(RunFailure {
+                completed: report,
+                error,
+            }),
         }
     }
 
@@ -264,31 +350,49 @@ impl Migrator {
             let mut mismatches = checksum_mismatches(&self.migrations, state);
             if !versions.is_empty() {
                 for version in versions {
-                    if !mismatches.iter().any(|m| Version::parse(&m.version).as_ref() == Some(version)) {
-                        let why = if state.is_applied(version) { "its file is unchanged" } else { "it is not applied" };
+                    if !mismatches
+                        .iter()
+                        .any(|m| Version::parse(&m.version).as_ref() == Some(version))
+                    {
+                        let why = if state.is_applied(version) {
+                            "its file is unchanged"
+                        } else {
+                            "it is not applied"
+                        };
                         return Err(RunError::Usage(format!("{version} needs no repair: {why}")));
                     }
                 }
-                mismatches.retain(|m| Version::parse(&m.version).is_some_and(|v| versions.contains(&v)));
+                mismatches
+                    .retain(|m| Version::parse(&m.version).is_some_and(|v| versions.contains(&v)));
             }
             for mismatch in &mismatches {
-                let migration = Version::parse(&mismatch.version).and_then(|v| self.migrations.get(&v));
-                let mut note = format!("accepted a changed file: {} -> {}", mismatch.recorded, mismatch.current);
+                let migration =
+                    Version::parse(&mismatch.version).and_then(|v| self.migrations.get(&v));
+                let mut note = format!(
+                    "accepted a changed file: {} -> {}",
+                    mismatch.recorded, mismatch.current
+                );
                 if let Some(reason) = reason {
                     note.push_str(&format!("; reason: {reason}"));
                 }
-                db.append_record(&self.audit_record(
-                    RecordKind::Repair,
-                    &mismatch.version,
-                    migration.map(|m| m.name.clone()).unwrap_or_default(),
-                    migration.map(|m| m.file().display().to_string()).unwrap_or_default(),
-                    Direction::Up,
-                    Some(mismatch.current.clone()),
-                    migration.is_none_or(|m| m.up.options.transaction),
-                    note,
-                ))?;
+                db.append_record(
+                    &self.audit_record(
+                        RecordKind::Repair,
+                        &mismatch.version,
+                        migration.map(|m| m.name.clone()).unwrap_or_default(),
+                        migration
+                            .map(|m| m.file().display().to_string())
+                            .unwrap_or_default(),
+                        Direction::Up,
+                        Some(mismatch.current.clone()),
+                        migration.is_none_or(|m| m.up.options.transaction),
+                        note,
+                    ),
+                )?;
             }
-            Ok(RepairReport { repaired: mismatches })
+            Ok(RepairReport {
+                repaired: mismatches,
+            })
         })
     }
 
@@ -305,16 +409,23 @@ impl Migrator {
             let migration = self.migrations.get(version);
             let recorded = state.get(version);
             if migration.is_none() && recorded.is_none() {
-                return Err(RunError::Usage(format!("{version}: no migration file and no history has that version")));
+                return Err(RunError::Usage(format!(
+                    "{version}: no migration file and no history has that version"
+                )));
             }
             let applied = recorded.is_some_and(|r| r.applied);
-            let unsettled = recorded.is_some_and(|r| r.partial.is_some() || r.last_failure.is_some());
+            let unsettled =
+                recorded.is_some_and(|r| r.partial.is_some() || r.last_failure.is_some());
             match resolution {
                 Resolution::Applied if applied && !unsettled => {
-                    return Err(RunError::Usage(format!("{version} is already applied; nothing to resolve")));
+                    return Err(RunError::Usage(format!(
+                        "{version} is already applied; nothing to resolve"
+                    )));
                 }
                 Resolution::RolledBack if !applied && !unsettled => {
-                    return Err(RunError::Usage(format!("{version} is not applied; nothing to resolve")));
+                    return Err(RunError::Usage(format!(
+                        "{version} is not applied; nothing to resolve"
+                    )));
                 }
                 _ => {}
             }
@@ -329,10 +440,18 @@ impl Migrator {
             let record = self.audit_record(
                 RecordKind::Resolve,
                 version.as_str(),
-                migration.map_or_else(|| recorded.map(|r| r.name.clone()).unwrap_or_default(), |m| m.name.clone()),
-                migration.map_or_else(|| recorded.map(|r| r.file.clone()).unwrap_or_default(), |m| m.file().display().to_string()),
+                migration.map_or_else(
+                    || recorded.map(|r| r.name.clone()).unwrap_or_default(),
+                    |m| m.name.clone(),
+                ),
+                migration.map_or_else(
+                    || recorded.map(|r| r.file.clone()).unwrap_or_default(),
+                    |m| m.file().display().to_string(),
+                ),
                 direction,
-                migration.map(|m| m.up.checksum.to_string()).or_else(|| recorded.and_then(|r| r.checksum.clone())),
+                migration
+                    .map(|m| m.up.checksum.to_string())
+                    .or_else(|| recorded.and_then(|r| r.checksum.clone())),
                 migration.is_none_or(|m| m.up.options.transaction),
                 note,
             );
@@ -386,14 +505,21 @@ impl Migrator {
         &self,
         db: &mut dyn Driver,
         observer: &mut dyn Observer,
-        work: impl FnOnce(&mut dyn Driver, &HistoryState, Duration, &mut dyn Observer) -> Result<T, RunError>,
+        work: impl FnOnce(
+            &mut dyn Driver,
+            &HistoryState,
+            Duration,
+            &mut dyn Observer,
+        ) -> Result<T, RunError>,
     ) -> Result<T, RunError> {
         let waited = self.acquire_lock(db, observer)?;
         let result = (|| {
             db.ensure_history()?;
             let mut records = db.read_history()?;
             let mut settled = false;
-            for record in records.iter().filter(|r| r.status == Status::Running && r.run_id != self.settings.identity.run_id) {
+            for record in records.iter().filter(|r| {
+                r.status == Status::Running && r.run_id != self.settings.identity.run_id
+            }) {
                 let message = if record.transactional {
                     "interrupted: the runner stopped (killed, or its connection lost) before finishing; \
                      the transaction was rolled back, so nothing of this attempt was applied"
@@ -402,7 +528,9 @@ impl Migrator {
                     format!(
                         "interrupted: the runner stopped after {} of {} statement(s); those stay applied and the next run resumes at statement {}",
                         record.statements_applied,
-                        record.statements_total.map_or_else(|| "?".to_owned(), |t| t.to_string()),
+                        record
+                            .statements_total
+                            .map_or_else(|| "?".to_owned(), |t| t.to_string()),
                         record.statements_applied + 1
                     )
                 };
@@ -430,7 +558,11 @@ impl Migrator {
         }
     }
 
-    fn acquire_lock(&self, db: &mut dyn Driver, observer: &mut dyn Observer) -> Result<Duration, RunError> {
+    fn acquire_lock(
+        &self,
+        db: &mut dyn Driver,
+        observer: &mut dyn Observer,
+    ) -> Result<Duration, RunError> {
         let settings = &self.settings.lock;
         let request = LockRequest {
             mode: settings.mode,
@@ -455,9 +587,15 @@ impl Migrator {
                         holder: holder.as_ref(),
                         waited,
                     });
-                    let pause = settings.poll.min(settings.wait.saturating_sub(waited)).max(Duration::from_millis(10));
+                    let pause = settings
+                        .poll
+                        .min(settings.wait.saturating_sub(waited))
+                        .max(Duration::from_millis(10));
                     if !sleep_unless_interrupted(pause, &self.interrupt) {
-                        return Err(RunError::Interrupted { version: None, recorded: true });
+                        return Err(RunError::Interrupted {
+                            version: None,
+                            recorded: true,
+                        });
                     }
                 }
             }

@@ -3,7 +3,9 @@
 //! the migration's transaction mode, resumes whose applied statements changed.
 
 use safeshift_driver::{Dialect, Direction, Timeouts};
-use safeshift_source::{Checksum, Migration, MigrationSet, MissingDown, Section, SourceErrors, Statement, Version};
+use safeshift_source::{
+    Checksum, Migration, MigrationSet, MissingDown, Section, SourceErrors, Statement, Version,
+};
 
 use crate::error::{ChecksumMismatch, RunError};
 use crate::state::{HistoryState, Partial};
@@ -33,7 +35,10 @@ pub enum DownTarget {
 }
 
 /// Applied migrations whose file changed.
-pub(crate) fn checksum_mismatches(set: &MigrationSet, state: &HistoryState) -> Vec<ChecksumMismatch> {
+pub(crate) fn checksum_mismatches(
+    set: &MigrationSet,
+    state: &HistoryState,
+) -> Vec<ChecksumMismatch> {
     state
         .versions
         .iter()
@@ -63,21 +68,29 @@ pub(crate) fn plan_up<'a>(
     if let Some(target) = target
         && set.get(target).is_none()
     {
-        return Err(RunError::Usage(format!("--to {target}: no migration has that version")));
+        return Err(RunError::Usage(format!(
+            "--to {target}: no migration has that version"
+        )));
     }
     let mismatches = checksum_mismatches(set, state);
     if !mismatches.is_empty() {
         return Err(RunError::ChecksumMismatch(mismatches));
     }
-    if let Some((version, recorded)) = state
-        .versions
-        .iter()
-        .find(|(_, v)| v.partial.as_ref().is_some_and(|p| p.direction == Direction::Down))
-    {
-        let partial = recorded.partial.as_ref().map(|p| p.applied).unwrap_or_default();
+    if let Some((version, recorded)) = state.versions.iter().find(|(_, v)| {
+        v.partial
+            .as_ref()
+            .is_some_and(|p| p.direction == Direction::Down)
+    }) {
+        let partial = recorded
+            .partial
+            .as_ref()
+            .map(|p| p.applied)
+            .unwrap_or_default();
         return Err(RunError::Blocked {
             version: version.to_string(),
-            message: format!("migration {version} was partially rolled back ({partial} down statement(s) applied)"),
+            message: format!(
+                "migration {version} was partially rolled back ({partial} down statement(s) applied)"
+            ),
             help: format!(
                 "finish the rollback with `safeshift down --to <the version before {version}>`, or record the state by hand with `safeshift resolve {version} --applied` or `--rolled-back`"
             ),
@@ -109,7 +122,15 @@ pub(crate) fn plan_up<'a>(
             .get(&migration.version)
             .and_then(|v| v.partial.as_ref())
             .filter(|p| p.direction == Direction::Up);
-        match step(migration, Direction::Up, &migration.up, partial, state, dialect, defaults) {
+        match step(
+            migration,
+            Direction::Up,
+            &migration.up,
+            partial,
+            state,
+            dialect,
+            defaults,
+        ) {
             Ok(step) => steps.push(step),
             Err(StepError::Source(error)) => errors.push(error),
             Err(StepError::Run(error)) => return Err(error),
@@ -129,13 +150,20 @@ pub(crate) fn plan_down<'a>(
     dialect: Dialect,
     defaults: &Timeouts,
 ) -> Result<Vec<Step<'a>>, RunError> {
-    let applied: Vec<&Version> = state.applied_newest_first().map(|(version, _)| version).collect();
+    let applied: Vec<&Version> = state
+        .applied_newest_first()
+        .map(|(version, _)| version)
+        .collect();
     let chosen: Vec<&Version> = match target {
         DownTarget::Steps(count) => applied.into_iter().take(*count).collect(),
         DownTarget::To(to) => {
-            let known = to.as_str().trim_start_matches('0').is_empty() || set.get(to).is_some() || state.get(to).is_some();
+            let known = to.as_str().trim_start_matches('0').is_empty()
+                || set.get(to).is_some()
+                || state.get(to).is_some();
             if !known {
-                return Err(RunError::Usage(format!("--to {to}: no migration has that version (use --to 0 to roll back everything)")));
+                return Err(RunError::Usage(format!(
+                    "--to {to}: no migration has that version (use --to 0 to roll back everything)"
+                )));
             }
             applied.into_iter().filter(|v| *v > to).collect()
         }
@@ -146,7 +174,10 @@ pub(crate) fn plan_down<'a>(
         match set.get(version) {
             None => missing.push((
                 version.to_string(),
-                format!("its file {} is gone", state.get(version).map(|v| v.file.as_str()).unwrap_or("?")),
+                format!(
+                    "its file {} is gone",
+                    state.get(version).map(|v| v.file.as_str()).unwrap_or("?")
+                ),
             )),
             Some(migration) => {
                 match migration.down_section() {
@@ -156,7 +187,10 @@ pub(crate) fn plan_down<'a>(
                     )),
                     Err(MissingDown::Empty) => missing.push((
                         version.to_string(),
-                        format!("the down section of {} is empty", migration.up.path.display()),
+                        format!(
+                            "the down section of {} is empty",
+                            migration.up.path.display()
+                        ),
                     )),
                     Ok(_) => {}
                 }
@@ -182,13 +216,25 @@ pub(crate) fn plan_down<'a>(
     let mut errors = Vec::new();
     let mut steps = Vec::new();
     for version in chosen {
-        let Some(migration) = set.get(version) else { continue };
-        let Ok(section) = migration.down_section() else { continue };
+        let Some(migration) = set.get(version) else {
+            continue;
+        };
+        let Ok(section) = migration.down_section() else {
+            continue;
+        };
         let partial = state
             .get(version)
             .and_then(|v| v.partial.as_ref())
             .filter(|p| p.direction == Direction::Down);
-        match step(migration, Direction::Down, section, partial, state, dialect, defaults) {
+        match step(
+            migration,
+            Direction::Down,
+            section,
+            partial,
+            state,
+            dialect,
+            defaults,
+        ) {
             Ok(step) => steps.push(step),
             Err(StepError::Source(error)) => errors.push(error),
             Err(StepError::Run(error)) => return Err(error),
@@ -214,36 +260,65 @@ fn step<'a>(
     dialect: Dialect,
     defaults: &Timeouts,
 ) -> Result<Step<'a>, StepError> {
-    let statements = section.executable_statements(dialect).map_err(StepError::Source)?;
+    let statements = section
+        .executable_statements(dialect)
+        .map_err(StepError::Source)?;
     let version = migration.version.to_string();
     let mut resume_from = 0;
     if let Some(partial) = partial {
         let applied = usize::try_from(partial.applied).unwrap_or(0);
-        let blocked = |message: String, help: String| StepError::Run(RunError::Blocked { version: version.clone(), message, help });
+        let blocked = |message: String, help: String| {
+            StepError::Run(RunError::Blocked {
+                version: version.clone(),
+                message,
+                help,
+            })
+        };
         if section.options.transaction {
             return Err(blocked(
-                format!("migration {version} stopped after {applied} statement(s) without a transaction, and its {direction} section now asks for one"),
-                format!("finish it by hand and record that with `safeshift resolve {version} --applied`, or restore `transaction:false`"),
+                format!(
+                    "migration {version} stopped after {applied} statement(s) without a transaction, and its {direction} section now asks for one"
+                ),
+                format!(
+                    "finish it by hand and record that with `safeshift resolve {version} --applied`, or restore `transaction:false`"
+                ),
             ));
         }
         if applied > statements.len() {
             return Err(blocked(
-                format!("migration {version} has {} statement(s) now, but {applied} were already applied", statements.len()),
-                format!("restore the statements that were applied, or finish by hand and run `safeshift resolve {version}`"),
+                format!(
+                    "migration {version} has {} statement(s) now, but {applied} were already applied",
+                    statements.len()
+                ),
+                format!(
+                    "restore the statements that were applied, or finish by hand and run `safeshift resolve {version}`"
+                ),
             ));
         }
         let prefix = Checksum::of_statements(statements[..applied].iter().map(|s| s.sql.as_str()));
-        if partial.applied_checksum.as_deref().is_some_and(|recorded| recorded != prefix.as_str()) {
+        if partial
+            .applied_checksum
+            .as_deref()
+            .is_some_and(|recorded| recorded != prefix.as_str())
+        {
             return Err(blocked(
-                format!("the {applied} statement(s) of migration {version} that were already applied have changed since"),
-                format!("only the failed statement and those after it may change before resuming; restore the first {applied}, or finish by hand and run `safeshift resolve {version}`"),
+                format!(
+                    "the {applied} statement(s) of migration {version} that were already applied have changed since"
+                ),
+                format!(
+                    "only the failed statement and those after it may change before resuming; restore the first {applied}, or finish by hand and run `safeshift resolve {version}`"
+                ),
             ));
         }
         resume_from = applied;
     }
-    let last_failure = state.get(&migration.version).and_then(|v| v.last_failure.as_ref());
+    let last_failure = state
+        .get(&migration.version)
+        .and_then(|v| v.last_failure.as_ref());
     let resuming_failed_statement = last_failure.is_some_and(|record| {
-        record.direction == direction && !record.transactional && usize::try_from(record.statements_applied).ok() == Some(resume_from)
+        record.direction == direction
+            && !record.transactional
+            && usize::try_from(record.statements_applied).ok() == Some(resume_from)
     });
     Ok(Step {
         migration,
@@ -253,8 +328,14 @@ fn step<'a>(
         resume_from,
         resuming_failed_statement,
         timeouts: Timeouts {
-            lock_timeout: section.options.lock_timeout.unwrap_or(defaults.lock_timeout),
-            statement_timeout: section.options.statement_timeout.unwrap_or(defaults.statement_timeout),
+            lock_timeout: section
+                .options
+                .lock_timeout
+                .unwrap_or(defaults.lock_timeout),
+            statement_timeout: section
+                .options
+                .statement_timeout
+                .unwrap_or(defaults.statement_timeout),
         },
     })
 }

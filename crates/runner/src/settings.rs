@@ -52,7 +52,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delay before retry number `retry` (1-based).
     pub fn delay(&self, retry: u32) -> Duration {
-        let base = self.backoff.saturating_mul(1u32 << retry.saturating_sub(1).min(16)).min(self.max_backoff);
+        let base = self
+            .backoff
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+            .min(self.max_backoff);
         let jitter = 0.75 + fastrand::f64() * 0.5;
         base.mul_f64(jitter)
     }
@@ -126,9 +129,15 @@ mod tests {
         };
         for _ in 0..50 {
             let first = policy.delay(1);
-            assert!(first >= Duration::from_millis(750) && first <= Duration::from_millis(1250), "{first:?}");
+            assert!(
+                first >= Duration::from_millis(750) && first <= Duration::from_millis(1250),
+                "{first:?}"
+            );
             let second = policy.delay(2);
-            assert!(second >= Duration::from_millis(1500) && second <= Duration::from_millis(2500), "{second:?}");
+            assert!(
+                second >= Duration::from_millis(1500) && second <= Duration::from_millis(2500),
+                "{second:?}"
+            );
             let capped = policy.delay(9);
             assert!(capped <= Duration::from_millis(3750), "{capped:?}");
         }

@@ -90,13 +90,14 @@ impl HistoryState {
                 }
                 (RecordKind::Migrate, Status::Failed | Status::Running, direction) => {
                     entry.last_failure = Some(record.clone());
-                    entry.partial = (!record.transactional && record.statements_applied > 0).then(|| Partial {
-                        direction,
-                        applied: record.statements_applied,
-                        total: record.statements_total,
-                        applied_checksum: record.applied_checksum.clone(),
-                        record: record.clone(),
-                    });
+                    entry.partial =
+                        (!record.transactional && record.statements_applied > 0).then(|| Partial {
+                            direction,
+                            applied: record.statements_applied,
+                            total: record.statements_total,
+                            applied_checksum: record.applied_checksum.clone(),
+                            record: record.clone(),
+                        });
                 }
                 _ => {}
             }
@@ -114,7 +115,11 @@ impl HistoryState {
 
     /// The newest applied version.
     pub fn newest_applied(&self) -> Option<&Version> {
-        self.versions.iter().rev().find(|(_, v)| v.applied).map(|(version, _)| version)
+        self.versions
+            .iter()
+            .rev()
+            .find(|(_, v)| v.applied)
+            .map(|(version, _)| version)
     }
 
     /// Applied versions, newest first.
@@ -128,7 +133,13 @@ mod tests {
     use super::*;
     use chrono::Utc;
 
-    fn record(id: i64, version: &str, kind: RecordKind, direction: Direction, status: Status) -> HistoryRecord {
+    fn record(
+        id: i64,
+        version: &str,
+        kind: RecordKind,
+        direction: Direction,
+        status: Status,
+    ) -> HistoryRecord {
         HistoryRecord {
             id,
             run_id: "r".into(),
@@ -176,7 +187,10 @@ mod tests {
         let state = HistoryState::from_records(&records);
         let v = |t: &str| Version::parse(t).unwrap();
         assert!(state.is_applied(&v("0001")));
-        assert_eq!(state.get(&v("0001")).unwrap().checksum.as_deref(), Some("sha256:6"));
+        assert_eq!(
+            state.get(&v("0001")).unwrap().checksum.as_deref(),
+            Some("sha256:6")
+        );
         assert!(state.is_applied(&v("0002")));
         assert!(state.get(&v("0002")).unwrap().last_failure.is_none());
         assert!(!state.is_applied(&v("0003")));
@@ -186,13 +200,30 @@ mod tests {
 
     #[test]
     fn a_stopped_non_transactional_attempt_is_partial() {
-        let mut failed = record(1, "0001", RecordKind::Migrate, Direction::Up, Status::Failed);
+        let mut failed = record(
+            1,
+            "0001",
+            RecordKind::Migrate,
+            Direction::Up,
+            Status::Failed,
+        );
         failed.transactional = false;
         failed.statements_applied = 1;
-        let mut running = record(2, "0002", RecordKind::Migrate, Direction::Up, Status::Running);
+        let mut running = record(
+            2,
+            "0002",
+            RecordKind::Migrate,
+            Direction::Up,
+            Status::Running,
+        );
         running.transactional = true;
         let state = HistoryState::from_records(&[failed, running]);
-        let partial = state.get(&Version::parse("0001").unwrap()).unwrap().partial.clone().unwrap();
+        let partial = state
+            .get(&Version::parse("0001").unwrap())
+            .unwrap()
+            .partial
+            .clone()
+            .unwrap();
         assert_eq!(partial.applied, 1);
         assert!(!state.is_applied(&Version::parse("0001").unwrap()));
         // A transactional attempt that died applied nothing.

@@ -32,13 +32,16 @@
 //! once apply each migration exactly once. Progress can be observed by passing a closure
 //! `|event: safeshift::Event| …` instead of [`Quiet`].
 
+// `Error` wraps the runner's error, which is large and returned at most once per run.
+#![allow(clippy::result_large_err)]
+
 pub use safeshift_driver::{
-    ConnectOptions, DatabaseUrl, Direction, Driver, DriverError, Engine, HistoryLocation, HistoryRecord, LockMode, Timeouts,
-    redact,
+    ConnectOptions, DatabaseUrl, Direction, Driver, DriverError, Engine, HistoryLocation,
+    HistoryRecord, LockMode, Timeouts, redact,
 };
 pub use safeshift_runner::{
-    DownTarget, DryRun, Event, Identity, LockSettings, Migrator, Observer, Quiet, RepairReport, Resolution, RetryPolicy,
-    RunError, RunFailure, RunReport, Settings, StatusReport,
+    DownTarget, DryRun, Event, Identity, LockSettings, Migrator, Observer, Quiet, RepairReport,
+    Resolution, RetryPolicy, RunError, RunFailure, RunReport, Settings, StatusReport,
 };
 pub use safeshift_source::{Migration, MigrationSet, SourceError, SourceErrors, Version};
 

@@ -35,7 +35,9 @@ impl Checksum {
 
     /// The checksums of every prefix of a statement list: element `k` covers the first `k`
     /// statements (so the list is one longer than the statements), computed in one pass.
-    pub fn of_statement_prefixes<'a>(statements: impl IntoIterator<Item = &'a str>) -> Vec<Checksum> {
+    pub fn of_statement_prefixes<'a>(
+        statements: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Checksum> {
         let mut hasher = Sha256::new();
         let mut prefixes = vec![Checksum::from_digest(hasher.clone())];
         for statement in statements {
@@ -93,8 +95,14 @@ mod tests {
 
     #[test]
     fn trailing_whitespace_does_not_count() {
-        assert_eq!(Checksum::of("create table t ();"), Checksum::of("create table t ();\n\n"));
-        assert_ne!(Checksum::of("create table t ();"), Checksum::of("create table u ();"));
+        assert_eq!(
+            Checksum::of("create table t ();"),
+            Checksum::of("create table t ();\n\n")
+        );
+        assert_ne!(
+            Checksum::of("create table t ();"),
+            Checksum::of("create table u ();")
+        );
     }
 
     #[test]
@@ -119,6 +127,9 @@ mod tests {
 
     #[test]
     fn statement_boundaries_matter() {
-        assert_ne!(Checksum::of_statements(["ab", "c"]), Checksum::of_statements(["a", "bc"]));
+        assert_ne!(
+            Checksum::of_statements(["ab", "c"]),
+            Checksum::of_statements(["a", "bc"])
+        );
     }
 }

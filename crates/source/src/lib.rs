@@ -40,7 +40,10 @@ pub use error::{SourceError, SourceErrorKind, SourceErrors};
 pub use load::{MigrationSet, ROLLBACK_DIRECTORY, SourceWarning, existing_versions};
 pub use loose::LooseFile;
 pub use migration::{Layout, Migration, MissingDown, Section};
-pub use new::{NewMigration, VersionScheme, default_directory, plan_new_migration, slugify, write_new_migration};
+pub use new::{
+    NewMigration, VersionScheme, default_directory, plan_new_migration, slugify,
+    write_new_migration,
+};
 pub use options::{Direction, KNOWN_OPTIONS, SectionOptions, parse_duration};
 pub use statements::{ConcurrentIndex, Dialect, Statement, Transactionality};
 pub use text::SourceText;

@@ -43,11 +43,18 @@ impl MigrationSet {
         if rollback.is_dir() {
             found.scan_directory(&rollback, Path::new(ROLLBACK_DIRECTORY))?;
         }
-        let Found { candidates, mut errors, warnings } = found;
+        let Found {
+            candidates,
+            mut errors,
+            warnings,
+        } = found;
 
         let mut by_version: BTreeMap<Version, Vec<Candidate>> = BTreeMap::new();
         for candidate in candidates {
-            by_version.entry(candidate.version.clone()).or_default().push(candidate);
+            by_version
+                .entry(candidate.version.clone())
+                .or_default()
+                .push(candidate);
         }
         let mut migrations = Vec::new();
         for (_, group) in by_version {
@@ -100,7 +107,9 @@ pub fn existing_versions(directory: &Path) -> Result<Vec<(Version, Layout)>, Sou
         .candidates
         .into_iter()
         .filter_map(|c| match c.role {
-            Role::Single if rollbacks.contains(&c.version) => Some((c.version, Layout::RollbackDirectory)),
+            Role::Single if rollbacks.contains(&c.version) => {
+                Some((c.version, Layout::RollbackDirectory))
+            }
             Role::Single => Some((c.version, Layout::Sections)),
             Role::PairUp => Some((c.version, Layout::Pair)),
             Role::PairDown | Role::Rollback => None,
@@ -153,7 +162,11 @@ impl Found {
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|error| {
-                SourceError::new(SourceErrorKind::Io, directory, format!("cannot list the directory: {error}"))
+                SourceError::new(
+                    SourceErrorKind::Io,
+                    directory,
+                    format!("cannot list the directory: {error}"),
+                )
             })?;
             names.push(entry.file_name());
         }
@@ -195,29 +208,43 @@ impl Found {
 }
 
 enum FileName {
-    Migration { role: Role, version: Version, name: String },
+    Migration {
+        role: Role,
+        version: Version,
+        name: String,
+    },
     NotMigration,
     Malformed(String),
 }
 
 fn parse_file_name(file_name: &str, in_rollback: bool) -> FileName {
     let (stem, role) = if in_rollback {
-        (file_name.strip_suffix(".sql").unwrap_or(file_name), Role::Rollback)
+        (
+            file_name.strip_suffix(".sql").unwrap_or(file_name),
+            Role::Rollback,
+        )
     } else if let Some(stem) = file_name.strip_suffix(".up.sql") {
         (stem, Role::PairUp)
     } else if let Some(stem) = file_name.strip_suffix(".down.sql") {
         (stem, Role::PairDown)
     } else {
-        (file_name.strip_suffix(".sql").unwrap_or(file_name), Role::Single)
+        (
+            file_name.strip_suffix(".sql").unwrap_or(file_name),
+            Role::Single,
+        )
     };
     if !stem.starts_with(|c: char| c.is_ascii_digit()) {
         return FileName::NotMigration;
     }
     let Some((version, name)) = stem.split_once('_') else {
-        return FileName::Malformed(format!("`{file_name}` has no description after the version"));
+        return FileName::Malformed(format!(
+            "`{file_name}` has no description after the version"
+        ));
     };
     let Some(version) = Version::parse(version) else {
-        return FileName::Malformed(format!("`{file_name}` does not start with a valid version (`{version}`)"));
+        return FileName::Malformed(format!(
+            "`{file_name}` does not start with a valid version (`{version}`)"
+        ));
     };
     if name.is_empty() {
         return FileName::Malformed(format!("`{file_name}` has an empty description"));
@@ -234,7 +261,8 @@ fn assemble(group: Vec<Candidate>) -> Result<Migration, Vec<SourceError>> {
     let (ups, others): (Vec<_>, Vec<_>) = group
         .into_iter()
         .partition(|c| matches!(c.role, Role::Single | Role::PairUp));
-    let (pair_downs, rollbacks): (Vec<_>, Vec<_>) = others.into_iter().partition(|c| c.role == Role::PairDown);
+    let (pair_downs, rollbacks): (Vec<_>, Vec<_>) =
+        others.into_iter().partition(|c| c.role == Role::PairDown);
 
     let mut errors = Vec::new();
     let Some(up) = ups.first() else {
@@ -243,7 +271,12 @@ fn assemble(group: Vec<Candidate>) -> Result<Migration, Vec<SourceError>> {
         }
         return Err(errors);
     };
-    for duplicate in ups.iter().skip(1).chain(pair_downs.iter().skip(1)).chain(rollbacks.iter().skip(1)) {
+    for duplicate in ups
+        .iter()
+        .skip(1)
+        .chain(pair_downs.iter().skip(1))
+        .chain(rollbacks.iter().skip(1))
+    {
         errors.push(
             SourceError::new(
                 SourceErrorKind::DuplicateVersion,
@@ -268,7 +301,11 @@ fn assemble(group: Vec<Candidate>) -> Result<Migration, Vec<SourceError>> {
             SourceError::new(
                 SourceErrorKind::DuplicateVersion,
                 &rollback.path,
-                format!("version {} already has a down file, {}", rollback.version, down.path.display()),
+                format!(
+                    "version {} already has a down file, {}",
+                    rollback.version,
+                    down.path.display()
+                ),
             )
             .help("keep one of the two down files"),
         );
@@ -279,25 +316,44 @@ fn assemble(group: Vec<Candidate>) -> Result<Migration, Vec<SourceError>> {
 
     let read = |candidate: &Candidate| -> Result<SourceText, SourceError> {
         let bytes = std::fs::read(&candidate.path).map_err(|error| {
-            SourceError::new(SourceErrorKind::Io, &candidate.path, format!("cannot read the file: {error}"))
+            SourceError::new(
+                SourceErrorKind::Io,
+                &candidate.path,
+                format!("cannot read the file: {error}"),
+            )
         })?;
         let text = SourceText::from_bytes(&candidate.path, &bytes)?;
         if text.as_str().trim().is_empty() {
-            return Err(SourceError::new(SourceErrorKind::Empty, &candidate.path, "the file is empty")
-                .help("write the migration, or delete the file"));
+            return Err(SourceError::new(
+                SourceErrorKind::Empty,
+                &candidate.path,
+                "the file is empty",
+            )
+            .help("write the migration, or delete the file"));
         }
         Ok(text)
     };
     let result = (|| -> Result<Migration, SourceError> {
         let up_text = read(up)?;
-        let rollback_text = rollback.map(|r| read(r).map(|text| (r, text))).transpose()?;
+        let rollback_text = rollback
+            .map(|r| read(r).map(|text| (r, text)))
+            .transpose()?;
         let (layout, up_section, mut down_section) = match up.role {
             Role::Single => {
-                let (up_section, down_section) = read_sections_file(up, up_text, rollback_text.as_ref().map(|(r, _)| *r))?;
-                let layout = if rollback.is_some() { Layout::RollbackDirectory } else { Layout::Sections };
+                let (up_section, down_section) =
+                    read_sections_file(up, up_text, rollback_text.as_ref().map(|(r, _)| *r))?;
+                let layout = if rollback.is_some() {
+                    Layout::RollbackDirectory
+                } else {
+                    Layout::Sections
+                };
                 (layout, up_section, down_section)
             }
-            _ => (Layout::Pair, read_whole_file(up, up_text, Direction::Up)?, None),
+            _ => (
+                Layout::Pair,
+                read_whole_file(up, up_text, Direction::Up)?,
+                None,
+            ),
         };
         if let Some(down) = pair_down {
             down_section = Some(read_whole_file(down, read(down)?, Direction::Down)?);
@@ -371,7 +427,11 @@ fn find_markers(candidate: &Candidate, source: &SourceText) -> Result<Markers, S
                 .at_line(line)
                 .help("use `-- migrate:up` for `-- +goose Up`, `-- migrate:down` for `-- +goose Down`, and add transaction:false to the marker for `-- +goose NO TRANSACTION`"));
             }
-            MarkerLine::Marker { direction, options, options_offset } => {
+            MarkerLine::Marker {
+                direction,
+                options,
+                options_offset,
+            } => {
                 let parsed = options::parse_options(options).map_err(|error| {
                     let column = text[..options_offset + error.offset].chars().count() as u32 + 1;
                     SourceError::new(SourceErrorKind::UnknownOption, path, error.message)
@@ -403,7 +463,10 @@ fn find_markers(candidate: &Candidate, source: &SourceText) -> Result<Markers, S
                     && let Some(down) = &markers.down
                 {
                     return Err(misplaced(
-                        format!("`-- migrate:up` comes after `-- migrate:down` (line {})", down.line),
+                        format!(
+                            "`-- migrate:up` comes after `-- migrate:down` (line {})",
+                            down.line
+                        ),
                         "put the up section first and the down section after it",
                     ));
                 }
@@ -413,7 +476,10 @@ fn find_markers(candidate: &Candidate, source: &SourceText) -> Result<Markers, S
                 };
                 if let Some(first) = slot {
                     return Err(misplaced(
-                        format!("second `-- migrate:{direction}` marker (the first is on line {})", first.line),
+                        format!(
+                            "second `-- migrate:{direction}` marker (the first is on line {})",
+                            first.line
+                        ),
                         "a migration has one up section and at most one down section; merge them",
                     ));
                 }
@@ -486,7 +552,11 @@ fn read_sections_file(
 
 /// Reads a file that holds one direction only (`.up.sql`, `.down.sql`, a rollback file). A marker
 /// line is optional and only carries options; sqlx's first-line `-- no-transaction` is honoured.
-fn read_whole_file(candidate: &Candidate, source: SourceText, direction: Direction) -> Result<Section, SourceError> {
+fn read_whole_file(
+    candidate: &Candidate,
+    source: SourceText,
+    direction: Direction,
+) -> Result<Section, SourceError> {
     let markers = find_markers(candidate, &source)?;
     let marker = match direction {
         Direction::Up => markers.up,
@@ -500,12 +570,21 @@ fn read_whole_file(candidate: &Candidate, source: SourceText, direction: Directi
                 return Err(SourceError::new(
                     SourceErrorKind::CodeBeforeUp,
                     &candidate.path,
-                    format!("SQL before the `-- migrate:{direction}` marker (line {}) would never run", marker.line),
+                    format!(
+                        "SQL before the `-- migrate:{direction}` marker (line {}) would never run",
+                        marker.line
+                    ),
                 )
                 .at(line, column)
                 .help("move it below the marker, or delete it"));
             }
-            build_section(candidate, &source, direction, Some(marker), marker.line_range.start..end)?
+            build_section(
+                candidate,
+                &source,
+                direction,
+                Some(marker),
+                marker.line_range.start..end,
+            )?
         }
         None => {
             let mut section = build_section(candidate, &source, direction, None, 0..end)?;
@@ -551,7 +630,11 @@ fn require_statements(up: &Section) -> Result<(), SourceError> {
     if !up.is_empty() {
         return Ok(());
     }
-    let error = SourceError::new(SourceErrorKind::EmptyUp, &up.path, "the up section has no statements");
+    let error = SourceError::new(
+        SourceErrorKind::EmptyUp,
+        &up.path,
+        "the up section has no statements",
+    );
     let error = match up.marker_line {
         Some(line) => error.at_line(line),
         None => error,

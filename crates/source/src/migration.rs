@@ -148,12 +148,18 @@ impl Section {
                 ),
             ),
             Transactionality::TransactionControl { what } => (
-                format!("`{what}` controls the transaction, but safeshift already runs this migration in one"),
-                format!("remove the statement (each migration is one transaction), or {marker} to manage transactions yourself"),
+                format!(
+                    "`{what}` controls the transaction, but safeshift already runs this migration in one"
+                ),
+                format!(
+                    "remove the statement (each migration is one transaction), or {marker} to manage transactions yourself"
+                ),
             ),
         };
-        Err(SourceError::new(SourceErrorKind::TransactionMode, &self.path, message)
-            .at(statement.line, statement.column)
-            .help(help))
+        Err(
+            SourceError::new(SourceErrorKind::TransactionMode, &self.path, message)
+                .at(statement.line, statement.column)
+                .help(help),
+        )
     }
 }

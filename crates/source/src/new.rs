@@ -51,7 +51,9 @@ pub fn plan_new_migration(
         _ => VersionScheme::Sequence,
     });
     let version = next_version(last, scheme, now);
-    let layout = layout.or_else(|| prevailing_layout(existing)).unwrap_or(Layout::Sections);
+    let layout = layout
+        .or_else(|| prevailing_layout(existing))
+        .unwrap_or(Layout::Sections);
     let header = header(&version, description, now);
     let files = match layout {
         Layout::Sections => vec![(
@@ -59,7 +61,10 @@ pub fn plan_new_migration(
             format!("{header}\n-- migrate:up\n\n\n-- migrate:down\n\n"),
         )],
         Layout::Pair => vec![
-            (directory.join(format!("{version}_{slug}.up.sql")), format!("{header}\n")),
+            (
+                directory.join(format!("{version}_{slug}.up.sql")),
+                format!("{header}\n"),
+            ),
             (
                 directory.join(format!("{version}_{slug}.down.sql")),
                 format!("-- Rollback of migration {version}: {description}\n\n"),
@@ -68,9 +73,14 @@ pub fn plan_new_migration(
         Layout::RollbackDirectory => {
             let subject = slug.split_once('_').map_or(slug.as_str(), |(_, rest)| rest);
             vec![
-                (directory.join(format!("{version}_{slug}.sql")), format!("{header}\n")),
                 (
-                    directory.join(ROLLBACK_DIRECTORY).join(format!("{version}_rollback_{subject}.sql")),
+                    directory.join(format!("{version}_{slug}.sql")),
+                    format!("{header}\n"),
+                ),
+                (
+                    directory
+                        .join(ROLLBACK_DIRECTORY)
+                        .join(format!("{version}_rollback_{subject}.sql")),
                     format!("-- Rollback of migration {version}: {description}\n\n"),
                 ),
             ]
@@ -83,7 +93,12 @@ pub fn plan_new_migration(
 fn prevailing_layout(existing: &[(Version, Layout)]) -> Option<Layout> {
     [Layout::Sections, Layout::Pair, Layout::RollbackDirectory]
         .into_iter()
-        .map(|layout| (layout, existing.iter().filter(|(_, l)| *l == layout).count()))
+        .map(|layout| {
+            (
+                layout,
+                existing.iter().filter(|(_, l)| *l == layout).count(),
+            )
+        })
         .filter(|&(_, count)| count > 0)
         .max_by_key(|&(_, count)| count)
         .map(|(layout, _)| layout)
@@ -95,7 +110,10 @@ pub fn write_new_migration(migration: &NewMigration) -> std::io::Result<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
         file.write_all(contents.as_bytes())?;
     }
     Ok(())
@@ -120,13 +138,17 @@ fn next_version(last: Option<&Version>, scheme: VersionScheme, now: DateTime<Utc
             let stamp = now.format("%Y%m%d%H%M%S").to_string();
             match last {
                 // Two files in the same second, or a clock behind the newest file: keep order.
-                Some(last) if Version::parse(&stamp).is_some_and(|s| &s <= last) => increment(last.as_str()),
+                Some(last) if Version::parse(&stamp).is_some_and(|s| &s <= last) => {
+                    increment(last.as_str())
+                }
                 _ => stamp,
             }
         }
         // After timestamps a short sequence number would sort first, so the newest version is
         // incremented whatever its form.
-        VersionScheme::Sequence => last.map_or_else(|| "0001".to_owned(), |last| increment(last.as_str())),
+        VersionScheme::Sequence => {
+            last.map_or_else(|| "0001".to_owned(), |last| increment(last.as_str()))
+        }
     }
 }
 
@@ -196,9 +218,15 @@ mod tests {
     #[test]
     fn timestamps_follow_the_clock_but_never_go_back() {
         let last = Version::parse("20261121103005").unwrap();
-        assert_eq!(next_version(Some(&last), VersionScheme::Timestamp, now()), "20261121103006");
+        assert_eq!(
+            next_version(Some(&last), VersionScheme::Timestamp, now()),
+            "20261121103006"
+        );
         let older = Version::parse("20250101000000").unwrap();
-        assert_eq!(next_version(Some(&older), VersionScheme::Timestamp, now()), "20261121103005");
+        assert_eq!(
+            next_version(Some(&older), VersionScheme::Timestamp, now()),
+            "20261121103005"
+        );
         assert_eq!(next_version(None, VersionScheme::Sequence, now()), "0001");
     }
 

@@ -50,8 +50,7 @@ impl Default for SectionOptions {
 }
 
 /// The options safeshift understands, for error messages.
-pub const KNOWN_OPTIONS: &str =
-    "transaction:true|false, lock_timeout:<duration>, statement_timeout:<duration> (durations like 5s, 500ms, 2min; 0 disables)";
+pub const KNOWN_OPTIONS: &str = "transaction:true|false, lock_timeout:<duration>, statement_timeout:<duration> (durations like 5s, 500ms, 2min; 0 disables)";
 
 /// What a line of a migration file is, as far as section markers go.
 #[derive(Debug, PartialEq, Eq)]
@@ -76,7 +75,10 @@ pub(crate) fn classify_line(line: &str) -> MarkerLine<'_> {
     };
     let rest = after_dashes.trim_start();
     let rest_offset = line.len() - rest.len();
-    for (keyword, direction) in [("migrate:up", Direction::Up), ("migrate:down", Direction::Down)] {
+    for (keyword, direction) in [
+        ("migrate:up", Direction::Up),
+        ("migrate:down", Direction::Down),
+    ] {
         if let Some(options) = rest.strip_prefix(keyword)
             && (options.is_empty() || options.starts_with(char::is_whitespace))
         {
@@ -112,7 +114,9 @@ pub(crate) fn parse_options(text: &str) -> Result<SectionOptions, OptionError> {
     for (offset, token) in tokens_with_offsets(text) {
         let error = |message: String| OptionError { offset, message };
         let Some((key, value)) = token.split_once(':') else {
-            return Err(error(format!("`{token}` is not an option; options are written key:value")));
+            return Err(error(format!(
+                "`{token}` is not an option; options are written key:value"
+            )));
         };
         if seen.contains(&key) {
             return Err(error(format!("option `{key}` is given twice")));
@@ -123,11 +127,16 @@ pub(crate) fn parse_options(text: &str) -> Result<SectionOptions, OptionError> {
                 options.transaction = match value {
                     "true" => true,
                     "false" => false,
-                    _ => return Err(error(format!("`transaction` takes true or false, not `{value}`"))),
+                    _ => {
+                        return Err(error(format!(
+                            "`transaction` takes true or false, not `{value}`"
+                        )));
+                    }
                 }
             }
             "lock_timeout" | "statement_timeout" => {
-                let duration = parse_duration(value).map_err(|message| error(format!("`{key}`: {message}")))?;
+                let duration = parse_duration(value)
+                    .map_err(|message| error(format!("`{key}`: {message}")))?;
                 if key == "lock_timeout" {
                     options.lock_timeout = Some(duration);
                 } else {
@@ -145,7 +154,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.trim() == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 5s, 500ms, 2min"))
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 5s, 500ms, 2min"))
 }
 
 fn tokens_with_offsets(text: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -161,20 +171,37 @@ mod tests {
     fn recognises_markers_and_near_misses() {
         assert!(matches!(
             classify_line("-- migrate:up transaction:false"),
-            MarkerLine::Marker { direction: Direction::Up, options: " transaction:false", options_offset: 13 }
+            MarkerLine::Marker {
+                direction: Direction::Up,
+                options: " transaction:false",
+                options_offset: 13
+            }
         ));
-        assert!(matches!(classify_line("--migrate:down"), MarkerLine::Marker { direction: Direction::Down, .. }));
+        assert!(matches!(
+            classify_line("--migrate:down"),
+            MarkerLine::Marker {
+                direction: Direction::Down,
+                ..
+            }
+        ));
         assert_eq!(classify_line("-- migrate: up"), MarkerLine::NearMiss);
         assert_eq!(classify_line("-- Migrate:Up"), MarkerLine::NearMiss);
         assert_eq!(classify_line("-- migrate:upp"), MarkerLine::NearMiss);
         assert_eq!(classify_line("-- +goose Up"), MarkerLine::Goose);
-        assert_eq!(classify_line("-- migrate the users table"), MarkerLine::NotMarker);
-        assert_eq!(classify_line("select 1; -- migrate:up"), MarkerLine::NotMarker);
+        assert_eq!(
+            classify_line("-- migrate the users table"),
+            MarkerLine::NotMarker
+        );
+        assert_eq!(
+            classify_line("select 1; -- migrate:up"),
+            MarkerLine::NotMarker
+        );
     }
 
     #[test]
     fn parses_options() {
-        let options = parse_options(" transaction:false lock_timeout:2s statement_timeout:0").unwrap();
+        let options =
+            parse_options(" transaction:false lock_timeout:2s statement_timeout:0").unwrap();
         assert!(!options.transaction);
         assert_eq!(options.lock_timeout, Some(Duration::from_secs(2)));
         assert_eq!(options.statement_timeout, Some(Duration::ZERO));
@@ -186,7 +213,12 @@ mod tests {
         let error = parse_options(" transaction:flase").unwrap_err();
         assert_eq!(error.offset, 1);
         assert!(error.message.contains("flase"));
-        assert!(parse_options(" retries:3").unwrap_err().message.contains("unknown option `retries`"));
+        assert!(
+            parse_options(" retries:3")
+                .unwrap_err()
+                .message
+                .contains("unknown option `retries`")
+        );
         assert!(parse_options(" nontransactional").is_err());
         assert!(parse_options(" transaction:false transaction:true").is_err());
         assert!(parse_options(" lock_timeout:soon").is_err());

@@ -11,7 +11,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::{AlterTableType, ReindexObjectType, Token as TokenKind, TransactionStmtKind};
+use pg_query::protobuf::{
+    AlterTableType, ReindexObjectType, Token as TokenKind, TransactionStmtKind,
+};
 use serde::Serialize;
 
 use crate::error::{SourceError, SourceErrorKind};
@@ -69,18 +71,30 @@ pub struct ConcurrentIndex {
 impl Statement {
     /// For a PostgreSQL `CREATE INDEX CONCURRENTLY` with an explicit index name, that index.
     pub fn concurrent_index(&self) -> Option<ConcurrentIndex> {
-        if !matches!(&self.transactionality, Transactionality::OutsideTransaction { what, .. } if what == "CREATE INDEX CONCURRENTLY") {
+        if !matches!(&self.transactionality, Transactionality::OutsideTransaction { what, .. } if what == "CREATE INDEX CONCURRENTLY")
+        {
             return None;
         }
         let parsed = pg_query::parse(&self.sql, pg_query::ParserOptions::default()).ok()?;
-        let node = parsed.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
+        let node = parsed
+            .protobuf
+            .stmts
+            .first()?
+            .stmt
+            .as_ref()?
+            .node
+            .as_ref()?;
         let NodeEnum::IndexStmt(index) = node else {
             return None;
         };
         if index.idxname.is_empty() {
             return None;
         }
-        let schema = index.relation.as_ref().map(|r| r.schemaname.clone()).filter(|s| !s.is_empty());
+        let schema = index
+            .relation
+            .as_ref()
+            .map(|r| r.schemaname.clone())
+            .filter(|s| !s.is_empty());
         Some(ConcurrentIndex {
             schema,
             name: index.idxname.clone(),
@@ -104,7 +118,11 @@ impl Token {
 }
 
 /// Tokenises `range` of the file text.
-pub(crate) fn scan(path: &Path, source: &SourceText, range: Range<usize>) -> Result<Vec<Token>, SourceError> {
+pub(crate) fn scan(
+    path: &Path,
+    source: &SourceText,
+    range: Range<usize>,
+) -> Result<Vec<Token>, SourceError> {
     let sql = &source.as_str()[range.clone()];
     let lexer_error = |offset: Option<usize>, message: String| {
         let error = SourceError::new(SourceErrorKind::Lexer, path, message)
@@ -121,7 +139,10 @@ pub(crate) fn scan(path: &Path, source: &SourceText, range: Range<usize>) -> Res
         }
     };
     if let Some(nul) = sql.find('\0') {
-        return Err(lexer_error(Some(nul), "the file contains a NUL character".into()));
+        return Err(lexer_error(
+            Some(nul),
+            "the file contains a NUL character".into(),
+        ));
     }
     match pg_query::scan(sql) {
         Ok(result) => Ok(result
@@ -159,8 +180,14 @@ fn locate_near_fragment(sql: &str, message: &str) -> Option<usize> {
 }
 
 /// Whether `range` holds anything but whitespace and comments.
-pub(crate) fn has_code(path: &Path, source: &SourceText, range: Range<usize>) -> Result<Option<Token>, SourceError> {
-    Ok(scan(path, source, range)?.into_iter().find(|t| !t.is_comment()))
+pub(crate) fn has_code(
+    path: &Path,
+    source: &SourceText,
+    range: Range<usize>,
+) -> Result<Option<Token>, SourceError> {
+    Ok(scan(path, source, range)?
+        .into_iter()
+        .find(|t| !t.is_comment()))
 }
 
 /// Splits `range` of the file text into statements.
@@ -177,7 +204,10 @@ pub(crate) fn split(
     let mut depth = 0u32;
 
     let finish = |tokens: &mut Vec<Token>, statements: &mut Vec<Statement>| {
-        if let (Some(first), Some(last)) = (tokens.first(), tokens.iter().rev().find(|t| !t.is_comment())) {
+        if let (Some(first), Some(last)) = (
+            tokens.first(),
+            tokens.iter().rev().find(|t| !t.is_comment()),
+        ) {
             let span = first.start..last.end;
             let sql = text[span.clone()].to_owned();
             let (line, column) = source.line_col(span.start);
@@ -211,7 +241,10 @@ pub(crate) fn split(
         }
         if opens_block(dialect, &current) {
             match token.kind {
-                TokenKind::Atomic if dialect == Dialect::Postgres && last_code(&current) == Some(TokenKind::BeginP) => {
+                TokenKind::Atomic
+                    if dialect == Dialect::Postgres
+                        && last_code(&current) == Some(TokenKind::BeginP) =>
+                {
                     depth += 1
                 }
                 TokenKind::BeginP if dialect == Dialect::Sqlite => depth += 1,
@@ -227,7 +260,11 @@ pub(crate) fn split(
 }
 
 fn last_code(tokens: &[Token]) -> Option<TokenKind> {
-    tokens.iter().rev().find(|t| !t.is_comment()).map(|t| t.kind)
+    tokens
+        .iter()
+        .rev()
+        .find(|t| !t.is_comment())
+        .map(|t| t.kind)
 }
 
 /// Whether the statement begun by `tokens` can hold semicolons in a body: a PostgreSQL function or
@@ -265,7 +302,9 @@ fn outside(what: &str) -> Transactionality {
 }
 
 fn control(what: &str) -> Transactionality {
-    Transactionality::TransactionControl { what: what.to_owned() }
+    Transactionality::TransactionControl {
+        what: what.to_owned(),
+    }
 }
 
 /// Classifies a PostgreSQL statement with the real parser. A statement that does not parse is
@@ -305,7 +344,9 @@ fn classify_postgres(sql: &str) -> Transactionality {
         NodeEnum::DropTableSpaceStmt(_) => outside("DROP TABLESPACE"),
         NodeEnum::CreateSubscriptionStmt(_) => outside("CREATE SUBSCRIPTION"),
         NodeEnum::DropSubscriptionStmt(_) => outside("DROP SUBSCRIPTION"),
-        NodeEnum::ClusterStmt(cluster) if cluster.relation.is_none() => outside("CLUSTER without a table"),
+        NodeEnum::ClusterStmt(cluster) if cluster.relation.is_none() => {
+            outside("CLUSTER without a table")
+        }
         NodeEnum::AlterTableStmt(alter) => {
             let detach_concurrently = alter.cmds.iter().any(|cmd| match &cmd.node {
                 Some(NodeEnum::AlterTableCmd(cmd)) => {
@@ -324,7 +365,9 @@ fn classify_postgres(sql: &str) -> Transactionality {
             }
         }
         NodeEnum::TransactionStmt(transaction) => match transaction.kind() {
-            TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart => control("BEGIN"),
+            TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart => {
+                control("BEGIN")
+            }
             TransactionStmtKind::TransStmtCommit => control("COMMIT"),
             TransactionStmtKind::TransStmtRollback => control("ROLLBACK"),
             TransactionStmtKind::TransStmtPrepare => control("PREPARE TRANSACTION"),
@@ -349,10 +392,12 @@ fn classify_sqlite(text: &str, tokens: &[Token]) -> Transactionality {
         "VACUUM" => outside("VACUUM"),
         "ATTACH" => outside("ATTACH"),
         "DETACH" => outside("DETACH"),
-        "PRAGMA" if matches!(word(1), "FOREIGN_KEYS" | "JOURNAL_MODE") => Transactionality::OutsideTransaction {
-            what: format!("PRAGMA {}", word(1).to_ascii_lowercase()),
-            reason: "has no effect inside a transaction",
-        },
+        "PRAGMA" if matches!(word(1), "FOREIGN_KEYS" | "JOURNAL_MODE") => {
+            Transactionality::OutsideTransaction {
+                what: format!("PRAGMA {}", word(1).to_ascii_lowercase()),
+                reason: "has no effect inside a transaction",
+            }
+        }
         "BEGIN" => control("BEGIN"),
         "COMMIT" | "END" => control("COMMIT"),
         "ROLLBACK" if word(1) != "TO" => control("ROLLBACK"),
@@ -385,7 +430,12 @@ mod tests {
         let sql = "select 'a;b'; select $q$;$q$; select \"x;y\" from t; -- c;\nselect E'\\';';";
         assert_eq!(
             texts(&split_text(sql, Dialect::Postgres)),
-            ["select 'a;b'", "select $q$;$q$", "select \"x;y\" from t", "select E'\\';'"]
+            [
+                "select 'a;b'",
+                "select $q$;$q$",
+                "select \"x;y\" from t",
+                "select E'\\';'"
+            ]
         );
     }
 
@@ -399,7 +449,10 @@ mod tests {
 
     #[test]
     fn last_statement_may_lack_a_semicolon() {
-        assert_eq!(texts(&split_text("select 1;\nselect 2\n", Dialect::Postgres)), ["select 1", "select 2"]);
+        assert_eq!(
+            texts(&split_text("select 1;\nselect 2\n", Dialect::Postgres)),
+            ["select 1", "select 2"]
+        );
     }
 
     #[test]
@@ -468,10 +521,21 @@ mod tests {
 
     #[test]
     fn classifies_sqlite_statements() {
-        let statements = split_text("PRAGMA foreign_keys = off; VACUUM; BEGIN; ROLLBACK TO s; create table t (a)", Dialect::Sqlite);
-        assert!(matches!(&statements[0].transactionality, Transactionality::OutsideTransaction { what, .. } if what == "PRAGMA foreign_keys"));
-        assert!(matches!(&statements[1].transactionality, Transactionality::OutsideTransaction { .. }));
-        assert!(matches!(&statements[2].transactionality, Transactionality::TransactionControl { .. }));
+        let statements = split_text(
+            "PRAGMA foreign_keys = off; VACUUM; BEGIN; ROLLBACK TO s; create table t (a)",
+            Dialect::Sqlite,
+        );
+        assert!(
+            matches!(&statements[0].transactionality, Transactionality::OutsideTransaction { what, .. } if what == "PRAGMA foreign_keys")
+        );
+        assert!(matches!(
+            &statements[1].transactionality,
+            Transactionality::OutsideTransaction { .. }
+        ));
+        assert!(matches!(
+            &statements[2].transactionality,
+            Transactionality::TransactionControl { .. }
+        ));
         assert_eq!(statements[3].transactionality, Transactionality::Any);
         assert_eq!(statements[4].transactionality, Transactionality::Any);
     }
@@ -480,9 +544,14 @@ mod tests {
     fn unterminated_literals_are_located() {
         let sql = "select 1;\nselect 'oops;\nselect 2;\n";
         let source = SourceText::from_bytes(Path::new("t.sql"), sql.as_bytes()).unwrap();
-        let error = split(Path::new("t.sql"), &source, 0..sql.len(), Dialect::Postgres).unwrap_err();
+        let error =
+            split(Path::new("t.sql"), &source, 0..sql.len(), Dialect::Postgres).unwrap_err();
         assert_eq!(error.kind, SourceErrorKind::Lexer);
         assert_eq!((error.line, error.column), (Some(2), Some(8)));
-        assert!(error.message.contains("unterminated quoted string"), "{}", error.message);
+        assert!(
+            error.message.contains("unterminated quoted string"),
+            "{}",
+            error.message
+        );
     }
 }

@@ -33,7 +33,10 @@ impl SourceText {
                 return Err(SourceError::new(
                     SourceErrorKind::NotUtf8,
                     path,
-                    format!("the file is not valid UTF-8 (byte 0x{byte:02X} at byte offset {})", error.valid_up_to()),
+                    format!(
+                        "the file is not valid UTF-8 (byte 0x{byte:02X} at byte offset {})",
+                        error.valid_up_to()
+                    ),
                 )
                 .at(line, column)
                 .help("save the file as UTF-8; safeshift reads migrations as UTF-8 text"));
@@ -108,7 +111,8 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_located() {
-        let error = SourceText::from_bytes(Path::new("x.sql"), b"select 1;\nselect '\xff';\n").unwrap_err();
+        let error =
+            SourceText::from_bytes(Path::new("x.sql"), b"select 1;\nselect '\xff';\n").unwrap_err();
         assert_eq!(error.kind, SourceErrorKind::NotUtf8);
         assert_eq!((error.line, error.column), (Some(2), Some(9)));
         assert!(error.message.contains("0xFF"), "{}", error.message);

@@ -46,9 +46,14 @@ pub fn run(context: &Context, args: &DownArgs) -> Result<Exit, CliError> {
         Err(failure) => {
             let error = CliError::from(failure.error);
             if args.json {
-                print_json(&json!({ "ok": false, "direction": "down", "report": failure.completed, "error": error_json(&error) }));
+                print_json(
+                    &json!({ "ok": false, "direction": "down", "report": failure.completed, "error": error_json(&error) }),
+                );
             } else if !failure.completed.migrations.is_empty() {
-                out(format!("Rolled back {} migration(s) before the failure.", failure.completed.migrations.len()));
+                out(format!(
+                    "Rolled back {} migration(s) before the failure.",
+                    failure.completed.migrations.len()
+                ));
             }
             Err(error)
         }

@@ -42,11 +42,20 @@ retries = 3
 "#;
 
 pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
-    let config_path = global.config.clone().unwrap_or_else(|| PathBuf::from(CONFIG_FILE));
+    let config_path = global
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(CONFIG_FILE));
     if config_path.exists() {
-        out(format!("{} already exists; leaving it as it is", config_path.display()));
+        out(format!(
+            "{} already exists; leaving it as it is",
+            config_path.display()
+        ));
     } else {
-        let url = args.url.clone().unwrap_or_else(|| "sqlite://app.db".to_owned());
+        let url = args
+            .url
+            .clone()
+            .unwrap_or_else(|| "sqlite://app.db".to_owned());
         if safeshift_driver::redact(&url) != url {
             out(format!(
                 "{} the URL holds a password, which is now in {}; consider url = \"${{DATABASE_URL}}\" instead",
@@ -68,7 +77,8 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
     if directory.is_dir() {
         out(format!("{} already exists", directory.display()));
     } else {
-        std::fs::create_dir_all(directory).map_err(|e| CliError::usage(format!("cannot create {}: {e}", directory.display())))?;
+        std::fs::create_dir_all(directory)
+            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", directory.display())))?;
         out(format!("created {}/", directory.display()));
     }
     if !args.no_database {
@@ -78,10 +88,16 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
                 let migrator = context.migrator(false)?;
                 let mut progress = Progress::new(context.quiet, false, context.project.lock.wait);
                 let created = migrator.init_history(db.as_mut(), &mut progress)?;
-                let verb = if created { "created the history table" } else { "the history table already exists:" };
+                let verb = if created {
+                    "created the history table"
+                } else {
+                    "the history table already exists:"
+                };
                 out(format!("{verb} {} in {url}", db.history_location()));
             }
-            Err(_) => out("no database URL yet: set `url` under [database], then run `safeshift up`"),
+            Err(_) => {
+                out("no database URL yet: set `url` under [database], then run `safeshift up`")
+            }
         }
     }
     out("Next: `safeshift new <description>` writes a migration; `safeshift up` applies it.");

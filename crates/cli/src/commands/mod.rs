@@ -105,7 +105,9 @@ pub fn error_json(error: &CliError) -> serde_json::Value {
                 "transactional": transactional,
             });
         }
-        CliError::Run(safeshift_runner::RunError::ChecksumMismatch(mismatches)) => value["mismatches"] = json!(mismatches),
+        CliError::Run(safeshift_runner::RunError::ChecksumMismatch(mismatches)) => {
+            value["mismatches"] = json!(mismatches)
+        }
         _ => {}
     }
     value

@@ -1,6 +1,8 @@
 //! `safeshift new`: write the next migration file.
 
-use safeshift_source::{Layout, VersionScheme, existing_versions, plan_new_migration, write_new_migration};
+use safeshift_source::{
+    Layout, VersionScheme, existing_versions, plan_new_migration, write_new_migration,
+};
 
 use crate::cli::{LayoutArg, NewArgs};
 use crate::context::Context;
@@ -10,7 +12,8 @@ use crate::output::out;
 pub fn run(context: &Context, args: &NewArgs) -> Result<Exit, CliError> {
     let directory = &context.project.migrations_dir;
     if !directory.exists() {
-        std::fs::create_dir_all(directory).map_err(|e| CliError::usage(format!("cannot create {}: {e}", directory.display())))?;
+        std::fs::create_dir_all(directory)
+            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", directory.display())))?;
     }
     let existing = existing_versions(directory).map_err(|e| CliError::Source(e.into()))?;
     let scheme = if args.timestamp {
@@ -26,9 +29,17 @@ pub fn run(context: &Context, args: &NewArgs) -> Result<Exit, CliError> {
         LayoutArg::RollbackDirectory => Layout::RollbackDirectory,
     });
     let description = args.description.join(" ");
-    let planned = plan_new_migration(directory, &existing, &description, scheme, layout, chrono::Utc::now())
-        .map_err(CliError::usage)?;
-    write_new_migration(&planned).map_err(|e| CliError::usage(format!("cannot write the migration: {e}")))?;
+    let planned = plan_new_migration(
+        directory,
+        &existing,
+        &description,
+        scheme,
+        layout,
+        chrono::Utc::now(),
+    )
+    .map_err(CliError::usage)?;
+    write_new_migration(&planned)
+        .map_err(|e| CliError::usage(format!("cannot write the migration: {e}")))?;
     for (path, _) in &planned.files {
         out(format!("created {}", path.display()));
     }

@@ -11,11 +11,21 @@ use crate::render::Progress;
 
 pub fn run(context: &Context, args: &ResolveArgs) -> Result<Exit, CliError> {
     let version = parse_version(&args.version)?;
-    let resolution = if args.rolled_back { Resolution::RolledBack } else { Resolution::Applied };
+    let resolution = if args.rolled_back {
+        Resolution::RolledBack
+    } else {
+        Resolution::Applied
+    };
     let migrator = context.migrator(false)?;
     let mut db = context.connect(false)?;
     let mut progress = Progress::new(context.quiet, false, context.project.lock.wait);
-    let report = migrator.resolve(db.as_mut(), &version, resolution, args.reason.as_deref(), &mut progress)?;
+    let report = migrator.resolve(
+        db.as_mut(),
+        &version,
+        resolution,
+        args.reason.as_deref(),
+        &mut progress,
+    )?;
     let what = match resolution {
         Resolution::Applied => "applied",
         Resolution::RolledBack => "rolled back",

@@ -15,5 +15,9 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<Exit, CliError> {
     } else {
         render::status(&report, &context.migrations_dir_display());
     }
-    Ok(if args.exit_code && report.pending > 0 { Exit::Pending } else { Exit::Success })
+    Ok(if args.exit_code && report.pending > 0 {
+        Exit::Pending
+    } else {
+        Exit::Success
+    })
 }

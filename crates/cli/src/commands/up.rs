@@ -41,9 +41,14 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<Exit, CliError> {
         Err(failure) => {
             let error = CliError::from(failure.error);
             if args.json {
-                print_json(&json!({ "ok": false, "direction": "up", "report": failure.completed, "error": error_json(&error) }));
+                print_json(
+                    &json!({ "ok": false, "direction": "up", "report": failure.completed, "error": error_json(&error) }),
+                );
             } else if !failure.completed.migrations.is_empty() {
-                out(format!("Applied {} migration(s) before the failure.", failure.completed.migrations.len()));
+                out(format!(
+                    "Applied {} migration(s) before the failure.",
+                    failure.completed.migrations.len()
+                ));
             }
             Err(error)
         }

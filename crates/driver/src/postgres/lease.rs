@@ -10,16 +10,19 @@ use std::time::{Duration, Instant};
 use postgres::{Client, SimpleQueryMessage};
 use postgres_protocol::escape::escape_identifier;
 
+use crate::Dialect;
 use crate::history::HistoryLocation;
 use crate::history_sql::literal;
 use crate::lock::{LockHolder, LockRequest};
-use crate::Dialect;
 
 /// The lease row's name: one lock per history table.
 const LOCK_NAME: &str = "migrations";
 
 fn lock_table(quoted_schema: &str, location: &HistoryLocation) -> String {
-    format!("{quoted_schema}.{}", escape_identifier(&format!("{}_lock", location.table)))
+    format!(
+        "{quoted_schema}.{}",
+        escape_identifier(&format!("{}_lock", location.table))
+    )
 }
 
 /// Creates the lock table if needed. Concurrent runners serialise on a transaction-scoped
@@ -34,7 +37,11 @@ pub(crate) fn bootstrap_sql(key: i64, quoted_schema: &str, location: &HistoryLoc
 }
 
 /// Takes the lease if it is free, expired, or already ours; returns a row only on success.
-pub(crate) fn acquire_sql(quoted_schema: &str, location: &HistoryLocation, request: &LockRequest) -> String {
+pub(crate) fn acquire_sql(
+    quoted_schema: &str,
+    location: &HistoryLocation,
+    request: &LockRequest,
+) -> String {
     let lease_ms = request.lease.as_millis();
     format!(
         "INSERT INTO {table} AS l (name, run_id, holder, acquired_at, renewed_at, expires_at) \
@@ -112,17 +119,24 @@ impl Lease {
                             return;
                         }
                         match heartbeat.simple_query(&renew) {
-                            Ok(messages) if messages.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))) => {
+                            Ok(messages)
+                                if messages
+                                    .iter()
+                                    .any(|m| matches!(m, SimpleQueryMessage::Row(_))) =>
+                            {
                                 last_renewal = Instant::now();
                             }
                             Ok(_) => {
-                                *lost.lock().unwrap_or_else(|e| e.into_inner()) =
-                                    Some("the lease expired and another runner took it over".into());
+                                *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(
+                                    "the lease expired and another runner took it over".into(),
+                                );
                                 return;
                             }
                             Err(error) if last_renewal.elapsed() >= lease => {
-                                *lost.lock().unwrap_or_else(|e| e.into_inner()) =
-                                    Some(format!("could not renew the lease for {}s: {error}", lease.as_secs()));
+                                *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                                    "could not renew the lease for {}s: {error}",
+                                    lease.as_secs()
+                                ));
                                 return;
                             }
                             // A blocked or failed renewal is retried; a migration transaction that
@@ -180,7 +194,12 @@ impl Drop for Lease {
     }
 }
 
-fn renew_sql_for(quoted_schema: &str, location: &HistoryLocation, run_id: &str, lease: Duration) -> String {
+fn renew_sql_for(
+    quoted_schema: &str,
+    location: &HistoryLocation,
+    run_id: &str,
+    lease: Duration,
+) -> String {
     format!(
         "UPDATE {} SET renewed_at = clock_timestamp(), expires_at = clock_timestamp() + interval '{} milliseconds' \
          WHERE name = {} AND run_id = {} RETURNING 1 AS lease_renewed",

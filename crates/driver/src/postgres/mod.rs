@@ -45,11 +45,20 @@ pub struct PostgresDriver {
 impl PostgresDriver {
     /// Connects. `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE` fill in what the
     /// URL leaves out, as with libpq.
-    pub fn connect(url: &DatabaseUrl, options: &ConnectOptions) -> Result<PostgresDriver, DriverError> {
+    pub fn connect(
+        url: &DatabaseUrl,
+        options: &ConnectOptions,
+    ) -> Result<PostgresDriver, DriverError> {
         let (connection, tls_parameters) = tls::split_tls_parameters(url.expose_secret());
         let mut config: postgres::Config = connection.parse().map_err(|error| {
-            DriverError::new(ErrorKind::InvalidUrl, format!("`{}` is not a valid PostgreSQL URL: {error}", url.redacted()))
-                .with_hint("write it as postgres://user:password@host:5432/database?sslmode=require")
+            DriverError::new(
+                ErrorKind::InvalidUrl,
+                format!(
+                    "`{}` is not a valid PostgreSQL URL: {error}",
+                    url.redacted()
+                ),
+            )
+            .with_hint("write it as postgres://user:password@host:5432/database?sslmode=require")
         })?;
         apply_environment_defaults(&mut config);
         if config.get_application_name().is_none() {
@@ -104,9 +113,16 @@ impl PostgresDriver {
 
     /// A second connection with the same settings (for heartbeats and watchers).
     pub fn connect_again(&self) -> Result<Client, DriverError> {
-        self.config
-            .connect(self.tls.clone())
-            .map_err(|error| DriverError::new(ErrorKind::Connect, format!("could not connect to {}: {}", self.redacted_url, describe(&error))))
+        self.config.connect(self.tls.clone()).map_err(|error| {
+            DriverError::new(
+                ErrorKind::Connect,
+                format!(
+                    "could not connect to {}: {}",
+                    self.redacted_url,
+                    describe(&error)
+                ),
+            )
+        })
     }
 
     /// The underlying client, for callers that need PostgreSQL-specific queries (catalog
@@ -116,19 +132,23 @@ impl PostgresDriver {
     }
 
     fn run(&mut self, sql: &str) -> Result<(), DriverError> {
-        self.client.batch_execute(sql).map_err(|error| from_postgres(&error))
+        self.client
+            .batch_execute(sql)
+            .map_err(|error| from_postgres(&error))
     }
 
     fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
-        let messages = self.client.simple_query(sql).map_err(|error| from_postgres(&error))?;
+        let messages = self
+            .client
+            .simple_query(sql)
+            .map_err(|error| from_postgres(&error))?;
         Ok(rows_of(&messages))
     }
 
     fn first_row(&mut self, sql: &str) -> Result<Vec<Option<String>>, DriverError> {
-        self.rows(sql)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| DriverError::new(ErrorKind::Statement, format!("no row returned by: {sql}")))
+        self.rows(sql)?.into_iter().next().ok_or_else(|| {
+            DriverError::new(ErrorKind::Statement, format!("no row returned by: {sql}"))
+        })
     }
 
     fn set_session_timeouts(&mut self, timeouts: &Timeouts) -> Result<(), DriverError> {
@@ -164,13 +184,20 @@ impl PostgresDriver {
             LockHolder {
                 description: format!(
                     "{} (database user {} from {}, server pid {})",
-                    if field(1).is_empty() { "an unnamed client".to_owned() } else { field(1) },
+                    if field(1).is_empty() {
+                        "an unnamed client".to_owned()
+                    } else {
+                        field(1)
+                    },
                     field(2),
                     field(3),
                     field(0)
                 ),
                 backend_pid: field(0).parse().ok(),
-                since: row[4].as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc()),
+                since: row[4]
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.to_utc()),
                 expires_at: None,
             }
         }))
@@ -180,7 +207,9 @@ impl PostgresDriver {
     /// longer ours. Taking the lease row's lock in a migration's transaction also fences off a
     /// takeover until that transaction ends.
     fn fence_sql(&self) -> Option<String> {
-        self.lease.as_ref().map(|lease| lease.renew_sql(&self.quoted_schema, &self.location))
+        self.lease
+            .as_ref()
+            .map(|lease| lease.renew_sql(&self.quoted_schema, &self.location))
     }
 
     fn check_fence(&mut self, messages: &[SimpleQueryMessage]) -> Result<(), DriverError> {
@@ -195,7 +224,9 @@ impl PostgresDriver {
                 ErrorKind::LockLost,
                 "the run lock's lease was lost: it expired and another runner took it over",
             )
-            .with_hint("nothing more was applied; run `safeshift status` and then `safeshift up` again"))
+            .with_hint(
+                "nothing more was applied; run `safeshift status` and then `safeshift up` again",
+            ))
         }
     }
 }
@@ -228,7 +259,8 @@ impl Driver for PostgresDriver {
     fn try_lock(&mut self, request: &LockRequest) -> Result<LockAttempt, DriverError> {
         match request.mode {
             LockMode::Advisory => {
-                let row = self.first_row(&format!("SELECT pg_try_advisory_lock({})", self.lock_key))?;
+                let row =
+                    self.first_row(&format!("SELECT pg_try_advisory_lock({})", self.lock_key))?;
                 if row[0].as_deref() == Some("t") {
                     self.advisory_held = true;
                     Ok(LockAttempt::Acquired)
@@ -237,7 +269,11 @@ impl Driver for PostgresDriver {
                 }
             }
             LockMode::Lease => {
-                self.run(&lease::bootstrap_sql(self.lock_key, &self.quoted_schema, &self.location))?;
+                self.run(&lease::bootstrap_sql(
+                    self.lock_key,
+                    &self.quoted_schema,
+                    &self.location,
+                ))?;
                 // A running migration holds the lease row locked (see `fence_sql`); waiting for
                 // it briefly and reporting "busy" keeps this runner polling and able to say who
                 // holds the lock.
@@ -257,8 +293,11 @@ impl Driver for PostgresDriver {
                     }
                 };
                 if rows.is_empty() {
-                    let rows = self.rows(&lease::holder_sql(&self.quoted_schema, &self.location))?;
-                    return Ok(LockAttempt::Busy(rows.first().map(|row| lease::holder_from_row(row))));
+                    let rows =
+                        self.rows(&lease::holder_sql(&self.quoted_schema, &self.location))?;
+                    return Ok(LockAttempt::Busy(
+                        rows.first().map(|row| lease::holder_from_row(row)),
+                    ));
                 }
                 let heartbeat = self.connect_again()?;
                 self.lease = Some(Lease::start(
@@ -291,13 +330,20 @@ impl Driver for PostgresDriver {
     }
 
     fn history_exists(&mut self) -> Result<bool, DriverError> {
-        let row = self.first_row(&format!("SELECT to_regclass({}) IS NOT NULL", literal(Dialect::Postgres, &self.quoted_table)))?;
+        let row = self.first_row(&format!(
+            "SELECT to_regclass({}) IS NOT NULL",
+            literal(Dialect::Postgres, &self.quoted_table)
+        ))?;
         Ok(row[0].as_deref() == Some("t"))
     }
 
     fn ensure_history(&mut self) -> Result<(), DriverError> {
         let index = escape_identifier(&format!("{}_version_idx", self.location.table));
-        let sql = format!("CREATE SCHEMA IF NOT EXISTS {}; {}", self.quoted_schema, self.sql.create_table(&index));
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; {}",
+            self.quoted_schema,
+            self.sql.create_table(&index)
+        );
         self.run(&sql)
     }
 
@@ -306,13 +352,19 @@ impl Driver for PostgresDriver {
             return Ok(Vec::new());
         }
         let select = self.sql.select_all();
-        self.rows(&select)?.iter().map(|row| parse_row(row)).collect()
+        self.rows(&select)?
+            .iter()
+            .map(|row| parse_row(row))
+            .collect()
     }
 
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError> {
         let insert = self.sql.insert(record, &self.server.user.clone());
         let row = self.first_row(&insert)?;
-        Ok(row[0].as_deref().and_then(|id| id.parse().ok()).unwrap_or_default())
+        Ok(row[0]
+            .as_deref()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_default())
     }
 
     fn complete_interrupted(&mut self, id: i64, message: &str) -> Result<(), DriverError> {
@@ -320,7 +372,11 @@ impl Driver for PostgresDriver {
         self.run(&sql)
     }
 
-    fn begin_attempt(&mut self, record: &NewRecord, timeouts: &Timeouts) -> Result<i64, DriverError> {
+    fn begin_attempt(
+        &mut self,
+        record: &NewRecord,
+        timeouts: &Timeouts,
+    ) -> Result<i64, DriverError> {
         let insert = self.sql.insert(record, &self.server.user.clone());
         let fence = self.fence_sql();
         self.attempt_in_transaction = false;
@@ -357,9 +413,17 @@ impl Driver for PostgresDriver {
             self.attempt_in_transaction = true;
             Ok(id)
         } else {
-            let id = first_id(&self.client.simple_query(&insert).map_err(|e| from_postgres(&e))?)?;
+            let id = first_id(
+                &self
+                    .client
+                    .simple_query(&insert)
+                    .map_err(|e| from_postgres(&e))?,
+            )?;
             if let Some(fence) = &fence {
-                let messages = self.client.simple_query(fence).map_err(|e| from_postgres(&e))?;
+                let messages = self
+                    .client
+                    .simple_query(fence)
+                    .map_err(|e| from_postgres(&e))?;
                 if let Err(error) = self.check_fence(&messages) {
                     let _ = self.complete_interrupted(id, &error.message);
                     return Err(error);
@@ -376,12 +440,23 @@ impl Driver for PostgresDriver {
         self.run(sql)
     }
 
-    fn record_progress(&mut self, id: i64, applied: i64, applied_checksum: &str) -> Result<(), DriverError> {
+    fn record_progress(
+        &mut self,
+        id: i64,
+        applied: i64,
+        applied_checksum: &str,
+    ) -> Result<(), DriverError> {
         let sql = self.sql.progress(id, applied, applied_checksum);
         self.run(&sql)
     }
 
-    fn finish_attempt(&mut self, id: i64, applied: i64, applied_checksum: &str, duration: Duration) -> Result<(), DriverError> {
+    fn finish_attempt(
+        &mut self,
+        id: i64,
+        applied: i64,
+        applied_checksum: &str,
+        duration: Duration,
+    ) -> Result<(), DriverError> {
         let update = self.sql.succeeded(id, applied, applied_checksum, duration);
         if std::mem::take(&mut self.attempt_in_transaction) {
             self.run(&format!("{update}; COMMIT"))
@@ -406,7 +481,10 @@ impl Driver for PostgresDriver {
     }
 
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame {
-        let (lock, statement) = (timeouts.lock_timeout.as_millis(), timeouts.statement_timeout.as_millis());
+        let (lock, statement) = (
+            timeouts.lock_timeout.as_millis(),
+            timeouts.statement_timeout.as_millis(),
+        );
         if transactional {
             let mut before = vec![
                 "BEGIN".to_owned(),
@@ -422,8 +500,14 @@ impl Driver for PostgresDriver {
             }
         } else if self.session_state {
             AttemptFrame {
-                before: vec![format!("SET lock_timeout = {lock}"), format!("SET statement_timeout = {statement}")],
-                after: vec!["RESET lock_timeout".to_owned(), "RESET statement_timeout".to_owned()],
+                before: vec![
+                    format!("SET lock_timeout = {lock}"),
+                    format!("SET statement_timeout = {statement}"),
+                ],
+                after: vec![
+                    "RESET lock_timeout".to_owned(),
+                    "RESET statement_timeout".to_owned(),
+                ],
             }
         } else {
             AttemptFrame::default()
@@ -440,7 +524,9 @@ impl Driver for PostgresDriver {
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = {} AND {schema_condition}",
             literal(Dialect::Postgres, name)
         ))?;
-        Ok(rows.first().is_some_and(|row| row[0].as_deref() == Some("t")))
+        Ok(rows
+            .first()
+            .is_some_and(|row| row[0].as_deref() == Some("t")))
     }
 }
 
@@ -462,7 +548,11 @@ fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
     messages
         .iter()
         .filter_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()),
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
             _ => None,
         })
         .collect()
@@ -480,7 +570,8 @@ fn apply_environment_defaults(config: &mut postgres::Config) {
         config.port(port);
     }
     if config.get_user().is_none() {
-        let user = env("PGUSER").unwrap_or_else(|| whoami::username().unwrap_or_else(|_| "postgres".to_owned()));
+        let user = env("PGUSER")
+            .unwrap_or_else(|| whoami::username().unwrap_or_else(|_| "postgres".to_owned()));
         config.user(&user);
     }
     if config.get_password().is_none()
@@ -498,7 +589,8 @@ fn apply_environment_defaults(config: &mut postgres::Config) {
 /// The advisory lock key: the first 8 bytes of SHA-256 over the history table's name, so two
 /// projects with different history tables in one database do not block each other.
 fn advisory_key(location: &HistoryLocation) -> i64 {
-    let digest = Sha256::digest(format!("safeshift:{}.{}", location.schema, location.table).as_bytes());
+    let digest =
+        Sha256::digest(format!("safeshift:{}.{}", location.schema, location.table).as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(bytes)
@@ -521,7 +613,9 @@ fn describe(error: &postgres::Error) -> String {
 /// Classifies a `postgres` error.
 pub(crate) fn from_postgres(error: &postgres::Error) -> DriverError {
     let Some(db) = error.as_db_error() else {
-        let kind = if error.is_closed() || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()) {
+        let kind = if error.is_closed()
+            || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
+        {
             ErrorKind::ConnectionLost
         } else {
             ErrorKind::Statement

@@ -74,7 +74,9 @@ pub(crate) fn split_tls_parameters(connection: &str) -> (String, TlsParameters) 
 }
 
 /// The `SslMode` to configure and the connector to use.
-pub(crate) fn connector(parameters: &TlsParameters) -> Result<(SslMode, MakeTlsConnector), DriverError> {
+pub(crate) fn connector(
+    parameters: &TlsParameters,
+) -> Result<(SslMode, MakeTlsConnector), DriverError> {
     let (mode, verification) = match parameters.sslmode.as_deref().unwrap_or("prefer") {
         "disable" => (SslMode::Disable, Verification::None),
         "allow" | "prefer" => (SslMode::Prefer, Verification::None),
@@ -82,8 +84,11 @@ pub(crate) fn connector(parameters: &TlsParameters) -> Result<(SslMode, MakeTlsC
         "verify-ca" => (SslMode::Require, Verification::Chain),
         "verify-full" => (SslMode::Require, Verification::Full),
         other => {
-            return Err(DriverError::new(ErrorKind::InvalidUrl, format!("unknown sslmode `{other}`"))
-                .with_hint("use disable, allow, prefer, require, verify-ca or verify-full"));
+            return Err(DriverError::new(
+                ErrorKind::InvalidUrl,
+                format!("unknown sslmode `{other}`"),
+            )
+            .with_hint("use disable, allow, prefer, require, verify-ca or verify-full"));
         }
     };
     // libpq: with a root certificate, `require` verifies the chain like `verify-ca`.
@@ -95,7 +100,9 @@ pub(crate) fn connector(parameters: &TlsParameters) -> Result<(SslMode, MakeTlsC
     let mut builder = TlsConnector::builder();
     match verification {
         Verification::None => {
-            builder.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
+            builder
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true);
         }
         Verification::Chain => {
             builder.danger_accept_invalid_hostnames(true);
@@ -103,24 +110,36 @@ pub(crate) fn connector(parameters: &TlsParameters) -> Result<(SslMode, MakeTlsC
         Verification::Full => {}
     }
     if let Some(path) = &parameters.sslrootcert {
-        let pem = std::fs::read(path).map_err(|e| tls_error(format!("cannot read sslrootcert {path}: {e}")))?;
-        let certificate = Certificate::from_pem(&pem).map_err(|e| tls_error(format!("sslrootcert {path} is not a PEM certificate: {e}")))?;
+        let pem = std::fs::read(path)
+            .map_err(|e| tls_error(format!("cannot read sslrootcert {path}: {e}")))?;
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|e| tls_error(format!("sslrootcert {path} is not a PEM certificate: {e}")))?;
         builder.add_root_certificate(certificate);
     }
     match (&parameters.sslcert, &parameters.sslkey) {
         (Some(cert), Some(key)) => {
-            let cert_pem = std::fs::read(cert).map_err(|e| tls_error(format!("cannot read sslcert {cert}: {e}")))?;
-            let key_pem = std::fs::read(key).map_err(|e| tls_error(format!("cannot read sslkey {key}: {e}")))?;
-            let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
-                .map_err(|e| tls_error(format!("sslcert/sslkey cannot be used as a client identity: {e}")))?;
+            let cert_pem = std::fs::read(cert)
+                .map_err(|e| tls_error(format!("cannot read sslcert {cert}: {e}")))?;
+            let key_pem = std::fs::read(key)
+                .map_err(|e| tls_error(format!("cannot read sslkey {key}: {e}")))?;
+            let identity = Identity::from_pkcs8(&cert_pem, &key_pem).map_err(|e| {
+                tls_error(format!(
+                    "sslcert/sslkey cannot be used as a client identity: {e}"
+                ))
+            })?;
             builder.identity(identity);
         }
         (None, None) => {}
         _ => {
-            return Err(DriverError::new(ErrorKind::InvalidUrl, "sslcert and sslkey must be given together"));
+            return Err(DriverError::new(
+                ErrorKind::InvalidUrl,
+                "sslcert and sslkey must be given together",
+            ));
         }
     }
-    let connector = builder.build().map_err(|e| tls_error(format!("cannot set up TLS: {e}")))?;
+    let connector = builder
+        .build()
+        .map_err(|e| tls_error(format!("cannot set up TLS: {e}")))?;
     Ok((mode, MakeTlsConnector::new(connector)))
 }
 
@@ -187,7 +206,9 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Some(byte) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(byte) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(byte);
             i += 3;
@@ -205,7 +226,9 @@ mod tests {
 
     #[test]
     fn splits_tls_parameters_from_urls() {
-        let (rest, parameters) = split_tls_parameters("postgres://u@h/d?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fca.pem");
+        let (rest, parameters) = split_tls_parameters(
+            "postgres://u@h/d?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fca.pem",
+        );
         assert_eq!(rest, "postgres://u@h/d?application_name=x");
         assert_eq!(parameters.sslmode.as_deref(), Some("verify-full"));
         assert_eq!(parameters.sslrootcert.as_deref(), Some("/tmp/ca.pem"));
@@ -216,7 +239,8 @@ mod tests {
 
     #[test]
     fn splits_tls_parameters_from_key_value_strings() {
-        let (rest, parameters) = split_tls_parameters("host=h sslmode = 'verify-ca' password='a b' dbname=d");
+        let (rest, parameters) =
+            split_tls_parameters("host=h sslmode = 'verify-ca' password='a b' dbname=d");
         assert_eq!(rest, "host=h password='a b' dbname=d");
         assert_eq!(parameters.sslmode.as_deref(), Some("verify-ca"));
     }

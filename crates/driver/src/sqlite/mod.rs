@@ -44,21 +44,35 @@ pub struct SqliteDriver {
 }
 
 impl SqliteDriver {
-    pub fn connect(url: &DatabaseUrl, options: &ConnectOptions) -> Result<SqliteDriver, DriverError> {
-        let target = url
-            .sqlite_target(&options.base_dir)
-            .ok_or_else(|| DriverError::new(ErrorKind::InvalidUrl, format!("`{url}` is not a SQLite URL")))?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    pub fn connect(
+        url: &DatabaseUrl,
+        options: &ConnectOptions,
+    ) -> Result<SqliteDriver, DriverError> {
+        let target = url.sqlite_target(&options.base_dir).ok_or_else(|| {
+            DriverError::new(
+                ErrorKind::InvalidUrl,
+                format!("`{url}` is not a SQLite URL"),
+            )
+        })?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let (connection, path, missing) = match target {
             SqliteTarget::Memory => (Connection::open_in_memory(), None, false),
-            SqliteTarget::File(path) if !options.create && !path.exists() => (Connection::open_in_memory(), Some(path), true),
+            SqliteTarget::File(path) if !options.create && !path.exists() => {
+                (Connection::open_in_memory(), Some(path), true)
+            }
             SqliteTarget::File(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
                     && !parent.is_dir()
                 {
                     return Err(DriverError::new(
                         ErrorKind::Connect,
-                        format!("cannot open {}: the directory {} does not exist", path.display(), parent.display()),
+                        format!(
+                            "cannot open {}: the directory {} does not exist",
+                            path.display(),
+                            parent.display()
+                        ),
                     )
                     .with_hint("create the directory, or fix the path in the sqlite:// URL"));
                 }
@@ -66,10 +80,15 @@ impl SqliteDriver {
             }
         };
         let mut connection = connection.map_err(|error| {
-            DriverError::new(ErrorKind::Connect, format!("cannot open {}: {error}", url.redacted()))
-                .with_hint("check the path and its permissions")
+            DriverError::new(
+                ErrorKind::Connect,
+                format!("cannot open {}: {error}", url.redacted()),
+            )
+            .with_hint("check the path and its permissions")
         })?;
-        connection.busy_timeout(DEFAULT_BUSY).map_err(|e| from_sqlite(&e))?;
+        connection
+            .busy_timeout(DEFAULT_BUSY)
+            .map_err(|e| from_sqlite(&e))?;
         let deadline = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
         {
@@ -133,7 +152,10 @@ impl SqliteDriver {
         while let Some(row) = rows.next().map_err(|e| from_sqlite(&e))? {
             let mut values = Vec::with_capacity(columns);
             for i in 0..columns {
-                values.push(row.get::<_, Option<String>>(i).map_err(|e| from_sqlite(&e))?);
+                values.push(
+                    row.get::<_, Option<String>>(i)
+                        .map_err(|e| from_sqlite(&e))?,
+                );
             }
             out.push(values);
         }
@@ -141,13 +163,18 @@ impl SqliteDriver {
     }
 
     fn run(&self, sql: &str) -> Result<(), DriverError> {
-        self.connection.execute_batch(sql).map_err(|e| from_sqlite(&e))
+        self.connection
+            .execute_batch(sql)
+            .map_err(|e| from_sqlite(&e))
     }
 
     fn refuse_if_missing(&self) -> Result<(), DriverError> {
         if self.missing {
-            return Err(DriverError::new(ErrorKind::Connect, format!("{} does not exist", self.server.database))
-                .with_hint("run a command that creates it, such as `safeshift up`"));
+            return Err(DriverError::new(
+                ErrorKind::Connect,
+                format!("{} does not exist", self.server.database),
+            )
+            .with_hint("run a command that creates it, such as `safeshift up`"));
         }
         Ok(())
     }
@@ -182,7 +209,10 @@ impl Driver for SqliteDriver {
             return Ok(LockAttempt::Acquired);
         };
         let io_error = |error: std::io::Error| {
-            DriverError::new(ErrorKind::Connect, format!("cannot use the lock file {}: {error}", lock_path.display()))
+            DriverError::new(
+                ErrorKind::Connect,
+                format!("cannot use the lock file {}: {error}", lock_path.display()),
+            )
         };
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -193,7 +223,12 @@ impl Driver for SqliteDriver {
             .map_err(io_error)?;
         match file.try_lock() {
             Ok(()) => {
-                let description = format!("{} (run {}), since {}", request.holder, request.run_id, chrono::Utc::now().to_rfc3339());
+                let description = format!(
+                    "{} (run {}), since {}",
+                    request.holder,
+                    request.run_id,
+                    chrono::Utc::now().to_rfc3339()
+                );
                 file.set_len(0).map_err(io_error)?;
                 file.rewind().map_err(io_error)?;
                 file.write_all(description.as_bytes()).map_err(io_error)?;
@@ -205,7 +240,11 @@ impl Driver for SqliteDriver {
                 let mut description = String::new();
                 let _ = file.read_to_string(&mut description);
                 Ok(LockAttempt::Busy(Some(LockHolder {
-                    description: if description.is_empty() { "another process".into() } else { description },
+                    description: if description.is_empty() {
+                        "another process".into()
+                    } else {
+                        description
+                    },
                     backend_pid: None,
                     since: None,
                     expires_at: None,
@@ -218,7 +257,12 @@ impl Driver for SqliteDriver {
     fn unlock(&mut self) -> Result<(), DriverError> {
         if let Some(file) = self.lock_file.take() {
             let _ = file.set_len(0);
-            file.unlock().map_err(|e| DriverError::new(ErrorKind::Connect, format!("cannot release the lock file: {e}")))?;
+            file.unlock().map_err(|e| {
+                DriverError::new(
+                    ErrorKind::Connect,
+                    format!("cannot release the lock file: {e}"),
+                )
+            })?;
         }
         Ok(())
     }
@@ -231,14 +275,21 @@ impl Driver for SqliteDriver {
         let name = format!("{}_{}", self.location.schema, self.location.table);
         let count: i64 = self
             .connection
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&name], |row| row.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [&name],
+                |row| row.get(0),
+            )
             .map_err(|e| from_sqlite(&e))?;
         Ok(count > 0)
     }
 
     fn ensure_history(&mut self) -> Result<(), DriverError> {
         self.refuse_if_missing()?;
-        let index = format!("\"{}_{}_version_idx\"", self.location.schema, self.location.table);
+        let index = format!(
+            "\"{}_{}_version_idx\"",
+            self.location.schema, self.location.table
+        );
         let sql = self.sql.create_table(&index);
         self.run(&sql)
     }
@@ -247,22 +298,33 @@ impl Driver for SqliteDriver {
         if !self.history_exists()? {
             return Ok(Vec::new());
         }
-        self.rows(&self.sql.select_all())?.iter().map(|row| parse_row(row)).collect()
+        self.rows(&self.sql.select_all())?
+            .iter()
+            .map(|row| parse_row(row))
+            .collect()
     }
 
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError> {
         self.refuse_if_missing()?;
         let insert = self.sql.insert(record, &self.server.user);
-        self.connection.query_row(&insert, [], |row| row.get(0)).map_err(|e| from_sqlite(&e))
+        self.connection
+            .query_row(&insert, [], |row| row.get(0))
+            .map_err(|e| from_sqlite(&e))
     }
 
     fn complete_interrupted(&mut self, id: i64, message: &str) -> Result<(), DriverError> {
         self.run(&self.sql.interrupted(id, message))
     }
 
-    fn begin_attempt(&mut self, record: &NewRecord, timeouts: &Timeouts) -> Result<i64, DriverError> {
+    fn begin_attempt(
+        &mut self,
+        record: &NewRecord,
+        timeouts: &Timeouts,
+    ) -> Result<i64, DriverError> {
         let id = self.append_record(record)?;
-        self.connection.busy_timeout(timeouts.lock_timeout).map_err(|e| from_sqlite(&e))?;
+        self.connection
+            .busy_timeout(timeouts.lock_timeout)
+            .map_err(|e| from_sqlite(&e))?;
         self.statement_timeout = timeouts.statement_timeout;
         if record.transactional {
             // IMMEDIATE takes the write lock now, so the migration cannot fail half-way on a
@@ -278,7 +340,8 @@ impl Driver for SqliteDriver {
     fn execute(&mut self, sql: &str) -> Result<(), DriverError> {
         if !self.statement_timeout.is_zero() {
             let until = self.epoch.elapsed() + self.statement_timeout;
-            self.deadline.store(until.as_millis().max(1) as u64, Ordering::Relaxed);
+            self.deadline
+                .store(until.as_millis().max(1) as u64, Ordering::Relaxed);
         }
         let result = (|| {
             let mut statement = self.connection.prepare(sql)?;
@@ -290,24 +353,40 @@ impl Driver for SqliteDriver {
         result.map_err(|error| {
             let mut error = from_sqlite(&error);
             if timed_out && error.kind == ErrorKind::Canceled {
-                error.message = format!("statement_timeout ({} ms) expired", self.statement_timeout.as_millis());
+                error.message = format!(
+                    "statement_timeout ({} ms) expired",
+                    self.statement_timeout.as_millis()
+                );
             }
             error
         })
     }
 
-    fn record_progress(&mut self, id: i64, applied: i64, applied_checksum: &str) -> Result<(), DriverError> {
+    fn record_progress(
+        &mut self,
+        id: i64,
+        applied: i64,
+        applied_checksum: &str,
+    ) -> Result<(), DriverError> {
         self.run(&self.sql.progress(id, applied, applied_checksum))
     }
 
-    fn finish_attempt(&mut self, id: i64, applied: i64, applied_checksum: &str, duration: Duration) -> Result<(), DriverError> {
+    fn finish_attempt(
+        &mut self,
+        id: i64,
+        applied: i64,
+        applied_checksum: &str,
+        duration: Duration,
+    ) -> Result<(), DriverError> {
         let update = self.sql.succeeded(id, applied, applied_checksum, duration);
         let result = if self.connection.is_autocommit() {
             self.run(&update)
         } else {
             self.run(&format!("{update}; COMMIT"))
         };
-        self.connection.busy_timeout(DEFAULT_BUSY).map_err(|e| from_sqlite(&e))?;
+        self.connection
+            .busy_timeout(DEFAULT_BUSY)
+            .map_err(|e| from_sqlite(&e))?;
         result
     }
 
@@ -315,7 +394,9 @@ impl Driver for SqliteDriver {
         if !self.connection.is_autocommit() {
             self.run("ROLLBACK")?;
         }
-        self.connection.busy_timeout(DEFAULT_BUSY).map_err(|e| from_sqlite(&e))?;
+        self.connection
+            .busy_timeout(DEFAULT_BUSY)
+            .map_err(|e| from_sqlite(&e))?;
         self.run(&self.sql.failed(id, failure))
     }
 
@@ -324,7 +405,10 @@ impl Driver for SqliteDriver {
     }
 
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame {
-        let mut before = vec![format!("PRAGMA busy_timeout = {}", timeouts.lock_timeout.as_millis())];
+        let mut before = vec![format!(
+            "PRAGMA busy_timeout = {}",
+            timeouts.lock_timeout.as_millis()
+        )];
         let mut after = Vec::new();
         if transactional {
             before.push("BEGIN IMMEDIATE".to_owned());
@@ -387,7 +471,9 @@ fn from_sqlite(error: &rusqlite::Error) -> DriverError {
     match error {
         rusqlite::Error::SqliteFailure(failure, message) => {
             let kind = match failure.code {
-                ffi::ErrorCode::DatabaseBusy | ffi::ErrorCode::DatabaseLocked => ErrorKind::LockTimeout,
+                ffi::ErrorCode::DatabaseBusy | ffi::ErrorCode::DatabaseLocked => {
+                    ErrorKind::LockTimeout
+                }
                 ffi::ErrorCode::OperationInterrupted => ErrorKind::Canceled,
                 _ => ErrorKind::Statement,
             };

@@ -1,0 +1,202 @@
+//! Helpers for driving the real `safeshift` binary against real databases.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub fn safeshift_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_safeshift"))
+}
+
+/// A throwaway project directory with a `migrations/` folder.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    /// The database URL passed with `--database-url`.
+    pub url: String,
+}
+
+impl Project {
+    /// A project whose database is a SQLite file inside it.
+    pub fn sqlite() -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("migrations")).expect("migrations dir");
+        let url = format!("sqlite://{}", dir.path().join("app.db").display());
+        Project { dir, url }
+    }
+
+    /// A project pointed at a PostgreSQL URL.
+    pub fn postgres(url: String) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("migrations")).expect("migrations dir");
+        Project { dir, url }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn migrations(&self) -> PathBuf {
+        self.dir.path().join("migrations")
+    }
+
+    /// Writes a file under `migrations/`.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> &Self {
+        let path = self.migrations().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+        self
+    }
+
+    /// Writes a native migration with up and down sections.
+    pub fn migration(&self, name: &str, up: &str, down: &str) -> &Self {
+        self.write(
+            name,
+            format!("-- migrate:up\n{up}\n\n-- migrate:down\n{down}\n"),
+        )
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.migrations().join(name)).unwrap();
+    }
+
+    /// A command for the binary, in the project, with the project's URL and an environment
+    /// cleared of anything that could leak in from the caller.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(safeshift_bin());
+        command
+            .current_dir(self.path())
+            .args(["--database-url", &self.url])
+            .args(args);
+        for variable in [
+            "DATABASE_URL",
+            "SAFESHIFT_DATABASE_URL",
+            "SAFESHIFT_CONFIG",
+            "SAFESHIFT_MIGRATIONS_DIR",
+            "SAFESHIFT_LOCK_MODE",
+            "SAFESHIFT_LOCK_WAIT",
+            "SAFESHIFT_LOCK_TIMEOUT",
+            "SAFESHIFT_STATEMENT_TIMEOUT",
+            "SAFESHIFT_RETRIES",
+            "SAFESHIFT_HISTORY_SCHEMA",
+            "SAFESHIFT_HISTORY_TABLE",
+            "SAFESHIFT_ALLOW_OUT_OF_ORDER",
+            "PGPASSWORD",
+        ] {
+            command.env_remove(variable);
+        }
+        command.env("NO_COLOR", "1");
+        command
+    }
+
+    /// Runs the binary and returns its outcome.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run safeshift"))
+    }
+}
+
+/// The outcome of one run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Both streams.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Exit codes, as documented.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const MIGRATION_FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INVALID_FILES: i32 = 3;
+    pub const REFUSED: i32 = 4;
+    pub const LOCK: i32 = 5;
+    pub const CONNECTION: i32 = 6;
+    pub const PENDING: i32 = 7;
+}
+
+/// Rows of a query on a PostgreSQL database, as text.
+pub fn pg_rows(client: &mut postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The single value of a query on PostgreSQL.
+pub fn pg_value(client: &mut postgres::Client, sql: &str) -> String {
+    pg_rows(client, sql)
+        .first()
+        .and_then(|row| row.first().cloned().flatten())
+        .unwrap_or_else(|| panic!("no value from {sql}"))
+}
+
+/// `(version, direction, status, kind)` of every history row on PostgreSQL, oldest first.
+pub fn pg_history(client: &mut postgres::Client) -> Vec<(String, String, String, String)> {
+    pg_rows(
+        client,
+        "SELECT version, direction, status, kind FROM safeshift.history ORDER BY id",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            r[0].clone().unwrap(),
+            r[1].clone().unwrap(),
+            r[2].clone().unwrap(),
+            r[3].clone().unwrap(),
+        )
+    })
+    .collect()
+}
+
+/// Whether a table exists on PostgreSQL.
+pub fn pg_table_exists(client: &mut postgres::Client, name: &str) -> bool {
+    pg_value(client, &format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
+}
