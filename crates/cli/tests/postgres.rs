@@ -666,3 +666,34 @@ fn two_concurrent_indexes_in_one_non_transactional_migration() {
         "0"
     );
 }
+
+/// A migration role that was given a ready-made schema, but may not create schemas in the
+/// database, can run safeshift in both lock modes.
+#[test]
+fn a_role_without_create_on_the_database_uses_a_prepared_schema() {
+    let db = TestDatabase::new();
+    let mut admin = db.client();
+    let role = format!("app_{}", db.name());
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; REVOKE CREATE ON DATABASE {db} FROM PUBLIC; \
+             CREATE SCHEMA safeshift AUTHORIZATION {role}; GRANT CREATE ON SCHEMA public TO {role};",
+            db = db.name()
+        ))
+        .unwrap();
+    let url = db
+        .url()
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let project = Project::postgres(url);
+    project.migration("0001_t.sql", "CREATE TABLE t (a int);", "DROP TABLE t;");
+    project.run(&["up"]).expect(exit::OK);
+    project.migration("0002_u.sql", "CREATE TABLE u (a int);", "DROP TABLE u;");
+    project
+        .run(&["--lock-mode", "lease", "up"])
+        .expect(exit::OK);
+    assert!(pg_table_exists(&mut admin, "public.u"));
+    assert!(pg_table_exists(&mut admin, "safeshift.history_lock"));
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role} CASCADE; DROP ROLE {role}"))
+        .unwrap();
+}

@@ -27,13 +27,24 @@ fn lock_table(quoted_schema: &str, location: &HistoryLocation) -> String {
 
 /// Creates the lock table if needed. Concurrent runners serialise on a transaction-scoped
 /// advisory lock, which (unlike a session lock) works through a transaction pooler.
-pub(crate) fn bootstrap_sql(key: i64, quoted_schema: &str, location: &HistoryLocation) -> String {
+/// `create_schema` is the statement creating the schema, or empty when it exists.
+pub(crate) fn bootstrap_sql(
+    key: i64,
+    create_schema: &str,
+    quoted_schema: &str,
+    location: &HistoryLocation,
+) -> String {
     format!(
-        "BEGIN; SELECT pg_advisory_xact_lock({key}); CREATE SCHEMA IF NOT EXISTS {quoted_schema}; \
+        "BEGIN; SELECT pg_advisory_xact_lock({key}); {create_schema} \
          CREATE TABLE IF NOT EXISTS {table} (name text PRIMARY KEY, run_id text NOT NULL, holder text NOT NULL, \
          acquired_at timestamptz NOT NULL, renewed_at timestamptz NOT NULL, expires_at timestamptz NOT NULL); COMMIT",
         table = lock_table(quoted_schema, location)
     )
+}
+
+/// The lock table's qualified, quoted name as a literal, for `to_regclass`.
+pub(crate) fn lock_table_literal(quoted_schema: &str, location: &HistoryLocation) -> String {
+    literal(Dialect::Postgres, &lock_table(quoted_schema, location))
 }
 
 /// Takes the lease if it is free, expired, or already ours; returns a row only on success.

@@ -151,6 +151,21 @@ impl PostgresDriver {
         })
     }
 
+    /// `CREATE SCHEMA IF NOT EXISTS …;` when the history schema is missing, else nothing: the
+    /// statement checks the database's CREATE privilege before it checks whether the schema
+    /// exists, so a role that was given only a ready-made schema must not run it.
+    fn create_schema_sql(&mut self) -> Result<String, DriverError> {
+        let row = self.first_row(&format!(
+            "SELECT to_regnamespace({}) IS NOT NULL",
+            literal(Dialect::Postgres, &self.quoted_schema)
+        ))?;
+        Ok(if row[0].as_deref() == Some("t") {
+            String::new()
+        } else {
+            format!("CREATE SCHEMA IF NOT EXISTS {}; ", self.quoted_schema)
+        })
+    }
+
     fn set_session_timeouts(&mut self, timeouts: &Timeouts) -> Result<(), DriverError> {
         self.run(&format!(
             "SET lock_timeout = {}; SET statement_timeout = {}",
@@ -269,11 +284,19 @@ impl Driver for PostgresDriver {
                 }
             }
             LockMode::Lease => {
-                self.run(&lease::bootstrap_sql(
-                    self.lock_key,
-                    &self.quoted_schema,
-                    &self.location,
+                let exists = self.first_row(&format!(
+                    "SELECT to_regclass({}) IS NOT NULL",
+                    lease::lock_table_literal(&self.quoted_schema, &self.location)
                 ))?;
+                if exists[0].as_deref() != Some("t") {
+                    let create_schema = self.create_schema_sql()?;
+                    self.run(&lease::bootstrap_sql(
+                        self.lock_key,
+                        &create_schema,
+                        &self.quoted_schema,
+                        &self.location,
+                    ))?;
+                }
                 // A running migration holds the lease row locked (see `fence_sql`); waiting for
                 // it briefly and reporting "busy" keeps this runner polling and able to say who
                 // holds the lock.
@@ -338,10 +361,13 @@ impl Driver for PostgresDriver {
     }
 
     fn ensure_history(&mut self) -> Result<(), DriverError> {
+        if self.history_exists()? {
+            return Ok(());
+        }
         let index = escape_identifier(&format!("{}_version_idx", self.location.table));
         let sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; {}",
-            self.quoted_schema,
+            "{}{}",
+            self.create_schema_sql()?,
             self.sql.create_table(&index)
         );
         self.run(&sql)

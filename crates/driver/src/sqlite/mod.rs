@@ -41,6 +41,8 @@ pub struct SqliteDriver {
     deadline: Arc<AtomicU64>,
     epoch: Instant,
     statement_timeout: Duration,
+    /// Whether the attempt in progress runs in a transaction the driver opened.
+    attempt_in_transaction: bool,
 }
 
 impl SqliteDriver {
@@ -128,6 +130,7 @@ impl SqliteDriver {
             deadline,
             epoch,
             statement_timeout: Duration::ZERO,
+            attempt_in_transaction: false,
         })
     }
 
@@ -170,9 +173,13 @@ impl SqliteDriver {
 
     fn refuse_if_missing(&self) -> Result<(), DriverError> {
         if self.missing {
+            let path = self
+                .path
+                .as_ref()
+                .map_or_else(|| self.server.database.clone(), |p| p.display().to_string());
             return Err(DriverError::new(
                 ErrorKind::Connect,
-                format!("{} does not exist", self.server.database),
+                format!("the database file {path} does not exist"),
             )
             .with_hint("run a command that creates it, such as `safeshift up`"));
         }
@@ -323,9 +330,10 @@ impl Driver for SqliteDriver {
     ) -> Result<i64, DriverError> {
         let id = self.append_record(record)?;
         self.connection
-            .busy_timeout(timeouts.lock_timeout)
+            .busy_timeout(busy_timeout(timeouts.lock_timeout))
             .map_err(|e| from_sqlite(&e))?;
         self.statement_timeout = timeouts.statement_timeout;
+        self.attempt_in_transaction = false;
         if record.transactional {
             // IMMEDIATE takes the write lock now, so the migration cannot fail half-way on a
             // lock upgrade.
@@ -333,6 +341,7 @@ impl Driver for SqliteDriver {
                 let _ = self.complete_interrupted(id, &error.message);
                 return Err(error);
             }
+            self.attempt_in_transaction = true;
         }
         Ok(id)
     }
@@ -379,10 +388,10 @@ impl Driver for SqliteDriver {
         duration: Duration,
     ) -> Result<(), DriverError> {
         let update = self.sql.succeeded(id, applied, applied_checksum, duration);
-        let result = if self.connection.is_autocommit() {
-            self.run(&update)
-        } else {
+        let result = if std::mem::take(&mut self.attempt_in_transaction) {
             self.run(&format!("{update}; COMMIT"))
+        } else {
+            self.run(&update)
         };
         self.connection
             .busy_timeout(DEFAULT_BUSY)
@@ -391,6 +400,8 @@ impl Driver for SqliteDriver {
     }
 
     fn fail_attempt(&mut self, id: i64, failure: &Failure) -> Result<(), DriverError> {
+        self.attempt_in_transaction = false;
+        // Ends the migration's transaction, or one the migration opened itself.
         if !self.connection.is_autocommit() {
             self.run("ROLLBACK")?;
         }
@@ -407,7 +418,7 @@ impl Driver for SqliteDriver {
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame {
         let mut before = vec![format!(
             "PRAGMA busy_timeout = {}",
-            timeouts.lock_timeout.as_millis()
+            busy_timeout(timeouts.lock_timeout).as_millis()
         )];
         let mut after = Vec::new();
         if transactional {
@@ -421,6 +432,16 @@ impl Driver for SqliteDriver {
 impl Drop for SqliteDriver {
     fn drop(&mut self) {
         let _ = self.unlock();
+    }
+}
+
+/// SQLite's busy timeout for a `lock_timeout`: zero means no limit, as in PostgreSQL (SQLite's
+/// own zero would mean not waiting at all).
+fn busy_timeout(lock_timeout: Duration) -> Duration {
+    if lock_timeout.is_zero() {
+        Duration::from_millis(i32::MAX as u64)
+    } else {
+        lock_timeout
     }
 }
 
