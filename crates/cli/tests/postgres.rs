@@ -697,3 +697,38 @@ fn a_role_without_create_on_the_database_uses_a_prepared_schema() {
         .batch_execute(&format!("DROP OWNED BY {role} CASCADE; DROP ROLE {role}"))
         .unwrap();
 }
+
+/// The advisory lock key for the default history table, as the driver derives it.
+fn advisory_key() -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(b"safeshift:safeshift.history");
+    i64::from_be_bytes(digest[..8].try_into().unwrap())
+}
+
+/// Through PgBouncer in transaction pooling, a session advisory lock lives on whatever server
+/// connection a statement lands on. The default advisory mode notices and refuses; lease mode
+/// works.
+#[test]
+fn the_advisory_lock_refuses_a_transaction_pooler_and_the_lease_works() {
+    let db = TestDatabase::new();
+    // Another run's lock, left on the pooled server connection (transaction pooling hands that
+    // connection to the next client with the session lock still held).
+    let mut other = postgres::Client::connect(&db.pgbouncer_url(), postgres::NoTls).unwrap();
+    other
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({}); SELECT set_config('safeshift.run_lock_owner', 'another-run', false)",
+            advisory_key()
+        ))
+        .unwrap();
+    let project = Project::postgres(db.pgbouncer_url());
+    project.migration("0001_t.sql", "CREATE TABLE t (a int);", "DROP TABLE t;");
+    let refused = project.run(&["up"]);
+    refused.expect(exit::LOCK);
+    assert!(refused.stderr.contains("transaction-pooling proxy"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--lock-mode lease"), "{}", refused.stderr);
+    let mut client = db.client();
+    assert!(!pg_table_exists(&mut client, "public.t"));
+    project.run(&["--lock-mode", "lease", "up"]).expect(exit::OK);
+    assert!(pg_table_exists(&mut client, "public.t"));
+    drop(other);
+}

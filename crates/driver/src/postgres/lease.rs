@@ -172,7 +172,7 @@ impl Lease {
         self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Renewal as a statement that returns `lease_renewed` only while the lease is ours.
+    /// Renewal as a statement that returns `run_lock_held` only while the lease is ours.
     pub fn renew_sql(&self, quoted_schema: &str, location: &HistoryLocation) -> String {
         renew_sql_for(quoted_schema, location, &self.run_id, self.lease)
     }
@@ -213,7 +213,7 @@ fn renew_sql_for(
 ) -> String {
     format!(
         "UPDATE {} SET renewed_at = clock_timestamp(), expires_at = clock_timestamp() + interval '{} milliseconds' \
-         WHERE name = {} AND run_id = {} RETURNING 1 AS lease_renewed",
+         WHERE name = {} AND run_id = {} RETURNING 1 AS run_lock_held",
         lock_table(quoted_schema, location),
         lease.as_millis(),
         literal(Dialect::Postgres, LOCK_NAME),

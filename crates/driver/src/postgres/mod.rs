@@ -21,6 +21,9 @@ use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, Se
 use lease::Lease;
 pub use table_sizes::TableSize;
 
+/// The session setting that names the run holding the advisory lock on a session.
+const OWNER_SETTING: &str = "safeshift.run_lock_owner";
+
 /// A connection to PostgreSQL.
 pub struct PostgresDriver {
     client: Client,
@@ -34,7 +37,8 @@ pub struct PostgresDriver {
     quoted_table: String,
     /// The advisory lock key, derived from the history table's name.
     lock_key: i64,
-    advisory_held: bool,
+    /// The run holding the advisory lock on this session, when held.
+    advisory_owner: Option<String>,
     lease: Option<Lease>,
     /// Session settings are safe: the connection is not shared through a transaction pooler.
     session_state: bool,
@@ -91,7 +95,7 @@ impl PostgresDriver {
             location,
             quoted_schema,
             quoted_table,
-            advisory_held: false,
+            advisory_owner: None,
             lease: None,
             session_state: options.lock_mode == LockMode::Advisory,
             attempt_in_transaction: false,
@@ -218,30 +222,51 @@ impl PostgresDriver {
         }))
     }
 
-    /// Renews the lease inside the current transaction (or on its own), failing when it is no
-    /// longer ours. Taking the lease row's lock in a migration's transaction also fences off a
-    /// takeover until that transaction ends.
+    /// A statement that returns a `run_lock_held` row only while this connection holds the run
+    /// lock, run at the start of every attempt (inside a migration's transaction). For a lease it
+    /// renews the lease, and taking the lease row's lock fences off a takeover until the
+    /// migration's transaction ends. For the advisory lock it checks that this very backend holds
+    /// it: behind a transaction-pooling proxy a statement can land on another server connection,
+    /// where the session lock means nothing.
     fn fence_sql(&self) -> Option<String> {
-        self.lease
-            .as_ref()
-            .map(|lease| lease.renew_sql(&self.quoted_schema, &self.location))
+        if let Some(lease) = &self.lease {
+            return Some(lease.renew_sql(&self.quoted_schema, &self.location));
+        }
+        self.advisory_owner.as_ref().map(|run_id| {
+            let key = self.lock_key as u64;
+            format!(
+                "SELECT 1 AS run_lock_held FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid = pg_backend_pid() AND classid = {} AND objid = {} AND objsubid = 1 \
+                 AND current_setting('{OWNER_SETTING}', true) = {}",
+                key >> 32,
+                key & 0xffff_ffff,
+                literal(Dialect::Postgres, run_id)
+            )
+        })
     }
 
     fn check_fence(&mut self, messages: &[SimpleQueryMessage]) -> Result<(), DriverError> {
-        if self.lease.is_none() {
-            return Ok(());
-        }
-        let renewed = messages.iter().any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.columns().first().is_some_and(|c| c.name() == "lease_renewed")));
-        if renewed {
-            Ok(())
-        } else {
-            Err(DriverError::new(
+        let held = messages.iter().any(|m| {
+            matches!(m, SimpleQueryMessage::Row(row)
+                if row.columns().first().is_some_and(|c| c.name() == "run_lock_held"))
+        });
+        match (held, self.lease.is_some(), self.advisory_owner.is_some()) {
+            (true, _, _) | (false, false, false) => Ok(()),
+            (false, true, _) => Err(DriverError::new(
                 ErrorKind::LockLost,
                 "the run lock's lease was lost: it expired and another runner took it over",
             )
+            .with_hint("nothing more was applied; run `safeshift status` and then `safeshift up` again")),
+            (false, false, true) => Err(DriverError::new(
+                ErrorKind::LockLost,
+                "the run lock is not held by the server connection this statement ran on: the \
+                 connection goes through a transaction-pooling proxy (such as PgBouncer), where a \
+                 session advisory lock does not protect anything",
+            )
             .with_hint(
-                "nothing more was applied; run `safeshift status` and then `safeshift up` again",
-            ))
+                "nothing was applied; use `--lock-mode lease` (or `[lock] mode = \"lease\"`) through a \
+                 transaction pooler, or connect to the server directly",
+            )),
         }
     }
 }
@@ -274,14 +299,37 @@ impl Driver for PostgresDriver {
     fn try_lock(&mut self, request: &LockRequest) -> Result<LockAttempt, DriverError> {
         match request.mode {
             LockMode::Advisory => {
-                let row =
-                    self.first_row(&format!("SELECT pg_try_advisory_lock({})", self.lock_key))?;
-                if row[0].as_deref() == Some("t") {
-                    self.advisory_held = true;
-                    Ok(LockAttempt::Acquired)
-                } else {
-                    Ok(LockAttempt::Busy(self.advisory_holder()?))
+                let row = self.first_row(&format!(
+                    "SELECT pg_try_advisory_lock({}), coalesce(current_setting('{OWNER_SETTING}', true), '')",
+                    self.lock_key
+                ))?;
+                if row[0].as_deref() != Some("t") {
+                    return Ok(LockAttempt::Busy(self.advisory_holder()?));
                 }
+                // The lock is re-entrant: on a server connection shared through a transaction
+                // pooler, another run's lock is "acquired" again. The owner tag gives it away.
+                let owner = row[1].clone().unwrap_or_default();
+                if !owner.is_empty() && owner != request.run_id {
+                    self.run(&format!("SELECT pg_advisory_unlock({})", self.lock_key))?;
+                    return Err(DriverError::new(
+                        ErrorKind::LockLost,
+                        format!(
+                            "this server connection already holds the run lock for another run ({owner}): \
+                             the connection goes through a transaction-pooling proxy (such as PgBouncer), \
+                             where a session advisory lock does not protect anything"
+                        ),
+                    )
+                    .with_hint(
+                        "nothing was applied; use `--lock-mode lease` (or `[lock] mode = \"lease\"`) through a \
+                         transaction pooler, or connect to the server directly",
+                    ));
+                }
+                self.run(&format!(
+                    "SELECT set_config('{OWNER_SETTING}', {}, false)",
+                    literal(Dialect::Postgres, &request.run_id)
+                ))?;
+                self.advisory_owner = Some(request.run_id.clone());
+                Ok(LockAttempt::Acquired)
             }
             LockMode::Lease => {
                 let exists = self.first_row(&format!(
@@ -336,9 +384,11 @@ impl Driver for PostgresDriver {
     }
 
     fn unlock(&mut self) -> Result<(), DriverError> {
-        if self.advisory_held {
-            self.run(&format!("SELECT pg_advisory_unlock({})", self.lock_key))?;
-            self.advisory_held = false;
+        if self.advisory_owner.take().is_some() {
+            self.run(&format!(
+                "SELECT pg_advisory_unlock({}); SELECT set_config('{OWNER_SETTING}', '', false)",
+                self.lock_key
+            ))?;
         }
         if let Some(lease) = self.lease.take() {
             let release = lease.release_sql(&self.quoted_schema, &self.location);
