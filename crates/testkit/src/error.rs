@@ -1,22 +1,15 @@
 //! The one error type of the testkit.
 
 use std::io;
-use std::path::PathBuf;
 
 /// Why the testkit could not provide a server, a PgBouncer or a database.
 ///
 /// Every variant says what was being done and, where it helps, what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
-    /// No PostgreSQL server binaries (`initdb`, `postgres`) were found.
-    #[error(
-        "PostgreSQL server binaries not found (looked in: {searched}); install them with \
-         `apt-get install postgresql-15` or point SAFESHIFT_PG_BIN at the directory holding `postgres`"
-    )]
-    PostgresBinariesNotFound {
-        /// The directories that were tried, comma-separated.
-        searched: String,
-    },
+    /// The PostgreSQL server could not be found, started or stopped.
+    #[error(transparent)]
+    Server(#[from] safeshift_pgserver::PgServerError),
 
     /// No `pgbouncer` binary was found.
     #[error(
@@ -28,16 +21,6 @@ pub enum TestkitError {
         searched: String,
     },
 
-    /// Running as root, but the unprivileged user the servers must run as does not exist.
-    #[error(
-        "running as root, but the `{user}` system user does not exist; PostgreSQL and PgBouncer \
-         refuse to run as root (installing postgresql-15 creates the user)"
-    )]
-    ServerUserMissing {
-        /// The user that was looked up.
-        user: String,
-    },
-
     /// A file-system or process operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -46,30 +29,6 @@ pub enum TestkitError {
         /// The underlying error.
         #[source]
         source: io::Error,
-    },
-
-    /// A helper program (such as `initdb`) exited unsuccessfully.
-    #[error("{program} failed ({status}); its output:\n{output}")]
-    CommandFailed {
-        /// The program that was run.
-        program: String,
-        /// How it exited.
-        status: String,
-        /// What it printed.
-        output: String,
-    },
-
-    /// A server process exited before it was ready, or did not become ready in time.
-    #[error("{what} did not start: {reason}; its log ({}) ends with:\n{log_tail}", log.display())]
-    StartFailed {
-        /// Which server (`PostgreSQL` or `PgBouncer`).
-        what: &'static str,
-        /// What went wrong.
-        reason: String,
-        /// The server's log file.
-        log: PathBuf,
-        /// The last lines of that log.
-        log_tail: String,
     },
 
     /// A SQL command against a test server failed.
@@ -93,16 +52,6 @@ pub enum TestkitError {
         url: String,
         /// What is wrong with it.
         reason: String,
-    },
-
-    /// `stop` was pointed at a directory that the testkit did not create.
-    #[error(
-        "{} was not created by `safeshift-testkit start` (no marker file); refusing to remove it",
-        path.display()
-    )]
-    NotATestkitDirectory {
-        /// The directory given.
-        path: PathBuf,
     },
 }
 

@@ -19,7 +19,9 @@
 //! outside an async runtime, or from `spawn_blocking`.
 //!
 //! Tests that need a server of their own (to restart it, or to change its settings) use
-//! [`PgServer`], and [`PgBouncer`] puts a pooler with any [`PoolMode`] in front of it.
+//! [`PgServer`], and [`PgBouncer`] puts a pooler with any [`PoolMode`] in front of it. The
+//! servers themselves come from `safeshift-pgserver`, the same code `safeshift rehearse` uses;
+//! this crate adds what only tests need.
 //!
 //! As root, every server runs as the `postgres` system user, because PostgreSQL and PgBouncer
 //! refuse to run as root. Servers started by a test process never outlive it: they are stopped
@@ -36,29 +38,23 @@
 //! | `SAFESHIFT_PGBOUNCER_BIN` | the `pgbouncer` binary |
 //! | `SAFESHIFT_TESTKIT_DIR` | where template clusters and server directories are kept (default: `/dev/shm/safeshift-testkit-<uid>`, or under `$TMPDIR` when `/dev/shm` is small) |
 
-mod binaries;
-mod cluster;
 mod database;
 mod detached;
 mod error;
-mod layout;
 mod pgbouncer;
-mod process;
-mod registry;
 mod server;
 mod shared;
 
-pub use binaries::{PG_BIN_ENV, PGBOUNCER_BIN_ENV};
 pub use database::{TEMPLATE_DATABASE, TestDatabase};
 pub use detached::{DetachedServers, start_detached, stop_detached};
 pub use error::TestkitError;
-pub use layout::DIR_ENV;
-pub use pgbouncer::{PgBouncer, PoolMode};
-pub use server::PgServer;
+pub use pgbouncer::{PGBOUNCER_BIN_ENV, PgBouncer, PoolMode};
+pub use safeshift_pgserver::PG_BIN_ENV;
+pub use server::{DIR_ENV, PgServer};
 pub use shared::{PG_URL_ENV, PGBOUNCER_URL_ENV, SharedServer, shared_server};
 
 /// The directory holding the PostgreSQL binaries the testkit uses (`pg_dump`, `psql` and
 /// friends included), found as described for `SAFESHIFT_PG_BIN`.
 pub fn pg_bin_dir() -> Result<std::path::PathBuf, TestkitError> {
-    Ok(binaries::PgBinaries::get()?.dir().to_path_buf())
+    Ok(server::binaries()?.dir().to_path_buf())
 }

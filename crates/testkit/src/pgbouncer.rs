@@ -8,12 +8,16 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::binaries;
+use safeshift_pgserver::{
+    Lifetime, PgServerError, Registration, ServerUser, database_url, find_executable, free_port,
+    log_tail, spawn, stop_child,
+};
+
 use crate::error::TestkitError;
-use crate::layout;
-use crate::process::{self, Lifetime, ServerUser};
-use crate::registry::{self, Registration};
-use crate::server::database_url;
+use crate::server;
+
+/// Overrides where the `pgbouncer` binary is.
+pub const PGBOUNCER_BIN_ENV: &str = "SAFESHIFT_PGBOUNCER_BIN";
 
 /// How long PgBouncer may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,8 +86,9 @@ impl PgBouncer {
         pool_mode: PoolMode,
     ) -> Result<PgBouncer, TestkitError> {
         let user = ServerUser::get()?;
-        layout::remove_stale_base_dirs();
-        let base_dir = layout::new_owned_base_dir("pgbouncer", user)?;
+        let layout = server::layout()?;
+        layout.remove_stale_base_dirs();
+        let base_dir = layout.new_owned_base_dir("pgbouncer", user)?;
         let target = Target {
             host: server_host,
             port: server_port,
@@ -96,7 +101,11 @@ impl PgBouncer {
         Ok(PgBouncer {
             port: launched.port,
             pool_mode,
-            registration: registry::register(launched.child, libc::SIGTERM, base_dir.clone()),
+            registration: safeshift_pgserver::register(
+                launched.child,
+                libc::SIGTERM,
+                base_dir.clone(),
+            ),
             base_dir,
         })
     }
@@ -161,12 +170,12 @@ pub(crate) fn launch(
     base_dir: &Path,
     lifetime: Lifetime,
 ) -> Result<Launched, TestkitError> {
-    let program = binaries::pgbouncer_binary()?;
+    let program = pgbouncer_binary()?;
     let user_list = base_dir.join("userlist.txt");
     write_owned(&user_list, "\"postgres\" \"\"\n", user)?;
     let log_path = base_dir.join("pgbouncer.log");
     for attempt in 1..=PORT_ATTEMPTS {
-        let port = process::free_port()?;
+        let port = free_port()?;
         let config_path = base_dir.join("pgbouncer.ini");
         write_owned(&config_path, &config(target, port, base_dir), user)?;
         let log = File::create(&log_path).map_err(|source| {
@@ -183,26 +192,42 @@ pub(crate) fn launch(
             .stdout(log_for_stdout)
             .stderr(log);
         user.configure(&mut pgbouncer);
-        let mut child = process::spawn(pgbouncer, lifetime).map_err(|source| {
+        let mut child = spawn(pgbouncer, lifetime).map_err(|source| {
             TestkitError::io(format!("starting {}", program.display()), source)
         })?;
         let reason = match wait_until_listening(&mut child, port) {
             Ok(()) => return Ok(Launched { port, child }),
             Err(reason) => reason,
         };
-        process::stop_child(&mut child, libc::SIGKILL, Duration::ZERO);
-        let log_tail = process::log_tail(&log_path, 20);
+        stop_child(&mut child, libc::SIGKILL, Duration::ZERO);
+        let log_tail = log_tail(&log_path, 20);
         if log_tail.contains("Address already in use") && attempt < PORT_ATTEMPTS {
             continue;
         }
-        return Err(TestkitError::StartFailed {
+        return Err(TestkitError::Server(PgServerError::StartFailed {
             what: "PgBouncer",
             reason,
             log: log_path,
             log_tail,
-        });
+        }));
     }
     unreachable!("the last attempt always returns")
+}
+
+/// Finds `pgbouncer`: `SAFESHIFT_PGBOUNCER_BIN`, then `PATH`, then `/usr/sbin` (which is not on
+/// a non-root user's `PATH` on Debian).
+fn pgbouncer_binary() -> Result<PathBuf, TestkitError> {
+    let explicit = std::env::var_os(PGBOUNCER_BIN_ENV).map(PathBuf::from);
+    let found = match &explicit {
+        Some(path) => path.is_file().then(|| path.clone()),
+        None => find_executable("pgbouncer", &[Path::new("/usr/sbin")]),
+    };
+    found.ok_or_else(|| TestkitError::PgBouncerNotFound {
+        searched: match explicit {
+            Some(path) => path.display().to_string(),
+            None => "PATH, /usr/sbin".to_owned(),
+        },
+    })
 }
 
 /// The `pgbouncer.ini` for a throwaway PgBouncer.
@@ -233,7 +258,7 @@ fn config(target: &Target<'_>, port: u16, base_dir: &Path) -> String {
 fn write_owned(path: &Path, contents: &str, user: ServerUser) -> Result<(), TestkitError> {
     fs::write(path, contents)
         .map_err(|source| TestkitError::io(format!("writing {}", path.display()), source))?;
-    user.give(path)
+    Ok(user.give(path)?)
 }
 
 /// Polls until PgBouncer accepts TCP connections (it only listens once it is ready).

@@ -9,29 +9,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::binaries::PgBinaries;
-use crate::database;
-use crate::error::TestkitError;
-use crate::layout;
-use crate::process::{self, Lifetime, ServerUser};
-use crate::server;
+use crate::error::PgServerError;
+use crate::layout::Layout;
+use crate::process::{self, Lifetime};
+use crate::server::{self, TemplateSetup};
+use crate::user::ServerUser;
 
 /// Bump whenever the template's `initdb` options or contents change, so caches are rebuilt.
-const TEMPLATE_LAYOUT: u32 = 1;
+const TEMPLATE_LAYOUT: u32 = 2;
 
 /// The data directory of the cached template cluster, created on first use.
 ///
-/// The cluster already holds the `safeshift_template` database. Parallel processes wait on a
-/// file lock while one of them creates it, and it is built in a staging directory and renamed
-/// into place, so nobody ever sees half a cluster.
+/// When `setup` is given, the cluster was prepared by it once, and the cache is keyed by its
+/// name. Parallel processes wait on a file lock while one of them creates it, and it is built
+/// in a staging directory and renamed into place, so nobody ever sees half a cluster.
 pub(crate) fn template_data_dir(
+    layout: &Layout,
     binaries: &PgBinaries,
     user: ServerUser,
-) -> Result<PathBuf, TestkitError> {
-    let parent = layout::template_dir()?;
+    setup: Option<&TemplateSetup>,
+) -> Result<PathBuf, PgServerError> {
+    let parent = layout.template_dir()?;
+    let setup_name = setup.map_or("", |setup| setup.name);
     let name = format!(
         "cluster-{}-{:016x}",
-        binaries.major_version(),
-        binaries.fingerprint(TEMPLATE_LAYOUT)
+        binaries
+            .major_version()
+            .map_or_else(|| "unknown".to_owned(), |major| major.to_string()),
+        binaries.fingerprint(&format!("{TEMPLATE_LAYOUT}\n{setup_name}"))
     );
     let ready = parent.join(&name);
     if ready.join("data").is_dir() {
@@ -46,18 +51,20 @@ pub(crate) fn template_data_dir(
     let staging = parent.join(format!("{name}.staging"));
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(|source| {
-            TestkitError::io(format!("removing {}", staging.display()), source)
+            PgServerError::io(format!("removing {}", staging.display()), source)
         })?;
     }
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&staging)
-        .map_err(|source| TestkitError::io(format!("creating {}", staging.display()), source))?;
+        .map_err(|source| PgServerError::io(format!("creating {}", staging.display()), source))?;
     user.give(&staging)?;
     init_cluster(binaries, user, &staging)?;
-    add_template_database(binaries, user, &staging)?;
+    if let Some(setup) = setup {
+        prepare(binaries, user, &staging, setup)?;
+    }
     fs::rename(&staging, &ready).map_err(|source| {
-        TestkitError::io(
+        PgServerError::io(
             format!("renaming {} to {}", staging.display(), ready.display()),
             source,
         )
@@ -69,7 +76,7 @@ fn init_cluster(
     binaries: &PgBinaries,
     user: ServerUser,
     base_dir: &Path,
-) -> Result<(), TestkitError> {
+) -> Result<(), PgServerError> {
     let mut initdb = Command::new(binaries.program("initdb"));
     initdb
         .arg("--pgdata")
@@ -84,21 +91,31 @@ fn init_cluster(
     process::run_to_completion(initdb, "initdb")
 }
 
-/// Starts the staging cluster once to create the template database, then stops it cleanly so
-/// copies start without crash recovery.
-fn add_template_database(
+/// Starts the staging cluster once to run the setup, then stops it cleanly so copies start
+/// without crash recovery.
+fn prepare(
     binaries: &PgBinaries,
     user: ServerUser,
     base_dir: &Path,
-) -> Result<(), TestkitError> {
-    let mut launched = server::launch(binaries, user, base_dir, Lifetime::Process(libc::SIGQUIT))?;
-    let created = database::ensure_template_database(&server::admin_url(launched.port));
+    setup: &TemplateSetup,
+) -> Result<(), PgServerError> {
+    let mut launched = server::launch(
+        binaries,
+        user,
+        base_dir,
+        &[],
+        Lifetime::Process(libc::SIGQUIT),
+    )?;
+    let prepared = (setup.prepare)(&server::admin_url(launched.port));
     process::stop_child(
         &mut launched.child,
         libc::SIGINT,
         std::time::Duration::from_secs(30),
     );
-    created?;
+    prepared.map_err(|reason| PgServerError::TemplateSetupFailed {
+        template: setup.name.to_owned(),
+        reason,
+    })?;
     for leftover in ["sock", "server.log"] {
         let path = base_dir.join(leftover);
         let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
@@ -112,18 +129,18 @@ pub(crate) fn copy_data_dir(
     source: &Path,
     destination: &Path,
     user: ServerUser,
-) -> Result<(), TestkitError> {
+) -> Result<(), PgServerError> {
     copy_tree(source, destination, user).map_err(|error| match error {
         CopyError::Io(path, source) => {
-            TestkitError::io(format!("copying {}", path.display()), source)
+            PgServerError::io(format!("copying {}", path.display()), source)
         }
-        CopyError::Testkit(error) => error,
+        CopyError::Server(error) => error,
     })
 }
 
 enum CopyError {
     Io(PathBuf, io::Error),
-    Testkit(TestkitError),
+    Server(PgServerError),
 }
 
 fn copy_tree(source: &Path, destination: &Path, user: ServerUser) -> Result<(), CopyError> {
@@ -139,7 +156,7 @@ fn copy_tree(source: &Path, destination: &Path, user: ServerUser) -> Result<(), 
         .mode(mode & 0o7777)
         .create(destination)
         .map_err(at(destination))?;
-    user.give(destination).map_err(CopyError::Testkit)?;
+    user.give(destination).map_err(CopyError::Server)?;
     for entry in fs::read_dir(source).map_err(at(source))? {
         let entry = entry.map_err(at(source))?;
         let from = entry.path();
@@ -156,7 +173,7 @@ fn copy_tree(source: &Path, destination: &Path, user: ServerUser) -> Result<(), 
             // fs::copy keeps the permission bits.
             fs::copy(&from, &to).map_err(at(&to))?;
         }
-        user.give(&to).map_err(CopyError::Testkit)?;
+        user.give(&to).map_err(CopyError::Server)?;
     }
     Ok(())
 }
@@ -167,13 +184,13 @@ struct ExclusiveFileLock {
 }
 
 impl ExclusiveFileLock {
-    fn acquire(path: &Path) -> Result<ExclusiveFileLock, TestkitError> {
+    fn acquire(path: &Path) -> Result<ExclusiveFileLock, PgServerError> {
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
-            .map_err(|source| TestkitError::io(format!("opening {}", path.display()), source))?;
+            .map_err(|source| PgServerError::io(format!("opening {}", path.display()), source))?;
         loop {
             // SAFETY: the descriptor is open for the duration of the call.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
@@ -181,7 +198,7 @@ impl ExclusiveFileLock {
             }
             let error = io::Error::last_os_error();
             if error.kind() != io::ErrorKind::Interrupted {
-                return Err(TestkitError::io(
+                return Err(PgServerError::io(
                     format!("locking {}", path.display()),
                     error,
                 ));

@@ -1,6 +1,6 @@
-//! Starting, watching and stopping the server processes, and the account they run as.
+//! Starting, watching and stopping server processes (PostgreSQL here; the testkit's PgBouncer
+//! uses the same pieces).
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::net::TcpListener;
@@ -12,93 +12,11 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::error::TestkitError;
-
-/// The system user the servers run as when the tests run as root.
-const SERVER_USER_NAME: &str = "postgres";
-
-/// The account that owns the data directories and runs `initdb`, `postgres` and `pgbouncer`.
-///
-/// PostgreSQL and PgBouncer refuse to run as root, so as root this is the `postgres` system
-/// user; otherwise it is the current user and nothing is switched.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ServerUser {
-    uid: u32,
-    gid: u32,
-    switch: bool,
-}
-
-impl ServerUser {
-    /// The user for this process, looked up once.
-    pub(crate) fn get() -> Result<ServerUser, TestkitError> {
-        static USER: OnceLock<Result<ServerUser, String>> = OnceLock::new();
-        USER.get_or_init(|| ServerUser::detect().map_err(|_| SERVER_USER_NAME.to_owned()))
-            .clone()
-            .map_err(|user| TestkitError::ServerUserMissing { user })
-    }
-
-    fn detect() -> Result<ServerUser, ()> {
-        // SAFETY: geteuid/getegid cannot fail and touch no memory.
-        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        if euid != 0 {
-            return Ok(ServerUser {
-                uid: euid,
-                gid: egid,
-                switch: false,
-            });
-        }
-        let (uid, gid) = lookup_user(SERVER_USER_NAME).ok_or(())?;
-        Ok(ServerUser {
-            uid,
-            gid,
-            switch: true,
-        })
-    }
-
-    /// Makes `command` run as this user (a no-op when not root).
-    pub(crate) fn configure(&self, command: &mut Command) {
-        if self.switch {
-            command.uid(self.uid).gid(self.gid);
-        }
-    }
-
-    /// Hands `path` to this user (a no-op when not root).
-    pub(crate) fn give(&self, path: &Path) -> Result<(), TestkitError> {
-        if !self.switch {
-            return Ok(());
-        }
-        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).map_err(|source| {
-            TestkitError::io(
-                format!("giving {} to the server user", path.display()),
-                source,
-            )
-        })
-    }
-}
-
-/// Looks a user up in the system's user database (passwd, NSS).
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
-    let name = CString::new(name).ok()?;
-    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: an all-zero passwd is a valid value to be overwritten by getpwnam_r.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the duration of the call and the buffer length is right.
-    let status = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut entry,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    (status == 0 && !found.is_null()).then_some((entry.pw_uid, entry.pw_gid))
-}
+use crate::error::PgServerError;
 
 /// How long a spawned server may live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Lifetime {
+pub enum Lifetime {
     /// It must die with this process. It is spawned from a dedicated thread that lives as long as
     /// the process, with `PR_SET_PDEATHSIG` set to the given signal, so the kernel signals it
     /// even when this process is killed and no exit hook runs.
@@ -110,7 +28,7 @@ pub(crate) enum Lifetime {
 type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 
 /// Spawns `command` with the given lifetime.
-pub(crate) fn spawn(mut command: Command, lifetime: Lifetime) -> io::Result<Child> {
+pub fn spawn(mut command: Command, lifetime: Lifetime) -> io::Result<Child> {
     match lifetime {
         Lifetime::Process(death_signal) => {
             let parent = std::process::id() as libc::pid_t;
@@ -123,7 +41,7 @@ pub(crate) fn spawn(mut command: Command, lifetime: Lifetime) -> io::Result<Chil
                     }
                     // The parent may have died between fork and prctl.
                     if libc::getppid() != parent {
-                        return Err(io::Error::other("the test process exited during spawn"));
+                        return Err(io::Error::other("the parent process exited during spawn"));
                     }
                     Ok(())
                 });
@@ -146,13 +64,14 @@ pub(crate) fn spawn(mut command: Command, lifetime: Lifetime) -> io::Result<Chil
 }
 
 /// Spawns on a thread that never exits, because the parent-death signal fires when the *thread*
-/// that forked the child ends, and test threads end long before the process does.
+/// that forked the child ends, and callers' threads (test threads, worker threads) may end long
+/// before the process does.
 fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<io::Result<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (requests, incoming) = mpsc::channel::<SpawnRequest>();
         thread::Builder::new()
-            .name("safeshift-testkit-spawner".to_owned())
+            .name("safeshift-server-spawner".to_owned())
             .spawn(move || {
                 for (mut command, reply) in incoming {
                     let _ = reply.send(command.spawn());
@@ -174,7 +93,7 @@ fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
 
 /// Whether a process exists and is not a zombie (an orphaned zombie may never be reaped when
 /// PID 1 does not reap, so "exists" alone is not enough).
-pub(crate) fn is_alive(pid: u32) -> bool {
+pub fn is_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat_fields(&stat).is_some_and(|fields| fields.first() != Some(&"Z")),
         Err(_) => false,
@@ -183,7 +102,7 @@ pub(crate) fn is_alive(pid: u32) -> bool {
 
 /// The start time (in clock ticks since boot) of a process, which together with its pid
 /// identifies it even after the pid is reused.
-pub(crate) fn start_time(pid: u32) -> Option<u64> {
+pub fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Field 22 of /proc/PID/stat; the fields after the command name start at field 3.
     stat_fields(&stat)?.get(22 - 3)?.parse().ok()
@@ -196,7 +115,7 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
 }
 
 /// Sends `signal` to a process, ignoring a process that is already gone.
-pub(crate) fn signal(pid: u32, signal: libc::c_int) {
+pub fn signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe {
         libc::kill(pid as libc::pid_t, signal);
@@ -204,7 +123,7 @@ pub(crate) fn signal(pid: u32, signal: libc::c_int) {
 }
 
 /// Stops a child: `signal`, then SIGKILL after `grace`, and reaps it.
-pub(crate) fn stop_child(child: &mut Child, stop_signal: libc::c_int, grace: Duration) {
+pub fn stop_child(child: &mut Child, stop_signal: libc::c_int, grace: Duration) {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;
     }
@@ -222,7 +141,7 @@ pub(crate) fn stop_child(child: &mut Child, stop_signal: libc::c_int, grace: Dur
 
 /// Stops a process that is not our child: `signal`, then SIGKILL after `grace`. Returns whether
 /// it is gone.
-pub(crate) fn stop_pid(pid: u32, stop_signal: libc::c_int, grace: Duration) -> bool {
+pub fn stop_pid(pid: u32, stop_signal: libc::c_int, grace: Duration) -> bool {
     if !is_alive(pid) {
         return true;
     }
@@ -247,29 +166,29 @@ fn wait_until_gone(pid: u32, timeout: Duration) -> bool {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago. Another process may take it before the
 /// server binds it, so callers retry on "address in use".
-pub(crate) fn free_port() -> Result<u16, TestkitError> {
+pub fn free_port() -> Result<u16, PgServerError> {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
-        .map_err(|source| TestkitError::io("finding a free port on 127.0.0.1", source))
+        .map_err(|source| PgServerError::io("finding a free port on 127.0.0.1", source))
 }
 
 /// The last `lines` lines of a log file, for error messages.
-pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Runs a short helper command to completion and fails with its output if it fails.
-pub(crate) fn run_to_completion(mut command: Command, program: &str) -> Result<(), TestkitError> {
+pub fn run_to_completion(mut command: Command, program: &str) -> Result<(), PgServerError> {
     let output = command
         .output()
-        .map_err(|source| TestkitError::io(format!("running {program}"), source))?;
+        .map_err(|source| PgServerError::io(format!("running {program}"), source))?;
     if output.status.success() {
         return Ok(());
     }
-    Err(TestkitError::CommandFailed {
+    Err(PgServerError::CommandFailed {
         program: program.to_owned(),
         status: output.status.to_string(),
         output: format!(

@@ -1,10 +1,11 @@
 //! Servers owned by this process, and stopping them when it exits.
 //!
-//! Rust never drops statics, so the per-process shared server would outlive a test binary if
-//! only `Drop` stopped it. An `atexit` hook stops whatever is still registered when the process
-//! exits normally; the parent-death signal set at spawn (see `process::Lifetime::Process`)
-//! covers a process that is killed; and `layout::remove_stale_base_dirs` removes what a killed
-//! process leaves on disk.
+//! Rust never drops statics, so a server kept in one (the testkit's per-process shared server)
+//! would outlive its process if only `Drop` stopped it. An `atexit` hook stops whatever is still
+//! registered when the process exits normally; the parent-death signal set at spawn (see
+//! [`Lifetime::Process`](crate::Lifetime::Process)) covers a process that is killed; and
+//! [`Layout::remove_stale_base_dirs`](crate::Layout::remove_stale_base_dirs) removes what a
+//! killed process leaves on disk.
 
 use std::fs;
 use std::path::PathBuf;
@@ -36,12 +37,14 @@ static RUNNING: Mutex<Vec<Running>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 static EXIT_HOOK: Once = Once::new();
 
-/// A server registered to be stopped, and its directory removed, at drop or at exit.
+/// A server registered to be stopped, and its directory removed, when [`Registration::stop`] is
+/// called or at exit.
 #[derive(Debug)]
-pub(crate) struct Registration(u64);
+pub struct Registration(u64);
 
-/// Registers a running server so it is stopped at exit at the latest.
-pub(crate) fn register(child: Child, stop_signal: libc::c_int, base_dir: PathBuf) -> Registration {
+/// Registers a running server (a child of this process) so it is stopped with `stop_signal`,
+/// and `base_dir` removed, at exit at the latest.
+pub fn register(child: Child, stop_signal: libc::c_int, base_dir: PathBuf) -> Registration {
     EXIT_HOOK.call_once(|| {
         // SAFETY: registering a plain extern "C" function has no preconditions. If it fails
         // (the table is full) the parent-death signal still stops the servers.
@@ -61,7 +64,7 @@ pub(crate) fn register(child: Child, stop_signal: libc::c_int, base_dir: PathBuf
 
 impl Registration {
     /// The pid of the registered server, if it is still registered.
-    pub(crate) fn pid(&self) -> Option<u32> {
+    pub fn pid(&self) -> Option<u32> {
         lock()
             .iter()
             .find(|running| running.id == self.0)
@@ -69,7 +72,7 @@ impl Registration {
     }
 
     /// Stops the server now and removes its directory.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         let running = {
             let mut all = lock();
             let position = all.iter().position(|running| running.id == self.0);
