@@ -69,6 +69,7 @@ impl Context {
             lock: self.project.lock,
             allow_out_of_order: allow_out_of_order || self.project.allow_out_of_order,
             identity: self.identity.clone(),
+            backup_ref: None,
         }
     }
 

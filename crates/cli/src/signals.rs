@@ -1,13 +1,13 @@
 //! Ctrl-C and SIGTERM: the first one cancels the running statement and lets the runner record
 //! the interrupted attempt and release the lock; a second one exits at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use safeshift_driver::Canceller;
+use safeshift_runner::Interrupt;
 
 use crate::exit::Exit;
 use crate::output::err;
@@ -18,14 +18,15 @@ pub struct Interrupts {
 }
 
 impl Interrupts {
-    /// Starts listening; `flag` is the runner's interrupt flag.
-    pub fn install(flag: Arc<AtomicBool>) -> Interrupts {
+    /// Starts listening; `interrupt` is the runner's.
+    pub fn install(interrupt: Arc<Interrupt>) -> Interrupts {
         let canceller: Arc<Mutex<Option<Canceller>>> = Arc::new(Mutex::new(None));
         if let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) {
             let canceller = Arc::clone(&canceller);
             std::thread::spawn(move || {
+                let mut signalled = false;
                 for signal in signals.forever() {
-                    if flag.swap(true, Ordering::SeqCst) {
+                    if std::mem::replace(&mut signalled, true) {
                         err(
                             "interrupted again: exiting now; the server rolls back the open transaction",
                         );
@@ -36,6 +37,7 @@ impl Interrupts {
                     } else {
                         "Ctrl-C"
                     };
+                    interrupt.request(name);
                     err(format!(
                         "{name}: cancelling the running statement and recording the interrupted attempt (press again to exit at once)"
                     ));

@@ -724,11 +724,94 @@ fn the_advisory_lock_refuses_a_transaction_pooler_and_the_lease_works() {
     project.migration("0001_t.sql", "CREATE TABLE t (a int);", "DROP TABLE t;");
     let refused = project.run(&["up"]);
     refused.expect(exit::LOCK);
-    assert!(refused.stderr.contains("transaction-pooling proxy"), "{}", refused.stderr);
-    assert!(refused.stderr.contains("--lock-mode lease"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("transaction-pooling proxy"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("--lock-mode lease"),
+        "{}",
+        refused.stderr
+    );
     let mut client = db.client();
     assert!(!pg_table_exists(&mut client, "public.t"));
-    project.run(&["--lock-mode", "lease", "up"]).expect(exit::OK);
+    project
+        .run(&["--lock-mode", "lease", "up"])
+        .expect(exit::OK);
     assert!(pg_table_exists(&mut client, "public.t"));
     drop(other);
+}
+
+/// Ctrl-C during a long statement: the statement is cancelled, the attempt recorded as
+/// interrupted with the reason, the lock released, and exit code 130.
+#[test]
+fn ctrl_c_cancels_records_and_releases_the_lock() {
+    let db = TestDatabase::new();
+    let project = project(&db);
+    project.migration(
+        "0001_slow.sql",
+        "CREATE TABLE t (a int);\nSELECT pg_sleep(60);",
+        "DROP TABLE t;",
+    );
+    let child = project
+        .command(&["up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client = db.client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg_value(
+        &mut client,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'",
+    ) == "0"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the migration never started its slow statement"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let run = common::Run::from(child.wait_with_output().unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the statement must be cancelled, not waited for"
+    );
+    assert_eq!(run.code, 130, "{}", run.all());
+    assert!(run.stderr.contains("Ctrl-C"), "{}", run.stderr);
+    let row = &pg_rows(
+        &mut client,
+        "SELECT status, error_message, error_sqlstate FROM safeshift.history",
+    )[0];
+    assert_eq!(row[0].as_deref(), Some("failed"));
+    assert!(
+        row[1]
+            .as_deref()
+            .unwrap()
+            .starts_with("interrupted (Ctrl-C)"),
+        "{row:?}"
+    );
+    assert_eq!(row[2].as_deref(), Some("57014"));
+    assert!(
+        !pg_table_exists(&mut client, "public.t"),
+        "the transaction rolled back"
+    );
+    assert_eq!(
+        pg_value(
+            &mut client,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        ),
+        "0"
+    );
+    project.migration(
+        "0001_slow.sql",
+        "CREATE TABLE t (a int);\nSELECT pg_sleep(0);",
+        "DROP TABLE t;",
+    );
+    project.run(&["repair"]).expect(exit::OK);
+    project.run(&["up"]).expect(exit::OK);
 }

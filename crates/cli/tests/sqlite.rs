@@ -902,3 +902,25 @@ fn a_second_runner_waits_for_the_file_lock() {
     drop(file);
     project.run(&["down"]).expect(exit::OK);
 }
+
+#[test]
+fn unknown_directives_are_refused_before_anything_runs() {
+    let project = Project::sqlite();
+    project.write(
+        "0001_a.sql",
+        "-- migrate:up transaction:false\nCREATE TABLE a (x INTEGER);\n-- safeshift:backfil batch=100\nUPDATE a SET x = 1;\n",
+    );
+    let run = project.run(&["up"]);
+    run.expect(exit::INVALID_FILES);
+    assert!(
+        run.stderr
+            .contains("unknown directive `-- safeshift:backfil`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("0001_a.sql:3:1"), "{}", run.stderr);
+    assert!(!table_exists_or_missing(&project, "a"));
+    // The linter's own directives are left alone.
+    project.write("0001_a.sql", "-- migrate:up\n-- safeshift:allow some-rule the table is tiny\nCREATE TABLE a (x INTEGER);\n");
+    project.run(&["up"]).expect(exit::OK);
+}

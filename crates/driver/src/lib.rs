@@ -183,6 +183,13 @@ pub trait Driver: Send {
     /// aside), for `--dry-run`.
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame;
 
+    /// The server process this connection's statements run in (PostgreSQL's backend pid), so
+    /// a watcher on another connection can find what blocks it. `None` when it is not fixed
+    /// (SQLite, or a connection through a transaction pooler).
+    fn session_pid(&self) -> Option<i64> {
+        None
+    }
+
     /// PostgreSQL: whether an index with this name exists and is INVALID (left by a failed
     /// `CREATE INDEX CONCURRENTLY`). Other engines have no such state.
     fn index_is_invalid(

@@ -1,7 +1,6 @@
 //! Running one migration section: the attempt loop with retries, per-statement progress for
 //! non-transactional sections, and the INVALID-index check around `CREATE INDEX CONCURRENTLY`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{Driver, DriverError, ErrorKind, Failure, NewRecord, RecordKind, Status};
@@ -9,6 +8,8 @@ use safeshift_source::{Checksum, ConcurrentIndex, Statement};
 
 use crate::error::{FailedStatement, RunError};
 use crate::events::{Event, Observer};
+use crate::hooks::{StatementContext, StatementHooks};
+use crate::interrupt::Interrupt;
 use crate::plan::Step;
 use crate::report::CompletedMigration;
 use crate::settings::Settings;
@@ -18,7 +19,8 @@ pub(crate) fn run_step(
     db: &mut dyn Driver,
     step: &Step<'_>,
     settings: &Settings,
-    interrupt: &AtomicBool,
+    interrupt: &Interrupt,
+    hooks: &mut dyn StatementHooks,
     observer: &mut dyn Observer,
 ) -> Result<CompletedMigration, RunError> {
     let transactional = step.section.options.transaction;
@@ -56,7 +58,7 @@ pub(crate) fn run_step(
             installed_by: settings.identity.installed_by.clone(),
             tool_version: settings.identity.tool_version.clone(),
             note: None,
-            backup_ref: None,
+            backup_ref: settings.backup_ref.clone(),
         };
         observer.event(Event::MigrationStarted {
             version,
@@ -78,8 +80,24 @@ pub(crate) fn run_step(
         let mut applied = start_index;
         let mut failure: Option<(Option<usize>, DriverError)> = None;
         for (index, statement) in step.statements.iter().enumerate().skip(start_index) {
-            if interrupt.load(Ordering::SeqCst) {
+            if interrupt.is_requested() {
                 failure = Some((Some(index), interrupted()));
+                break;
+            }
+            let context = StatementContext {
+                run_id: &settings.identity.run_id,
+                version,
+                file: &step.section.path,
+                direction: step.direction,
+                transactional,
+                number: index + 1,
+                total,
+                attempt,
+                timeouts: &step.timeouts,
+                interrupt,
+            };
+            if let Err(error) = hooks.before_statement(db, statement, &context) {
+                failure = Some((Some(index), error));
                 break;
             }
             let concurrent_index = statement.concurrent_index();
@@ -92,7 +110,10 @@ pub(crate) fn run_step(
                     break;
                 }
             }
-            if let Err(error) = db.execute(&statement.sql) {
+            let executed = hooks
+                .run_statement(db, statement, &context)
+                .unwrap_or_else(|| db.execute(&statement.sql));
+            if let Err(error) = executed {
                 failure = Some((Some(index), error));
                 break;
             }
@@ -154,19 +175,24 @@ pub(crate) fn run_step(
         };
 
         let statement = index.map(|i| &step.statements[i]);
-        let interrupted_by_user =
-            interrupt.load(Ordering::SeqCst) && error.kind == ErrorKind::Canceled;
+        let interrupted_by_user = interrupt.is_requested() && error.kind == ErrorKind::Canceled;
         let recorded = error.kind != ErrorKind::ConnectionLost
             && db
                 .fail_attempt(
                     id,
-                    &failure_record(&error, statement, interrupted_by_user, elapsed),
+                    &failure_record(
+                        &error,
+                        statement,
+                        interrupted_by_user.then(|| interrupt.reason()).as_deref(),
+                        elapsed,
+                    ),
                 )
                 .is_ok();
         if interrupted_by_user {
             return Err(RunError::Interrupted {
                 version: Some(version.to_owned()),
                 recorded,
+                reason: interrupt.reason(),
             });
         }
         if error.kind == ErrorKind::LockLost {
@@ -186,6 +212,7 @@ pub(crate) fn run_step(
                 return Err(RunError::Interrupted {
                     version: Some(version.to_owned()),
                     recorded: true,
+                    reason: interrupt.reason(),
                 });
             }
             if !transactional {
@@ -226,13 +253,12 @@ fn interrupted() -> DriverError {
 fn failure_record(
     error: &DriverError,
     statement: Option<&Statement>,
-    interrupted_by_user: bool,
+    interrupted_because: Option<&str>,
     elapsed: Duration,
 ) -> Failure {
-    let mut message = if interrupted_by_user {
-        format!("interrupted by the user: {}", error.message)
-    } else {
-        error.message.clone()
+    let mut message = match interrupted_because {
+        Some(reason) => format!("interrupted ({reason}): {}", error.message),
+        None => error.message.clone(),
     };
     if let Some(detail) = &error.detail {
         message.push_str(&format!(" (detail: {detail})"));
@@ -319,13 +345,13 @@ fn require_valid_index(db: &mut dyn Driver, target: &ConcurrentIndex) -> Result<
 }
 
 /// Sleeps, waking early if interrupted; returns false if interrupted.
-pub(crate) fn sleep_unless_interrupted(duration: Duration, interrupt: &AtomicBool) -> bool {
+pub(crate) fn sleep_unless_interrupted(duration: Duration, interrupt: &Interrupt) -> bool {
     let deadline = Instant::now() + duration;
     while Instant::now() < deadline {
-        if interrupt.load(Ordering::SeqCst) {
+        if interrupt.is_requested() {
             return false;
         }
         std::thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
     }
-    !interrupt.load(Ordering::SeqCst)
+    !interrupt.is_requested()
 }

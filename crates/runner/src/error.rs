@@ -87,10 +87,12 @@ pub enum RunError {
         transactional: bool,
     },
 
-    #[error("interrupted{}", .version.as_ref().map(|v| format!(" during migration {v}")).unwrap_or_else(|| " while waiting for the run lock".to_owned()))]
+    #[error("interrupted ({reason}){}", .version.as_ref().map(|v| format!(" during migration {v}")).unwrap_or_else(|| " while waiting for the run lock".to_owned()))]
     Interrupted {
         version: Option<String>,
         recorded: bool,
+        /// Who asked, and why (`Ctrl-C`, `watchdog: lock wait over 5s`).
+        reason: String,
     },
 
     #[error("{0}")]

@@ -11,6 +11,8 @@
 mod apply;
 mod error;
 mod events;
+mod hooks;
+mod interrupt;
 mod migrator;
 mod plan;
 mod report;
@@ -19,6 +21,8 @@ mod state;
 
 pub use error::{ChecksumMismatch, FailedStatement, RunError};
 pub use events::{Event, Observer, Quiet};
+pub use hooks::{NoHooks, StatementContext, StatementHooks};
+pub use interrupt::Interrupt;
 pub use migrator::{Migrator, Resolution};
 pub use plan::DownTarget;
 pub use report::{

@@ -1,7 +1,7 @@
 //! The `Migrator`: status, up, down, history, repair and resolve over one [`Driver`].
 
+use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
@@ -12,7 +12,9 @@ use safeshift_source::{MigrationSet, Version};
 use crate::apply::{run_step, sleep_unless_interrupted};
 use crate::error::RunError;
 use crate::events::{Event, Observer};
-use crate::plan::{DownTarget, Step, checksum_mismatches, plan_down, plan_up};
+use crate::hooks::{NoHooks, StatementHooks};
+use crate::interrupt::Interrupt;
+use crate::plan::{DownTarget, Step, check_directives, checksum_mismatches, plan_down, plan_up};
 use crate::report::{
     DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport,
     ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
@@ -33,7 +35,8 @@ pub enum Resolution {
 pub struct Migrator {
     migrations: MigrationSet,
     settings: Settings,
-    interrupt: Arc<AtomicBool>,
+    interrupt: Arc<Interrupt>,
+    hooks: RefCell<Box<dyn StatementHooks>>,
 }
 
 impl Migrator {
@@ -41,7 +44,8 @@ impl Migrator {
         Migrator {
             migrations,
             settings,
-            interrupt: Arc::new(AtomicBool::new(false)),
+            interrupt: Arc::new(Interrupt::default()),
+            hooks: RefCell::new(Box::new(NoHooks)),
         }
     }
 
@@ -53,10 +57,16 @@ impl Migrator {
         &self.settings
     }
 
-    /// Setting this flag (from a signal handler, together with the driver's canceller) stops
-    /// the run at the next statement boundary, recording the interrupted attempt.
-    pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
+    /// Requesting this (from a signal handler or a watchdog, together with the driver's
+    /// canceller) stops the run at the next statement boundary, recording the interrupted
+    /// attempt with the reason given.
+    pub fn interrupt(&self) -> Arc<Interrupt> {
         Arc::clone(&self.interrupt)
+    }
+
+    /// Installs hooks called around every statement (see [`StatementHooks`]).
+    pub fn set_hooks(&mut self, hooks: Box<dyn StatementHooks>) {
+        self.hooks = RefCell::new(hooks);
     }
 
     /// Where every migration stands. Takes no lock and writes nothing.
@@ -199,6 +209,7 @@ impl Migrator {
             db.dialect(),
             &self.settings.timeouts,
         )?;
+        check_directives(&steps, self.hooks.borrow().as_ref())?;
         Ok(self.dry_run(db, Direction::Up, &steps))
     }
 
@@ -216,6 +227,7 @@ impl Migrator {
             db.dialect(),
             &self.settings.timeouts,
         )?;
+        check_directives(&steps, self.hooks.borrow().as_ref())?;
         Ok(self.dry_run(db, Direction::Down, &steps))
     }
 
@@ -312,17 +324,27 @@ impl Migrator {
         let outcome = self.with_lock(db, observer, |db, state, waited, observer| {
             report.lock_waited_ms = waited.as_millis() as u64;
             let steps = plan(self, db, state)?;
+            check_directives(&steps, self.hooks.borrow().as_ref())?;
             for step in &steps {
-                if self.interrupt.load(Ordering::SeqCst) {
+                if self.interrupt.is_requested() {
                     return Err(RunError::Interrupted {
                         version: Some(step.migration.version.to_string()),
                         recorded: true,
+                        reason: self.interrupt.reason(),
                     });
                 }
                 if let Some(reason) = db.lock_lost() {
                     return Err(RunError::LockLost(reason));
                 }
-                let completed = run_step(db, step, &self.settings, &self.interrupt, observer)?;
+                let mut hooks = self.hooks.borrow_mut();
+                let completed = run_step(
+                    db,
+                    step,
+                    &self.settings,
+                    &self.interrupt,
+                    hooks.as_mut(),
+                    observer,
+                )?;
                 report.migrations.push(completed);
             }
             Ok(())
@@ -595,6 +617,7 @@ impl Migrator {
                         return Err(RunError::Interrupted {
                             version: None,
                             recorded: true,
+                            reason: self.interrupt.reason(),
                         });
                     }
                 }

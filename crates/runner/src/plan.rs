@@ -4,10 +4,12 @@
 
 use safeshift_driver::{Dialect, Direction, Timeouts};
 use safeshift_source::{
-    Checksum, Migration, MigrationSet, MissingDown, Section, SourceErrors, Statement, Version,
+    Checksum, Migration, MigrationSet, MissingDown, Section, SourceError, SourceErrors, Statement,
+    Version,
 };
 
 use crate::error::{ChecksumMismatch, RunError};
+use crate::hooks::StatementHooks;
 use crate::state::{HistoryState, Partial};
 
 /// One migration to run in one direction.
@@ -32,6 +34,8 @@ pub enum DownTarget {
     Steps(usize),
     /// Every applied migration newer than this version (`0` for all).
     To(Version),
+    /// Exactly these applied migrations (say, those a failed run applied), newest first.
+    Versions(Vec<Version>),
 }
 
 /// Applied migrations whose file changed.
@@ -167,6 +171,17 @@ pub(crate) fn plan_down<'a>(
             }
             applied.into_iter().filter(|v| *v > to).collect()
         }
+        DownTarget::Versions(versions) => {
+            if let Some(missing) = versions.iter().find(|v| !state.is_applied(v)) {
+                return Err(RunError::Usage(format!(
+                    "{missing} is not applied; it cannot be rolled back"
+                )));
+            }
+            applied
+                .into_iter()
+                .filter(|v| versions.contains(v))
+                .collect()
+        }
     };
     let mut missing = Vec::new();
     let mut mismatches = Vec::new();
@@ -244,6 +259,56 @@ pub(crate) fn plan_down<'a>(
         return Err(RunError::Source(SourceErrors(errors)));
     }
     Ok(steps)
+}
+
+/// Directives the linter reads (`-- safeshift:allow …`); the runner leaves them alone.
+const LINT_DIRECTIVES: [&str; 2] = ["allow", "allow-file"];
+
+/// Every `-- safeshift:` directive in the planned steps must be one the linter or the installed
+/// hooks act on, and used where the hooks accept it: a misspelt `backfill` must not silently turn
+/// into a plain full-table UPDATE.
+pub(crate) fn check_directives(
+    steps: &[Step<'_>],
+    hooks: &dyn StatementHooks,
+) -> Result<(), RunError> {
+    let mut errors = Vec::new();
+    for step in steps {
+        for statement in &step.statements {
+            for directive in &statement.directives {
+                let name = directive.name.as_str();
+                if LINT_DIRECTIVES.contains(&name) {
+                    continue;
+                }
+                if hooks.directives().contains(&name) {
+                    if let Err(message) = hooks.validate(statement, step.section) {
+                        errors.push(SourceError::directive(
+                            &step.section.path,
+                            directive.line,
+                            message,
+                            format!("see `safeshift explain` and the documentation of `-- safeshift:{name}`"),
+                        ));
+                    }
+                    continue;
+                }
+                let known: Vec<&str> = LINT_DIRECTIVES
+                    .iter()
+                    .chain(hooks.directives())
+                    .copied()
+                    .collect();
+                errors.push(SourceError::directive(
+                    &step.section.path,
+                    directive.line,
+                    format!("unknown directive `-- safeshift:{name}`"),
+                    format!("known directives: {}", known.join(", ")),
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Source(SourceErrors(errors)))
+    }
 }
 
 enum StepError {

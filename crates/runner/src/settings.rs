@@ -14,6 +14,8 @@ pub struct Settings {
     /// Apply pending migrations older than the newest applied one.
     pub allow_out_of_order: bool,
     pub identity: Identity,
+    /// The backup taken before this run, recorded in every attempt's history row.
+    pub backup_ref: Option<String>,
 }
 
 impl Default for Settings {
@@ -24,6 +26,7 @@ impl Default for Settings {
             lock: LockSettings::default(),
             allow_out_of_order: false,
             identity: Identity::current(),
+            backup_ref: None,
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum SourceErrorKind {
     Lexer,
     /// A statement cannot run in the transaction mode the migration asks for.
     TransactionMode,
+    /// A `-- safeshift:` directive is unknown or used where it cannot work.
+    Directive,
 }
 
 /// A problem with a migration file.
@@ -65,6 +67,18 @@ impl SourceError {
             message: message.into(),
             help: None,
         }
+    }
+
+    /// A problem with a `-- safeshift:` directive, found by whoever acts on it.
+    pub fn directive(
+        path: &Path,
+        line: u32,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        SourceError::new(SourceErrorKind::Directive, path, message)
+            .at_line(line)
+            .help(help)
     }
 
     pub(crate) fn at(mut self, line: u32, column: u32) -> Self {

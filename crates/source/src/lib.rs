@@ -33,6 +33,7 @@ mod new;
 mod options;
 mod statements;
 mod text;
+mod unclassified;
 mod version;
 
 pub use checksum::Checksum;
@@ -45,6 +46,8 @@ pub use new::{
     write_new_migration,
 };
 pub use options::{Direction, KNOWN_OPTIONS, SectionOptions, parse_duration};
-pub use statements::{ConcurrentIndex, Dialect, Statement, Transactionality};
+pub use statements::{
+    ConcurrentIndex, Dialect, Directive, Statement, Transactionality, transactionality_of,
+};
 pub use text::SourceText;
 pub use version::Version;

@@ -7,7 +7,6 @@ use crate::checksum::Checksum;
 use crate::error::{SourceError, SourceErrorKind};
 use crate::migration::Section;
 use crate::options::{self, Direction, KNOWN_OPTIONS, MarkerLine};
-use crate::statements::has_code;
 use crate::text::SourceText;
 
 /// A SQL file read on its own.
@@ -83,7 +82,7 @@ impl LooseFile {
             }
             None => (0..end, 0..end, Default::default(), None),
         };
-        let empty = has_code(path, &source, body.clone())?.is_none();
+        let empty = !has_code_quickly(&source.as_str()[body.clone()]);
         let relative_path = PathBuf::from(path.file_name().unwrap_or(path.as_os_str()));
         Ok(LooseFile {
             path: path.to_path_buf(),
@@ -103,10 +102,45 @@ impl LooseFile {
     }
 }
 
+/// Whether `sql` holds anything but whitespace and comments. The splitter's lexer answers the
+/// same question exactly, at the cost of tokenising the whole file; for a file read on its own,
+/// whose statements are split right after, this check is enough.
+fn has_code_quickly(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after
+                .find('\n')
+                .map_or("", |end| &after[end..])
+                .trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after
+                .find("*/")
+                .map_or("", |end| &after[end + 2..])
+                .trim_start();
+        } else {
+            return !rest.is_empty();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::statements::Dialect;
+
+    #[test]
+    fn only_comments_is_empty() {
+        assert!(!has_code_quickly("  -- a\n/* b\n c */\n-- d"));
+        assert!(has_code_quickly("-- a\nSELECT 1"));
+        assert!(has_code_quickly("/* a */ x"));
+        assert!(
+            LooseFile::from_bytes(Path::new("x.sql"), b"-- nothing\n")
+                .unwrap()
+                .up
+                .is_empty()
+        );
+    }
 
     #[test]
     fn a_plain_file_is_one_section() {

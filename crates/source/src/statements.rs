@@ -57,6 +57,42 @@ pub struct Statement {
     /// 1-based column of the statement's first character.
     pub column: u32,
     pub transactionality: Transactionality,
+    /// `-- safeshift:<name> …` comment lines directly above the statement.
+    pub directives: Vec<Directive>,
+}
+
+/// A `-- safeshift:<name> <arguments>` comment attached to the statement below it, e.g.
+/// `-- safeshift:backfill batch=5000` above an `UPDATE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Directive {
+    /// The word after `safeshift:` (`backfill`, `allow`, …).
+    pub name: String,
+    /// The rest of the line, trimmed.
+    pub arguments: String,
+    pub line: u32,
+}
+
+impl Directive {
+    /// Parses a comment's text; `None` when it is not a safeshift directive.
+    fn parse(comment: &str, line: u32) -> Option<Directive> {
+        let body = comment
+            .strip_prefix("--")?
+            .trim_start()
+            .strip_prefix("safeshift:")?;
+        let (name, arguments) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
+        (!name.is_empty()).then(|| Directive {
+            name: name.to_owned(),
+            arguments: arguments.trim().to_owned(),
+            line,
+        })
+    }
+}
+
+impl Statement {
+    /// The directive with this name, if the statement has one.
+    pub fn directive(&self, name: &str) -> Option<&Directive> {
+        self.directives.iter().find(|d| d.name == name)
+    }
 }
 
 /// The index a `CREATE INDEX CONCURRENTLY` statement builds.
@@ -197,13 +233,29 @@ pub(crate) fn split(
     range: Range<usize>,
     dialect: Dialect,
 ) -> Result<Vec<Statement>, SourceError> {
+    split_statements(path, source, range, dialect, true)
+}
+
+/// Splits `range` of the file text into statements; with `classify` false, PostgreSQL statements
+/// are not parsed to classify them and come back as [`Transactionality::Any`] (for callers that
+/// parse every statement anyway and classify the tree with [`transactionality_of`]).
+pub(crate) fn split_statements(
+    path: &Path,
+    source: &SourceText,
+    range: Range<usize>,
+    dialect: Dialect,
+    classify: bool,
+) -> Result<Vec<Statement>, SourceError> {
     let tokens = scan(path, source, range)?;
     let text = source.as_str();
     let mut statements = Vec::new();
     let mut current: Vec<Token> = Vec::new();
     let mut depth = 0u32;
+    let mut directives: Vec<Directive> = Vec::new();
 
-    let finish = |tokens: &mut Vec<Token>, statements: &mut Vec<Statement>| {
+    let finish = |tokens: &mut Vec<Token>,
+                  directives: &mut Vec<Directive>,
+                  statements: &mut Vec<Statement>| {
         if let (Some(first), Some(last)) = (
             tokens.first(),
             tokens.iter().rev().find(|t| !t.is_comment()),
@@ -212,6 +264,7 @@ pub(crate) fn split(
             let sql = text[span.clone()].to_owned();
             let (line, column) = source.line_col(span.start);
             let transactionality = match dialect {
+                Dialect::Postgres if !classify => Transactionality::Any,
                 Dialect::Postgres => classify_postgres(&sql),
                 Dialect::Sqlite => classify_sqlite(text, tokens),
             };
@@ -222,6 +275,7 @@ pub(crate) fn split(
                 line,
                 column,
                 transactionality,
+                directives: std::mem::take(directives),
             });
         }
         tokens.clear();
@@ -229,14 +283,20 @@ pub(crate) fn split(
 
     for token in tokens {
         if token.is_comment() {
-            // Comments between statements belong to neither; comments inside one stay in its text.
+            // Comments between statements belong to neither, except directives, which belong to
+            // the statement below them; comments inside a statement stay in its text.
             if !current.is_empty() {
                 current.push(token);
+            } else if let Some(directive) = Directive::parse(
+                &text[token.start..token.end],
+                source.line_col(token.start).0,
+            ) {
+                directives.push(directive);
             }
             continue;
         }
         if token.kind == TokenKind::Ascii59 && depth == 0 {
-            finish(&mut current, &mut statements);
+            finish(&mut current, &mut directives, &mut statements);
             continue;
         }
         if opens_block(dialect, &current) {
@@ -255,7 +315,7 @@ pub(crate) fn split(
         }
         current.push(token);
     }
-    finish(&mut current, &mut statements);
+    finish(&mut current, &mut directives, &mut statements);
     Ok(statements)
 }
 
@@ -322,6 +382,11 @@ fn classify_postgres(sql: &str) -> Transactionality {
     else {
         return Transactionality::Any;
     };
+    transactionality_of(node)
+}
+
+/// What a parsed PostgreSQL statement needs from the transaction around it.
+pub fn transactionality_of(node: &NodeEnum) -> Transactionality {
     match node {
         NodeEnum::IndexStmt(index) if index.concurrent => outside("CREATE INDEX CONCURRENTLY"),
         NodeEnum::DropStmt(drop) if drop.concurrent => outside("DROP INDEX CONCURRENTLY"),
@@ -517,6 +582,24 @@ mod tests {
         assert!(index.if_not_exists);
         assert_eq!(statements[1].concurrent_index(), None, "unnamed index");
         assert_eq!(statements[2].concurrent_index(), None, "not concurrent");
+    }
+
+    #[test]
+    fn directives_attach_to_the_statement_below() {
+        let statements = split_text(
+            "-- safeshift:backfill batch=500 pause=10ms\n-- plain comment\nUPDATE t SET a = 1;\nSELECT 1; -- safeshift:late\n",
+            Dialect::Postgres,
+        );
+        assert_eq!(
+            statements[0].directives,
+            [Directive {
+                name: "backfill".into(),
+                arguments: "batch=500 pause=10ms".into(),
+                line: 1
+            }]
+        );
+        assert_eq!(statements[0].directive("backfill").unwrap().line, 1);
+        assert!(statements[1].directives.is_empty());
     }
 
     #[test]

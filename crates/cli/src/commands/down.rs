@@ -31,7 +31,7 @@ pub fn run(context: &Context, args: &DownArgs) -> Result<Exit, CliError> {
         }
         return Ok(Exit::Success);
     }
-    let interrupts = Interrupts::install(migrator.interrupt_flag());
+    let interrupts = Interrupts::install(migrator.interrupt());
     interrupts.cancel_with(db.canceller());
     let mut progress = Progress::new(context.quiet, args.json, context.project.lock.wait);
     match migrator.down(db.as_mut(), &target, &mut progress) {

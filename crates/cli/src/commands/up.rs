@@ -26,7 +26,7 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Success);
     }
     crate::commands::lint::gate_pending(&migrator, db.as_mut(), args.allow_risk, args.json)?;
-    let interrupts = Interrupts::install(migrator.interrupt_flag());
+    let interrupts = Interrupts::install(migrator.interrupt());
     interrupts.cancel_with(db.canceller());
     let mut progress = Progress::new(context.quiet, args.json, context.project.lock.wait);
     match migrator.up(db.as_mut(), target.as_ref(), &mut progress) {

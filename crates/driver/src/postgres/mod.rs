@@ -44,6 +44,8 @@ pub struct PostgresDriver {
     session_state: bool,
     /// Whether the attempt in progress runs in a transaction the driver opened.
     attempt_in_transaction: bool,
+    /// The server process of this connection (meaningful on a direct connection only).
+    backend_pid: Option<i64>,
 }
 
 impl PostgresDriver {
@@ -99,14 +101,16 @@ impl PostgresDriver {
             lease: None,
             session_state: options.lock_mode == LockMode::Advisory,
             attempt_in_transaction: false,
+            backend_pid: None,
         };
         let row = driver.first_row(
-            "SELECT current_setting('server_version'), current_setting('server_version_num'), current_database(), current_user",
+            "SELECT current_setting('server_version'), current_setting('server_version_num'), current_database(), current_user, pg_backend_pid()",
         )?;
         driver.server.version = row[0].clone().unwrap_or_default();
         driver.server.version_number = row[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
         driver.server.database = row[2].clone().unwrap_or_default();
         driver.server.user = row[3].clone().unwrap_or_default();
+        driver.backend_pid = row[4].as_deref().and_then(|pid| pid.parse().ok());
         if driver.session_state && driver.server.version_number >= 140000 {
             // A killed runner's backend notices within a second and rolls back, instead of
             // finishing a long statement while holding its locks.
@@ -554,6 +558,15 @@ impl Driver for PostgresDriver {
 
     fn timeouts_outside_transactions(&self) -> bool {
         self.session_state
+    }
+
+    fn session_pid(&self) -> Option<i64> {
+        // Through a transaction pooler, statements run on whichever server process is free.
+        if self.session_state {
+            self.backend_pid
+        } else {
+            None
+        }
     }
 
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame {
