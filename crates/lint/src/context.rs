@@ -47,7 +47,7 @@ pub struct MigrationState {
     /// Locks that were held until a commit, kept for the end-of-migration rules.
     pub released: Vec<HeldLock>,
     /// Constraints added `NOT VALID` in the current transaction: table key and name.
-    pub not_valid_in_transaction: Vec<((String, String), String)>,
+    pub not_valid_in_transaction: Vec<(String, String)>,
     /// `ALTER TABLE` statements per table on tables other sessions use, with all their actions
     /// combined into one statement.
     pub alterations: Vec<Alterations>,
@@ -64,8 +64,6 @@ pub struct MigrationState {
 pub struct Alterations {
     pub table: TableName,
     pub statements: Vec<usize>,
-    /// One `ALTER TABLE` carrying every action of those statements.
-    pub combined: pg_query::protobuf::AlterTableStmt,
 }
 
 impl MigrationState {
@@ -156,6 +154,8 @@ pub struct MigrationEnd<'a> {
     pub state: &'a MigrationState,
     /// The schema after the migration.
     pub schema: &'a Schema,
+    /// Every statement's tree, by index (`None` for one that did not parse).
+    pub nodes: &'a [Option<NodeEnum>],
     /// The newest applied version, when this pending migration's version is lower.
     pub out_of_order: Option<&'a str>,
     /// Whether the file changed since it was applied.

@@ -333,10 +333,10 @@ fn alter_table_command(
         | At::AtDropCluster
         | At::AtAttachPartition => LockMode::ShareUpdateExclusive,
         At::AtValidateConstraint => {
-            if let Some(constraint) = existing_table.and_then(|t| t.constraint(&command.name)) {
-                if let ConstraintKind::ForeignKey { referenced, .. } = &constraint.kind {
-                    effects.lock(referenced.clone(), LockMode::RowShare);
-                }
+            if let Some(constraint) = existing_table.and_then(|t| t.constraint(&command.name))
+                && let ConstraintKind::ForeignKey { referenced, .. } = &constraint.kind
+            {
+                effects.lock(referenced.clone(), LockMode::RowShare);
             }
             effects.scan(table);
             LockMode::ShareUpdateExclusive

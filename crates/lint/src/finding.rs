@@ -27,8 +27,8 @@ pub struct Finding {
     pub locks: Vec<TableLock>,
     /// Whether the statement rewrites the table.
     pub rewrite: bool,
-    /// What to do instead, in a sentence.
-    pub help: String,
+    /// What to do instead, in a sentence (the rule's).
+    pub help: &'static str,
     /// The safe alternative as SQL for this statement, when there is one.
     pub safe_alternative: Option<String>,
     /// 1-based line of the statement's first character.

@@ -134,28 +134,35 @@ impl Linter {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(files.len().max(1));
-        let chunk = files.len().div_ceil(threads).max(1);
-        let mut reports: Vec<FileReport> = Vec::with_capacity(files.len());
+        // Threads take the next file from a shared counter, so a thread slowed by big files or a
+        // busy machine does not leave the others idle.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut reports: Vec<(usize, FileReport)> = Vec::with_capacity(files.len());
         std::thread::scope(|scope| {
-            let handles: Vec<_> = files
-                .chunks(chunk)
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|file| self.lint_file(file))
-                            .collect::<Vec<_>>()
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(file) = files.get(index) else { break };
+                            done.push((index, self.lint_file(file)));
+                        }
+                        done
                     })
                 })
                 .collect();
             for handle in handles {
                 match handle.join() {
-                    Ok(mut chunk_reports) => reports.append(&mut chunk_reports),
+                    Ok(mut done) => reports.append(&mut done),
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
         });
-        LintReport { files: reports }
+        reports.sort_by_key(|(index, _)| *index);
+        LintReport {
+            files: reports.into_iter().map(|(_, report)| report).collect(),
+        }
     }
 
     /// Lints one file on its own.
@@ -269,7 +276,7 @@ impl Linter {
             diagnostics: Vec::new(),
             source: Some(section.file_text().clone()),
         };
-        let statements = match section.statements(Dialect::Postgres) {
+        let mut statements = match section.statements_unclassified(Dialect::Postgres) {
             Ok(statements) => statements,
             Err(error) => {
                 file.diagnostics.push(Diagnostic {
@@ -287,13 +294,16 @@ impl Linter {
         file.statements = statements.len();
         let metadata = rules::metadata();
         let mut state = MigrationState::new(execution);
-        let mut violations: Vec<(usize, Violation, Effects)> = Vec::new();
+        let mut violations: Vec<(usize, Violation)> = Vec::new();
         let mut effects_by_statement: Vec<Effects> = Vec::with_capacity(statements.len());
-        for statement in &statements {
-            let node = match parse::parse_statement(&statement.sql) {
+        let parsed = parse::parse_section(section.sql(), &statements);
+        let mut nodes: Vec<Option<NodeEnum>> = Vec::with_capacity(statements.len());
+        for (statement, parsed) in statements.iter_mut().zip(parsed) {
+            let node = match parsed {
                 Ok(Some(node)) => node,
                 Ok(None) => {
                     effects_by_statement.push(Effects::default());
+                    nodes.push(None);
                     continue;
                 }
                 Err(failure) => {
@@ -309,9 +319,12 @@ impl Linter {
                         span: Some(offset..offset + token_length(&statement.sql[failure.offset..])),
                     });
                     effects_by_statement.push(Effects::default());
+                    nodes.push(None);
                     continue;
                 }
             };
+            statement.transactionality = safeshift_source::transactionality_of(&node);
+            let statement = &*statement;
             let effects = effects::of(&node, schema, self.options.pg_version);
             if let Some(collected) = collect.as_deref_mut() {
                 collected.push(StatementEffects {
@@ -358,13 +371,14 @@ impl Linter {
                         if violation.locks.is_none() {
                             violation.locks = Some(context.existing_locks());
                         }
-                        violations.push((position, violation, effects.clone()));
+                        violations.push((position, violation));
                     }
                 }
             }
             advance(&mut state, statement.index, &node, &effects, schema);
             schema.apply(&node);
             effects_by_statement.push(effects);
+            nodes.push(Some(node));
         }
         if !reported {
             return file;
@@ -373,6 +387,7 @@ impl Linter {
         let end = MigrationEnd {
             state: &state,
             schema,
+            nodes: &nodes,
             out_of_order: history.out_of_order.as_deref(),
             changed_since_applied: history.changed_since_applied,
         };
@@ -383,22 +398,22 @@ impl Linter {
             let mut found = Vec::new();
             rule.logic.finish(&end, &mut found);
             for violation in found {
-                let index = violation
-                    .statement
-                    .unwrap_or(0)
-                    .min(statements.len().saturating_sub(1));
-                let effects = effects_by_statement.get(index).cloned().unwrap_or_default();
-                violations.push((position, violation, effects));
+                violations.push((position, violation));
             }
         }
-        for (position, violation, effects) in violations {
-            let index = violation.statement.unwrap_or(0);
+        let no_effects = Effects::default();
+        for (position, violation) in violations {
+            let index = violation
+                .statement
+                .unwrap_or(0)
+                .min(statements.len().saturating_sub(1));
             if let Some(statement) = statements.get(index) {
+                let effects = effects_by_statement.get(index).unwrap_or(&no_effects);
                 file.findings.push(finding(
                     RULES[position].id,
                     &metadata[position],
                     violation,
-                    &effects,
+                    effects,
                     statement,
                 ));
             }
@@ -450,7 +465,7 @@ struct HistoryFacts {
 
 fn finding(
     rule: &'static str,
-    metadata: &RuleMetadata,
+    metadata: &'static RuleMetadata,
     violation: Violation,
     effects: &Effects,
     statement: &Statement,
@@ -476,7 +491,7 @@ fn finding(
         tables,
         locks,
         rewrite,
-        help: metadata.help.clone(),
+        help: &metadata.help,
         safe_alternative: violation.safe_alternative,
         line: statement.line,
         column: statement.column,
@@ -545,14 +560,10 @@ fn advance(
                         .iter_mut()
                         .find(|a| a.table.key() == table.key())
                     {
-                        Some(alterations) => {
-                            alterations.statements.push(index);
-                            alterations.combined.cmds.extend(alter.cmds.iter().cloned());
-                        }
+                        Some(alterations) => alterations.statements.push(index),
                         None => state.alterations.push(Alterations {
                             table: table.clone(),
                             statements: vec![index],
-                            combined: alter.clone(),
                         }),
                     }
                 }
@@ -564,7 +575,7 @@ fn advance(
                         {
                             state
                                 .not_valid_in_transaction
-                                .push((table.key(), constraint.conname.clone()));
+                                .push((table.key().to_owned(), constraint.conname.clone()));
                         }
                     }
                 }

@@ -12,6 +12,30 @@ pub struct ParseFailure {
     pub offset: usize,
 }
 
+/// Parses the statements of a section. The whole body goes to the parser in one call (one
+/// round trip through libpg_query's protobuf encoding instead of one per statement); when that
+/// fails, or does not find the statements the splitter found, each statement is parsed on its
+/// own so a syntax error is located and does not hide the others.
+pub fn parse_section(
+    body: &str,
+    statements: &[safeshift_source::Statement],
+) -> Vec<Result<Option<NodeEnum>, ParseFailure>> {
+    if let Ok(parsed) = pg_query::parse(body, pg_query::ParserOptions::default())
+        && parsed.protobuf.stmts.len() == statements.len()
+    {
+        return parsed
+            .protobuf
+            .stmts
+            .into_iter()
+            .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node)))
+            .collect();
+    }
+    statements
+        .iter()
+        .map(|statement| parse_statement(&statement.sql))
+        .collect()
+}
+
 /// Parses one statement. `Ok(None)` for a statement with no syntax tree (only comments).
 pub fn parse_statement(sql: &str) -> Result<Option<NodeEnum>, ParseFailure> {
     match pg_query::parse(sql, pg_query::ParserOptions::default()) {

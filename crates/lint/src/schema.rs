@@ -102,16 +102,16 @@ impl Table {
 /// The tables and indexes known at one point in the history.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
-    tables: HashMap<(String, String), Table>,
+    tables: HashMap<String, Table>,
     /// Index name → the table it belongs to.
-    index_tables: HashMap<(String, String), TableName>,
-    /// Enum types created in the history: `(schema, name)` → origin.
-    enums: HashMap<(String, String), Origin>,
+    index_tables: HashMap<String, TableName>,
+    /// Enum types created in the history: `schema.name` → origin.
+    enums: HashMap<String, Origin>,
 }
 
 impl Schema {
     pub fn table(&self, name: &TableName) -> Option<&Table> {
-        self.tables.get(&name.key())
+        self.tables.get(name.key())
     }
 
     /// Whether other sessions may be using the relation: true for relations the history does
@@ -125,9 +125,9 @@ impl Schema {
     pub fn tables_in_schema(&self, schema: &str) -> Vec<TableName> {
         let mut names: Vec<TableName> = self
             .tables
-            .iter()
-            .filter(|(key, _)| key.0 == schema)
-            .map(|(_, t)| t.name.clone())
+            .values()
+            .filter(|t| t.name.schema_or_public() == schema)
+            .map(|t| t.name.clone())
             .collect();
         names.sort();
         names
@@ -137,7 +137,7 @@ impl Schema {
     /// empties).
     pub fn referencing_tables(&self, table: &TableName) -> Vec<TableName> {
         let mut found: Vec<TableName> = Vec::new();
-        let mut queue = vec![table.key()];
+        let mut queue = vec![table.key().to_owned()];
         while let Some(key) = queue.pop() {
             for candidate in self.tables.values() {
                 let references = candidate.constraints.iter().any(
@@ -148,7 +148,7 @@ impl Schema {
                     && !found.iter().any(|f| f.key() == candidate.name.key())
                 {
                     found.push(candidate.name.clone());
-                    queue.push(candidate.name.key());
+                    queue.push(candidate.name.key().to_owned());
                 }
             }
         }
@@ -158,11 +158,11 @@ impl Schema {
 
     /// The table an index belongs to, when the history created the index.
     pub fn table_of_index(&self, index: &TableName) -> Option<&TableName> {
-        self.index_tables.get(&index.key())
+        self.index_tables.get(index.key())
     }
 
     pub fn enum_origin(&self, names: &[pg_query::Node]) -> Option<Origin> {
-        TableName::from_names(names).and_then(|name| self.enums.get(&name.key()).copied())
+        TableName::from_names(names).and_then(|name| self.enums.get(name.key()).copied())
     }
 
     /// Marks everything new as existing: the migration that created it has been applied.
@@ -200,7 +200,7 @@ impl Schema {
                     }
                 }
                 self.register_indexes(&table);
-                self.tables.insert(name.key(), table);
+                self.tables.insert(name.key().to_owned(), table);
             }
             NodeEnum::CreateTableAsStmt(create) => {
                 let Some(relation) = create.into.as_ref().and_then(|into| into.rel.as_ref()) else {
@@ -230,14 +230,15 @@ impl Schema {
                     })
                     .collect();
                 let index_name = TableName::new(table_name.schema.as_deref(), &index.idxname);
-                if let Some(table) = self.tables.get_mut(&table_name.key()) {
+                if let Some(table) = self.tables.get_mut(table_name.key()) {
                     table.indexes.push(Index {
                         name: index.idxname.clone(),
                         columns,
                     });
                 }
                 if !index.idxname.is_empty() {
-                    self.index_tables.insert(index_name.key(), table_name);
+                    self.index_tables
+                        .insert(index_name.key().to_owned(), table_name);
                 }
             }
             NodeEnum::AlterTableStmt(alter) => {
@@ -245,7 +246,7 @@ impl Schema {
                     return;
                 };
                 let name = TableName::from_range_var(relation);
-                let Some(table) = self.tables.get_mut(&name.key()) else {
+                let Some(table) = self.tables.get_mut(name.key()) else {
                     return;
                 };
                 for command in alter_commands(alter) {
@@ -268,17 +269,17 @@ impl Schema {
                         ObjectType::ObjectTable
                         | ObjectType::ObjectView
                         | ObjectType::ObjectMatview => {
-                            self.tables.remove(&name.key());
+                            self.tables.remove(name.key());
                         }
                         ObjectType::ObjectIndex => {
-                            if let Some(table) = self.index_tables.remove(&name.key())
-                                && let Some(table) = self.tables.get_mut(&table.key())
+                            if let Some(table) = self.index_tables.remove(name.key())
+                                && let Some(table) = self.tables.get_mut(table.key())
                             {
                                 table.indexes.retain(|i| i.name != name.name);
                             }
                         }
                         ObjectType::ObjectType => {
-                            self.enums.remove(&name.key());
+                            self.enums.remove(name.key());
                         }
                         _ => {}
                     }
@@ -286,7 +287,7 @@ impl Schema {
             }
             NodeEnum::CreateEnumStmt(create) => {
                 if let Some(name) = TableName::from_names(&create.type_name) {
-                    self.enums.insert(name.key(), Origin::New);
+                    self.enums.insert(name.key().to_owned(), Origin::New);
                 }
             }
             _ => {}
@@ -301,13 +302,14 @@ impl Schema {
             constraints: Vec::new(),
             indexes: Vec::new(),
         };
-        self.tables.insert(name.key(), table);
+        self.tables.insert(name.key().to_owned(), table);
     }
 
     fn register_indexes(&mut self, table: &Table) {
         for index in &table.indexes {
             let name = TableName::new(table.name.schema.as_deref(), &index.name);
-            self.index_tables.insert(name.key(), table.name.clone());
+            self.index_tables
+                .insert(name.key().to_owned(), table.name.clone());
         }
     }
 
@@ -318,15 +320,15 @@ impl Schema {
         let name = TableName::from_range_var(relation);
         match rename.rename_type() {
             ObjectType::ObjectTable | ObjectType::ObjectView | ObjectType::ObjectMatview => {
-                if let Some(mut table) = self.tables.remove(&name.key()) {
+                if let Some(mut table) = self.tables.remove(name.key()) {
                     table.name = TableName::new(name.schema.as_deref(), &rename.newname);
-                    self.tables.insert(table.name.key(), table);
+                    self.tables.insert(table.name.key().to_owned(), table);
                 }
             }
             ObjectType::ObjectColumn => {
                 if let Some(column) = self
                     .tables
-                    .get_mut(&name.key())
+                    .get_mut(name.key())
                     .and_then(|t| t.column_mut(&rename.subname))
                 {
                     column.name = rename.newname.clone();

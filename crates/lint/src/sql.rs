@@ -11,13 +11,19 @@ use pg_query::protobuf::{self, a_const::Val};
 pub struct TableName {
     pub schema: Option<String>,
     pub name: String,
+    /// `schema.name` with the schema defaulting to `public`: what the schema model is keyed by,
+    /// computed once because lookups are frequent.
+    #[serde(skip)]
+    key: String,
 }
 
 impl TableName {
     pub fn new(schema: Option<&str>, name: &str) -> TableName {
+        let schema = schema.filter(|s| !s.is_empty());
         TableName {
-            schema: schema.filter(|s| !s.is_empty()).map(str::to_owned),
+            schema: schema.map(str::to_owned),
             name: name.to_owned(),
+            key: format!("{}.{name}", schema.unwrap_or("public")),
         }
     }
 
@@ -35,12 +41,14 @@ impl TableName {
         }
     }
 
-    /// The key the schema model stores it under: the schema defaults to `public`.
-    pub fn key(&self) -> (String, String) {
-        (
-            self.schema.clone().unwrap_or_else(|| "public".to_owned()),
-            self.name.clone(),
-        )
+    /// The key the schema model stores it under: `schema.name`, the schema defaulting to `public`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The schema, `public` when none is written.
+    pub fn schema_or_public(&self) -> &str {
+        self.schema.as_deref().unwrap_or("public")
     }
 
     /// The name quoted for SQL.
@@ -490,23 +498,67 @@ pub fn inner(node: &Option<Box<pg_query::Node>>) -> Option<&NodeEnum> {
     node.as_deref().and_then(|n| n.node.as_ref())
 }
 
-/// Inserts `text` after the first keyword `word` (outside strings and comments) of `sql`.
+/// Inserts `text` after the first keyword `word` (outside strings, quoted names and comments)
+/// of `sql`.
 pub fn insert_after_keyword(sql: &str, word: &str, text: &str) -> Option<String> {
     let end = keyword_end(sql, word)?;
     Some(format!("{}{text}{}", &sql[..end], &sql[end..]))
 }
 
-/// The byte offset just after the first keyword `word` of `sql`.
+/// The byte offset just after the first bare word `word` of `sql`. Skips string literals,
+/// quoted identifiers, dollar quotes and comments; cheap enough to run for every finding.
 fn keyword_end(sql: &str, word: &str) -> Option<usize> {
-    let scanned = pg_query::scan(sql).ok()?;
-    scanned
-        .tokens
-        .iter()
-        .find(|t| {
-            sql.get(t.start as usize..t.end as usize)
-                .is_some_and(|s| s.eq_ignore_ascii_case(word))
-        })
-        .map(|t| t.end as usize)
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let quote = bytes[i];
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = sql[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |end| i + 2 + end + 2);
+            }
+            b'$' => {
+                let tag_end = sql[i + 1..].find('$').map(|end| i + 1 + end)?;
+                let tag = &sql[i..=tag_end];
+                if tag[1..tag.len() - 1]
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_')
+                {
+                    i = sql[tag_end + 1..]
+                        .find(tag)
+                        .map_or(bytes.len(), |end| tag_end + 1 + end + tag.len());
+                } else {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'$')
+                {
+                    i += 1;
+                }
+                if sql[start..i].eq_ignore_ascii_case(word) {
+                    return Some(i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

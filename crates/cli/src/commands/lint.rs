@@ -52,25 +52,28 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
         args.paths.clone()
     };
     let mut loose: Vec<LooseFile> = Vec::new();
+    let mut directories = Directories::default();
     for path in &paths {
-        match classify(path)? {
-            Target::Set(set, scope) => {
-                let applied = match database.as_mut() {
-                    Some(db) if same_directory(&set.directory, &context.project.migrations_dir) => {
-                        let migrator = Migrator::new(set.clone(), context.settings(true));
-                        Some(applied(&migrator, db)?)
-                    }
-                    _ => None,
-                };
-                let scope = match (&scope, &applied, args.all) {
-                    (Scope::All, Some(_), false) => Scope::Pending,
-                    _ => scope,
-                };
-                report
-                    .files
-                    .extend(linter.lint_set(&set, applied.as_ref(), &scope).files);
+        for target in directories.classify(path)? {
+            match target {
+                Target::Set(set, scope) => {
+                    let applied = match database.as_mut() {
+                        Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
+                            let migrator = Migrator::new(set.clone(), context.settings(true));
+                            Some(applied(&migrator, db)?)
+                        }
+                        _ => None,
+                    };
+                    let scope = match (&scope, &applied, args.all) {
+                        (Scope::All, Some(_), false) => Scope::Pending,
+                        _ => scope,
+                    };
+                    report
+                        .files
+                        .extend(linter.lint_set(&set, applied.as_ref(), &scope).files);
+                }
+                Target::Loose(file) => loose.push(*file),
             }
-            Target::Loose(file) => loose.push(*file),
         }
     }
     report.files.extend(linter.lint_files(&loose).files);
@@ -79,13 +82,37 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
     }
     let color = matches!(args.format, Format::Human)
         && anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
-    let text = render(&report, args.format, color);
-    out(text.trim_end());
+    match args.format {
+        Format::Human => out(render(&report, args.format, color).trim_end()),
+        Format::Json => {
+            // Streamed, and on one line unless a person is reading: a report on a large corpus
+            // is tens of megabytes.
+            use std::io::{IsTerminal, Write};
+            let stdout = std::io::stdout();
+            let pretty = stdout.is_terminal();
+            let mut writer = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let _ = crate::lint::json::write(&report, &mut writer, pretty)
+                .and_then(|()| writer.flush());
+        }
+        // Machine formats carry no styles: skip the colour-stripping adapter, which costs more
+        // than the rendering on a large report.
+        _ => write_plain(render(&report, args.format, color).trim_end()),
+    }
     if report.fails(args.fail_on) {
         Ok(Exit::LintFindings)
     } else {
         Ok(Exit::Success)
     }
+}
+
+/// Writes `text` to stdout as it is; a closed pipe ends the output quietly.
+fn write_plain(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
 }
 
 /// What a path on the command line stands for.
@@ -96,25 +123,64 @@ enum Target {
     Loose(Box<LooseFile>),
 }
 
-fn classify(path: &Path) -> Result<Target, CliError> {
-    if path.is_dir() {
-        return Ok(Target::Set(MigrationSet::load(path)?, Scope::All));
+/// Reads what the command line names, loading each migrations directory once.
+#[derive(Default)]
+struct Directories {
+    /// Directories already loaded: `None` when the directory holds no migrations.
+    loaded: HashMap<PathBuf, Option<MigrationSet>>,
+}
+
+impl Directories {
+    fn load(&mut self, directory: &Path) -> Option<&MigrationSet> {
+        self.loaded
+            .entry(directory.to_path_buf())
+            .or_insert_with(|| {
+                MigrationSet::load(directory)
+                    .ok()
+                    .filter(|set| !set.migrations.is_empty())
+            })
+            .as_ref()
     }
-    if !path.is_file() {
-        return Err(CliError::usage(format!(
-            "{}: no such file or directory",
-            path.display()
-        )));
+
+    /// A directory of migrations is linted as one history; a directory of other SQL files file by
+    /// file; a migration file with its directory's history for context; any other file on its own.
+    fn classify(&mut self, path: &Path) -> Result<Vec<Target>, CliError> {
+        if path.is_dir() {
+            let set = MigrationSet::load(path)?;
+            if !set.migrations.is_empty() {
+                return Ok(vec![Target::Set(set, Scope::All)]);
+            }
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|error| CliError::usage(format!("{}: {error}", path.display())))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "sql") && p.is_file())
+                .collect();
+            files.sort();
+            return files.iter().map(|file| read_loose(file)).collect();
+        }
+        if !path.is_file() {
+            return Err(CliError::usage(format!(
+                "{}: no such file or directory",
+                path.display()
+            )));
+        }
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Some(set) = self.load(parent)
+            && set.migrations.iter().any(|m| same_file(&m.up.path, path))
+        {
+            return Ok(vec![Target::Set(
+                set.clone(),
+                Scope::Files(vec![path.to_path_buf()]),
+            )]);
+        }
+        Ok(vec![read_loose(path)?])
     }
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if let Ok(set) = MigrationSet::load(parent)
-        && set.migrations.iter().any(|m| same_file(&m.up.path, path))
-    {
-        return Ok(Target::Set(set, Scope::Files(vec![path.to_path_buf()])));
-    }
+}
+
+fn read_loose(path: &Path) -> Result<Target, CliError> {
     let file = LooseFile::read(path)
         .map_err(|error| CliError::Source(safeshift_source::SourceErrors(vec![error])))?;
     Ok(Target::Loose(Box::new(file)))
@@ -122,10 +188,6 @@ fn classify(path: &Path) -> Result<Target, CliError> {
 
 fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
-}
-
-fn same_directory(a: &Path, b: &Path) -> bool {
-    same_file(a, b)
 }
 
 /// A connection for size lookups and the applied history, when a PostgreSQL URL was given on

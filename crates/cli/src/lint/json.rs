@@ -1,80 +1,151 @@
 //! `--format json`: every finding with its file, position, rule, risk, lock and help; every file
-//! with its overall risk; diagnostics; and the summary.
+//! with its overall risk; diagnostics; and the summary. Serialised straight from typed records
+//! (no intermediate JSON tree): a large corpus renders in a fraction of the linting time.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use safeshift_lint::{FileReport, Finding, LintReport};
+use safeshift_lint::{
+    Blocks, DiagnosticKind, Execution, FileReport, Finding, LintReport, LockMode, Risk, Severity,
+    SizeEstimate, Summary,
+};
 
-pub fn render(report: &LintReport) -> String {
-    let findings: Vec<Value> = report
-        .files
-        .iter()
-        .flat_map(|file| {
-            file.findings
-                .iter()
-                .map(move |finding| finding_json(file, finding))
-        })
-        .collect();
-    let files: Vec<Value> = report
-        .files
-        .iter()
-        .map(|file| {
-            json!({
-                "file": super::display_path(file),
-                "version": file.version,
-                "risk": file.risk(),
-                "statements": file.statements,
-                "execution": file.execution,
-                "findings": file.active_findings().count(),
-            })
-        })
-        .collect();
-    let diagnostics: Vec<Value> = report
-        .files
-        .iter()
-        .flat_map(|file| {
-            file.diagnostics.iter().map(move |d| {
-                json!({
-                    "file": super::display_path(file),
-                    "line": d.line,
-                    "column": d.column,
-                    "severity": d.severity,
-                    "kind": d.kind,
-                    "message": d.message,
-                    "help": d.help,
-                })
-            })
-        })
-        .collect();
-    let value = json!({
-        "findings": findings,
-        "files": files,
-        "diagnostics": diagnostics,
-        "summary": report.summary(),
-    });
-    serde_json::to_string_pretty(&value).unwrap_or_default()
+#[derive(Serialize)]
+struct Report<'a> {
+    findings: Vec<FindingRecord<'a>>,
+    files: Vec<FileRecord<'a>>,
+    diagnostics: Vec<DiagnosticRecord<'a>>,
+    summary: Summary,
 }
 
-fn finding_json(file: &FileReport, finding: &Finding) -> Value {
+#[derive(Serialize)]
+struct FindingRecord<'a> {
+    file: &'a str,
+    line: u32,
+    column: u32,
+    end_line: u32,
+    end_column: u32,
+    rule: &'a str,
+    risk: Risk,
+    message: &'a str,
+    lock: Option<LockMode>,
+    blocks: Option<Blocks>,
+    tables: &'a [String],
+    rewrite: bool,
+    help: &'a str,
+    safe_alternative: Option<&'a str>,
+    estimate: Option<&'a SizeEstimate>,
+    suppressed: Option<&'a str>,
+    file_risk: Option<Risk>,
+}
+
+#[derive(Serialize)]
+struct FileRecord<'a> {
+    file: &'a str,
+    version: Option<&'a str>,
+    risk: Option<Risk>,
+    statements: usize,
+    execution: Execution,
+    findings: usize,
+}
+
+#[derive(Serialize)]
+struct DiagnosticRecord<'a> {
+    file: &'a str,
+    line: u32,
+    column: u32,
+    severity: Severity,
+    kind: DiagnosticKind,
+    message: &'a str,
+    help: Option<&'a str>,
+}
+
+pub fn render(report: &LintReport) -> String {
+    let mut bytes = Vec::new();
+    let _ = write(report, &mut bytes, true);
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// Writes the report as JSON to `out`: indented when `pretty`, else one line (what programs read,
+/// at half the size).
+pub fn write(
+    report: &LintReport,
+    out: &mut impl std::io::Write,
+    pretty: bool,
+) -> std::io::Result<()> {
+    let paths: Vec<String> = report.files.iter().map(super::display_path).collect();
+    let risks: Vec<Option<Risk>> = report.files.iter().map(FileReport::risk).collect();
+    let mut findings = Vec::new();
+    let mut diagnostics = Vec::new();
+    for ((file, path), risk) in report.files.iter().zip(&paths).zip(&risks) {
+        findings.extend(
+            file.findings
+                .iter()
+                .map(|finding| finding_record(file, path, *risk, finding)),
+        );
+        diagnostics.extend(file.diagnostics.iter().map(|d| DiagnosticRecord {
+            file: path,
+            line: d.line,
+            column: d.column,
+            severity: d.severity,
+            kind: d.kind,
+            message: &d.message,
+            help: d.help.as_deref(),
+        }));
+    }
+    let files = report
+        .files
+        .iter()
+        .zip(&paths)
+        .zip(&risks)
+        .map(|((file, path), risk)| FileRecord {
+            file: path,
+            version: file.version.as_deref(),
+            risk: *risk,
+            statements: file.statements,
+            execution: file.execution,
+            findings: file.active_findings().count(),
+        })
+        .collect();
+    let value = Report {
+        findings,
+        files,
+        diagnostics,
+        summary: report.summary(),
+    };
+    let written = if pretty {
+        serde_json::to_writer_pretty(&mut *out, &value)
+    } else {
+        serde_json::to_writer(&mut *out, &value)
+    };
+    written.map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+fn finding_record<'a>(
+    file: &'a FileReport,
+    path: &'a str,
+    file_risk: Option<Risk>,
+    finding: &'a Finding,
+) -> FindingRecord<'a> {
     let (end_line, end_column) =
         super::end_position(file, &finding.span).unwrap_or((finding.line, finding.column));
-    json!({
-        "file": super::display_path(file),
-        "line": finding.line,
-        "column": finding.column,
-        "end_line": end_line,
-        "end_column": end_column,
-        "rule": finding.rule,
-        "risk": finding.risk,
-        "message": finding.message,
-        "lock": finding.lock,
-        "blocks": finding.blocks,
-        "tables": finding.tables,
-        "rewrite": finding.rewrite,
-        "help": finding.help,
-        "safe_alternative": finding.safe_alternative,
-        "estimate": finding.estimate,
-        "suppressed": finding.suppressed,
-        "file_risk": file.risk(),
-    })
+    FindingRecord {
+        file: path,
+        line: finding.line,
+        column: finding.column,
+        end_line,
+        end_column,
+        rule: finding.rule,
+        risk: finding.risk,
+        message: &finding.message,
+        lock: finding.lock,
+        blocks: finding.blocks,
+        tables: &finding.tables,
+        rewrite: finding.rewrite,
+        help: &finding.help,
+        safe_alternative: finding.safe_alternative.as_deref(),
+        estimate: finding.estimate.as_ref(),
+        suppressed: finding.suppressed.as_deref(),
+        file_risk,
+    }
 }

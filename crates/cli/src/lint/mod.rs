@@ -4,9 +4,11 @@
 
 mod github;
 mod human;
-mod json;
+pub mod json;
 mod markdown;
 mod sarif;
+#[cfg(test)]
+mod snapshot_tests;
 
 use std::ops::Range;
 

@@ -26,6 +26,9 @@ impl Rule for Check {
         ) {
             return;
         }
+        if !has_long_word(context.sql) {
+            return;
+        }
         // The parser has already truncated the names in the tree, so look at the tokens.
         let Ok(scanned) = pg_query::scan(context.sql) else {
             return;
@@ -53,6 +56,23 @@ impl Rule for Check {
             );
         }
     }
+}
+
+/// Whether the text holds a run of more than 63 bytes that could be an identifier: a cheap test
+/// that spares scanning almost every statement.
+fn has_long_word(sql: &str) -> bool {
+    let mut run = 0;
+    for byte in sql.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$' || byte >= 0x80 {
+            run += 1;
+            if run > MAX_IDENTIFIER_BYTES {
+                return true;
+            }
+        } else if byte != b'"' {
+            run = 0;
+        }
+    }
+    false
 }
 
 fn truncate(name: &str) -> &str {

@@ -9,6 +9,9 @@ use crate::sql::deparse;
 
 pub(crate) struct Check;
 
+/// Actions spelled out in the suggested combined statement.
+const MAX_COMBINED_ACTIONS: usize = 6;
+
 impl Rule for Check {
     fn finish(&self, end: &MigrationEnd<'_>, violations: &mut Vec<Violation>) {
         for alterations in end
@@ -17,7 +20,33 @@ impl Rule for Check {
             .iter()
             .filter(|a| a.statements.len() > 1)
         {
-            let combined = deparse(&NodeEnum::AlterTableStmt(alterations.combined.clone()));
+            let mut statements =
+                alterations
+                    .statements
+                    .iter()
+                    .filter_map(|&i| match end.nodes.get(i) {
+                        Some(Some(NodeEnum::AlterTableStmt(alter))) => Some(alter),
+                        _ => None,
+                    });
+            let Some(first) = statements.next() else {
+                continue;
+            };
+            // The combined statement is spelled out for the first few; a long run gets the
+            // pattern, not a wall of SQL.
+            let mut combined = first.clone();
+            let mut left_out = 0;
+            for alter in statements {
+                if combined.cmds.len() < MAX_COMBINED_ACTIONS {
+                    combined.cmds.extend(alter.cmds.iter().cloned());
+                } else {
+                    left_out += 1;
+                }
+            }
+            let mut combined = deparse(&NodeEnum::AlterTableStmt(combined));
+            if left_out > 0 {
+                combined =
+                    format!("{combined}, …  -- and the actions of {left_out} more statements");
+            }
             violations.push(
                 Violation::new(format!(
                     "{} ALTER TABLE statements on `{}` each queue for the lock (and may scan) separately",

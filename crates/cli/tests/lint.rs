@@ -1,0 +1,384 @@
+//! `safeshift lint`, `safeshift explain`, and the lint gate in `safeshift up`, driven through the
+//! real binary (against a real PostgreSQL where a database is involved).
+
+use std::path::Path;
+use std::process::Command;
+
+use safeshift_testkit::TestDatabase;
+use serde_json::Value;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary in `dir` with a clean environment.
+fn safeshift(dir: &Path, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_safeshift"));
+    command.current_dir(dir).args(args);
+    for variable in [
+        "DATABASE_URL",
+        "SAFESHIFT_DATABASE_URL",
+        "SAFESHIFT_CONFIG",
+        "SAFESHIFT_MIGRATIONS_DIR",
+        "SAFESHIFT_PG_VERSION",
+    ] {
+        command.env_remove(variable);
+    }
+    let output = command.output().expect("running safeshift");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {}\n{}", run.stdout, run.stderr))
+}
+
+#[test]
+fn findings_carry_file_position_rule_risk_lock_tables_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "migrations/0001_orders.sql",
+        "-- migrate:up\nCREATE TABLE orders (id bigint PRIMARY KEY, status text);\n",
+    );
+    write(
+        dir.path(),
+        "migrations/0002_index.sql",
+        "-- migrate:up\n\n  CREATE INDEX orders_status_idx\n    ON orders (status);\n",
+    );
+    let run = safeshift(dir.path(), &["lint", "--format", "json", "migrations"]);
+    assert_eq!(run.code, 8, "{}{}", run.stdout, run.stderr);
+    let report = json(&run);
+    let finding = &report["findings"][0];
+    assert_eq!(finding["file"], "migrations/0002_index.sql");
+    assert_eq!(
+        (finding["line"].as_u64(), finding["column"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(finding["rule"], "require-concurrent-index-creation");
+    assert_eq!(finding["risk"], "high");
+    assert_eq!(finding["lock"], "SHARE");
+    assert_eq!(finding["tables"], serde_json::json!(["orders"]));
+    assert!(finding["help"].as_str().unwrap().contains("CONCURRENTLY"));
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("orders_status_idx")
+    );
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files[0]["risk"], Value::Null);
+    assert_eq!(files[1]["risk"], "high");
+
+    // A single file is linted with the rest of its directory as history: `orders` exists.
+    let single = safeshift(
+        dir.path(),
+        &["lint", "--format", "json", "migrations/0002_index.sql"],
+    );
+    assert_eq!(json(&single)["findings"].as_array().unwrap().len(), 1);
+
+    // --fail-on decides the exit code; the human view names the rule and underlines the statement.
+    let passing = safeshift(
+        dir.path(),
+        &[
+            "lint",
+            "--fail-on",
+            "high",
+            "--disable",
+            "require-concurrent-index-creation",
+            "migrations",
+        ],
+    );
+    assert_eq!(passing.code, 0, "{}{}", passing.stdout, passing.stderr);
+    let human = safeshift(dir.path(), &["lint", "migrations"]);
+    assert!(
+        human
+            .stdout
+            .contains("high[require-concurrent-index-creation]"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("--> migrations/0002_index.sql:3:3"),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("^^^^^^^^"), "{}", human.stdout);
+}
+
+#[test]
+fn no_false_alarms_on_the_safe_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "migrations/0001_base.sql",
+        "-- migrate:up\nCREATE TABLE users (id bigint PRIMARY KEY, email varchar(100), name varchar, bio text);\n\
+         CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint);\n\
+         -- an index on a table created in the same migration\nCREATE INDEX orders_user_id_idx ON orders (user_id);\n",
+    );
+    write(
+        dir.path(),
+        "migrations/0002_safe_changes.sql",
+        "-- migrate:up\nALTER TABLE users\n    ADD COLUMN status text NOT NULL DEFAULT 'active',\n    ADD COLUMN created_at timestamptz DEFAULT now(),\n    \
+         ADD COLUMN joined date DEFAULT CURRENT_DATE,\n    ADD COLUMN nickname text,\n    ALTER COLUMN email TYPE varchar(200),\n    ALTER COLUMN name TYPE text;\n\
+         COMMENT ON COLUMN users.nickname IS 'optional';\n\
+         CREATE VIEW active_users AS SELECT id, email FROM users WHERE status = 'active';\n\
+         CREATE FUNCTION user_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM users';\n",
+    );
+    write(
+        dir.path(),
+        "migrations/0003_fk_not_valid.sql",
+        "-- migrate:up\nALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\n",
+    );
+    write(
+        dir.path(),
+        "migrations/0004_validate.sql",
+        "-- migrate:up\nALTER TABLE orders VALIDATE CONSTRAINT orders_user_id_fkey;\n",
+    );
+    write(
+        dir.path(),
+        "migrations/0005_index.sql",
+        "-- migrate:up transaction:false\nDROP INDEX CONCURRENTLY IF EXISTS users_email_idx;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);\n",
+    );
+    let run = safeshift(dir.path(), &["lint", "--format", "json", "migrations"]);
+    let report = json(&run);
+    // The only finding is the style note on `varchar(100)` in CREATE TABLE, which the
+    // widening test needs; no statement of the safe patterns is flagged.
+    let findings: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["file"].as_str().unwrap(), f["rule"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        findings,
+        [("migrations/0001_base.sql", "prefer-text-over-varchar")],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn a_statement_that_does_not_parse_is_located_and_the_file_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "change.sql",
+        "SELECT 1;\nALTER TABLE users ADD COLUMN email text NOT NUL;\nCREATE INDEX users_email_idx ON users (email);\n",
+    );
+    let run = safeshift(dir.path(), &["lint", "--format", "json", "change.sql"]);
+    assert_eq!(run.code, 8);
+    let report = json(&run);
+    let diagnostic = &report["diagnostics"][0];
+    assert_eq!(diagnostic["kind"], "parse-error");
+    assert_eq!(
+        (diagnostic["line"].as_u64(), diagnostic["column"].as_u64()),
+        (Some(2), Some(45))
+    );
+    assert!(diagnostic["message"].as_str().unwrap().contains("NUL"));
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"require-concurrent-index-creation"),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn suppressions_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "migrations/0001_t.sql",
+        "-- migrate:up\nCREATE TABLE t (a int);\n",
+    );
+    write(
+        dir.path(),
+        "migrations/0002_ok.sql",
+        "-- migrate:up\n-- safeshift:allow require-concurrent-index-creation t holds ten rows\nCREATE INDEX t_a ON t (a);\n",
+    );
+    let acknowledged = safeshift(dir.path(), &["lint", "--format", "json", "migrations"]);
+    assert_eq!(acknowledged.code, 0, "{}", acknowledged.stdout);
+    assert_eq!(
+        json(&acknowledged)["findings"][0]["suppressed"],
+        "t holds ten rows"
+    );
+
+    write(
+        dir.path(),
+        "migrations/0003_bad.sql",
+        "-- migrate:up\n-- safeshift:allow require-concurent-index-creation typo\n-- safeshift:allow-file dropping-table\n\
+         -- safeshift:allow renaming-table nothing here renames\nALTER TABLE t ADD COLUMN b int;\n",
+    );
+    let run = safeshift(dir.path(), &["lint", "--format", "json", "migrations"]);
+    assert_eq!(run.code, 8);
+    let kinds: Vec<(String, String)> = json(&run)["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_owned(),
+                d["severity"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("unknown-rule".to_owned(), "error".to_owned()),
+            ("missing-reason".to_owned(), "error".to_owned()),
+            ("unused-suppression".to_owned(), "warning".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn explain_prints_a_rule_page_and_lists_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = safeshift(
+        dir.path(),
+        &["explain", "adding-foreign-key-without-not-valid"],
+    );
+    assert_eq!(page.code, 0);
+    assert!(
+        page.stdout.contains("lock: SHARE ROW EXCLUSIVE"),
+        "{}",
+        page.stdout
+    );
+    assert!(page.stdout.contains("blocks: writes and schema changes"));
+    assert!(page.stdout.contains("VALIDATE CONSTRAINT"));
+    let list = safeshift(dir.path(), &["explain"]);
+    assert_eq!(
+        list.stdout
+            .lines()
+            .filter(|l| l.contains("  high  "))
+            .count()
+            >= 10,
+        true,
+        "{}",
+        list.stdout
+    );
+    let unknown = safeshift(dir.path(), &["explain", "no-such-rule"]);
+    assert_eq!(unknown.code, 2);
+}
+
+#[test]
+fn up_refuses_an_unacknowledged_high_risk_migration() {
+    let database = TestDatabase::new();
+    let url = database.url();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "migrations/0001_t.sql",
+        "-- migrate:up\nCREATE TABLE t (a int);\n",
+    );
+    let first = safeshift(dir.path(), &["--database-url", &url, "up"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    write(
+        dir.path(),
+        "migrations/0002_index.sql",
+        "-- migrate:up\nCREATE INDEX t_a ON t (a);\n",
+    );
+    let refused = safeshift(dir.path(), &["--database-url", &url, "up"]);
+    assert_eq!(refused.code, 4, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("high[require-concurrent-index-creation]"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("--allow-risk high"),
+        "{}",
+        refused.stderr
+    );
+    let mut client = database.client();
+    let indexes: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 't_a'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(indexes, 0, "nothing was applied");
+
+    let allowed = safeshift(
+        dir.path(),
+        &["--database-url", &url, "up", "--allow-risk", "high"],
+    );
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+
+    write(
+        dir.path(),
+        "migrations/0003_index.sql",
+        "-- migrate:up\n-- safeshift:allow require-concurrent-index-creation t is a ten-row lookup table\nCREATE INDEX t_a2 ON t (a);\n",
+    );
+    let acknowledged = safeshift(dir.path(), &["--database-url", &url, "up"]);
+    assert_eq!(acknowledged.code, 0, "{}", acknowledged.stderr);
+}
+
+#[test]
+fn with_a_database_lint_reports_pending_migrations_graded_by_table_size() {
+    let database = TestDatabase::new();
+    let url = database.url();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "migrations/0001_t.sql",
+        "-- migrate:up\nCREATE TABLE t (a int);\nINSERT INTO t SELECT g FROM generate_series(1, 500) g;\nANALYZE t;\n",
+    );
+    assert_eq!(
+        safeshift(dir.path(), &["--database-url", &url, "up"]).code,
+        0
+    );
+    write(
+        dir.path(),
+        "migrations/0002_token.sql",
+        "-- migrate:up\nALTER TABLE t ADD COLUMN token uuid DEFAULT gen_random_uuid();\n",
+    );
+    let run = safeshift(
+        dir.path(),
+        &["--database-url", &url, "lint", "--format", "json"],
+    );
+    let report = json(&run);
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(
+        files.len(),
+        1,
+        "only the pending migration is reported: {}",
+        run.stdout
+    );
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "adding-column-with-volatile-default")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        finding["risk"], "low",
+        "a rewrite of 500 rows is quick: {finding}"
+    );
+    assert_eq!(finding["estimate"]["rows"], 500);
+    assert_eq!(finding["estimate"]["static_risk"], "high");
+    assert_eq!(run.code, 0);
+}
