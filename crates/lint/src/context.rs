@@ -119,6 +119,9 @@ pub struct StatementContext<'a> {
     pub state: &'a MigrationState,
     pub effects: &'a Effects,
     pub pg_version: PgVersion,
+    /// The columns the statement defines (`CREATE TABLE`, `ADD COLUMN`), with their table and
+    /// whether they are added to an existing definition; computed once for every rule.
+    pub columns: Vec<(TableName, &'a pg_query::protobuf::ColumnDef, bool)>,
 }
 
 impl StatementContext<'_> {

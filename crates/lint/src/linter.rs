@@ -359,6 +359,7 @@ impl Linter {
                     state: &state,
                     effects: &effects,
                     pg_version: self.options.pg_version,
+                    columns: crate::sql::defined_columns(&node),
                 };
                 for (position, rule) in RULES.iter().enumerate() {
                     if !self.enabled[position] {

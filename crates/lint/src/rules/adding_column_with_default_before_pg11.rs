@@ -3,15 +3,13 @@
 use super::{Rule, Violation};
 use crate::context::StatementContext;
 use crate::effects::{ColumnRewrite, column_rewrites_table};
-use crate::sql::{
-    add_column_sql, column_default, defined_columns, deparse_expression, quote_ident,
-};
+use crate::sql::{add_column_sql, column_default, deparse_expression, quote_ident};
 
 pub(crate) struct Check;
 
 impl Rule for Check {
     fn check(&self, context: &StatementContext<'_>, violations: &mut Vec<Violation>) {
-        for (table, column, added) in defined_columns(context.node) {
+        for &(ref table, column, added) in &context.columns {
             if !added || !context.is_existing(&table) {
                 continue;
             }

@@ -8,9 +8,7 @@ use crate::context::StatementContext;
 use crate::effects::TableLock;
 use crate::lock::LockMode;
 use crate::risk::Risk;
-use crate::sql::{
-    TableName, added_constraints, column_list, constraints, defined_columns, quote_ident, strings,
-};
+use crate::sql::{TableName, added_constraints, column_list, constraints, quote_ident, strings};
 
 pub(crate) struct Check;
 
@@ -50,7 +48,7 @@ impl Rule for Check {
                 )),
             );
         }
-        for (table, column, added) in defined_columns(context.node) {
+        for &(ref table, column, added) in &context.columns {
             if !added || !context.is_existing(&table) {
                 continue;
             }

@@ -2,13 +2,13 @@
 
 use super::{Rule, Violation};
 use crate::context::StatementContext;
-use crate::sql::{column_default, column_not_null, defined_columns, quote_ident};
+use crate::sql::{column_default, column_not_null, quote_ident};
 
 pub(crate) struct Check;
 
 impl Rule for Check {
     fn check(&self, context: &StatementContext<'_>, violations: &mut Vec<Violation>) {
-        for (table, column, added) in defined_columns(context.node) {
+        for &(ref table, column, added) in &context.columns {
             let generated = crate::sql::constraints(&column.constraints).any(|c| {
                 matches!(
                     c.contype(),

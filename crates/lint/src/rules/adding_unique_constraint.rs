@@ -4,7 +4,7 @@ use pg_query::protobuf::ConstrType;
 
 use super::{Rule, Violation, index_backed_constraint_alternative};
 use crate::context::StatementContext;
-use crate::sql::{added_constraints, constraints, defined_columns, strings};
+use crate::sql::{added_constraints, constraints, strings};
 
 pub(crate) struct Check;
 
@@ -16,11 +16,11 @@ impl Rule for Check {
                 found.push((table, constraint.conname.clone(), strings(&constraint.keys)));
             }
         }
-        for (table, column, added) in defined_columns(context.node) {
+        for &(ref table, column, added) in &context.columns {
             if added
                 && constraints(&column.constraints).any(|c| c.contype() == ConstrType::ConstrUnique)
             {
-                found.push((table, String::new(), vec![column.colname.clone()]));
+                found.push((table.clone(), String::new(), vec![column.colname.clone()]));
             }
         }
         for (table, name, columns) in found {

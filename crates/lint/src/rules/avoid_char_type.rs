@@ -2,13 +2,13 @@
 
 use super::{Rule, Violation, column_with_type};
 use crate::context::StatementContext;
-use crate::sql::{column_type, defined_columns};
+use crate::sql::column_type;
 
 pub(crate) struct Check;
 
 impl Rule for Check {
     fn check(&self, context: &StatementContext<'_>, violations: &mut Vec<Violation>) {
-        for (table, column, added) in defined_columns(context.node) {
+        for &(ref table, column, added) in &context.columns {
             if column_type(column).is_none_or(|t| t.name != "bpchar") {
                 continue;
             }

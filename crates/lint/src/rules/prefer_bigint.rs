@@ -2,7 +2,7 @@
 
 use super::{Rule, Violation, column_with_type};
 use crate::context::StatementContext;
-use crate::sql::{column_type, constraints, defined_columns};
+use crate::sql::{column_type, constraints};
 
 pub(crate) struct Check;
 
@@ -15,7 +15,7 @@ impl Rule for Check {
                 .collect(),
             _ => Vec::new(),
         };
-        for (table, column, added) in defined_columns(context.node) {
+        for &(ref table, column, added) in &context.columns {
             let Some(column_type) = column_type(column) else {
                 continue;
             };
