@@ -30,6 +30,9 @@ Exit codes:
   6    could not connect to the database, or lost the connection
   7    `status --exit-code`: migrations are pending
   8    `lint`: a finding at or above --fail-on remains, or a file does not parse
+  11   `rehearse`: a rollback is not exact, a re-run fails, an expectation is not met,
+       a lock policy is violated, or a migration fails on the scratch database
+  12   `diff --exit-code`: the schemas differ
   130  interrupted (Ctrl-C or SIGTERM)";
 
 /// Options every command takes.
@@ -154,6 +157,13 @@ pub enum Command {
     Lint(LintArgs),
     /// Explain a lint rule: its lock, what it blocks, why it matters, the safe alternative.
     Explain(ExplainArgs),
+    /// Rehearse pending migrations on a throwaway PostgreSQL: locks and rewrites per statement,
+    /// rollback proven exact, re-run proven to work.
+    Rehearse(crate::rehearse::RehearseArgs),
+    /// Print the canonical description of a PostgreSQL database's schema.
+    Schema(crate::rehearse::SchemaArgs),
+    /// Compare the schemas of two PostgreSQL databases.
+    Diff(crate::rehearse::DiffArgs),
 }
 
 #[derive(Debug, Args)]

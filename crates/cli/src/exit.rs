@@ -17,6 +17,10 @@ pub enum Exit {
     Pending = 7,
     /// `lint`: a finding at or above `--fail-on`, or a file with errors.
     LintFindings = 8,
+    /// `rehearse`: a migration failed its rehearsal.
+    RehearsalFailed = 11,
+    /// `diff --exit-code`: the schemas differ.
+    SchemasDiffer = 12,
     Interrupted = 130,
 }
 

@@ -9,6 +9,7 @@ mod diagnostics;
 mod exit;
 mod lint;
 mod output;
+mod rehearse;
 mod render;
 mod signals;
 

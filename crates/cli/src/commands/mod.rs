@@ -1,14 +1,17 @@
 //! One module per command; each turns its arguments into calls on the runner and renders the
 //! result.
 
+mod diff;
 mod down;
 mod explain;
 mod history;
 mod init;
 pub mod lint;
 mod new;
+mod rehearse;
 mod repair;
 mod resolve;
+mod schema;
 mod status;
 mod up;
 
@@ -40,6 +43,9 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Repair(args) => repair::run(&context, args),
         Command::Resolve(args) => resolve::run(&context, args),
         Command::Lint(args) => lint::run(&context, args),
+        Command::Rehearse(args) => rehearse::run(&context, args),
+        Command::Schema(args) => schema::run(&context, args),
+        Command::Diff(args) => diff::run(&context, args),
         Command::Explain(_) => unreachable!("handled above"),
     }
 }
