@@ -10,7 +10,7 @@ pub(crate) struct Check;
 impl Rule for Check {
     fn check(&self, context: &StatementContext<'_>, violations: &mut Vec<Violation>) {
         for &(ref table, column, added) in &context.columns {
-            if !added || !context.is_existing(&table) {
+            if !added || !context.is_existing(table) {
                 continue;
             }
             let kind = match column_rewrites_table(column, context.pg_version) {

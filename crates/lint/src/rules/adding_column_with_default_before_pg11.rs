@@ -10,7 +10,7 @@ pub(crate) struct Check;
 impl Rule for Check {
     fn check(&self, context: &StatementContext<'_>, violations: &mut Vec<Violation>) {
         for &(ref table, column, added) in &context.columns {
-            if !added || !context.is_existing(&table) {
+            if !added || !context.is_existing(table) {
                 continue;
             }
             if column_rewrites_table(column, context.pg_version)
@@ -30,7 +30,7 @@ impl Rule for Check {
                 ))
                 .alternative(format!(
                     "{};\nALTER TABLE {t} ALTER COLUMN {name} SET DEFAULT {default};\n-- then backfill existing rows in batches",
-                    add_column_sql(&table, column)
+                    add_column_sql(table, column)
                 )),
             );
         }

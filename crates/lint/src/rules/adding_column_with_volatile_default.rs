@@ -11,7 +11,7 @@ pub(crate) struct Check;
 impl Rule for Check {
     fn check(&self, context: &StatementContext<'_>, violations: &mut Vec<Violation>) {
         for &(ref table, column, added) in &context.columns {
-            if !added || !context.is_existing(&table) {
+            if !added || !context.is_existing(table) {
                 continue;
             }
             let Some(ColumnRewrite::VolatileDefault(volatility)) =
@@ -41,7 +41,7 @@ impl Rule for Check {
                     "{};\nALTER TABLE {t} ALTER COLUMN {name} SET DEFAULT {default};\n\
                      -- then backfill existing rows in batches:\n\
                      -- UPDATE {t} SET {name} = {default} WHERE {name} IS NULL AND <key> BETWEEN … AND …;",
-                    add_column_sql(&table, column)
+                    add_column_sql(table, column)
                 )),
             );
         }

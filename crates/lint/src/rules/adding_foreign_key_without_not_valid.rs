@@ -49,7 +49,7 @@ impl Rule for Check {
             );
         }
         for &(ref table, column, added) in &context.columns {
-            if !added || !context.is_existing(&table) {
+            if !added || !context.is_existing(table) {
                 continue;
             }
             for constraint in constraints(&column.constraints)
@@ -72,10 +72,10 @@ impl Rule for Check {
                         column.colname
                     ))
                     .risk(Risk::Medium)
-                    .locks(both(context, &table, &referenced))
+                    .locks(both(context, table, &referenced))
                     .alternative(format!(
                         "{};\nALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY ({c}) REFERENCES {r}{target} NOT VALID;\n-- in a later migration:\nALTER TABLE {t} VALIDATE CONSTRAINT {n};",
-                        crate::sql::add_column_sql(&table, column),
+                        crate::sql::add_column_sql(table, column),
                         t = table.sql(),
                         n = quote_ident(&name),
                         c = quote_ident(&column.colname),

@@ -16,7 +16,7 @@ impl Rule for Check {
                         | pg_query::protobuf::ConstrType::ConstrGenerated
                 )
             });
-            if !added || !context.is_existing(&table) || !column_not_null(column) || generated {
+            if !added || !context.is_existing(table) || !column_not_null(column) || generated {
                 continue;
             }
             if column_default(column).is_some() {
@@ -24,7 +24,7 @@ impl Rule for Check {
             }
             let name = quote_ident(&column.colname);
             let check = quote_ident(&format!("{}_{}_not_null", table.name, column.colname));
-            let add = crate::sql::add_column_sql(&table, column);
+            let add = crate::sql::add_column_sql(table, column);
             let t = table.sql();
             violations.push(
                 Violation::new(format!(

@@ -10,7 +10,7 @@ pub(crate) struct Check;
 impl Rule for Check {
     fn check(&self, context: &StatementContext<'_>, violations: &mut Vec<Violation>) {
         for &(ref table, column, added) in &context.columns {
-            if !added || !context.is_existing(&table) {
+            if !added || !context.is_existing(table) {
                 continue;
             }
             if column_rewrites_table(column, context.pg_version)
@@ -27,7 +27,7 @@ impl Rule for Check {
                 .alternative(format!(
                     "{};\n-- keep it up to date with a BEFORE INSERT OR UPDATE trigger, then backfill in batches:\n\
                      -- UPDATE {} SET {name} = <expression> WHERE <key> BETWEEN … AND …;",
-                    add_column_sql(&table, column),
+                    add_column_sql(table, column),
                     table.sql()
                 )),
             );

@@ -17,7 +17,7 @@ impl Rule for Check {
                     "`{}` is char(n): values are padded with spaces, which comparisons and lengths then trip over",
                     column.colname
                 ))
-                .alternative(column_with_type(&table, &column.colname, added, "text")),
+                .alternative(column_with_type(table, &column.colname, added, "text")),
             );
         }
     }

@@ -38,7 +38,7 @@ impl Rule for Check {
                     column_type.sql(),
                     if matches!(column_type.name.as_str(), "int2" | "smallserial") { "32,767" } else { "2,147,483,647" }
                 ))
-                .alternative(column_with_type(&table, &column.colname, added, replacement)),
+                .alternative(column_with_type(table, &column.colname, added, replacement)),
             );
         }
     }

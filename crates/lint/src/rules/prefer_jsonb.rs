@@ -12,7 +12,7 @@ impl Rule for Check {
             if column_type(column).is_none_or(|t| t.name != "json") {
                 continue;
             }
-            let alternative = column_with_type(&table, &column.colname, added, "jsonb");
+            let alternative = column_with_type(table, &column.colname, added, "jsonb");
             violations.push(
                 Violation::new(format!(
                     "`{}` is `json`, which has no equality operator: SELECT DISTINCT, UNION and GROUP BY on it fail",

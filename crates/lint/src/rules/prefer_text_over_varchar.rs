@@ -28,7 +28,7 @@ impl Rule for Check {
                 ))
                 .alternative(format!(
                     "{}{}\nALTER TABLE {} ADD CONSTRAINT {check} CHECK (length({name}) <= {limit}) NOT VALID;",
-                    column_with_type(&table, &column.colname, added, "text"),
+                    column_with_type(table, &column.colname, added, "text"),
                     if added { ";" } else { "" },
                     table.sql()
                 )),

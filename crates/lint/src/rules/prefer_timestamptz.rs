@@ -17,7 +17,7 @@ impl Rule for Check {
                     "`{}` is timestamp without time zone: the values mean different instants depending on each session's TimeZone",
                     column.colname
                 ))
-                .alternative(column_with_type(&table, &column.colname, added, "timestamptz")),
+                .alternative(column_with_type(table, &column.colname, added, "timestamptz")),
             );
         }
     }
