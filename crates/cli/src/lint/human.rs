@@ -191,7 +191,7 @@ fn render_finding(painter: &Painter, file: &FileReport, finding: &Finding) -> St
     if let Some(reason) = &finding.suppressed {
         note(&mut text, "acknowledged", reason);
     }
-    note(&mut text, "help", &finding.help);
+    note(&mut text, "help", finding.help);
     if let Some(alternative) = &finding.safe_alternative {
         let _ = writeln!(text, "{pad} {} safe alternative:", painter.accent("="));
         for line in alternative.lines() {

@@ -142,7 +142,7 @@ fn finding_record<'a>(
         blocks: finding.blocks,
         tables: &finding.tables,
         rewrite: finding.rewrite,
-        help: &finding.help,
+        help: finding.help,
         safe_alternative: finding.safe_alternative.as_deref(),
         estimate: finding.estimate.as_ref(),
         suppressed: finding.suppressed.as_deref(),
