@@ -40,7 +40,7 @@ pub fn render(report: &LintReport) -> String {
                 super::end_position(file, &finding.span).unwrap_or((finding.line, finding.column));
             let mut text = finding.message.clone();
             text.push_str(". ");
-            text.push_str(&finding.help);
+            text.push_str(finding.help);
             let mut result = json!({
                 "ruleId": finding.rule,
                 "ruleIndex": rules.iter().position(|r| r.id == finding.rule),
