@@ -232,7 +232,8 @@ fn a_lock_timeout_is_retried_with_backoff_and_each_attempt_logged() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while pg_value(
         &mut client,
-        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 't' AND l.granted",
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         WHERE c.relname = 't' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     ) == "0"
     {
         assert!(
@@ -764,7 +765,7 @@ fn ctrl_c_cancels_records_and_releases_the_lock() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while pg_value(
         &mut client,
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(60)%'",
     ) == "0"
     {
         assert!(
@@ -803,7 +804,8 @@ fn ctrl_c_cancels_records_and_releases_the_lock() {
     assert_eq!(
         pg_value(
             &mut client,
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ),
         "0"
     );
