@@ -20,7 +20,9 @@ pub fn run(context: &Context, args: &DiffArgs) -> Result<Exit, CliError> {
     for text in [&args.left, &args.right] {
         let url = DatabaseUrl::parse(text)?;
         if url.engine() != Engine::Postgres {
-            return Err(CliError::usage("`safeshift diff` compares PostgreSQL databases"));
+            return Err(CliError::usage(
+                "`safeshift diff` compares PostgreSQL databases",
+            ));
         }
         snapshots.push((
             url.redacted().to_owned(),

@@ -21,7 +21,11 @@ use crate::rehearse::{Format, RehearseArgs, render_human, render_markdown};
 /// Rehearses the pending migrations and prints the report in the chosen format.
 pub fn run(context: &Context, args: &RehearseArgs) -> Result<Exit, CliError> {
     let set = context.migrations()?;
-    let from_database = args.from_database.as_deref().map(postgres_url).transpose()?;
+    let from_database = args
+        .from_database
+        .as_deref()
+        .map(postgres_url)
+        .transpose()?;
     let applied = applied_versions(context, args, &set, from_database.as_ref())?;
     let server = match &args.scratch_url {
         Some(url) => ServerChoice::Existing(postgres_url(url)?),
@@ -38,7 +42,9 @@ pub fn run(context: &Context, args: &RehearseArgs) -> Result<Exit, CliError> {
     if let Some(expectations) = &expectations {
         let versions: Vec<&str> = set.migrations.iter().map(|m| m.version.as_str()).collect();
         for unknown in expectations.unknown_versions(&versions) {
-            err(format!("warning: --expect names version {unknown}, which is not a migration"));
+            err(format!(
+                "warning: --expect names version {unknown}, which is not a migration"
+            ));
         }
     }
     let options = RehearsalOptions {

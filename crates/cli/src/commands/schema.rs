@@ -17,7 +17,9 @@ pub fn run(context: &Context, args: &SchemaArgs) -> Result<Exit, CliError> {
         None => context.database_url()?,
     };
     if url.engine() != Engine::Postgres {
-        return Err(CliError::usage("`safeshift schema` describes PostgreSQL databases"));
+        return Err(CliError::usage(
+            "`safeshift schema` describes PostgreSQL databases",
+        ));
     }
     let scope = SnapshotScope {
         excluded_schemas: vec![context.project.history.schema.clone()],

@@ -19,7 +19,12 @@ pub enum Format {
 pub struct RehearseArgs {
     /// A server where safeshift may create and drop a database, instead of starting a
     /// throwaway one from the local PostgreSQL binaries.
-    #[arg(long, value_name = "URL", env = "SAFESHIFT_SCRATCH_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SAFESHIFT_SCRATCH_URL",
+        hide_env_values = true
+    )]
     pub scratch_url: Option<String>,
     /// Start from this database's schema (`pg_dump --schema-only`) and table sizes, never its
     /// data; durations are also scaled to its table sizes. Its history says what is pending.

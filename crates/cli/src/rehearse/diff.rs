@@ -65,9 +65,17 @@ pub fn render(diff: &SchemaDiff, left: &str, right: &str) -> String {
     let mut lines = vec![format!(
         "{} difference{} ({} in column order) between A ({left}) and B ({right}):",
         diff.differences.len() + diff.column_order.len(),
-        if diff.differences.len() + diff.column_order.len() == 1 { "" } else { "s" },
+        if diff.differences.len() + diff.column_order.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         diff.column_order.len()
     )];
-    lines.extend(difference_lines(diff, "in A", "in B").into_iter().map(|line| format!("  {line}")));
+    lines.extend(
+        difference_lines(diff, "in A", "in B")
+            .into_iter()
+            .map(|line| format!("  {line}")),
+    );
     lines.join("\n")
 }

@@ -64,10 +64,18 @@ fn migration_lines(migration: &MigrationReport, estimates: bool, lines: &mut Vec
         styled(BOLD, &migration.version),
         migration.name,
         verdict(migration.verdict),
-        if migration.transactional { "" } else { "  (transaction:false)" }
+        if migration.transactional {
+            ""
+        } else {
+            "  (transaction:false)"
+        }
     ));
     for fill in &migration.fills {
-        let note = fill.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
+        let note = fill
+            .note
+            .as_deref()
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default();
         lines.push(styled(
             DIM,
             format!(
@@ -80,9 +88,19 @@ fn migration_lines(migration: &MigrationReport, estimates: bool, lines: &mut Vec
         ));
     }
     let mut rows = vec![
-        ["LINE", "STATEMENT", "LOCK", "ON", "BLOCKS", "REWRITE", "SCAN", "TIME", "HELD"]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "LINE",
+            "STATEMENT",
+            "LOCK",
+            "ON",
+            "BLOCKS",
+            "REWRITE",
+            "SCAN",
+            "TIME",
+            "HELD",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     ];
     if estimates {
         rows[0].push("EST. REAL".to_owned());
@@ -132,7 +150,10 @@ fn migration_lines(migration: &MigrationReport, estimates: bool, lines: &mut Vec
             }
         }
         RollbackCheck::Failed { failure } => {
-            lines.push(format!("    down line {}: {}: {}", failure.line, failure.sql, failure.error));
+            lines.push(format!(
+                "    down line {}: {}: {}",
+                failure.line, failure.sql, failure.error
+            ));
         }
         _ => {}
     }
@@ -167,18 +188,41 @@ fn statement_rows(statement: &StatementReport, estimates: bool, rows: &mut Vec<V
     for position in 0..lock_rows {
         let lock = locks.get(position);
         let mut row = vec![
-            if first { statement.line.to_string() } else { String::new() },
-            if first { first_line(&statement.sql) } else { String::new() },
-            lock.map_or_else(|| styled(DIM, "-"), |l| styled(mode_style(l.mode), l.mode.sql_name())),
+            if first {
+                statement.line.to_string()
+            } else {
+                String::new()
+            },
+            if first {
+                first_line(&statement.sql)
+            } else {
+                String::new()
+            },
+            lock.map_or_else(
+                || styled(DIM, "-"),
+                |l| styled(mode_style(l.mode), l.mode.sql_name()),
+            ),
             lock.map_or_else(String::new, |l| l.relation.clone()),
             lock.map_or_else(String::new, |l| l.mode.blocks_summary().to_owned()),
-            if first { rewrite.clone() } else { String::new() },
+            if first {
+                rewrite.clone()
+            } else {
+                String::new()
+            },
             if first { scan.clone() } else { String::new() },
-            if first { milliseconds(statement.duration_ms) } else { String::new() },
+            if first {
+                milliseconds(statement.duration_ms)
+            } else {
+                String::new()
+            },
             lock.map_or_else(String::new, |l| milliseconds(l.held_ms)),
         ];
         if estimates {
-            row.push(if first { estimate.clone() } else { String::new() });
+            row.push(if first {
+                estimate.clone()
+            } else {
+                String::new()
+            });
         }
         rows.push(row);
         first = false;
@@ -196,11 +240,16 @@ fn mode_style(mode: safeshift_rehearse::LockMode) -> anstyle::Style {
 
 fn rollback(check: &RollbackCheck) -> String {
     match check {
-        RollbackCheck::Exact { ms } => styled(GREEN, format!("rollback exact ({})", milliseconds(*ms))),
+        RollbackCheck::Exact { ms } => {
+            styled(GREEN, format!("rollback exact ({})", milliseconds(*ms)))
+        }
         RollbackCheck::ColumnOrderOnly { .. } => styled(YELLOW, "rollback changes column order"),
         RollbackCheck::Differs { diff, .. } => styled(
             RED,
-            format!("rollback not exact ({} differences)", diff.differences.len()),
+            format!(
+                "rollback not exact ({} differences)",
+                diff.differences.len()
+            ),
         ),
         RollbackCheck::Failed { .. } => styled(RED, "down failed"),
         RollbackCheck::NoDown => styled(YELLOW, "no down section"),
@@ -210,7 +259,9 @@ fn rollback(check: &RollbackCheck) -> String {
 
 fn reapply(check: &ReapplyCheck) -> String {
     match check {
-        ReapplyCheck::Succeeded { ms } => styled(GREEN, format!("re-run ok ({})", milliseconds(*ms))),
+        ReapplyCheck::Succeeded { ms } => {
+            styled(GREEN, format!("re-run ok ({})", milliseconds(*ms)))
+        }
         ReapplyCheck::DifferentSchema { .. } => styled(RED, "re-run made another schema"),
         ReapplyCheck::Failed { .. } => styled(RED, "re-run failed"),
         ReapplyCheck::NotRun => styled(DIM, "re-run not run"),
@@ -230,7 +281,11 @@ fn summary(report: &RehearsalReport) -> String {
     format!(
         "{} migration{} rehearsed: {} passed, {} with warnings, {} failed in {} (server start included)",
         report.migrations.len(),
-        if report.migrations.len() == 1 { "" } else { "s" },
+        if report.migrations.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         passed,
         warned,
         failed,
@@ -240,7 +295,11 @@ fn summary(report: &RehearsalReport) -> String {
 
 fn join<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<&str> = names.collect();
-    if names.is_empty() { "-".to_owned() } else { names.join(", ") }
+    if names.is_empty() {
+        "-".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// The statement's first line, cut to fit a table.

@@ -1,6 +1,6 @@
 //! The rehearsal as a Markdown pull-request comment.
 
-use safeshift_rehearse::{RehearsalReport, RollbackCheck, ReapplyCheck, Verdict};
+use safeshift_rehearse::{ReapplyCheck, RehearsalReport, RollbackCheck, Verdict};
 
 use super::diff::difference_lines;
 use super::human::{first_line, milliseconds};
@@ -12,7 +12,11 @@ pub fn render(report: &RehearsalReport) -> String {
         format!(
             "## safeshift rehearse: {} migration{}, {passed} passed, {warned} with warnings, {failed} failed",
             report.migrations.len(),
-            if report.migrations.len() == 1 { "" } else { "s" }
+            if report.migrations.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
         ),
         String::new(),
         format!(
@@ -29,7 +33,10 @@ pub fn render(report: &RehearsalReport) -> String {
             Verdict::Warn => "⚠️",
             Verdict::Fail => "❌",
         };
-        out.push(format!("### {icon} `{}` {}", migration.version, migration.name));
+        out.push(format!(
+            "### {icon} `{}` {}",
+            migration.version, migration.name
+        ));
         out.push(String::new());
         out.push("| line | statement | lock | blocks | rewrite | scan | time | held |".to_owned());
         out.push("|---:|---|---|---|---|---|---:|---:|".to_owned());
@@ -39,18 +46,38 @@ pub fn render(report: &RehearsalReport) -> String {
                 .iter()
                 .map(|l| format!("{} on `{}`", l.mode.sql_name(), l.relation))
                 .collect();
-            let blocks: Vec<&str> = statement.locks.iter().map(|l| l.mode.blocks_summary()).collect();
-            let held = statement.locks.iter().map(|l| l.held_ms).fold(0.0, f64::max);
+            let blocks: Vec<&str> = statement
+                .locks
+                .iter()
+                .map(|l| l.mode.blocks_summary())
+                .collect();
+            let held = statement
+                .locks
+                .iter()
+                .map(|l| l.held_ms)
+                .fold(0.0, f64::max);
             out.push(format!(
                 "| {} | `{}` | {} | {} | {} | {} | {} | {} |",
                 statement.line,
                 first_line(&statement.sql).replace('|', "\\|"),
-                if locks.is_empty() { "—".to_owned() } else { locks.join("<br>") },
-                if blocks.is_empty() { "—".to_owned() } else { blocks.join("<br>") },
+                if locks.is_empty() {
+                    "—".to_owned()
+                } else {
+                    locks.join("<br>")
+                },
+                if blocks.is_empty() {
+                    "—".to_owned()
+                } else {
+                    blocks.join("<br>")
+                },
                 names(statement.rewrites.iter().map(|r| r.relation.as_str())),
                 names(statement.scans.iter().map(|s| s.relation.as_str())),
                 milliseconds(statement.duration_ms),
-                if statement.locks.is_empty() { "—".to_owned() } else { milliseconds(held) },
+                if statement.locks.is_empty() {
+                    "—".to_owned()
+                } else {
+                    milliseconds(held)
+                },
             ));
         }
         out.push(String::new());
@@ -85,12 +112,19 @@ pub fn render(report: &RehearsalReport) -> String {
         out.push(String::new());
     }
     if !report.not_rehearsed.is_empty() {
-        out.push(format!("Not rehearsed after a failure: {}", report.not_rehearsed.join(", ")));
+        out.push(format!(
+            "Not rehearsed after a failure: {}",
+            report.not_rehearsed.join(", ")
+        ));
     }
     out.join("\n")
 }
 
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<String> = names.map(|name| format!("`{name}`")).collect();
-    if names.is_empty() { "—".to_owned() } else { names.join(", ") }
+    if names.is_empty() {
+        "—".to_owned()
+    } else {
+        names.join(", ")
+    }
 }

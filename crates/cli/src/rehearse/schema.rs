@@ -15,7 +15,10 @@ pub fn render(snapshot: &Snapshot) -> String {
         .collect();
     lines.push(styled(DIM, counts.join(", ")));
     for (name, extension) in &snapshot.extensions {
-        lines.push(format!("extension {name} {} (schema {})", extension.version, extension.schema));
+        lines.push(format!(
+            "extension {name} {} (schema {})",
+            extension.version, extension.schema
+        ));
     }
     for (name, schema) in &snapshot.schemas {
         lines.push(format!("schema {name} owner {}", schema.owner));
@@ -35,12 +38,22 @@ pub fn render(snapshot: &Snapshot) -> String {
         table_lines(name, table, &mut lines);
     }
     for (name, view) in &snapshot.views {
-        let kind = if view.materialized { "materialized view" } else { "view" };
+        let kind = if view.materialized {
+            "materialized view"
+        } else {
+            "view"
+        };
         lines.push(styled(BOLD, format!("{kind} {name}")));
         for (column, details) in ordered(&view.columns) {
             lines.push(format!("  {column} {}", details.data_type));
         }
-        lines.push(format!("  AS {}", view.definition.split_whitespace().collect::<Vec<_>>().join(" ")));
+        lines.push(format!(
+            "  AS {}",
+            view.definition
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
         for index in view.indexes.values() {
             lines.push(format!("  {}", index.definition));
         }
@@ -69,16 +82,29 @@ fn table_lines(name: &str, table: &Table, lines: &mut Vec<String>) {
             line.push_str(&format!(" DEFAULT {}", details.default));
         }
         if !details.identity.is_empty() {
-            line.push_str(&format!(" GENERATED {} AS IDENTITY", details.identity.to_uppercase()));
+            line.push_str(&format!(
+                " GENERATED {} AS IDENTITY",
+                details.identity.to_uppercase()
+            ));
         }
         if !details.generated.is_empty() {
-            line.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", details.generated));
+            line.push_str(&format!(
+                " GENERATED ALWAYS AS ({}) STORED",
+                details.generated
+            ));
         }
         lines.push(line);
     }
     for (constraint, details) in &table.constraints {
-        let validity = if details.validated { "" } else { " (not validated)" };
-        lines.push(format!("  constraint {constraint} {}{validity}", details.definition));
+        let validity = if details.validated {
+            ""
+        } else {
+            " (not validated)"
+        };
+        lines.push(format!(
+            "  constraint {constraint} {}{validity}",
+            details.definition
+        ));
     }
     for index in table.indexes.values() {
         let validity = if index.valid { "" } else { " (INVALID)" };
@@ -88,7 +114,10 @@ fn table_lines(name: &str, table: &Table, lines: &mut Vec<String>) {
         lines.push(format!("  {}", trigger.definition));
     }
     for (policy, details) in &table.policies {
-        lines.push(format!("  policy {policy} for {} using {}", details.command, details.using));
+        lines.push(format!(
+            "  policy {policy} for {} using {}",
+            details.command, details.using
+        ));
     }
 }
 
