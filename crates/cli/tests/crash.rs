@@ -1,0 +1,603 @@
+//! A runner killed with SIGKILL in the middle of a migration, on PostgreSQL (advisory lock
+//! directly, lease lock through PgBouncer) and on SQLite: the history says what happened, no
+//! lock is left behind, and the next `up` finishes the job with every statement applied once.
+//!
+//! The long statement is `pg_sleep` for 60 s while the table `slow_marker` exists and 0 s once
+//! the test drops it, so the same file is slow for the killed run and quick for the next.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Project, Run, exit, pg_history, pg_rows, pg_value};
+use rusqlite::types::ValueRef;
+use safeshift_testkit::TestDatabase;
+
+/// Generous: a loaded 2-core machine.
+const DEADLINE: Duration = Duration::from_secs(45);
+/// Well under the 60 s the killed statement would run: the server must notice the dead client.
+const BACKEND_GONE_WITHIN: Duration = Duration::from_secs(30);
+/// The lease lasts this long without a heartbeat (written to safeshift.toml).
+const LEASE: &str = "2s";
+
+const SLOW_STATEMENT: &str =
+    "SELECT pg_sleep(CASE WHEN to_regclass('public.slow_marker') IS NULL THEN 0 ELSE 60 END);";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Straight to PostgreSQL, with the default session advisory lock.
+    DirectAdvisory,
+    /// Through the transaction-pooling PgBouncer, with the lease lock.
+    PgBouncerLease,
+}
+
+impl Route {
+    fn project(self, db: &TestDatabase) -> Project {
+        let project = match self {
+            Route::DirectAdvisory => Project::postgres(db.url()),
+            Route::PgBouncerLease => Project::postgres(db.pgbouncer_url()),
+        };
+        let mode = match self {
+            Route::DirectAdvisory => "advisory",
+            Route::PgBouncerLease => "lease",
+        };
+        std::fs::write(
+            project.path().join("safeshift.toml"),
+            format!("[lock]\nmode = \"{mode}\"\nlease = \"{LEASE}\"\n"),
+        )
+        .unwrap();
+        project
+    }
+}
+
+fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Starts `up` with its output thrown away (it is killed anyway).
+fn spawn_up(project: &Project) -> Child {
+    project
+        .command(&["up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start safeshift")
+}
+
+/// SIGKILL, and reap the process so it is really gone.
+fn kill(mut child: Child) {
+    child.kill().expect("SIGKILL safeshift");
+    let status = child.wait().expect("reap safeshift");
+    assert!(
+        status.code().is_none(),
+        "safeshift ended on its own before the kill: {status:?}"
+    );
+}
+
+/// The server process of another session running a statement containing `needle`.
+fn backend_running(client: &mut postgres::Client, needle: &str) -> Option<String> {
+    pg_rows(
+        client,
+        &format!(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
+             AND pid <> pg_backend_pid() AND query LIKE '%{needle}%'"
+        ),
+    )
+    .into_iter()
+    .next()
+    .and_then(|row| row[0].clone())
+}
+
+fn backend_alive(client: &mut postgres::Client, pid: &str) -> bool {
+    pg_value(
+        client,
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+    ) != "0"
+}
+
+fn advisory_locks(client: &mut postgres::Client) -> i64 {
+    pg_value(
+        client,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Lease rows that still hold the lock.
+fn live_leases(client: &mut postgres::Client) -> i64 {
+    if pg_value(
+        client,
+        "SELECT to_regclass('safeshift.history_lock') IS NULL",
+    ) == "t"
+    {
+        return 0;
+    }
+    pg_value(
+        client,
+        "SELECT count(*) FROM safeshift.history_lock WHERE expires_at > clock_timestamp()",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// `(version, statement)` rows of `ledger` with how often each was written.
+fn ledger(client: &mut postgres::Client) -> Vec<(String, String, String)> {
+    pg_rows(
+        client,
+        "SELECT version, statement, count(*) FROM ledger GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .into_iter()
+    .map(|row| {
+        (
+            row[0].clone().unwrap(),
+            row[1].clone().unwrap(),
+            row[2].clone().unwrap(),
+        )
+    })
+    .collect()
+}
+
+fn once(version: &str, statement: u32) -> (String, String, String) {
+    (version.into(), statement.to_string(), "1".into())
+}
+
+fn row(version: &str, status: &str) -> (String, String, String, String) {
+    (version.into(), "up".into(), status.into(), "migrate".into())
+}
+
+/// 0001 creates the ledger; 0002 writes ledger rows around the slow statement (statement 3 of
+/// 4), in one transaction or, with `transaction:false`, one statement at a time; 0003 comes
+/// after it.
+fn write_migrations(project: &Project, transactional: bool) {
+    project.migration(
+        "0001_ledger.sql",
+        "CREATE TABLE ledger (version text NOT NULL, statement int NOT NULL);\nINSERT INTO ledger VALUES ('0001', 1);",
+        "DROP TABLE ledger;",
+    );
+    let options = if transactional {
+        ""
+    } else {
+        " transaction:false"
+    };
+    project.write(
+        "0002_slow.sql",
+        format!(
+            "-- migrate:up{options}\nINSERT INTO ledger VALUES ('0002', 1);\nINSERT INTO ledger VALUES ('0002', 2);\n\
+             {SLOW_STATEMENT}\nINSERT INTO ledger VALUES ('0002', 4);\n\n-- migrate:down\nDELETE FROM ledger WHERE version = '0002';\n"
+        ),
+    );
+    project.migration(
+        "0003_after.sql",
+        "INSERT INTO ledger VALUES ('0003', 1);",
+        "DELETE FROM ledger WHERE version = '0003';",
+    );
+}
+
+fn killed_mid_migration(route: Route, transactional: bool) {
+    let db = TestDatabase::new();
+    let project = route.project(&db);
+    write_migrations(&project, transactional);
+    let mut client = db.client();
+    client.batch_execute("CREATE TABLE slow_marker ()").unwrap();
+
+    let runner = spawn_up(&project);
+    let mut backend = None;
+    wait_until("the slow statement runs", DEADLINE, || {
+        backend = backend_running(&mut client, "slow_marker");
+        backend.is_some()
+    });
+    let backend = backend.unwrap();
+    kill(runner);
+
+    // The history tells the truth before anyone settles it: 0002's attempt is still marked
+    // running, with the statements a non-transactional attempt committed.
+    assert_eq!(
+        pg_history(&mut client),
+        [row("0001", "succeeded"), row("0002", "running")]
+    );
+    let attempt = &pg_rows(
+        &mut client,
+        "SELECT transactional, statements_applied, statements_total, finished_at IS NULL FROM safeshift.history WHERE version = '0002'",
+    )[0];
+    let applied_before_kill = if transactional { "0" } else { "2" };
+    assert_eq!(
+        attempt
+            .iter()
+            .map(|v| v.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        [
+            if transactional { "t" } else { "f" },
+            applied_before_kill,
+            "4",
+            "t"
+        ]
+    );
+    let status = project.run(&["status", "--json"]);
+    status.expect(exit::OK);
+    assert_eq!(status.json()["entries"][1]["state"], "running");
+
+    // The server notices the dead client well before the 60 s statement would end, so the
+    // killed run's transaction and locks go away. Not for a statement outside a transaction
+    // through a transaction pooler: nothing can ask the server to check for a dead client there,
+    // so it runs on to its end (see
+    // `a_statement_left_running_by_a_killed_runner_is_not_applied_again`).
+    if transactional || route == Route::DirectAdvisory {
+        wait_until(
+            "the killed runner's server process ends",
+            BACKEND_GONE_WITHIN,
+            || !backend_alive(&mut client, &backend),
+        );
+    }
+    assert_eq!(
+        advisory_locks(&mut client),
+        0,
+        "the advisory lock died with the session"
+    );
+    if route == Route::PgBouncerLease {
+        wait_until("the killed runner's lease expires", DEADLINE, || {
+            live_leases(&mut client) == 0
+        });
+    }
+    let committed = if transactional {
+        vec![once("0001", 1)]
+    } else {
+        vec![once("0001", 1), once("0002", 1), once("0002", 2)]
+    };
+    assert_eq!(
+        ledger(&mut client),
+        committed,
+        "only what was committed before the kill is there"
+    );
+
+    // The next run settles the dead attempt and finishes the job.
+    client.batch_execute("DROP TABLE slow_marker").unwrap();
+    let next = project.run(&["up"]);
+    next.expect(exit::OK);
+    assert!(
+        next.stderr
+            .contains("never finished; recorded it as interrupted"),
+        "{}",
+        next.stderr
+    );
+    if !transactional {
+        assert!(
+            next.stdout.contains("resuming at statement 3"),
+            "{}",
+            next.stdout
+        );
+    }
+    assert_eq!(
+        pg_history(&mut client),
+        [
+            row("0001", "succeeded"),
+            row("0002", "failed"),
+            row("0002", "succeeded"),
+            row("0003", "succeeded")
+        ]
+    );
+    let settled = &pg_rows(
+        &mut client,
+        "SELECT error_message, statements_applied, finished_at IS NOT NULL FROM safeshift.history WHERE version = '0002' ORDER BY id LIMIT 1",
+    )[0];
+    let message = settled[0].as_deref().unwrap();
+    assert!(message.starts_with("interrupted"), "{message}");
+    if transactional {
+        assert!(
+            message.contains("nothing of this attempt was applied"),
+            "{message}"
+        );
+    } else {
+        assert!(message.contains("after 2 of 4 statement(s)"), "{message}");
+    }
+    assert_eq!(settled[1].as_deref(), Some(applied_before_kill));
+    assert_eq!(settled[2].as_deref(), Some("t"));
+    assert_eq!(
+        ledger(&mut client),
+        [
+            once("0001", 1),
+            once("0002", 1),
+            once("0002", 2),
+            once("0002", 4),
+            once("0003", 1)
+        ],
+        "every statement ran exactly once in the end"
+    );
+    assert_eq!(advisory_locks(&mut client), 0);
+    assert_eq!(live_leases(&mut client), 0);
+    project.run(&["status", "--exit-code"]).expect(exit::OK);
+}
+
+#[test]
+fn killed_in_a_transactional_migration_with_the_advisory_lock() {
+    killed_mid_migration(Route::DirectAdvisory, true);
+}
+
+#[test]
+fn killed_in_a_transactional_migration_through_pgbouncer_with_the_lease_lock() {
+    killed_mid_migration(Route::PgBouncerLease, true);
+}
+
+#[test]
+fn killed_in_a_non_transactional_migration_with_the_advisory_lock() {
+    killed_mid_migration(Route::DirectAdvisory, false);
+}
+
+#[test]
+fn killed_in_a_non_transactional_migration_through_pgbouncer_with_the_lease_lock() {
+    killed_mid_migration(Route::PgBouncerLease, false);
+}
+
+/// Rows of a query on the SQLite file, as text.
+fn sqlite_rows(path: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
+    let connection = rusqlite::Connection::open(path).expect("open the SQLite file");
+    let mut statement = connection
+        .prepare(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let columns = statement.column_count();
+    statement
+        .query_map([], |row| {
+            (0..columns)
+                .map(|i| {
+                    row.get_ref(i).map(|value| match value {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(n) => Some(n.to_string()),
+                        ValueRef::Real(x) => Some(x.to_string()),
+                        ValueRef::Text(text) | ValueRef::Blob(text) => {
+                            Some(String::from_utf8_lossy(text).into_owned())
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Whether another connection holds the SQLite file's write lock (an open write transaction).
+fn sqlite_write_locked(path: &Path) -> bool {
+    let connection = rusqlite::Connection::open(path).expect("open the SQLite file");
+    connection.busy_timeout(Duration::ZERO).unwrap();
+    match connection.execute_batch("BEGIN IMMEDIATE; ROLLBACK") {
+        Ok(()) => false,
+        Err(rusqlite::Error::SqliteFailure(error, _))
+            if error.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            true
+        }
+        Err(error) => panic!("probing the write lock: {error}"),
+    }
+}
+
+#[test]
+fn killed_in_a_transactional_migration_on_sqlite() {
+    let project = Project::sqlite();
+    let database = project.path().join("app.db");
+    project.migration(
+        "0001_ledger.sql",
+        "CREATE TABLE ledger (version text NOT NULL, statement int NOT NULL);\nCREATE TABLE slow_marker (id int);",
+        "DROP TABLE ledger;",
+    );
+    // Counts to a billion while slow_marker exists (minutes), to 1 once it is gone.
+    project.migration(
+        "0002_slow.sql",
+        "INSERT INTO ledger VALUES ('0002', 1);\n\
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n \
+         WHERE x < (SELECT CASE WHEN EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'slow_marker') THEN 1000000000 ELSE 1 END)) \
+         SELECT count(*) FROM n;\n\
+         INSERT INTO ledger VALUES ('0002', 3);",
+        "DELETE FROM ledger WHERE version = '0002';",
+    );
+    let runner = spawn_up(&project);
+    // The attempt's running row is committed and its transaction has written (it holds the
+    // database's write lock): the runner is in the counting statement.
+    wait_until("the slow statement runs", DEADLINE, || {
+        database.exists()
+            && sqlite_rows(&database, "SELECT count(*) FROM sqlite_master WHERE name = 'safeshift_history'")[0][0].as_deref()
+                == Some("1")
+            && sqlite_rows(&database, "SELECT count(*) FROM safeshift_history WHERE version = '0002' AND status = 'running'")[0][0]
+                .as_deref()
+                == Some("1")
+            && sqlite_write_locked(&database)
+    });
+    kill(runner);
+
+    // The OS released the file lock with the process.
+    let lock_file = std::fs::File::open(project.path().join("app.db.safeshift-lock"))
+        .expect("the lock file exists");
+    lock_file
+        .try_lock()
+        .expect("the run lock's file lock is free after the kill");
+    lock_file.unlock().unwrap();
+    // Opening the database rolls the hot journal back: nothing of 0002 is there, and its attempt
+    // is still marked running.
+    assert_eq!(
+        sqlite_rows(&database, "SELECT count(*) FROM ledger")[0][0].as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        sqlite_rows(
+            &database,
+            "SELECT version, status FROM safeshift_history ORDER BY id"
+        ),
+        [
+            vec![Some("0001".to_owned()), Some("succeeded".to_owned())],
+            vec![Some("0002".to_owned()), Some("running".to_owned())]
+        ]
+    );
+
+    rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute_batch("DROP TABLE slow_marker")
+        .unwrap();
+    let next: Run = project.run(&["up"]);
+    next.expect(exit::OK);
+    assert!(
+        next.stderr
+            .contains("never finished; recorded it as interrupted"),
+        "{}",
+        next.stderr
+    );
+    let history = sqlite_rows(
+        &database,
+        "SELECT version, status, substr(coalesce(error_message, ''), 1, 11) FROM safeshift_history ORDER BY id",
+    );
+    let expected: Vec<Vec<Option<String>>> = [
+        ("0001", "succeeded", ""),
+        ("0002", "failed", "interrupted"),
+        ("0002", "succeeded", ""),
+    ]
+    .iter()
+    .map(|(v, s, e)| {
+        vec![
+            Some((*v).to_owned()),
+            Some((*s).to_owned()),
+            Some((*e).to_owned()),
+        ]
+    })
+    .collect();
+    assert_eq!(history, expected);
+    assert_eq!(
+        sqlite_rows(
+            &database,
+            "SELECT version, statement, count(*) FROM ledger GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        [
+            vec![
+                Some("0002".to_owned()),
+                Some("1".to_owned()),
+                Some("1".to_owned())
+            ],
+            vec![
+                Some("0002".to_owned()),
+                Some("3".to_owned()),
+                Some("1".to_owned())
+            ]
+        ]
+    );
+}
+
+/// Through PgBouncer (lease lock), a killed runner's non-transactional statement keeps running
+/// on the server and commits when it ends. The next run must not apply it a second time
+/// meanwhile. Fails today: the next run resumes as soon as the lease expires and runs the
+/// statement again while the first execution is still going, so both commit.
+#[test]
+#[ignore = "known bug: lease mode resumes a non-transactional statement that a killed runner's backend is still running"]
+fn a_statement_left_running_by_a_killed_runner_is_not_applied_again() {
+    let db = TestDatabase::new();
+    let project = Route::PgBouncerLease.project(&db);
+    project.migration(
+        "0001_ledger.sql",
+        "CREATE TABLE ledger (version text NOT NULL, statement int NOT NULL);",
+        "DROP TABLE ledger;",
+    );
+    project.write(
+        "0002_backfill.sql",
+        "-- migrate:up transaction:false\n\
+         INSERT INTO ledger SELECT '0002', 1 FROM pg_sleep(CASE WHEN to_regclass('public.slow_marker') IS NULL THEN 0 ELSE 8 END);\n\n\
+         -- migrate:down\nDELETE FROM ledger;\n",
+    );
+    let mut client = db.client();
+    client.batch_execute("CREATE TABLE slow_marker ()").unwrap();
+    let runner = spawn_up(&project);
+    let mut backend = None;
+    wait_until("the slow statement runs", DEADLINE, || {
+        backend = backend_running(&mut client, "slow_marker");
+        backend.is_some()
+    });
+    let backend = backend.unwrap();
+    kill(runner);
+    client.batch_execute("DROP TABLE slow_marker").unwrap();
+    wait_until("the killed runner's lease expires", DEADLINE, || {
+        live_leases(&mut client) == 0
+    });
+    let next = project.run(&["up"]);
+    wait_until("the killed runner's server process ends", DEADLINE, || {
+        !backend_alive(&mut client, &backend)
+    });
+    next.expect(exit::OK);
+    assert_eq!(
+        ledger(&mut client),
+        [once("0002", 1)],
+        "the statement was applied twice"
+    );
+}
+
+/// A non-transactional statement commits on its own and its progress is recorded by a second
+/// statement; a runner killed between the two leaves a statement applied but not recorded, and
+/// the next run applies it again. The test holds the history row locked so the runner stops
+/// exactly there. Fails today.
+#[test]
+#[ignore = "known bug: a non-transactional statement and its progress update are not atomic"]
+fn a_statement_killed_before_its_progress_was_recorded_is_not_applied_again() {
+    let db = TestDatabase::new();
+    let project = Route::DirectAdvisory.project(&db);
+    project.migration(
+        "0001_ledger.sql",
+        "CREATE TABLE ledger (version text NOT NULL, statement int NOT NULL);",
+        "DROP TABLE ledger;",
+    );
+    project.write(
+        "0002_backfill.sql",
+        "-- migrate:up transaction:false\n\
+         DO $$ BEGIN WHILE NOT (SELECT open FROM gate) LOOP PERFORM pg_sleep(0.02); END LOOP; INSERT INTO ledger VALUES ('0002', 1); END $$;\n\
+         INSERT INTO ledger VALUES ('0002', 2);\n\n-- migrate:down\nDELETE FROM ledger;\n",
+    );
+    let mut client = db.client();
+    let mut holder = db.client();
+    client
+        .batch_execute("CREATE TABLE gate (open boolean NOT NULL); INSERT INTO gate VALUES (false)")
+        .unwrap();
+    let runner = project
+        .command(&["--lock-timeout", "60s", "up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start safeshift");
+    let mut backend = None;
+    wait_until("statement 1 runs", DEADLINE, || {
+        backend = backend_running(&mut client, "FROM gate");
+        backend.is_some()
+    });
+    let backend = backend.unwrap();
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM safeshift.history WHERE version = '0002' FOR UPDATE")
+        .unwrap();
+    client.batch_execute("UPDATE gate SET open = true").unwrap();
+    wait_until(
+        "the progress update waits for the row lock",
+        DEADLINE,
+        || {
+            pg_value(
+                &mut client,
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = {backend} AND wait_event_type = 'Lock'"
+                ),
+            ) != "0"
+        },
+    );
+    kill(runner);
+    wait_until(
+        "the killed runner's server process ends",
+        BACKEND_GONE_WITHIN,
+        || !backend_alive(&mut client, &backend),
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    project.run(&["up"]).expect(exit::OK);
+    assert_eq!(
+        ledger(&mut client),
+        [once("0002", 1), once("0002", 2)],
+        "statement 1 was applied twice"
+    );
+}
