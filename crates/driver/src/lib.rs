@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod error;
+mod events;
 mod history;
 mod history_sql;
 mod lock;
@@ -22,11 +23,12 @@ mod sqlite;
 mod url;
 
 pub use error::{DriverError, ErrorKind};
+pub use events::{EventOutcome, EventRecord, NewEvent};
 pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
 };
 pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
-pub use postgres::{PostgresDriver, TableSize};
+pub use postgres::{ClientEnvironment, PostgresDriver, TableSize};
 pub use safeshift_source::Dialect;
 pub use sqlite::SqliteDriver;
 pub use url::{DatabaseUrl, Engine, SqliteTarget, redact};
@@ -139,6 +141,16 @@ pub trait Driver: Send {
 
     /// Appends a finished row (an audit row from `resolve` or `repair`); returns its id.
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError>;
+
+    /// Creates the run-events log if it is missing (before a backup, so that the backup holds it).
+    fn ensure_events(&mut self) -> Result<(), DriverError>;
+
+    /// Appends a run event (a backup, a restore, a hook, a health check…) to the events log
+    /// beside the history, creating the log when it is missing. Returns the row id.
+    fn append_event(&mut self, event: &NewEvent) -> Result<i64, DriverError>;
+
+    /// Every run event, oldest first; empty when the log does not exist.
+    fn read_events(&mut self) -> Result<Vec<EventRecord>, DriverError>;
 
     /// Marks a row left `running` by a runner that died as failed, with the reason.
     fn complete_interrupted(&mut self, id: i64, message: &str) -> Result<(), DriverError>;

@@ -126,6 +126,53 @@ impl DatabaseUrl {
         &self.raw
     }
 
+    /// The same server and credentials, another database: PostgreSQL replaces the database name
+    /// (the URL's path, or `dbname=`); SQLite points at another file (relative to the project).
+    pub fn with_database(&self, database: &str) -> Result<DatabaseUrl, DriverError> {
+        let raw = match self.target {
+            Target::SqliteFile(_) | Target::SqliteMemory => format!("sqlite://{database}"),
+            Target::Postgres if self.raw.contains("://") => {
+                let (base, query) = match self.raw.split_once('?') {
+                    Some((base, query)) => (base, Some(query)),
+                    None => (self.raw.as_str(), None),
+                };
+                let authority_start = base.find("://").map_or(0, |i| i + 3);
+                let path_start = base[authority_start..]
+                    .find('/')
+                    .map_or(base.len(), |i| authority_start + i);
+                let encoded: String = database
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                let mut url = format!("{}/{encoded}", &base[..path_start]);
+                if let Some(query) = query {
+                    url.push('?');
+                    url.push_str(query);
+                }
+                url
+            }
+            Target::Postgres => {
+                let kept: Vec<&str> = self
+                    .raw
+                    .split_whitespace()
+                    .filter(|pair| !pair.starts_with("dbname="))
+                    .collect();
+                format!(
+                    "{} dbname='{}'",
+                    kept.join(" "),
+                    database.replace('\\', "\\\\").replace('\'', "\\'")
+                )
+            }
+        };
+        DatabaseUrl::parse(&raw)
+    }
+
     /// For SQLite URLs, the database file (resolved against `base` when relative) or memory.
     pub fn sqlite_target(&self, base: &Path) -> Option<SqliteTarget> {
         match &self.target {
@@ -298,6 +345,22 @@ mod tests {
         assert!(DatabaseUrl::parse("").is_err());
         assert!(DatabaseUrl::parse("shop.db").is_err());
         assert!(DatabaseUrl::parse("sqlite://x.db?mode=rwc").is_err());
+    }
+
+    #[test]
+    fn another_database_on_the_same_server() {
+        let url = DatabaseUrl::parse("postgres://u:pw@h:5/shop?sslmode=disable").unwrap();
+        assert_eq!(
+            url.with_database("shop copy").unwrap().expose_secret(),
+            "postgres://u:pw@h:5/shop%20copy?sslmode=disable"
+        );
+        let bare = DatabaseUrl::parse("postgres://u@h").unwrap();
+        assert_eq!(bare.with_database("x").unwrap().expose_secret(), "postgres://u@h/x");
+        let pairs = DatabaseUrl::parse("host=h dbname=shop user=u").unwrap();
+        assert_eq!(
+            pairs.with_database("x").unwrap().expose_secret(),
+            "host=h user=u dbname='x'"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The PostgreSQL driver.
 
+mod client_env;
+mod events;
 mod lease;
 mod table_sizes;
 mod tls;
@@ -12,6 +14,7 @@ use postgres_protocol::escape::escape_identifier;
 use sha2::{Digest, Sha256};
 
 use crate::error::{DriverError, ErrorKind};
+use crate::events::{EventRecord, NewEvent};
 use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
 use crate::history_sql::{HistorySql, literal, parse_row};
 use crate::lock::{LockAttempt, LockHolder, LockMode, LockRequest};
@@ -19,6 +22,7 @@ use crate::url::DatabaseUrl;
 use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, ServerInfo};
 
 use lease::Lease;
+pub use client_env::ClientEnvironment;
 pub use table_sizes::TableSize;
 
 /// The session setting that names the run holding the advisory lock on a session.
@@ -126,6 +130,23 @@ impl PostgresDriver {
                 ErrorKind::Connect,
                 format!(
                     "could not connect to {}: {}",
+                    self.redacted_url,
+                    describe(&error)
+                ),
+            )
+        })
+    }
+
+    /// A connection to another database on the same server, with the same credentials and TLS
+    /// (a scratch copy for verifying a backup, the target of a restore).
+    pub fn connect_to_database(&self, database: &str) -> Result<Client, DriverError> {
+        let mut config = self.config.clone();
+        config.dbname(database);
+        config.connect(self.tls.clone()).map_err(|error| {
+            DriverError::new(
+                ErrorKind::Connect,
+                format!(
+                    "could not connect to database {database} on the server of {}: {}",
                     self.redacted_url,
                     describe(&error)
                 ),
@@ -558,6 +579,18 @@ impl Driver for PostgresDriver {
 
     fn timeouts_outside_transactions(&self) -> bool {
         self.session_state
+    }
+
+    fn ensure_events(&mut self) -> Result<(), DriverError> {
+        self.ensure_event_table()
+    }
+
+    fn append_event(&mut self, event: &NewEvent) -> Result<i64, DriverError> {
+        self.append_event_row(event)
+    }
+
+    fn read_events(&mut self) -> Result<Vec<EventRecord>, DriverError> {
+        self.read_event_rows()
     }
 
     fn session_pid(&self) -> Option<i64> {

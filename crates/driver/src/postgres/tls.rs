@@ -31,6 +31,21 @@ pub(crate) struct TlsParameters {
 
 const TLS_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
+impl TlsParameters {
+    /// The parameters as libpq environment variables, for PostgreSQL's own client programs.
+    pub(crate) fn as_environment(&self) -> Vec<(&'static str, String)> {
+        [
+            ("PGSSLMODE", &self.sslmode),
+            ("PGSSLROOTCERT", &self.sslrootcert),
+            ("PGSSLCERT", &self.sslcert),
+            ("PGSSLKEY", &self.sslkey),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+        .collect()
+    }
+}
+
 /// Splits the `ssl*` parameters out of a URL or key=value connection string.
 pub(crate) fn split_tls_parameters(connection: &str) -> (String, TlsParameters) {
     let mut parameters = TlsParameters::default();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, ffi};
 
 use crate::error::{DriverError, ErrorKind};
+use crate::events::{EventRecord, EventsSql, NewEvent, parse_event};
 use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
 use crate::history_sql::{HistorySql, parse_row};
 use crate::lock::{LockAttempt, LockHolder, LockRequest};
@@ -169,6 +170,17 @@ impl SqliteDriver {
         self.connection
             .execute_batch(sql)
             .map_err(|e| from_sqlite(&e))
+    }
+
+    fn events_table_name(&self) -> String {
+        format!("{}_{}_events", self.location.schema, self.location.table)
+    }
+
+    fn events_sql(&self) -> EventsSql {
+        EventsSql::new(
+            Dialect::Sqlite,
+            format!("\"{}\"", self.events_table_name().replace('"', "\"\"")),
+        )
     }
 
     fn refuse_if_missing(&self) -> Result<(), DriverError> {
@@ -413,6 +425,39 @@ impl Driver for SqliteDriver {
 
     fn timeouts_outside_transactions(&self) -> bool {
         true
+    }
+
+    fn ensure_events(&mut self) -> Result<(), DriverError> {
+        self.refuse_if_missing()?;
+        self.run(&self.events_sql().create_table())
+    }
+
+    fn append_event(&mut self, event: &NewEvent) -> Result<i64, DriverError> {
+        self.refuse_if_missing()?;
+        let sql = self.events_sql();
+        self.run(&sql.create_table())?;
+        self.connection
+            .query_row(&sql.insert(event, &self.server.user), [], |row| row.get(0))
+            .map_err(|e| from_sqlite(&e))
+    }
+
+    fn read_events(&mut self) -> Result<Vec<EventRecord>, DriverError> {
+        let name = self.events_table_name();
+        let exists = self
+            .connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [&name],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(|e| from_sqlite(&e))?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        self.rows(&self.events_sql().select_all())?
+            .iter()
+            .map(|row| parse_event(row))
+            .collect()
     }
 
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame {
