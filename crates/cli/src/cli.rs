@@ -30,6 +30,10 @@ Exit codes:
   6    could not connect to the database, or lost the connection
   7    `status --exit-code`: migrations are pending
   8    `lint`: a finding at or above --fail-on remains, or a file does not parse
+  9    stopped by a production guard before applying more: a failed pre-flight check,
+       backup, hook or confirmation, or a watchdog abort (the history records it)
+  10   migrations applied, but a health check failed afterwards (rolled back with
+       --rollback-on-failure)
   11   `rehearse`: a rollback is not exact, a re-run fails, an expectation is not met,
        a lock policy is violated, or a migration fails on the scratch database
   12   `diff --exit-code`: the schemas differ
@@ -124,6 +128,17 @@ pub struct GlobalArgs {
     #[arg(long, value_name = "N", env = "SAFESHIFT_RETRIES", global = true)]
     pub retries: Option<u32>,
 
+    /// The environment from safeshift.toml's [environments.<name>]: its URL, confirmation,
+    /// backup, risk, hooks, watchdog and health checks.
+    #[arg(
+        short = 'e',
+        long = "env",
+        value_name = "NAME",
+        env = "SAFESHIFT_ENV",
+        global = true
+    )]
+    pub environment: Option<String>,
+
     /// Print less: only errors and results.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -164,6 +179,161 @@ pub enum Command {
     Schema(crate::rehearse::SchemaArgs),
     /// Compare the schemas of two PostgreSQL databases.
     Diff(crate::rehearse::DiffArgs),
+    /// Take, list, verify, restore and prune backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Check that the database is ready for `up`: reachable, privileges, history, pending
+    /// migrations and their risk, disk space, blocking sessions, replication lag.
+    Preflight(PreflightArgs),
+    /// Show what the server is doing: active queries, the blocking tree, lock waits, index
+    /// builds, table sizes and dead tuples.
+    Activity(ActivityArgs),
+    /// Write the migration plan for the pending migrations (Markdown or JSON) for review.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup now (pg_dump -Fc, or SQLite's online backup) and check it.
+    Create(BackupCreateArgs),
+    /// List the backups in the backup directory, newest first.
+    List(BackupListArgs),
+    /// Verify a backup: checksum, contents, and with --deep a restored copy table by table.
+    Verify(BackupVerifyArgs),
+    /// Restore a backup over the database (or into a new one with --to).
+    Restore(BackupRestoreArgs),
+    /// Delete old backups by count and age, never the newest verified one.
+    Prune(BackupPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupCreateArgs {
+    /// Where to write the backup [default: [backup] dir in safeshift.toml, else backups].
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// The file name's first part [default: [backup] prefix, else safeshift].
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Skip the per-table row counts and hashes (faster; `verify --deep` then has nothing to compare).
+    #[arg(long)]
+    pub no_fingerprints: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupListArgs {
+    /// The backup directory [default: [backup] dir, else backups].
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupVerifyArgs {
+    /// The backup file (a path, or a name in the backup directory).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Also restore it into a scratch database on the configured server and compare every
+    /// table's row count and content hash with those recorded when it was taken.
+    #[arg(long)]
+    pub deep: bool,
+    /// The backup directory for bare names [default: [backup] dir, else backups].
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupRestoreArgs {
+    /// The backup file (a path, or a name in the backup directory).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Restore into this new database (PostgreSQL) or file (SQLite) instead of over the
+    /// configured one.
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Do not ask: restore over the database without typing its name.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How long the restore may wait for a lock held by another session before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub restore_lock_timeout: String,
+    /// The backup directory for bare names [default: [backup] dir, else backups].
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupPruneArgs {
+    /// Keep this many of each database's newest backups [default: [backup] keep].
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Delete backups older than this, e.g. 30d [default: [backup] max_age].
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
+    /// Show what would be deleted, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The backup directory [default: [backup] dir, else backups].
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// Treat the pending migrations up to this version only.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivityArgs {
+    /// Refresh every SECONDS until interrupted.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<f64>,
+    /// With --watch, stop after this many pictures.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// How many of the largest tables to show.
+    #[arg(long, value_name = "N", default_value = "10")]
+    pub tables: usize,
+    /// Print JSON (one object per picture).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan the pending migrations up to this version only.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: PlanFormat,
+    /// Write to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -253,12 +423,27 @@ pub struct UpArgs {
     #[arg(long, env = "SAFESHIFT_ALLOW_OUT_OF_ORDER")]
     pub allow_out_of_order: bool,
     /// Apply even if the linter finds risks up to this level in pending migrations
-    /// [default: medium; HIGH-risk findings stop `up` unless acknowledged in the file].
-    #[arg(long, value_name = "RISK", default_value = "medium")]
-    pub allow_risk: safeshift_lint::Risk,
+    /// [default: the environment's max_risk, else medium; HIGH-risk findings stop `up` unless
+    /// acknowledged in the file].
+    #[arg(long, value_name = "RISK")]
+    pub allow_risk: Option<safeshift_lint::Risk>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Proceed without typing the database name in an environment that asks for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// When a health check fails after applying, roll back the migrations this run applied
+    /// (newest first) [default: the environment's rollback_on_failure].
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// Abort the run cleanly (cancel, roll back, record) when a watchdog threshold is crossed:
+    /// lock-wait[=5s], long-query[=10s], connections[=80%], duration[=D], comma-separated.
+    #[arg(long, value_name = "THRESHOLDS", num_args = 0..=1, default_missing_value = "lock-wait")]
+    pub abort_on: Option<String>,
+    /// Do not run the watchdog.
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +454,9 @@ pub struct DownArgs {
     /// Roll back this many migrations, newest first [default: 1].
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
+    /// Proceed without typing the database name in an environment that asks for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
     /// Print the SQL and transaction boundaries that would run, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -285,6 +473,10 @@ pub struct HistoryArgs {
     /// Only the newest N rows.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Show the run events instead: backups, restores, hooks, health checks, rollbacks,
+    /// pre-flight outcomes and watchdog aborts.
+    #[arg(long, conflicts_with = "version")]
+    pub events: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -35,6 +35,10 @@ pub struct FileConfig {
     pub migrate: MigrateSection,
     #[serde(default)]
     pub new: NewSection,
+    #[serde(default)]
+    pub backup: crate::environment::BackupSection,
+    #[serde(default)]
+    pub environments: std::collections::BTreeMap<String, crate::environment::EnvironmentSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +83,8 @@ pub struct NewSection {
 pub enum UrlSource {
     Flag,
     ConfigFile,
+    /// `url` of the chosen `[environments.<name>]`.
+    Environment,
     DatabaseUrlVariable,
 }
 
@@ -97,6 +103,9 @@ pub struct Project {
     pub retry: RetryPolicy,
     pub allow_out_of_order: bool,
     pub version_scheme: Option<VersionScheme>,
+    /// The environment chosen with `--env` / `SAFESHIFT_ENV`.
+    pub environment: Option<crate::environment::Environment>,
+    pub backup: crate::environment::BackupSettings,
 }
 
 impl Project {
@@ -144,6 +153,26 @@ impl Project {
                     .transpose()
             };
 
+        let config_error_for = |key: &str, message: String| config_error(&origin, key, message);
+        let environment = match args.environment.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => Some(crate::environment::resolve(
+                name,
+                &file.environments,
+                &root,
+                &interpolated,
+                &config_error_for,
+            )?),
+            None => None,
+        };
+        let environment_section = environment
+            .as_ref()
+            .and_then(|e| file.environments.get(&e.name));
+        let backup = crate::environment::backup_settings(
+            &file.backup,
+            &root,
+            &interpolated,
+            &config_error_for,
+        )?;
         let migrations_dir = match &args.migrations_dir {
             Some(dir) => dir.clone(),
             None => clean_join(
@@ -154,9 +183,18 @@ impl Project {
                 ),
             ),
         };
-        let url = match &args.database_url {
-            Some(url) => Some((url.clone(), UrlSource::Flag)),
-            None => match interpolated(&file.database.url, "database.url")? {
+        let environment_url = match (&environment, environment_section) {
+            (Some(environment), Some(section)) => interpolated(
+                &section.url,
+                &format!("environments.{}.url", environment.name),
+            )?
+            .filter(|url| !url.trim().is_empty()),
+            _ => None,
+        };
+        let url = match (&args.database_url, environment_url) {
+            (Some(url), _) => Some((url.clone(), UrlSource::Flag)),
+            (None, Some(url)) => Some((url, UrlSource::Environment)),
+            (None, None) => match interpolated(&file.database.url, "database.url")? {
                 Some(url) if !url.trim().is_empty() => Some((url, UrlSource::ConfigFile)),
                 _ => std::env::var("DATABASE_URL")
                     .ok()
@@ -209,7 +247,15 @@ impl Project {
                 Some(LockModeArg::Lease) => LockMode::Lease,
                 None => file.lock.mode.unwrap_or(defaults.mode),
             },
-            wait: duration(&args.lock_wait, "--lock-wait", &file.lock.wait, "lock.wait")?
+            wait: duration(
+                &args.lock_wait,
+                "--lock-wait",
+                match environment_section {
+                    Some(section) if section.lock_wait.is_some() => &section.lock_wait,
+                    _ => &file.lock.wait,
+                },
+                "lock.wait",
+            )?
                 .unwrap_or(defaults.wait),
             lease: duration(&None, "", &file.lock.lease, "lock.lease")?.unwrap_or(defaults.lease),
             poll: defaults.poll,
@@ -226,14 +272,22 @@ impl Project {
             lock_timeout: duration(
                 &args.lock_timeout,
                 "--lock-timeout",
-                &file.migrate.lock_timeout,
+                match environment_section {
+                    Some(section) if section.lock_timeout.is_some() => &section.lock_timeout,
+                    _ => &file.migrate.lock_timeout,
+                },
                 "migrate.lock_timeout",
             )?
             .unwrap_or(default_timeouts.lock_timeout),
             statement_timeout: duration(
                 &args.statement_timeout,
                 "--statement-timeout",
-                &file.migrate.statement_timeout,
+                match environment_section {
+                    Some(section) if section.statement_timeout.is_some() => {
+                        &section.statement_timeout
+                    }
+                    _ => &file.migrate.statement_timeout,
+                },
                 "migrate.statement_timeout",
             )?
             .unwrap_or(default_timeouts.statement_timeout),
@@ -242,6 +296,7 @@ impl Project {
         let retry = RetryPolicy {
             retries: args
                 .retries
+                .or(environment_section.and_then(|e| e.retries))
                 .or(file.migrate.retries)
                 .unwrap_or(default_retry.retries),
             backoff: duration(
@@ -263,6 +318,8 @@ impl Project {
             retry,
             allow_out_of_order: file.migrate.allow_out_of_order.unwrap_or(false),
             version_scheme: file.new.version_scheme,
+            environment,
+            backup,
         })
     }
 }
@@ -304,7 +361,8 @@ fn read_config(path: &Path) -> Result<FileConfig, CliError> {
             format!("{}{location}: {}", path.display(), error.message()),
             "see the configuration reference in the README (keys: directory, [database] url, [history] schema/table, \
              [lock] mode/wait/lease, [migrate] lock_timeout/statement_timeout/retries/retry_backoff/allow_out_of_order, \
-             [new] version_scheme)",
+             [new] version_scheme, [backup] dir/prefix/keep/max_age/fingerprints, [environments.<name>]; \
+             see docs/production.md for environments)",
         )
     })
 }

@@ -62,6 +62,20 @@ impl Context {
         Ok(safeshift_driver::connect(&url, &options)?)
     }
 
+    /// The same project pointed at another database (a restore's `--to` target).
+    pub fn with_url(&self, url: &DatabaseUrl) -> Context {
+        let mut project = self.project.clone();
+        project.url = Some((
+            url.expose_secret().to_owned(),
+            crate::config::UrlSource::Flag,
+        ));
+        Context {
+            project,
+            quiet: self.quiet,
+            identity: self.identity.clone(),
+        }
+    }
+
     pub fn settings(&self, allow_out_of_order: bool) -> Settings {
         Settings {
             timeouts: self.project.timeouts,

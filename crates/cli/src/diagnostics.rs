@@ -32,6 +32,7 @@ pub fn report(error: &CliError) {
         }
         CliError::Database(error) => database_error(error, None),
         CliError::Run(error) => run_error(error),
+        CliError::Guard(guard) => plain(&guard.message, guard.help.as_deref()),
     }
 }
 

@@ -17,6 +17,10 @@ pub enum Exit {
     Pending = 7,
     /// `lint`: a finding at or above `--fail-on`, or a file with errors.
     LintFindings = 8,
+    /// A production guard stopped the run: pre-flight, backup, hook, confirmation, watchdog.
+    Guard = 9,
+    /// Migrations applied, but a health check failed afterwards.
+    HealthCheck = 10,
     /// `rehearse`: a migration failed its rehearsal.
     RehearsalFailed = 11,
     /// `diff --exit-code`: the schemas differ.
@@ -41,6 +45,16 @@ pub enum CliError {
     Source(SourceErrors),
     Database(DriverError),
     Run(RunError),
+    /// A production guard stopped the run (exit 9), or a health check failed (exit 10).
+    Guard(Box<Guard>),
+}
+
+/// A production guard's refusal, or failed health checks.
+#[derive(Debug)]
+pub struct Guard {
+    pub exit: Exit,
+    pub message: String,
+    pub help: Option<String>,
 }
 
 impl CliError {
@@ -64,6 +78,7 @@ impl CliError {
             CliError::Source(_) => Exit::InvalidFiles,
             CliError::Database(error) => driver_exit(error),
             CliError::Run(error) => run_exit(error),
+            CliError::Guard(guard) => guard.exit,
         }
     }
 }
@@ -90,8 +105,30 @@ fn run_exit(error: &RunError) -> Exit {
             Exit::Connection
         }
         RunError::MigrationFailed { .. } => Exit::MigrationFailed,
+        RunError::Interrupted { reason, .. } if reason.starts_with("watchdog") => Exit::Guard,
         RunError::Interrupted { .. } => Exit::Interrupted,
         RunError::Usage(_) => Exit::Usage,
+    }
+}
+
+impl CliError {
+    /// A production guard's refusal (exit 9).
+    pub fn guard(message: impl Into<String>, help: Option<String>) -> CliError {
+        CliError::Guard(Box::new(Guard {
+            exit: Exit::Guard,
+            message: message.into(),
+            help,
+        }))
+    }
+}
+
+impl From<safeshift_backup::BackupError> for CliError {
+    fn from(error: safeshift_backup::BackupError) -> Self {
+        use safeshift_backup::BackupError;
+        match error {
+            BackupError::Database(error) => CliError::Database(error),
+            other => CliError::guard(other.to_string(), other.help()),
+        }
     }
 }
 

@@ -449,3 +449,37 @@ pub fn run_summary(report: &RunReport, direction: Direction, database: &str) {
     };
     out(line);
 }
+
+/// `safeshift history --events`.
+pub fn events(events: &[safeshift_driver::EventRecord]) {
+    if events.is_empty() {
+        out("No run events recorded.");
+        return;
+    }
+    let mut rows = vec![
+        ["ID", "RUN", "AT (UTC)", "ENV", "KIND", "OUTCOME", "BY", "SUMMARY"]
+            .iter()
+            .map(|h| styled(DIM, h))
+            .collect::<Vec<_>>(),
+    ];
+    for event in events {
+        let outcome = match event.outcome {
+            safeshift_driver::EventOutcome::Succeeded => styled(GREEN, "succeeded"),
+            safeshift_driver::EventOutcome::Warning => styled(YELLOW, "warning"),
+            safeshift_driver::EventOutcome::Failed => styled(RED, "failed"),
+        };
+        rows.push(vec![
+            event.id.to_string(),
+            event.run_id.chars().take(8).collect(),
+            time(&event.at),
+            event.environment.clone().unwrap_or_default(),
+            event.kind.clone(),
+            outcome,
+            event.installed_by.clone(),
+            truncate(&event.summary, 100),
+        ]);
+    }
+    for line in table(&rows) {
+        out(line);
+    }
+}

@@ -20,8 +20,29 @@ pub fn run(context: &Context, args: &DownArgs) -> Result<Exit, CliError> {
         (None, Some(steps)) => DownTarget::Steps(steps),
         (None, None) => DownTarget::Steps(1),
     };
+    let confirm = !args.dry_run
+        && context
+            .project
+            .environment
+            .as_ref()
+            .is_some_and(|e| e.confirm);
+    if let Some(environment) = context.project.environment.as_ref().filter(|_| confirm) {
+        crate::production::confirm::require_possible("`down`", &environment.name, args.yes)?;
+    }
     let migrator = context.migrator(false)?;
     let mut db = context.connect(false)?;
+    if confirm {
+        let plan = migrator.dry_run_down(db.as_mut(), &target)?;
+        let versions: Vec<&str> = plan.steps.iter().map(|s| s.version.as_str()).collect();
+        crate::output::err(format!(
+            "Rolling back {} migration(s) on {}: {}",
+            versions.len(),
+            db.redacted_url(),
+            versions.join(", ")
+        ));
+        let database = db.server().database.clone();
+        crate::production::confirm::ask(&database, "roll them back", args.yes)?;
+    }
     if args.dry_run {
         let plan = migrator.dry_run_down(db.as_mut(), &target)?;
         if args.json {

@@ -9,6 +9,19 @@ use crate::render;
 pub fn run(context: &Context, args: &HistoryArgs) -> Result<Exit, CliError> {
     let version = args.version.as_deref().map(parse_version).transpose()?;
     let mut db = context.connect(false)?;
+    if args.events {
+        let mut events = db.read_events()?;
+        if let Some(limit) = args.limit {
+            let skip = events.len().saturating_sub(limit);
+            events.drain(..skip);
+        }
+        if args.json {
+            print_json(&events);
+        } else {
+            render::events(&events);
+        }
+        return Ok(Exit::Success);
+    }
     let mut records = db.read_history()?;
     if let Some(version) = &version {
         records.retain(|r| safeshift_source::Version::parse(&r.version).as_ref() == Some(version));

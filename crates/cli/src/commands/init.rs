@@ -117,6 +117,7 @@ fn clone_global(global: &GlobalArgs) -> GlobalArgs {
         lock_timeout: global.lock_timeout.clone(),
         statement_timeout: global.statement_timeout.clone(),
         retries: global.retries,
+        environment: global.environment.clone(),
         quiet: global.quiet,
     }
 }

@@ -213,7 +213,10 @@ fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliErro
 }
 
 /// The versions the database has applied, with their recorded checksums.
-fn applied(migrator: &Migrator, db: &mut dyn Driver) -> Result<AppliedMigrations, CliError> {
+pub(crate) fn applied(
+    migrator: &Migrator,
+    db: &mut dyn Driver,
+) -> Result<AppliedMigrations, CliError> {
     let status = migrator.status(db)?;
     let mut applied = AppliedMigrations::default();
     for entry in status.entries {
@@ -244,7 +247,10 @@ impl TableStatistics for Sizes {
     }
 }
 
-fn grade_by_size(report: &mut LintReport, db: &mut PostgresDriver) -> Result<(), CliError> {
+pub(crate) fn grade_by_size(
+    report: &mut LintReport,
+    db: &mut PostgresDriver,
+) -> Result<(), CliError> {
     let mut names: Vec<(Option<String>, String)> = Vec::new();
     for (_, finding) in report.active_findings() {
         for lock in &finding.locks {

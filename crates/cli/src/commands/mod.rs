@@ -1,6 +1,8 @@
 //! One module per command; each turns its arguments into calls on the runner and renders the
 //! result.
 
+mod activity;
+mod backup;
 mod diff;
 mod down;
 mod explain;
@@ -8,6 +10,8 @@ mod history;
 mod init;
 pub mod lint;
 mod new;
+mod plan;
+mod preflight;
 mod rehearse;
 mod repair;
 mod resolve;
@@ -47,6 +51,10 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Schema(args) => schema::run(&context, args),
         Command::Diff(args) => diff::run(&context, args),
         Command::Explain(_) => unreachable!("handled above"),
+        Command::Backup(command) => backup::run(&context, command),
+        Command::Preflight(args) => preflight::run(&context, args),
+        Command::Activity(args) => activity::run(&context, args),
+        Command::Plan(args) => plan::run(&context, args),
     }
 }
 
@@ -79,6 +87,15 @@ pub fn error_json(error: &CliError) -> serde_json::Value {
         ),
         CliError::Database(error) => ("database", error.to_string(), error.hint.clone()),
         CliError::Run(error) => (run_error_kind(error), error.to_string(), error.help()),
+        CliError::Guard(guard) => (
+            if guard.exit == Exit::HealthCheck {
+                "health-check-failed"
+            } else {
+                "refused-by-guard"
+            },
+            guard.message.clone(),
+            guard.help.clone(),
+        ),
     };
     let mut value = json!({
         "kind": kind,

@@ -25,7 +25,20 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<Exit, CliError> {
         }
         return Ok(Exit::Success);
     }
-    crate::commands::lint::gate_pending(&migrator, db.as_mut(), args.allow_risk, args.json)?;
+    let accepted = args
+        .allow_risk
+        .or(context
+            .project
+            .environment
+            .as_ref()
+            .and_then(|e| e.max_risk))
+        .unwrap_or(safeshift_lint::Risk::Medium);
+    if context.project.environment.is_some() || args.abort_on.is_some() || args.rollback_on_failure
+    {
+        drop(db);
+        return crate::production::up::run(context, args, target.as_ref(), accepted);
+    }
+    crate::commands::lint::gate_pending(&migrator, db.as_mut(), accepted, args.json)?;
     let interrupts = Interrupts::install(migrator.interrupt());
     interrupts.cancel_with(db.canceller());
     let mut progress = Progress::new(context.quiet, args.json, context.project.lock.wait);
