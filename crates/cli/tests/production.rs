@@ -724,3 +724,60 @@ fn no_command_prints_a_password() {
         assert!(!row[0].clone().unwrap().contains(PASSWORD), "{row:?}");
     }
 }
+
+#[test]
+fn sqlite_backups_use_the_online_backup_api_and_restore() {
+    let project = Project::sqlite();
+    project.migration(
+        "0001_notes.sql",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, data BLOB);\n\
+         INSERT INTO notes (body, data) VALUES ('a', x'00ff'), ('b', NULL), (NULL, x'');",
+        "DROP TABLE notes;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    let created = project.run(&["backup", "create", "--json"]);
+    created.expect(exit::OK);
+    let file = project
+        .path()
+        .join(created.json()["backup"]["path"].as_str().unwrap());
+    assert!(
+        file.to_string_lossy().ends_with(".sqlite3"),
+        "{}",
+        file.display()
+    );
+    assert_eq!(mode(&file), 0o600);
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    project
+        .run(&["backup", "verify", &name, "--deep"])
+        .expect(exit::OK);
+
+    let database = project.path().join("app.db");
+    let read = |path: &Path| -> Vec<(i64, Option<String>, Option<Vec<u8>>)> {
+        let connection = rusqlite::Connection::open(path).unwrap();
+        let mut statement = connection
+            .prepare("SELECT id, body, data FROM notes ORDER BY id")
+            .unwrap();
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let original = read(&database);
+    rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute_batch("DELETE FROM notes WHERE id = 1; UPDATE notes SET body = 'changed'")
+        .unwrap();
+    assert_ne!(read(&database), original);
+    project
+        .run(&["backup", "restore", &name, "--yes"])
+        .expect(exit::OK);
+    assert_eq!(read(&database), original);
+    project
+        .run(&["backup", "restore", &name, "--to", "copy.db"])
+        .expect(exit::OK);
+    assert_eq!(read(&project.path().join("copy.db")), original);
+    let events = project.run(&["history", "--events"]);
+    events.expect(exit::OK);
+    assert!(events.stdout.contains("restore"), "{}", events.stdout);
+}
