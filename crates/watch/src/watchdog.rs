@@ -85,6 +85,10 @@ pub struct WatchConfig {
     pub limits: Limits,
     /// Thresholds that abort the run instead of only warning.
     pub abort_on: Vec<Threshold>,
+    /// The plan's estimate, reported beside the elapsed time.
+    pub estimate: Option<Duration>,
+    /// How often to report progress (elapsed against the estimate, lock waits, connections).
+    pub progress_every: Duration,
 }
 
 /// What the watchdog noticed.
@@ -110,6 +114,14 @@ pub enum WatchEvent {
         message: String,
         /// Whether it aborts the run.
         aborting: bool,
+    },
+    /// Where the run stands, sent every `progress_every`.
+    Progress {
+        elapsed_ms: u64,
+        estimate_ms: Option<u64>,
+        lock_wait_ms: u64,
+        queued: usize,
+        connections: (u64, u64),
     },
     /// Sampling failed; the watchdog stops sampling (the migration goes on).
     Failed { message: String },
@@ -219,6 +231,7 @@ struct State {
     blockers: Vec<i64>,
     queued: usize,
     crossed: Vec<Threshold>,
+    last_progress: Instant,
 }
 
 impl State {
@@ -232,6 +245,7 @@ impl State {
             blockers: Vec::new(),
             queued: 0,
             crossed: Vec::new(),
+            last_progress: Instant::now(),
         }
     }
 
@@ -340,6 +354,16 @@ impl State {
             );
         }
         let connections = connections(client).map_err(|e| e.message)?;
+        if self.last_progress.elapsed() >= self.config.progress_every {
+            self.last_progress = Instant::now();
+            events.push(WatchEvent::Progress {
+                elapsed_ms: self.started.elapsed().as_millis() as u64,
+                estimate_ms: self.config.estimate.map(|e| e.as_millis() as u64),
+                lock_wait_ms: total_wait,
+                queued: self.queued,
+                connections: (connections.used, connections.max),
+            });
+        }
         let most = self
             .summary
             .most_connections

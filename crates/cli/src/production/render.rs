@@ -139,6 +139,10 @@ pub fn plan_markdown(plan: &Plan) -> String {
         let _ = writeln!(text, "Nothing to apply: the database is up to date.");
         return text;
     }
+    let mut previous = plan
+        .current_version
+        .clone()
+        .unwrap_or_else(|| "0".to_owned());
     for migration in &plan.migrations {
         let _ = writeln!(
             text,
@@ -206,8 +210,12 @@ pub fn plan_markdown(plan: &Plan) -> String {
                     .unwrap_or_default();
                 let _ = writeln!(
                     text,
-                    "- **{}** `{}` (line {}){size}: {} {}{acknowledged}",
-                    finding.risk, finding.rule, finding.line, finding.message, finding.help
+                    "- **{}** `{}` (line {}){size}: {}. {}{acknowledged}",
+                    finding.risk,
+                    finding.rule,
+                    finding.line,
+                    finding.message.trim_end_matches('.'),
+                    finding.help
                 );
                 if let Some(alternative) = &finding.safe_alternative {
                     let _ = writeln!(
@@ -224,7 +232,7 @@ pub fn plan_markdown(plan: &Plan) -> String {
             Some(down) => {
                 let _ = writeln!(
                     text,
-                    "`safeshift down --to <previous version>` runs, in one transaction per migration:\n\n```sql\n{down}\n```\n"
+                    "`safeshift down --to {previous}` rolls back to the version before it (and everything applied after it), running:\n\n```sql\n{down}\n```\n"
                 );
             }
             None => {
@@ -234,6 +242,7 @@ pub fn plan_markdown(plan: &Plan) -> String {
                 );
             }
         }
+        previous = migration.version.clone();
     }
     let tables = plan.tables();
     let _ = writeln!(text, "## Testing plan\n");

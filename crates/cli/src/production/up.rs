@@ -165,8 +165,15 @@ pub fn run(
             &url,
             &options,
             &watch_settings,
-            migrator.interrupt(),
-            db.canceller(),
+            plan.estimated,
+            {
+                let interrupt = migrator.interrupt();
+                let cancel = db.canceller();
+                Box::new(move |reason: String| {
+                    interrupt.request(reason);
+                    cancel();
+                })
+            },
             args.json,
         )
     };

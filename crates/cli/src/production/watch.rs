@@ -1,23 +1,21 @@
 //! Running the watchdog beside `up` and printing what it sees as it sees it.
 
-use std::sync::Arc;
-
-use safeshift_driver::{Canceller, ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
-use safeshift_runner::Interrupt;
+use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_watch::{Session, WatchConfig, WatchEvent, Watchdog};
 
 use crate::environment::WatchSettings;
 use crate::output::{RED, YELLOW, err, millis, styled};
 
 /// Starts the watchdog on a connection of its own when the migration connection has a fixed
-/// server process (a direct PostgreSQL connection); otherwise says why there is none.
+/// server process (a direct PostgreSQL connection); otherwise says why there is none. `abort`
+/// is called once, with the reason, when a threshold chosen to abort is crossed.
 pub fn start(
     db: &dyn Driver,
     url: &DatabaseUrl,
     options: &ConnectOptions,
     settings: &WatchSettings,
-    interrupt: Arc<Interrupt>,
-    canceller: Canceller,
+    estimate: std::time::Duration,
+    abort: Box<dyn Fn(String) + Send>,
     json: bool,
 ) -> Option<Watchdog> {
     if db.engine() != Engine::Postgres {
@@ -45,15 +43,14 @@ pub fn start(
         interval: settings.interval,
         limits: settings.limits,
         abort_on: settings.abort_on.clone(),
+        estimate: Some(estimate),
+        progress_every: std::time::Duration::from_secs(5),
     };
     Some(Watchdog::start(
         connection,
         config,
         Box::new(move |event| report(&event, json)),
-        Box::new(move |reason| {
-            interrupt.request(reason);
-            canceller();
-        }),
+        abort,
     ))
 }
 
@@ -106,6 +103,8 @@ fn report(event: &WatchEvent, json: bool) {
         WatchEvent::Crossed {
             message, aborting, ..
         } => {
+            // The reason recorded in the history starts with "watchdog: "; the label says it here.
+            let message = message.strip_prefix("watchdog: ").unwrap_or(message);
             if *aborting {
                 err(format!(
                     "{} {message}: aborting the run (cancelling the statement; the runner rolls back and records it)",
@@ -115,6 +114,23 @@ fn report(event: &WatchEvent, json: bool) {
                 err(format!("{} {message}", styled(YELLOW, "warning:")));
             }
         }
+        WatchEvent::Progress {
+            elapsed_ms,
+            estimate_ms,
+            lock_wait_ms,
+            queued,
+            connections,
+        } => err(format!(
+            "{} {} elapsed{}; waited {} for locks; {queued} queued behind; connections {}/{}",
+            styled(YELLOW, "watchdog:"),
+            millis(*elapsed_ms),
+            estimate_ms
+                .map(|e| format!(" (estimate {})", millis(e)))
+                .unwrap_or_default(),
+            millis(*lock_wait_ms),
+            connections.0,
+            connections.1
+        )),
         WatchEvent::Failed { message } => err(format!(
             "{} the watchdog stopped sampling: {message}",
             styled(YELLOW, "warning:")
