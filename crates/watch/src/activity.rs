@@ -104,6 +104,15 @@ pub struct Activity {
     pub tables: Vec<TableActivity>,
 }
 
+/// A table's size with its indexes and TOAST, from the catalog's page counts (as of the last
+/// VACUUM or ANALYZE) for `pg_class c`. Not `pg_total_relation_size`: that opens the relation
+/// with a lock, and behind a migration queued for an exclusive lock it would wait too — exactly
+/// when someone looks at the activity to see why things are stuck.
+pub(crate) const RELATION_BYTES: &str = "((c.relpages::bigint \
+     + coalesce((SELECT t.relpages FROM pg_class t WHERE t.oid = c.reltoastrelid), 0) \
+     + coalesce((SELECT sum(ic.relpages) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                 WHERE i.indrelid = c.oid), 0)) * current_setting('block_size')::bigint)";
+
 /// The columns `session_from` reads, in order; `{where}` restricts the sessions.
 pub(crate) const SESSION_COLUMNS: &str = "a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
      coalesce(a.state, ''), \
@@ -220,8 +229,8 @@ impl Activity {
         let tables = rows(
             client,
             &format!(
-                "SELECT format('%I.%I', schemaname, relname), pg_total_relation_size(relid), n_live_tup, n_dead_tup \
-                 FROM pg_stat_user_tables ORDER BY 2 DESC, 1 LIMIT {tables}"
+                "SELECT format('%I.%I', s.schemaname, s.relname), {RELATION_BYTES}, s.n_live_tup, s.n_dead_tup \
+                 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid ORDER BY 2 DESC, 1 LIMIT {tables}"
             ),
         )?
         .iter()
