@@ -781,3 +781,119 @@ fn sqlite_backups_use_the_online_backup_api_and_restore() {
     events.expect(exit::OK);
     assert!(events.stdout.contains("restore"), "{}", events.stdout);
 }
+
+#[test]
+fn hooks_run_without_a_shell_and_a_failing_one_stops_the_run() {
+    let db = TestDatabase::new();
+    let project = shop(&db);
+    write_config(
+        &project,
+        "[environments.staging]\nurl = \"${STAGING_URL}\"\n\
+         [environments.staging.hooks]\n\
+         before = [[\"sh\", \"-c\", \"echo maintenance on\"], [\"false\"]]\n\
+         after = [[\"sh\", \"-c\", \"echo $SAFESHIFT_HOOK_PHASE $SAFESHIFT_OUTCOME > after.txt\"]]\n",
+    );
+    let url = db.url();
+    let stopped = run(env_command(
+        &project,
+        &[("STAGING_URL", &url)],
+        &["--env", "staging", "up"],
+    ));
+    stopped.expect(GUARD);
+    assert!(
+        stopped.stderr.contains("the before hook `false` failed"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        stopped.stderr.contains("maintenance on"),
+        "{}",
+        stopped.stderr
+    );
+    let mut client = db.client();
+    assert!(
+        !pg_table_exists(&mut client, "public.customers"),
+        "nothing applied"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("after.txt")).unwrap(),
+        "after failed\n",
+        "the after hooks still ran, told the outcome"
+    );
+    let hooks = pg_rows(
+        &mut client,
+        "SELECT outcome, summary FROM safeshift.history_events WHERE kind = 'hook' ORDER BY id",
+    );
+    let outcomes: Vec<&str> = hooks.iter().map(|h| h[0].as_deref().unwrap()).collect();
+    assert_eq!(outcomes, ["succeeded", "failed", "succeeded"], "{hooks:?}");
+
+    // An environment that does not exist is named, with the ones that do.
+    let unknown = run(env_command(
+        &project,
+        &[("STAGING_URL", &url)],
+        &["--env", "prod", "status"],
+    ));
+    unknown.expect(exit::USAGE);
+    assert!(
+        unknown.stderr.contains("no environment `prod`"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(unknown.stderr.contains("staging"), "{}", unknown.stderr);
+}
+
+#[test]
+fn preflight_fails_on_an_unsettled_history_and_warns_about_lock_holders() {
+    let db = TestDatabase::new();
+    let project = shop(&db);
+    project.run(&["up"]).expect(exit::OK);
+    project.migration(
+        "0002_broken.sql",
+        "ALTER TABLE customers ADD COLUMN tier text;\nSELECT 1/0;",
+        "ALTER TABLE customers DROP COLUMN tier;",
+    );
+    project.run(&["up"]).expect(exit::MIGRATION_FAILED);
+    let mut holder = db.client();
+    holder
+        .batch_execute("BEGIN; SELECT count(*) FROM customers")
+        .unwrap();
+    let holder_pid = pg_value(&mut holder, "SELECT pg_backend_pid()");
+    let report = project.run(&["preflight", "--json"]);
+    report.expect(GUARD);
+    let json = report.json();
+    let check = |name: &str| {
+        json["report"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {json}"))
+            .clone()
+    };
+    assert_eq!(check("history")["outcome"], "fail");
+    assert!(
+        check("history")["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("0002: its last attempt failed"),
+        "{json}"
+    );
+    assert_eq!(check("connection")["outcome"], "pass");
+    assert_eq!(check("privileges")["outcome"], "pass");
+    let blocking = check("blocking sessions");
+    assert_eq!(blocking["outcome"], "warn", "{json}");
+    assert!(
+        blocking["details"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {holder_pid} ")),
+        "{json}"
+    );
+    assert!(
+        check("disk space")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("free")
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+}
