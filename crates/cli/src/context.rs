@@ -76,6 +76,18 @@ impl Context {
         }
     }
 
+    /// Options for a command's second connections (the watchdog, size lookups, probes).
+    pub fn connect_options(&self, create: bool) -> ConnectOptions {
+        ConnectOptions {
+            base_dir: self.project.root.clone(),
+            application_name: format!("safeshift {} watch", env!("CARGO_PKG_VERSION")),
+            history: self.project.history.clone(),
+            create,
+            lock_mode: self.project.lock.mode,
+            ..ConnectOptions::default()
+        }
+    }
+
     pub fn settings(&self, allow_out_of_order: bool) -> Settings {
         Settings {
             timeouts: self.project.timeouts,

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use safeshift_backup::{CreateOptions, Database};
-use safeshift_driver::{ConnectOptions, Direction, Driver, EventOutcome};
+use safeshift_driver::{Direction, Driver, EventOutcome};
 use safeshift_lint::Risk;
 use safeshift_runner::{DownTarget, Migrator, RunReport};
 use safeshift_source::Version;
@@ -499,19 +499,5 @@ fn run_after_hooks(
     for argv in after {
         let outcome = hooks::run("after", argv, hook_context, timeout);
         report_hook(db, context, &outcome, backup_ref);
-    }
-}
-
-/// The connect options a command's second connections use.
-impl Context {
-    pub fn connect_options(&self, create: bool) -> ConnectOptions {
-        ConnectOptions {
-            base_dir: self.project.root.clone(),
-            application_name: format!("safeshift {} watch", env!("CARGO_PKG_VERSION")),
-            history: self.project.history.clone(),
-            create,
-            lock_mode: self.project.lock.mode,
-            ..ConnectOptions::default()
-        }
     }
 }
