@@ -28,7 +28,7 @@ pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
 };
 pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
-pub use postgres::{ClientEnvironment, PostgresDriver, TableSize};
+pub use postgres::{ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error};
 pub use safeshift_source::Dialect;
 pub use sqlite::SqliteDriver;
 pub use url::{DatabaseUrl, Engine, SqliteTarget, redact};
@@ -210,5 +210,11 @@ pub trait Driver: Send {
         _name: &str,
     ) -> Result<bool, DriverError> {
         Ok(false)
+    }
+
+    /// The PostgreSQL driver behind the trait object, for operations that need PostgreSQL's
+    /// catalog or a second session (the online operations); `None` on other engines.
+    fn as_postgres(&mut self) -> Option<&mut PostgresDriver> {
+        None
     }
 }

@@ -56,6 +56,28 @@ pub use risk::Risk;
 pub use size::{TableSize, TableStatistics, grade};
 pub use sql::TableName;
 
+/// The lock the lock model says a statement takes on each table it names, strongest per table,
+/// for callers that run statements (lock-safe DDL). It sees the statement alone, without the
+/// migration history, so a relation the model finds only through the history (the table of an
+/// index named by `DROP INDEX` or `REINDEX INDEX`) is missing. `None` when the statement does
+/// not parse.
+///
+/// ```
+/// use safeshift_lint::{LockMode, PgVersion, statement_locks};
+/// let locks = statement_locks("ALTER TABLE accounts ADD COLUMN note text", PgVersion::DEFAULT).unwrap();
+/// assert_eq!(locks[0].table.name, "accounts");
+/// assert_eq!(locks[0].mode, LockMode::AccessExclusive);
+/// let concurrent = statement_locks("CREATE INDEX CONCURRENTLY i ON accounts (note)", PgVersion::DEFAULT).unwrap();
+/// assert!(!concurrent[0].mode.blocks_traffic());
+/// assert!(statement_locks("ALTER TABLE", PgVersion::DEFAULT).is_none());
+/// ```
+pub fn statement_locks(sql: &str, pg_version: PgVersion) -> Option<Vec<TableLock>> {
+    let node = parse::parse_statement(sql).ok()?;
+    Some(node.map_or_else(Vec::new, |node| {
+        effects::of(&node, &schema::Schema::default(), pg_version).locks
+    }))
+}
+
 /// Every rule's metadata, in the order the rules run.
 pub fn rules() -> &'static [RuleMetadata] {
     rules::metadata()

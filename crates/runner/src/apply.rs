@@ -32,6 +32,8 @@ pub(crate) fn run_step(
     let mut resume_from = step.resume_from;
     let mut resuming_failed_statement = step.resuming_failed_statement;
     let mut attempt: u32 = 1;
+    // How long the failed attempts have run in total (see `RetryPolicy::max_stall`).
+    let mut stalled = Duration::ZERO;
     let first_resume = step.resume_from;
     if !transactional && !db.timeouts_outside_transactions() {
         observer.event(Event::Warning(format!(
@@ -95,6 +97,7 @@ pub(crate) fn run_step(
                 attempt,
                 timeouts: &step.timeouts,
                 interrupt,
+                resuming: resuming_failed_statement && index == start_index,
             };
             if let Err(error) = hooks.before_statement(db, statement, &context) {
                 failure = Some((Some(index), error));
@@ -199,7 +202,8 @@ pub(crate) fn run_step(
             return Err(RunError::LockLost(error.message));
         }
         let applied_statements = if transactional { 0 } else { applied };
-        if error.is_retryable() && recorded && attempt <= settings.retry.retries {
+        stalled += elapsed;
+        if error.is_retryable() && recorded && settings.retry.allows_retry(attempt, stalled) {
             let delay = settings.retry.delay(attempt);
             attempt += 1;
             observer.event(Event::Retrying {

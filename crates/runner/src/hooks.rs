@@ -23,6 +23,9 @@ pub struct StatementContext<'a> {
     pub attempt: u32,
     pub timeouts: &'a Timeouts,
     pub interrupt: &'a Interrupt,
+    /// An earlier attempt, in this run or a previous one, stopped at this very statement (so
+    /// work it left behind, such as a backfill's checkpoint, is this statement's own).
+    pub resuming: bool,
 }
 
 /// Hooks the runner calls around statements. Every method has a default that does nothing.

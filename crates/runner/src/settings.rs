@@ -40,6 +40,10 @@ pub struct RetryPolicy {
     pub backoff: Duration,
     /// The longest delay between two attempts.
     pub max_backoff: Duration,
+    /// Stop retrying once the failed attempts of one migration have together run this long:
+    /// a cap on the total stall other sessions may suffer queued behind its lock requests.
+    /// `None`: only `retries` limits.
+    pub max_stall: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -48,6 +52,7 @@ impl Default for RetryPolicy {
             retries: 3,
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
+            max_stall: None,
         }
     }
 }
@@ -61,6 +66,12 @@ impl RetryPolicy {
             .min(self.max_backoff);
         let jitter = 0.75 + fastrand::f64() * 0.5;
         base.mul_f64(jitter)
+    }
+
+    /// Whether another attempt may follow attempt number `attempt` (1-based) when the failed
+    /// attempts so far have run for `stalled` in total.
+    pub fn allows_retry(&self, attempt: u32, stalled: Duration) -> bool {
+        attempt <= self.retries && self.max_stall.is_none_or(|cap| stalled < cap)
     }
 }
 
@@ -129,6 +140,7 @@ mod tests {
             retries: 5,
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(3),
+            max_stall: None,
         };
         for _ in 0..50 {
             let first = policy.delay(1);
@@ -144,5 +156,18 @@ mod tests {
             let capped = policy.delay(9);
             assert!(capped <= Duration::from_millis(3750), "{capped:?}");
         }
+    }
+
+    #[test]
+    fn retries_stop_at_the_attempt_cap_or_the_stall_cap() {
+        let mut policy = RetryPolicy {
+            retries: 3,
+            ..RetryPolicy::default()
+        };
+        assert!(policy.allows_retry(3, Duration::from_secs(3600)));
+        assert!(!policy.allows_retry(4, Duration::ZERO));
+        policy.max_stall = Some(Duration::from_secs(2));
+        assert!(policy.allows_retry(1, Duration::from_millis(1999)));
+        assert!(!policy.allows_retry(1, Duration::from_secs(2)));
     }
 }

@@ -58,14 +58,15 @@ impl StatementHooks for Doubling {
     }
 }
 
-fn setup(
-    files: &[(&str, &str)],
-) -> (
+/// A project directory, its database, a migrator with the hooks installed, and the hooks' log.
+type Setup = (
     tempfile::TempDir,
     Box<dyn Driver>,
     Migrator,
     Arc<Mutex<Vec<String>>>,
-) {
+);
+
+fn setup(files: &[(&str, &str)]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let migrations = dir.path().join("migrations");
     std::fs::create_dir(&migrations).unwrap();

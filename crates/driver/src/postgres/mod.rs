@@ -160,6 +160,12 @@ impl PostgresDriver {
         &mut self.client
     }
 
+    /// Runs `sql` (one or more statements) through the simple query protocol and returns the
+    /// rows of every statement that returns rows, as text (`None` for NULL).
+    pub fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
+        self.rows(sql)
+    }
+
     fn run(&mut self, sql: &str) -> Result<(), DriverError> {
         self.client
             .batch_execute(sql)
@@ -636,6 +642,10 @@ impl Driver for PostgresDriver {
         }
     }
 
+    fn as_postgres(&mut self) -> Option<&mut PostgresDriver> {
+        Some(self)
+    }
+
     fn index_is_invalid(&mut self, schema: Option<&str>, name: &str) -> Result<bool, DriverError> {
         let schema_condition = match schema {
             Some(schema) => format!("n.nspname = {}", literal(Dialect::Postgres, schema)),
@@ -730,6 +740,12 @@ fn describe(error: &postgres::Error) -> String {
             }
         }
     }
+}
+
+/// Classifies an error from a `postgres::Client` (from [`PostgresDriver::client`] or
+/// [`PostgresDriver::connect_again`]) the way the driver classifies its own.
+pub fn classify_postgres_error(error: &postgres::Error) -> DriverError {
+    from_postgres(error)
 }
 
 /// Classifies a `postgres` error.
