@@ -190,6 +190,51 @@ pub enum Command {
     Activity(ActivityArgs),
     /// Write the migration plan for the pending migrations (Markdown or JSON) for review.
     Plan(PlanArgs),
+    /// Run an UPDATE as a resumable backfill: keyset batches with a checkpoint, sized to a
+    /// target duration, paused on replication lag, lock waiters or a probe (PostgreSQL).
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The UPDATE statement, e.g. "UPDATE accounts SET balance_cents = balance * 100".
+    #[arg(value_name = "SQL", required_unless_present_any = ["file", "status"])]
+    pub sql: Option<String>,
+    /// Read the UPDATE statement from this file.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
+    /// The checkpoint's name; running the same name again continues it [default: the table and
+    /// the statement's checksum].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Discard an earlier checkpoint of this name and start over (rows done are updated again).
+    #[arg(long)]
+    pub restart: bool,
+    /// List the backfill checkpoints and where each stands, and run nothing.
+    #[arg(long, conflicts_with_all = ["sql", "file", "restart"])]
+    pub status: bool,
+    /// Rows in the first batch [default: [online] backfill_batch, else 1000].
+    #[arg(long, value_name = "ROWS")]
+    pub batch: Option<u64>,
+    /// The batch duration the batch size adapts to [default: [online] backfill_target, else 100ms].
+    #[arg(long, value_name = "DURATION")]
+    pub target: Option<String>,
+    /// Sleep between batches [default: 0].
+    #[arg(long, value_name = "DURATION")]
+    pub pause: Option<String>,
+    /// Pause while a standby replays further behind than this, or `off` [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub max_lag: Option<String>,
+    /// Pause while more sessions than this wait for a lock on the table [default: 0].
+    #[arg(long, value_name = "N")]
+    pub max_waiters: Option<u32>,
+    /// Pause while this query returns true or a positive number, or while this http(s) URL
+    /// answers anything but 2xx.
+    #[arg(long, value_name = "SQL|URL")]
+    pub probe: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +401,10 @@ pub struct LintArgs {
     /// With a database, also report migrations already applied (by default only pending ones).
     #[arg(long)]
     pub all: bool,
+    /// Rewrite the dangerous statements that have a safe form (concurrent index builds, NOT VALID
+    /// then VALIDATE, NOT NULL through a CHECK, batched backfills…) in the files, then lint again.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 #[derive(Debug, Args)]
@@ -377,9 +426,32 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct NewArgs {
-    /// What the migration does, e.g. `add idempotency tables`.
-    #[arg(required = true, num_args = 1.., value_name = "DESCRIPTION")]
+    /// What the migration does, e.g. `add idempotency tables` [default with --rename-column or
+    /// --change-type: derived from the change].
+    #[arg(
+        required_unless_present_any = ["rename_column", "change_type"],
+        num_args = 1..,
+        value_name = "DESCRIPTION"
+    )]
     pub description: Vec<String>,
+    /// Write the expand and contract migrations that rename a column without breaking running
+    /// code: TABLE.OLD NEW (reads the column's definition from the database).
+    #[arg(long, num_args = 2, value_names = ["TABLE.OLD", "NEW"], conflicts_with = "change_type")]
+    pub rename_column: Option<Vec<String>>,
+    /// Write the expand and contract migrations that change a column's type through a new column
+    /// kept in sync: TABLE.COLUMN TYPE.
+    #[arg(long, num_args = 2, value_names = ["TABLE.COLUMN", "TYPE"])]
+    pub change_type: Option<Vec<String>>,
+    /// With --change-type: the new column's name [default: COLUMN_new].
+    #[arg(long = "as", value_name = "NAME", requires = "change_type")]
+    pub new_column: Option<String>,
+    /// With --change-type: the expression that converts the old column's value (`{}` stands
+    /// for it) [default: a cast].
+    #[arg(long, value_name = "EXPR", requires = "change_type")]
+    pub using: Option<String>,
+    /// With --change-type: the expression that converts back, for writes by old code [default: a cast].
+    #[arg(long, value_name = "EXPR", requires = "change_type")]
+    pub reverse: Option<String>,
     /// Number the file with a UTC timestamp (YYYYMMDDHHMMSS).
     #[arg(long, conflicts_with = "sequence")]
     pub timestamp: bool,

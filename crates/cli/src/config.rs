@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub backup: crate::environment::BackupSection,
     #[serde(default)]
     pub environments: std::collections::BTreeMap<String, crate::environment::EnvironmentSection>,
+    #[serde(default)]
+    pub online: crate::online::OnlineSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +71,8 @@ pub struct MigrateSection {
     pub statement_timeout: Option<String>,
     pub retries: Option<u32>,
     pub retry_backoff: Option<String>,
+    /// Stop retrying a migration once its failed attempts have run this long in all.
+    pub max_stall: Option<String>,
     pub allow_out_of_order: Option<bool>,
 }
 
@@ -106,6 +110,8 @@ pub struct Project {
     /// The environment chosen with `--env` / `SAFESHIFT_ENV`.
     pub environment: Option<crate::environment::Environment>,
     pub backup: crate::environment::BackupSettings,
+    /// `[online]`: lock-safe DDL, backfills, concurrent index retries.
+    pub online: safeshift_online::OnlineSettings,
 }
 
 impl Project {
@@ -256,7 +262,7 @@ impl Project {
                 },
                 "lock.wait",
             )?
-                .unwrap_or(defaults.wait),
+            .unwrap_or(defaults.wait),
             lease: duration(&None, "", &file.lock.lease, "lock.lease")?.unwrap_or(defaults.lease),
             poll: defaults.poll,
         };
@@ -307,7 +313,10 @@ impl Project {
             )?
             .unwrap_or(default_retry.backoff),
             max_backoff: default_retry.max_backoff,
+            max_stall: duration(&None, "", &file.migrate.max_stall, "migrate.max_stall")?
+                .or(default_retry.max_stall),
         };
+        let online = crate::online::settings(&file.online, &history.schema, &config_error_for)?;
         Ok(Project {
             root,
             migrations_dir,
@@ -320,6 +329,7 @@ impl Project {
             version_scheme: file.new.version_scheme,
             environment,
             backup,
+            online,
         })
     }
 }

@@ -99,11 +99,17 @@ impl Context {
         }
     }
 
+    /// A migrator with the online hooks installed, so statements run lock-safe and
+    /// `-- safeshift:backfill` statements run as batched backfills.
     pub fn migrator(&self, allow_out_of_order: bool) -> Result<Migrator, CliError> {
-        Ok(Migrator::new(
-            self.migrations()?,
-            self.settings(allow_out_of_order),
-        ))
+        let mut migrator = Migrator::new(self.migrations()?, self.settings(allow_out_of_order));
+        migrator.set_hooks(Box::new(self.online_hooks()));
+        Ok(migrator)
+    }
+
+    /// The runner hooks of the online operations, for any migrator that applies migrations.
+    pub fn online_hooks(&self) -> safeshift_online::OnlineHooks {
+        crate::online::hooks(&self.project.online, self.quiet)
     }
 }
 

@@ -1,6 +1,11 @@
 //! The `safeshift` command. `main` parses arguments, runs one command, and maps the outcome to
 //! a documented exit code (see `cli::EXIT_CODES`).
 
+// `CliError` carries the runner's error (the failed statement and the database's error) so it
+// can be rendered in full; it is returned once per command, never in a loop, so its size costs
+// nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
 mod cli;
 mod commands;
 mod config;
@@ -9,6 +14,7 @@ mod diagnostics;
 mod environment;
 mod exit;
 mod lint;
+mod online;
 mod output;
 mod production;
 mod rehearse;

@@ -2,9 +2,11 @@
 //! result.
 
 mod activity;
+mod backfill;
 mod backup;
 mod diff;
 mod down;
+mod expand;
 mod explain;
 mod history;
 mod init;
@@ -55,6 +57,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Preflight(args) => preflight::run(&context, args),
         Command::Activity(args) => activity::run(&context, args),
         Command::Plan(args) => plan::run(&context, args),
+        Command::Backfill(args) => backfill::run(&context, args),
     }
 }
 

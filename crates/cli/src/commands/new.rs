@@ -10,6 +10,9 @@ use crate::exit::{CliError, Exit};
 use crate::output::out;
 
 pub fn run(context: &Context, args: &NewArgs) -> Result<Exit, CliError> {
+    if args.rename_column.is_some() || args.change_type.is_some() {
+        return crate::commands::expand::run(context, args);
+    }
     let directory = &context.project.migrations_dir;
     if !directory.exists() {
         std::fs::create_dir_all(directory)
