@@ -256,7 +256,7 @@ impl Project {
                 },
                 "lock.wait",
             )?
-                .unwrap_or(defaults.wait),
+            .unwrap_or(defaults.wait),
             lease: duration(&None, "", &file.lock.lease, "lock.lease")?.unwrap_or(defaults.lease),
             poll: defaults.poll,
         };
