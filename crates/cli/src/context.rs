@@ -113,13 +113,14 @@ impl Context {
     }
 }
 
-/// `safeshift 0.1.0 deploy@ci-7 pid 4242`, cut to PostgreSQL's 63-byte limit; a waiting runner
-/// shows it to say who holds the lock.
+/// `safeshift 0.1.0 pid 4242 deploy@ci-7`, cut to PostgreSQL's 63-byte limit (the pid first,
+/// so a long host name cannot push it out); a waiting runner shows it to say who holds the lock.
 fn application_name(identity: &Identity) -> String {
     let mut name = format!(
-        "safeshift {} {}",
+        "safeshift {} pid {} {}",
         env!("CARGO_PKG_VERSION"),
-        identity.holder
+        std::process::id(),
+        identity.installed_by
     );
     while name.len() > 63 {
         name.pop();

@@ -43,6 +43,18 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
         }
     ));
     out(format!("{} {migrations_dir}", styled(BOLD, "Migrations")));
+    if let Some(holder) = &report.run_in_progress {
+        let since = holder
+            .since
+            .as_ref()
+            .map(|at| format!(" (connected since {} UTC)", time(at)))
+            .unwrap_or_default();
+        out(format!(
+            "{} a run is in progress: the run lock is held by {}{since}; pending migrations may be applying now",
+            styled(CYAN, "Running"),
+            holder.description
+        ));
+    }
     out("");
     if report.entries.is_empty() {
         out(format!(
@@ -457,10 +469,12 @@ pub fn events(events: &[safeshift_driver::EventRecord]) {
         return;
     }
     let mut rows = vec![
-        ["ID", "RUN", "AT (UTC)", "ENV", "KIND", "OUTCOME", "BY", "SUMMARY"]
-            .iter()
-            .map(|h| styled(DIM, h))
-            .collect::<Vec<_>>(),
+        [
+            "ID", "RUN", "AT (UTC)", "ENV", "KIND", "OUTCOME", "BY", "SUMMARY",
+        ]
+        .iter()
+        .map(|h| styled(DIM, h))
+        .collect::<Vec<_>>(),
     ];
     for event in events {
         let outcome = match event.outcome {

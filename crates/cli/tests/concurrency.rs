@@ -339,7 +339,9 @@ fn a_held_lock_is_named_and_does_not_block_status(route: Route) {
         statement_running(&mut client, "FROM gate")
     });
 
-    // `status` reads the history without the lock, and sees the attempt in progress.
+    // `status` reads the history without the lock. The migration in flight is still pending
+    // (its history row is written when its transaction commits), and the run in progress is
+    // named from the lock, which status looks at without taking.
     let status = finish(spawn(
         &project,
         &[&lock_mode[..], &["status", "--json"]].concat(),
@@ -347,8 +349,22 @@ fn a_held_lock_is_named_and_does_not_block_status(route: Route) {
     status.expect(exit::OK);
     let status = status.json();
     assert_eq!(status["entries"][0]["version"], "0001");
-    assert_eq!(status["entries"][0]["state"], "running", "{status:#}");
+    assert_eq!(status["entries"][0]["state"], "pending", "{status:#}");
     assert_eq!(status["entries"][1]["state"], "pending", "{status:#}");
+    let named = status["run_in_progress"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        names_process(named, holder_pid),
+        "the holder (pid {holder_pid}) is named: {status:#}"
+    );
+    let human = finish(spawn(&project, &[&lock_mode[..], &["status"]].concat()));
+    human.expect(exit::OK);
+    assert!(
+        human.stdout.contains("a run is in progress"),
+        "{}",
+        human.stdout
+    );
 
     // A runner with a short --lock-wait gives up with exit 5 and names the holder.
     let impatient = finish(spawn(

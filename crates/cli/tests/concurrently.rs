@@ -263,7 +263,6 @@ fn an_invalid_index_safeshift_did_not_leave_is_reported_and_kept() {
 /// statement, so the next `up` takes the hand-made index for that attempt's leftover, drops it
 /// and says it was "left by the failed attempt". Fails today.
 #[test]
-#[ignore = "known bug: after one refusal, the rerun drops an INVALID index safeshift did not leave"]
 fn an_invalid_index_safeshift_did_not_leave_is_still_refused_on_the_rerun() {
     let db = TestDatabase::new();
     let project = Project::postgres(db.url());

@@ -200,45 +200,43 @@ fn killed_mid_migration(route: Route, transactional: bool) {
     let backend = backend.unwrap();
     kill(runner);
 
-    // The history tells the truth before anyone settles it: 0002's attempt is still marked
-    // running, with the statements a non-transactional attempt committed.
-    assert_eq!(
-        pg_history(&mut client),
-        [row("0001", "succeeded"), row("0002", "running")]
-    );
-    let attempt = &pg_rows(
-        &mut client,
-        "SELECT transactional, statements_applied, statements_total, finished_at IS NULL FROM safeshift.history WHERE version = '0002'",
-    )[0];
-    let applied_before_kill = if transactional { "0" } else { "2" };
-    assert_eq!(
-        attempt
-            .iter()
-            .map(|v| v.as_deref().unwrap())
-            .collect::<Vec<_>>(),
-        [
-            if transactional { "t" } else { "f" },
-            applied_before_kill,
-            "4",
-            "t"
-        ]
-    );
+    // The history tells the truth before anyone settles it. A transactional migration writes
+    // its row inside its own transaction, so the killed attempt left none: nothing of it was
+    // applied and it is still pending. A non-transactional one is marked running, with the
+    // statements it committed.
     let status = project.run(&["status", "--json"]);
     status.expect(exit::OK);
-    assert_eq!(status.json()["entries"][1]["state"], "running");
+    if transactional {
+        assert_eq!(pg_history(&mut client), [row("0001", "succeeded")]);
+        assert_eq!(status.json()["entries"][1]["state"], "pending");
+    } else {
+        assert_eq!(
+            pg_history(&mut client),
+            [row("0001", "succeeded"), row("0002", "running")]
+        );
+        let attempt = &pg_rows(
+            &mut client,
+            "SELECT transactional, statements_applied, statements_total, finished_at IS NULL FROM safeshift.history WHERE version = '0002'",
+        )[0];
+        assert_eq!(
+            attempt
+                .iter()
+                .map(|v| v.as_deref().unwrap())
+                .collect::<Vec<_>>(),
+            ["f", "2", "4", "t"]
+        );
+        assert_eq!(status.json()["entries"][1]["state"], "running");
+    }
 
     // The server notices the dead client well before the 60 s statement would end, so the
-    // killed run's transaction and locks go away. Not for a statement outside a transaction
-    // through a transaction pooler: nothing can ask the server to check for a dead client there,
-    // so it runs on to its end (see
-    // `a_statement_left_running_by_a_killed_runner_is_not_applied_again`).
-    if transactional || route == Route::DirectAdvisory {
-        wait_until(
-            "the killed runner's server process ends",
-            BACKEND_GONE_WITHIN,
-            || !backend_alive(&mut client, &backend),
-        );
-    }
+    // killed run's transaction and locks go away. A statement of a non-transactional migration
+    // runs in a transaction of its own that asks the server to check for a dead client, which
+    // works through a transaction pooler too.
+    wait_until(
+        "the killed runner's server process ends",
+        BACKEND_GONE_WITHIN,
+        || !backend_alive(&mut client, &backend),
+    );
     assert_eq!(
         advisory_locks(&mut client),
         0,
@@ -264,44 +262,46 @@ fn killed_mid_migration(route: Route, transactional: bool) {
     client.batch_execute("DROP TABLE slow_marker").unwrap();
     let next = project.run(&["up"]);
     next.expect(exit::OK);
-    assert!(
-        next.stderr
-            .contains("never finished; recorded it as interrupted"),
-        "{}",
-        next.stderr
-    );
-    if !transactional {
+    if transactional {
+        assert_eq!(
+            pg_history(&mut client),
+            [
+                row("0001", "succeeded"),
+                row("0002", "succeeded"),
+                row("0003", "succeeded")
+            ]
+        );
+    } else {
+        assert!(
+            next.stderr
+                .contains("never finished; recorded it as interrupted"),
+            "{}",
+            next.stderr
+        );
         assert!(
             next.stdout.contains("resuming at statement 3"),
             "{}",
             next.stdout
         );
-    }
-    assert_eq!(
-        pg_history(&mut client),
-        [
-            row("0001", "succeeded"),
-            row("0002", "failed"),
-            row("0002", "succeeded"),
-            row("0003", "succeeded")
-        ]
-    );
-    let settled = &pg_rows(
-        &mut client,
-        "SELECT error_message, statements_applied, finished_at IS NOT NULL FROM safeshift.history WHERE version = '0002' ORDER BY id LIMIT 1",
-    )[0];
-    let message = settled[0].as_deref().unwrap();
-    assert!(message.starts_with("interrupted"), "{message}");
-    if transactional {
-        assert!(
-            message.contains("nothing of this attempt was applied"),
-            "{message}"
+        assert_eq!(
+            pg_history(&mut client),
+            [
+                row("0001", "succeeded"),
+                row("0002", "failed"),
+                row("0002", "succeeded"),
+                row("0003", "succeeded")
+            ]
         );
-    } else {
+        let settled = &pg_rows(
+            &mut client,
+            "SELECT error_message, statements_applied, finished_at IS NOT NULL FROM safeshift.history WHERE version = '0002' ORDER BY id LIMIT 1",
+        )[0];
+        let message = settled[0].as_deref().unwrap();
+        assert!(message.starts_with("interrupted"), "{message}");
         assert!(message.contains("after 2 of 4 statement(s)"), "{message}");
+        assert_eq!(settled[1].as_deref(), Some("2"));
+        assert_eq!(settled[2].as_deref(), Some("t"));
     }
-    assert_eq!(settled[1].as_deref(), Some(applied_before_kill));
-    assert_eq!(settled[2].as_deref(), Some("t"));
     assert_eq!(
         ledger(&mut client),
         [
@@ -400,13 +400,13 @@ fn killed_in_a_transactional_migration_on_sqlite() {
         "DELETE FROM ledger WHERE version = '0002';",
     );
     let runner = spawn_up(&project);
-    // The attempt's running row is committed and its transaction has written (it holds the
-    // database's write lock): the runner is in the counting statement.
+    // 0001 is applied and 0002's transaction has written (it holds the database's write
+    // lock): the runner is in the counting statement.
     wait_until("the slow statement runs", DEADLINE, || {
         database.exists()
             && sqlite_rows(&database, "SELECT count(*) FROM sqlite_master WHERE name = 'safeshift_history'")[0][0].as_deref()
                 == Some("1")
-            && sqlite_rows(&database, "SELECT count(*) FROM safeshift_history WHERE version = '0002' AND status = 'running'")[0][0]
+            && sqlite_rows(&database, "SELECT count(*) FROM safeshift_history WHERE version = '0001' AND status = 'succeeded'")[0][0]
                 .as_deref()
                 == Some("1")
             && sqlite_write_locked(&database)
@@ -420,8 +420,8 @@ fn killed_in_a_transactional_migration_on_sqlite() {
         .try_lock()
         .expect("the run lock's file lock is free after the kill");
     lock_file.unlock().unwrap();
-    // Opening the database rolls the hot journal back: nothing of 0002 is there, and its attempt
-    // is still marked running.
+    // Opening the database rolls the hot journal back: nothing of 0002 is there, its history
+    // row included (it is written in the migration's transaction).
     assert_eq!(
         sqlite_rows(&database, "SELECT count(*) FROM ledger")[0][0].as_deref(),
         Some("0")
@@ -431,10 +431,7 @@ fn killed_in_a_transactional_migration_on_sqlite() {
             &database,
             "SELECT version, status FROM safeshift_history ORDER BY id"
         ),
-        [
-            vec![Some("0001".to_owned()), Some("succeeded".to_owned())],
-            vec![Some("0002".to_owned()), Some("running".to_owned())]
-        ]
+        [vec![Some("0001".to_owned()), Some("succeeded".to_owned())]]
     );
 
     rusqlite::Connection::open(&database)
@@ -443,30 +440,20 @@ fn killed_in_a_transactional_migration_on_sqlite() {
         .unwrap();
     let next: Run = project.run(&["up"]);
     next.expect(exit::OK);
-    assert!(
-        next.stderr
-            .contains("never finished; recorded it as interrupted"),
-        "{}",
-        next.stderr
-    );
     let history = sqlite_rows(
         &database,
         "SELECT version, status, substr(coalesce(error_message, ''), 1, 11) FROM safeshift_history ORDER BY id",
     );
-    let expected: Vec<Vec<Option<String>>> = [
-        ("0001", "succeeded", ""),
-        ("0002", "failed", "interrupted"),
-        ("0002", "succeeded", ""),
-    ]
-    .iter()
-    .map(|(v, s, e)| {
-        vec![
-            Some((*v).to_owned()),
-            Some((*s).to_owned()),
-            Some((*e).to_owned()),
-        ]
-    })
-    .collect();
+    let expected: Vec<Vec<Option<String>>> = [("0001", "succeeded", ""), ("0002", "succeeded", "")]
+        .iter()
+        .map(|(v, s, e)| {
+            vec![
+                Some((*v).to_owned()),
+                Some((*s).to_owned()),
+                Some((*e).to_owned()),
+            ]
+        })
+        .collect();
     assert_eq!(history, expected);
     assert_eq!(
         sqlite_rows(
@@ -493,7 +480,6 @@ fn killed_in_a_transactional_migration_on_sqlite() {
 /// meanwhile. Fails today: the next run resumes as soon as the lease expires and runs the
 /// statement again while the first execution is still going, so both commit.
 #[test]
-#[ignore = "known bug: lease mode resumes a non-transactional statement that a killed runner's backend is still running"]
 fn a_statement_left_running_by_a_killed_runner_is_not_applied_again() {
     let db = TestDatabase::new();
     let project = Route::PgBouncerLease.project(&db);
@@ -539,7 +525,6 @@ fn a_statement_left_running_by_a_killed_runner_is_not_applied_again() {
 /// the next run applies it again. The test holds the history row locked so the runner stops
 /// exactly there. Fails today.
 #[test]
-#[ignore = "known bug: a non-transactional statement and its progress update are not atomic"]
 fn a_statement_killed_before_its_progress_was_recorded_is_not_applied_again() {
     let db = TestDatabase::new();
     let project = Route::DirectAdvisory.project(&db);

@@ -40,6 +40,20 @@ const COLUMNS: [&str; 26] = [
     "backup_ref",
 ];
 
+/// How a row being inserted ends.
+pub(crate) enum Ending<'a> {
+    /// As the record says: a `running` row, or a finished audit row.
+    AsRecorded,
+    /// A finished attempt, written in its own transaction at commit.
+    Succeeded {
+        applied: i64,
+        applied_checksum: &'a str,
+        duration: Duration,
+    },
+    /// A failed attempt, written after its transaction rolled back.
+    Failed(&'a Failure),
+}
+
 /// Builds history statements for one table in one dialect.
 pub(crate) struct HistorySql {
     dialect: Dialect,
@@ -146,25 +160,70 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
         )
     }
 
-    /// `INSERT` of a new row. A row that is not `running` is complete and gets its finish time.
-    pub fn insert(&self, record: &NewRecord, db_user: &str) -> String {
-        let finished = if record.status == Status::Running {
-            "NULL"
-        } else {
-            self.now()
+    /// `INSERT` of a new row, starting at `started_at` (an SQL expression: `self.now()`, or a
+    /// timestamp literal captured when the attempt began), and ending as `ending` says.
+    pub fn insert(
+        &self,
+        record: &NewRecord,
+        db_user: &str,
+        started_at: &str,
+        ending: Ending<'_>,
+    ) -> String {
+        let now = self.now();
+        let null = || "NULL".to_owned();
+        let (status, applied, applied_checksum, finished, duration, error) = match ending {
+            Ending::AsRecorded if record.status == Status::Running => (
+                record.status,
+                record.statements_applied,
+                self.optional(record.applied_checksum.as_deref()),
+                null(),
+                null(),
+                None,
+            ),
+            Ending::AsRecorded => (
+                record.status,
+                record.statements_applied,
+                self.optional(record.applied_checksum.as_deref()),
+                now.to_owned(),
+                "0".to_owned(),
+                None,
+            ),
+            Ending::Succeeded {
+                applied,
+                applied_checksum,
+                duration,
+            } => (
+                Status::Succeeded,
+                applied,
+                self.literal(applied_checksum),
+                now.to_owned(),
+                duration.as_millis().to_string(),
+                None,
+            ),
+            Ending::Failed(failure) => (
+                Status::Failed,
+                record.statements_applied,
+                self.optional(record.applied_checksum.as_deref()),
+                now.to_owned(),
+                failure.duration.as_millis().to_string(),
+                Some(failure),
+            ),
         };
-        let duration = if record.status == Status::Running {
-            "NULL"
-        } else {
-            "0"
-        };
+        let error_sqlstate = self.optional(error.and_then(|f| f.sqlstate.as_deref()));
+        let error_message = self.optional(error.map(|f| f.message.as_str()));
+        let error_statement = self.optional(error.and_then(|f| f.statement.as_deref()));
+        let error_line = error
+            .and_then(|f| f.line)
+            .map_or_else(null, |l| l.to_string());
         format!(
             "INSERT INTO {table} (run_id, kind, version, name, file, direction, status, checksum, transactional, \
-             statements_total, statements_applied, applied_checksum, attempt, started_at, finished_at, duration_ms, \
-             installed_by, db_user, tool_version, note, backup_ref) VALUES \
+             statements_total, statements_applied, applied_checksum, attempt, error_sqlstate, error_message, \
+             error_statement, error_line, started_at, finished_at, duration_ms, installed_by, db_user, tool_version, \
+             note, backup_ref) VALUES \
              ({run_id}, {kind}, {version}, {name}, {file}, {direction}, {status}, {checksum}, {transactional}, \
-             {total}, {applied}, {applied_checksum}, {attempt}, {now}, {finished}, {duration}, {installed_by}, {db_user}, \
-             {tool_version}, {note}, {backup_ref}) RETURNING id",
+             {total}, {applied}, {applied_checksum}, {attempt}, {error_sqlstate}, {error_message}, {error_statement}, \
+             {error_line}, {started_at}, {finished}, {duration}, {installed_by}, {db_user}, {tool_version}, {note}, \
+             {backup_ref}) RETURNING id",
             table = self.table,
             run_id = self.literal(&record.run_id),
             kind = self.literal(record.kind.as_str()),
@@ -172,22 +231,22 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
             name = self.literal(&record.name),
             file = self.literal(&record.file),
             direction = self.literal(record.direction.as_str()),
-            status = self.literal(record.status.as_str()),
+            status = self.literal(status.as_str()),
             checksum = self.optional(record.checksum.as_deref()),
             transactional = self.boolean(record.transactional),
-            total = record
-                .statements_total
-                .map_or_else(|| "NULL".to_owned(), |n| n.to_string()),
-            applied = record.statements_applied,
-            applied_checksum = self.optional(record.applied_checksum.as_deref()),
+            total = record.statements_total.map_or_else(null, |n| n.to_string()),
             attempt = record.attempt,
-            now = self.now(),
             installed_by = self.literal(&record.installed_by),
             db_user = self.literal(db_user),
             tool_version = self.literal(&record.tool_version),
             note = self.optional(record.note.as_deref()),
             backup_ref = self.optional(record.backup_ref.as_deref()),
         )
+    }
+
+    /// The current time as an SQL expression.
+    pub fn now_expression(&self) -> &'static str {
+        self.now()
     }
 
     pub fn progress(&self, id: i64, applied: i64, applied_checksum: &str) -> String {

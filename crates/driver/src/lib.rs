@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod attempt;
 mod error;
 mod events;
 mod history;
@@ -127,6 +128,9 @@ pub trait Driver: Send {
     /// Releases the run lock if held.
     fn unlock(&mut self) -> Result<(), DriverError>;
 
+    /// Who holds the run lock now, found without taking it (for `status`).
+    fn lock_holder(&mut self, mode: LockMode) -> Result<Option<LockHolder>, DriverError>;
+
     /// If the lock was held and has since been lost (a lease that could not be renewed), why.
     fn lock_lost(&self) -> Option<String>;
 
@@ -155,37 +159,49 @@ pub trait Driver: Send {
     /// Marks a row left `running` by a runner that died as failed, with the reason.
     fn complete_interrupted(&mut self, id: i64, message: &str) -> Result<(), DriverError>;
 
-    /// Starts an attempt: records it as running and, when `record.transactional`, opens the
-    /// transaction with the timeouts set. Returns the row id.
-    fn begin_attempt(
-        &mut self,
-        record: &NewRecord,
-        timeouts: &Timeouts,
-    ) -> Result<i64, DriverError>;
+    /// Starts an attempt. A transactional attempt opens its transaction with the timeouts set
+    /// and the run lock checked; its history row is written when it ends (inside the
+    /// transaction, on success), so a migration is applied together with its record or not at
+    /// all. A non-transactional attempt writes a `running` row at once and records its progress
+    /// statement by statement.
+    fn begin_attempt(&mut self, record: &NewRecord, timeouts: &Timeouts)
+    -> Result<(), DriverError>;
 
-    /// Runs one statement.
+    /// Runs one statement as it is (in the attempt's transaction, if it has one).
     fn execute(&mut self, sql: &str) -> Result<(), DriverError>;
 
-    /// Records that `applied` statements of a non-transactional attempt are done.
-    fn record_progress(
+    /// In a non-transactional attempt, runs a statement that may run inside a transaction in a
+    /// transaction of its own, with the attempt's timeouts and the run lock checked, and
+    /// commits it together with the progress record: the statement counts as applied if and
+    /// only if it was.
+    fn execute_recorded(
         &mut self,
-        id: i64,
+        sql: &str,
         applied: i64,
         applied_checksum: &str,
     ) -> Result<(), DriverError>;
 
-    /// Completes an attempt as succeeded (committing its transaction, if it has one).
+    /// Records that `applied` statements of a non-transactional attempt are done.
+    fn record_progress(&mut self, applied: i64, applied_checksum: &str) -> Result<(), DriverError>;
+
+    /// Completes the attempt as succeeded (committing its transaction, if it has one).
     fn finish_attempt(
         &mut self,
-        id: i64,
         applied: i64,
         applied_checksum: &str,
         duration: Duration,
     ) -> Result<(), DriverError>;
 
-    /// Completes an attempt as failed: rolls back its transaction, if it has one, and records
+    /// Completes the attempt as failed: rolls back its transaction, if it has one, and records
     /// the error. The recorded progress stays what was committed.
-    fn fail_attempt(&mut self, id: i64, failure: &Failure) -> Result<(), DriverError>;
+    fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError>;
+
+    /// The server process still running this exact statement for another client (a killed
+    /// runner's statement that has not noticed yet), if any. Statements that cannot run in a
+    /// transaction are checked before they are run again.
+    fn statement_in_progress(&mut self, _sql: &str) -> Result<Option<i64>, DriverError> {
+        Ok(None)
+    }
 
     /// Whether `lock_timeout` and `statement_timeout` can be applied to statements that run
     /// outside a transaction (not through a transaction pooler, where session settings leak).

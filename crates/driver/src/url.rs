@@ -355,7 +355,10 @@ mod tests {
             "postgres://u:pw@h:5/shop%20copy?sslmode=disable"
         );
         let bare = DatabaseUrl::parse("postgres://u@h").unwrap();
-        assert_eq!(bare.with_database("x").unwrap().expose_secret(), "postgres://u@h/x");
+        assert_eq!(
+            bare.with_database("x").unwrap().expose_secret(),
+            "postgres://u@h/x"
+        );
         let pairs = DatabaseUrl::parse("host=h dbname=shop user=u").unwrap();
         assert_eq!(
             pairs.with_database("x").unwrap().expose_secret(),

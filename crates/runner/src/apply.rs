@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{Driver, DriverError, ErrorKind, Failure, NewRecord, RecordKind, Status};
-use safeshift_source::{Checksum, ConcurrentIndex, Statement};
+use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
 
-use crate::error::{FailedStatement, RunError};
+use crate::error::{FailedStatement, REFUSED, RunError};
 use crate::events::{Event, Observer};
 use crate::hooks::{StatementContext, StatementHooks};
 use crate::interrupt::Interrupt;
@@ -72,14 +72,15 @@ pub(crate) fn run_step(
             attempt,
         });
         let started = Instant::now();
-        let id = db
-            .begin_attempt(&record, &step.timeouts)
+        db.begin_attempt(&record, &step.timeouts)
             .map_err(|error| match error.kind {
                 ErrorKind::LockLost => RunError::LockLost(error.message),
                 _ => RunError::Database(error),
             })?;
 
         let mut applied = start_index;
+        // A migration without a transaction may open its own with BEGIN … COMMIT.
+        let mut in_user_transaction = false;
         let mut failure: Option<(Option<usize>, DriverError)> = None;
         for (index, statement) in step.statements.iter().enumerate().skip(start_index) {
             if interrupt.is_requested() {
@@ -103,6 +104,17 @@ pub(crate) fn run_step(
                 failure = Some((Some(index), error));
                 break;
             }
+            let outside = matches!(
+                statement.transactionality,
+                Transactionality::OutsideTransaction { .. }
+            );
+            if !transactional
+                && outside
+                && let Err(error) = refuse_if_still_running(db, statement)
+            {
+                failure = Some((Some(index), error));
+                break;
+            }
             let concurrent_index = statement.concurrent_index();
             if let Some(target) = &concurrent_index {
                 let leftover_is_ours = resuming_failed_statement && index == start_index;
@@ -113,9 +125,25 @@ pub(crate) fn run_step(
                     break;
                 }
             }
-            let executed = hooks
-                .run_statement(db, statement, &context)
-                .unwrap_or_else(|| db.execute(&statement.sql));
+            let applied_after = index + 1;
+            // Without a migration transaction, a statement that can run in a transaction gets
+            // one of its own, committed with its progress record: applied if and only if
+            // recorded, even when the runner dies in between.
+            let own_transaction = !transactional
+                && !in_user_transaction
+                && statement.transactionality == Transactionality::Any;
+            let (executed, recorded) = match hooks.run_statement(db, statement, &context) {
+                Some(result) => (result, false),
+                None if own_transaction => (
+                    db.execute_recorded(
+                        &statement.sql,
+                        applied_after as i64,
+                        prefixes[applied_after].as_str(),
+                    ),
+                    true,
+                ),
+                None => (db.execute(&statement.sql), false),
+            };
             if let Err(error) = executed {
                 failure = Some((Some(index), error));
                 break;
@@ -126,10 +154,14 @@ pub(crate) fn run_step(
                 failure = Some((Some(index), error));
                 break;
             }
-            applied = index + 1;
+            applied = applied_after;
             if !transactional {
-                if let Err(error) =
-                    db.record_progress(id, applied as i64, prefixes[applied].as_str())
+                if let Transactionality::TransactionControl { what } = &statement.transactionality {
+                    in_user_transaction = what == "BEGIN";
+                }
+                if !recorded
+                    && let Err(error) =
+                        db.record_progress(applied as i64, prefixes[applied].as_str())
                 {
                     failure = Some((None, error));
                     break;
@@ -149,7 +181,7 @@ pub(crate) fn run_step(
         let elapsed = started.elapsed();
         let (index, error) = match failure {
             None => {
-                match db.finish_attempt(id, applied as i64, prefixes[applied].as_str(), elapsed) {
+                match db.finish_attempt(applied as i64, prefixes[applied].as_str(), elapsed) {
                     Ok(()) => {
                         observer.event(Event::MigrationFinished {
                             version,
@@ -181,15 +213,12 @@ pub(crate) fn run_step(
         let interrupted_by_user = interrupt.is_requested() && error.kind == ErrorKind::Canceled;
         let recorded = error.kind != ErrorKind::ConnectionLost
             && db
-                .fail_attempt(
-                    id,
-                    &failure_record(
-                        &error,
-                        statement,
-                        interrupted_by_user.then(|| interrupt.reason()).as_deref(),
-                        elapsed,
-                    ),
-                )
+                .fail_attempt(&failure_record(
+                    &error,
+                    statement,
+                    interrupted_by_user.then(|| interrupt.reason()).as_deref(),
+                    elapsed,
+                ))
                 .is_ok();
         if interrupted_by_user {
             return Err(RunError::Interrupted {
@@ -328,9 +357,27 @@ fn clear_invalid_index(
             "index {quoted} exists and is INVALID (left by a failed CREATE INDEX CONCURRENTLY)"
         ),
     )
+    .with_sqlstate(REFUSED)
     .with_hint(format!(
         "drop it with `DROP INDEX CONCURRENTLY {quoted};` and run `safeshift up` again"
     )))
+}
+
+/// Before re-running a statement that cannot run in a transaction: a runner that was killed
+/// while running it leaves it running on the server until the server notices (through a
+/// connection pooler it may not notice at all). Running it again then would apply it twice.
+fn refuse_if_still_running(db: &mut dyn Driver, statement: &Statement) -> Result<(), DriverError> {
+    match db.statement_in_progress(&statement.sql)? {
+        None => Ok(()),
+        Some(pid) => Err(DriverError::new(
+            ErrorKind::Statement,
+            format!("this statement is still running on the server in process {pid}, left by an interrupted run"),
+        )
+        .with_sqlstate(REFUSED)
+        .with_hint(format!(
+            "wait for it to finish, or cancel it with `SELECT pg_cancel_backend({pid});`, then run `safeshift up` again"
+        ))),
+    }
 }
 
 /// After `CREATE INDEX CONCURRENTLY`: the index must be valid.

@@ -7,6 +7,10 @@ use std::time::Duration;
 use safeshift_driver::{Direction, DriverError, LockHolder};
 use safeshift_source::{SourceError, SourceErrors};
 
+/// The code recorded (in place of a SQLSTATE) when safeshift itself refused to run a statement,
+/// so a later run can tell a refusal from a statement that ran and failed.
+pub(crate) const REFUSED: &str = "safeshift-refused";
+
 /// A file whose checksum no longer matches what was applied.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChecksumMismatch {

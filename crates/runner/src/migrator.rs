@@ -183,6 +183,7 @@ impl Migrator {
             server_version: db.server().version.clone(),
             history: db.history_location(),
             history_exists,
+            run_in_progress: db.lock_holder(self.settings.lock.mode)?,
             entries,
             pending,
             warnings,

@@ -8,7 +8,7 @@ use safeshift_source::{
     Version,
 };
 
-use crate::error::{ChecksumMismatch, RunError};
+use crate::error::{ChecksumMismatch, REFUSED, RunError};
 use crate::hooks::StatementHooks;
 use crate::state::{HistoryState, Partial};
 
@@ -383,6 +383,7 @@ fn step<'a>(
     let resuming_failed_statement = last_failure.is_some_and(|record| {
         record.direction == direction
             && !record.transactional
+            && record.error_sqlstate.as_deref() != Some(REFUSED)
             && usize::try_from(record.statements_applied).ok() == Some(resume_from)
     });
     Ok(Step {

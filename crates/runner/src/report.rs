@@ -17,6 +17,9 @@ pub struct StatusReport {
     /// Where the history lives.
     pub history: String,
     pub history_exists: bool,
+    /// Another run holds the run lock now: migrations may be applying (found without taking
+    /// the lock).
+    pub run_in_progress: Option<safeshift_driver::LockHolder>,
     pub entries: Vec<StatusEntry>,
     /// Versions to apply with `up`.
     pub pending: usize,

@@ -76,6 +76,14 @@ pub(crate) fn holder_sql(quoted_schema: &str, location: &HistoryLocation) -> Str
     )
 }
 
+/// The holder of a lease that has not expired.
+pub(crate) fn live_holder_sql(quoted_schema: &str, location: &HistoryLocation) -> String {
+    format!(
+        "{} AND expires_at > clock_timestamp()",
+        holder_sql(quoted_schema, location)
+    )
+}
+
 pub(crate) fn holder_from_row(row: &[Option<String>]) -> LockHolder {
     let time = |i: usize| {
         row.get(i)

@@ -9,20 +9,20 @@ mod tls;
 use std::time::Duration;
 
 use postgres::{Client, SimpleQueryMessage};
-use postgres_native_tls::MakeTlsConnector;
 use postgres_protocol::escape::escape_identifier;
 use sha2::{Digest, Sha256};
 
+use crate::attempt::{Attempt, no_attempt};
 use crate::error::{DriverError, ErrorKind};
 use crate::events::{EventRecord, NewEvent};
 use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
-use crate::history_sql::{HistorySql, literal, parse_row};
+use crate::history_sql::{Ending, HistorySql, literal, parse_row};
 use crate::lock::{LockAttempt, LockHolder, LockMode, LockRequest};
 use crate::url::DatabaseUrl;
 use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, ServerInfo};
 
-use lease::Lease;
 pub use client_env::ClientEnvironment;
+use lease::Lease;
 pub use table_sizes::TableSize;
 
 /// The session setting that names the run holding the advisory lock on a session.
@@ -32,7 +32,7 @@ const OWNER_SETTING: &str = "safeshift.run_lock_owner";
 pub struct PostgresDriver {
     client: Client,
     config: postgres::Config,
-    tls: MakeTlsConnector,
+    tls: tls::Connector,
     redacted_url: String,
     server: ServerInfo,
     location: HistoryLocation,
@@ -46,8 +46,8 @@ pub struct PostgresDriver {
     lease: Option<Lease>,
     /// Session settings are safe: the connection is not shared through a transaction pooler.
     session_state: bool,
-    /// Whether the attempt in progress runs in a transaction the driver opened.
-    attempt_in_transaction: bool,
+    /// The attempt in progress.
+    attempt: Option<Attempt>,
     /// The server process of this connection (meaningful on a direct connection only).
     backend_pid: Option<i64>,
 }
@@ -77,7 +77,7 @@ impl PostgresDriver {
         config.connect_timeout(options.connect_timeout);
         let (ssl_mode, tls) = tls::connector(&tls_parameters)?;
         config.ssl_mode(ssl_mode);
-        let client = config.connect(tls.clone()).map_err(|error| {
+        let client = tls.connect(&config).map_err(|error| {
             DriverError::new(ErrorKind::Connect, format!("could not connect to {}: {}", url.redacted(), describe(&error)))
                 .with_hint("check that the server is running and that the URL's host, port, user, password and database are right")
         })?;
@@ -104,7 +104,7 @@ impl PostgresDriver {
             advisory_owner: None,
             lease: None,
             session_state: options.lock_mode == LockMode::Advisory,
-            attempt_in_transaction: false,
+            attempt: None,
             backend_pid: None,
         };
         let row = driver.first_row(
@@ -125,7 +125,7 @@ impl PostgresDriver {
 
     /// A second connection with the same settings (for heartbeats and watchers).
     pub fn connect_again(&self) -> Result<Client, DriverError> {
-        self.config.connect(self.tls.clone()).map_err(|error| {
+        self.tls.connect(&self.config).map_err(|error| {
             DriverError::new(
                 ErrorKind::Connect,
                 format!(
@@ -142,7 +142,7 @@ impl PostgresDriver {
     pub fn connect_to_database(&self, database: &str) -> Result<Client, DriverError> {
         let mut config = self.config.clone();
         config.dbname(database);
-        config.connect(self.tls.clone()).map_err(|error| {
+        self.tls.connect(&config).map_err(|error| {
             DriverError::new(
                 ErrorKind::Connect,
                 format!(
@@ -253,6 +253,38 @@ impl PostgresDriver {
         }))
     }
 
+    /// Opens a transaction with the attempt's timeouts, reads the server's clock as
+    /// `attempt_started`, and checks the run lock, in one round trip.
+    fn transaction_prelude(&self, timeouts: &Timeouts) -> String {
+        // `set_config(…, true)` is `SET LOCAL`; one SELECT sets the timeouts, reads the clock
+        // and checks the advisory lock, so the server parses two statements instead of five.
+        let mut select = format!(
+            "BEGIN; SELECT set_config('lock_timeout', '{}', true), set_config('statement_timeout', '{}', true), ",
+            timeouts.lock_timeout.as_millis(),
+            timeouts.statement_timeout.as_millis()
+        );
+        if !self.session_state && self.server.version_number >= 140000 {
+            select.push_str("set_config('client_connection_check_interval', '1000', true), ");
+        }
+        select.push_str(
+            "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS attempt_started",
+        );
+        if let Some(held) = self.advisory_fence_expression() {
+            select.push_str(", ");
+            select.push_str(&held);
+        }
+        select.push(';');
+        if let Some(lease) = &self.lease {
+            select.push(' ');
+            select.push_str(&lease.renew_sql(&self.quoted_schema, &self.location));
+        }
+        select
+    }
+
+    fn current_attempt(&self) -> Result<&Attempt, DriverError> {
+        self.attempt.as_ref().ok_or_else(no_attempt)
+    }
+
     /// A statement that returns a `run_lock_held` row only while this connection holds the run
     /// lock, run at the start of every attempt (inside a migration's transaction). For a lease it
     /// renews the lease, and taking the lease row's lock fences off a takeover until the
@@ -263,24 +295,24 @@ impl PostgresDriver {
         if let Some(lease) = &self.lease {
             return Some(lease.renew_sql(&self.quoted_schema, &self.location));
         }
+        self.advisory_fence_expression()
+            .map(|held| format!("SELECT {held}"))
+    }
+
+    /// `… AS run_lock_held`, true while this session holds the advisory lock for this run. The
+    /// owner setting is set on the session that took the lock and cleared when it is released,
+    /// so it stands for the lock without a scan of pg_locks.
+    fn advisory_fence_expression(&self) -> Option<String> {
         self.advisory_owner.as_ref().map(|run_id| {
-            let key = self.lock_key as u64;
             format!(
-                "SELECT 1 AS run_lock_held FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                 AND pid = pg_backend_pid() AND classid = {} AND objid = {} AND objsubid = 1 \
-                 AND current_setting('{OWNER_SETTING}', true) = {}",
-                key >> 32,
-                key & 0xffff_ffff,
+                "coalesce(current_setting('{OWNER_SETTING}', true) = {}, false) AS run_lock_held",
                 literal(Dialect::Postgres, run_id)
             )
         })
     }
 
     fn check_fence(&mut self, messages: &[SimpleQueryMessage]) -> Result<(), DriverError> {
-        let held = messages.iter().any(|m| {
-            matches!(m, SimpleQueryMessage::Row(row)
-                if row.columns().first().is_some_and(|c| c.name() == "run_lock_held"))
-        });
+        let held = column_value(messages, "run_lock_held").is_some_and(|v| v == "t" || v == "1");
         match (held, self.lease.is_some(), self.advisory_owner.is_some()) {
             (true, _, _) | (false, false, false) => Ok(()),
             (false, true, _) => Err(DriverError::new(
@@ -323,7 +355,7 @@ impl Driver for PostgresDriver {
         let token = self.client.cancel_token();
         let tls = self.tls.clone();
         std::sync::Arc::new(move || {
-            let _ = token.cancel_query(tls.clone());
+            tls.cancel(&token);
         })
     }
 
@@ -429,6 +461,22 @@ impl Driver for PostgresDriver {
         Ok(())
     }
 
+    fn lock_holder(&mut self, mode: LockMode) -> Result<Option<LockHolder>, DriverError> {
+        match mode {
+            LockMode::Advisory => self.advisory_holder(),
+            LockMode::Lease => {
+                let table = lease::lock_table_literal(&self.quoted_schema, &self.location);
+                let exists = self.first_row(&format!("SELECT to_regclass({table}) IS NOT NULL"))?;
+                if exists[0].as_deref() != Some("t") {
+                    return Ok(None);
+                }
+                let rows =
+                    self.rows(&lease::live_holder_sql(&self.quoted_schema, &self.location))?;
+                Ok(rows.first().map(|row| lease::holder_from_row(row)))
+            }
+        }
+    }
+
     fn lock_lost(&self) -> Option<String> {
         self.lease.as_ref().and_then(Lease::lost)
     }
@@ -466,7 +514,12 @@ impl Driver for PostgresDriver {
     }
 
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError> {
-        let insert = self.sql.insert(record, &self.server.user.clone());
+        let insert = self.sql.insert(
+            record,
+            &self.server.user.clone(),
+            self.sql.now_expression(),
+            Ending::AsRecorded,
+        );
         let row = self.first_row(&insert)?;
         Ok(row[0]
             .as_deref()
@@ -483,53 +536,62 @@ impl Driver for PostgresDriver {
         &mut self,
         record: &NewRecord,
         timeouts: &Timeouts,
-    ) -> Result<i64, DriverError> {
-        let insert = self.sql.insert(record, &self.server.user.clone());
-        let fence = self.fence_sql();
-        self.attempt_in_transaction = false;
+    ) -> Result<(), DriverError> {
+        self.attempt = None;
         if record.transactional {
-            // One round trip: the running row commits on its own (asynchronously, as it only
-            // needs to outlive this runner, not the server), then the migration's transaction
-            // opens with its timeouts.
-            let mut sql = format!(
-                "BEGIN; SET LOCAL synchronous_commit TO off; {insert}; COMMIT; BEGIN; \
-                 SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {};",
-                timeouts.lock_timeout.as_millis(),
-                timeouts.statement_timeout.as_millis()
-            );
-            if !self.session_state && self.server.version_number >= 140000 {
-                sql.push_str(" SET LOCAL client_connection_check_interval = 1000;");
-            }
-            if let Some(fence) = &fence {
-                sql.push(' ');
-                sql.push_str(fence);
-            }
-            let messages = match self.client.simple_query(&sql) {
+            // One round trip: the transaction opens with its timeouts, the start time is taken
+            // from the server, and the run lock is checked before any statement runs.
+            let messages = match self
+                .client
+                .simple_query(&self.transaction_prelude(timeouts))
+            {
                 Ok(messages) => messages,
                 Err(error) => {
                     let _ = self.client.batch_execute("ROLLBACK");
                     return Err(from_postgres(&error));
                 }
             };
-            let id = first_id(&messages)?;
+            let started_at = column_value(&messages, "attempt_started")
+                .map(|time| literal(Dialect::Postgres, &time))
+                .unwrap_or_else(|| self.sql.now_expression().to_owned());
             if let Err(error) = self.check_fence(&messages) {
                 let _ = self.run("ROLLBACK");
-                let _ = self.complete_interrupted(id, &error.message);
+                let failed = self.sql.insert(
+                    record,
+                    &self.server.user.clone(),
+                    &started_at,
+                    Ending::Failed(&Failure {
+                        sqlstate: None,
+                        message: error.message.clone(),
+                        statement: None,
+                        line: None,
+                        duration: Duration::ZERO,
+                    }),
+                );
+                let _ = self.run(&failed);
                 return Err(error);
             }
-            self.attempt_in_transaction = true;
-            Ok(id)
+            self.attempt = Some(Attempt {
+                record: record.clone(),
+                timeouts: *timeouts,
+                id: None,
+                started_at,
+            });
         } else {
+            let now = self.sql.now_expression();
+            let insert =
+                self.sql
+                    .insert(record, &self.server.user.clone(), now, Ending::AsRecorded);
             let id = first_id(
                 &self
                     .client
                     .simple_query(&insert)
                     .map_err(|e| from_postgres(&e))?,
             )?;
-            if let Some(fence) = &fence {
+            if let Some(fence) = self.fence_sql() {
                 let messages = self
                     .client
-                    .simple_query(fence)
+                    .simple_query(&fence)
                     .map_err(|e| from_postgres(&e))?;
                 if let Err(error) = self.check_fence(&messages) {
                     let _ = self.complete_interrupted(id, &error.message);
@@ -539,48 +601,118 @@ impl Driver for PostgresDriver {
             if self.session_state {
                 self.set_session_timeouts(timeouts)?;
             }
-            Ok(id)
+            self.attempt = Some(Attempt {
+                record: record.clone(),
+                timeouts: *timeouts,
+                id: Some(id),
+                started_at: now.to_owned(),
+            });
         }
+        Ok(())
     }
 
     fn execute(&mut self, sql: &str) -> Result<(), DriverError> {
         self.run(sql)
     }
 
-    fn record_progress(
+    fn execute_recorded(
         &mut self,
-        id: i64,
+        sql: &str,
         applied: i64,
         applied_checksum: &str,
     ) -> Result<(), DriverError> {
+        let attempt = self.current_attempt()?;
+        let (prelude, progress) = (
+            self.transaction_prelude(&attempt.timeouts),
+            self.sql
+                .progress(attempt.running_id()?, applied, applied_checksum),
+        );
+        let messages = match self.client.simple_query(&prelude) {
+            Ok(messages) => messages,
+            Err(error) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                return Err(from_postgres(&error));
+            }
+        };
+        let result = self
+            .check_fence(&messages)
+            .and_then(|()| self.run(sql))
+            .and_then(|()| self.run(&format!("{progress}; COMMIT")));
+        if result.is_err() {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        result
+    }
+
+    fn record_progress(&mut self, applied: i64, applied_checksum: &str) -> Result<(), DriverError> {
+        let id = self.current_attempt()?.running_id()?;
         let sql = self.sql.progress(id, applied, applied_checksum);
         self.run(&sql)
     }
 
     fn finish_attempt(
         &mut self,
-        id: i64,
         applied: i64,
         applied_checksum: &str,
         duration: Duration,
     ) -> Result<(), DriverError> {
-        let update = self.sql.succeeded(id, applied, applied_checksum, duration);
-        if std::mem::take(&mut self.attempt_in_transaction) {
-            self.run(&format!("{update}; COMMIT"))
-        } else {
-            self.run(&update)?;
-            self.reset_session_timeouts()
+        let attempt = self.attempt.take().ok_or_else(no_attempt)?;
+        match attempt.id {
+            None => {
+                let insert = self.sql.insert(
+                    &attempt.record,
+                    &self.server.user.clone(),
+                    &attempt.started_at,
+                    Ending::Succeeded {
+                        applied,
+                        applied_checksum,
+                        duration,
+                    },
+                );
+                self.run(&format!("{insert}; COMMIT"))
+            }
+            Some(id) => {
+                let update = self.sql.succeeded(id, applied, applied_checksum, duration);
+                self.run(&update)?;
+                self.reset_session_timeouts()
+            }
         }
     }
 
-    fn fail_attempt(&mut self, id: i64, failure: &Failure) -> Result<(), DriverError> {
+    fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError> {
+        let attempt = self.attempt.take().ok_or_else(no_attempt)?;
         // Ends the migration's transaction, or one the migration opened itself; outside a
         // transaction it only draws a warning.
-        self.attempt_in_transaction = false;
         self.run("ROLLBACK")?;
-        let update = self.sql.failed(id, failure);
-        self.run(&update)?;
-        self.reset_session_timeouts()
+        match attempt.id {
+            None => {
+                let insert = self.sql.insert(
+                    &attempt.record,
+                    &self.server.user.clone(),
+                    &attempt.started_at,
+                    Ending::Failed(failure),
+                );
+                self.run(&insert)
+            }
+            Some(id) => {
+                let update = self.sql.failed(id, failure);
+                self.run(&update)?;
+                self.reset_session_timeouts()
+            }
+        }
+    }
+
+    fn statement_in_progress(&mut self, sql: &str) -> Result<Option<i64>, DriverError> {
+        // pg_stat_activity keeps the first track_activity_query_size bytes (1 kB by default).
+        let rows = self.rows(&format!(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND state <> 'idle' AND left(query, 1000) = left({}, 1000) LIMIT 1",
+            literal(Dialect::Postgres, sql)
+        ))?;
+        Ok(rows
+            .first()
+            .and_then(|row| row[0].as_deref())
+            .and_then(|pid| pid.parse().ok()))
     }
 
     fn timeouts_outside_transactions(&self) -> bool {
@@ -666,6 +798,17 @@ impl Drop for PostgresDriver {
     fn drop(&mut self) {
         let _ = self.unlock();
     }
+}
+
+/// The value of the column with this name in the first row that has one.
+fn column_value(messages: &[SimpleQueryMessage], column: &str) -> Option<String> {
+    messages.iter().find_map(|message| match message {
+        SimpleQueryMessage::Row(row) => {
+            let index = row.columns().iter().position(|c| c.name() == column)?;
+            row.get(index).map(str::to_owned)
+        }
+        _ => None,
+    })
 }
 
 fn first_id(messages: &[SimpleQueryMessage]) -> Result<i64, DriverError> {

@@ -88,10 +88,41 @@ pub(crate) fn split_tls_parameters(connection: &str) -> (String, TlsParameters) 
     }
 }
 
+/// How a connection is secured.
+#[derive(Clone)]
+pub(crate) enum Connector {
+    /// `sslmode=disable`.
+    Plain,
+    /// Encryption without certificate checks (`prefer`, `require`): rustls with a verifier that
+    /// accepts the server's certificate, as libpq does in these modes. It loads no certificate
+    /// store, which saves every command the tens of milliseconds OpenSSL spends parsing the
+    /// system bundle.
+    Encrypting(tokio_postgres_rustls::MakeRustlsConnect),
+    /// Certificate checks (`verify-ca`, `verify-full`, an `sslrootcert`) or a client
+    /// certificate: OpenSSL through native-tls, so verification behaves exactly as libpq's.
+    Verifying(MakeTlsConnector),
+}
+
+impl Connector {
+    pub fn connect(&self, config: &postgres::Config) -> Result<postgres::Client, postgres::Error> {
+        match self {
+            Connector::Plain => config.connect(postgres::NoTls),
+            Connector::Encrypting(tls) => config.connect(tls.clone()),
+            Connector::Verifying(tls) => config.connect(tls.clone()),
+        }
+    }
+
+    pub fn cancel(&self, token: &postgres::CancelToken) {
+        let _ = match self {
+            Connector::Plain => token.cancel_query(postgres::NoTls),
+            Connector::Encrypting(tls) => token.cancel_query(tls.clone()),
+            Connector::Verifying(tls) => token.cancel_query(tls.clone()),
+        };
+    }
+}
+
 /// The `SslMode` to configure and the connector to use.
-pub(crate) fn connector(
-    parameters: &TlsParameters,
-) -> Result<(SslMode, MakeTlsConnector), DriverError> {
+pub(crate) fn connector(parameters: &TlsParameters) -> Result<(SslMode, Connector), DriverError> {
     let (mode, verification) = match parameters.sslmode.as_deref().unwrap_or("prefer") {
         "disable" => (SslMode::Disable, Verification::None),
         "allow" | "prefer" => (SslMode::Prefer, Verification::None),
@@ -111,6 +142,89 @@ pub(crate) fn connector(
         (Verification::None, Some(_)) if mode == SslMode::Require => Verification::Chain,
         (verification, _) => verification,
     };
+    let client_certificate = parameters.sslcert.is_some() || parameters.sslkey.is_some();
+    if mode == SslMode::Disable {
+        return Ok((mode, Connector::Plain));
+    }
+    if verification == Verification::None && parameters.sslrootcert.is_none() && !client_certificate
+    {
+        return Ok((mode, Connector::Encrypting(encrypting_connector()?)));
+    }
+    Ok((
+        mode,
+        Connector::Verifying(verifying_connector(parameters, verification)?),
+    ))
+}
+
+fn encrypting_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, DriverError> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DriverError::new(ErrorKind::Connect, format!("cannot set up TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAnyCertificate { provider }))
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Accepts the server's certificate without checking who issued it or for which name, while
+/// still checking the handshake signatures made with it: libpq's `sslmode=require`.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            certificate,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            certificate,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn verifying_connector(
+    parameters: &TlsParameters,
+    verification: Verification,
+) -> Result<MakeTlsConnector, DriverError> {
     let tls_error = |message: String| DriverError::new(ErrorKind::Connect, message);
     let mut builder = TlsConnector::builder();
     match verification {
@@ -155,7 +269,7 @@ pub(crate) fn connector(
     let connector = builder
         .build()
         .map_err(|e| tls_error(format!("cannot set up TLS: {e}")))?;
-    Ok((mode, MakeTlsConnector::new(connector)))
+    Ok(MakeTlsConnector::new(connector))
 }
 
 /// `key=value` pairs of a libpq connection string, with each pair's raw text and its unquoted

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, ffi};
 
+use crate::attempt::{Attempt, no_attempt};
 use crate::error::{DriverError, ErrorKind};
 use crate::events::{EventRecord, EventsSql, NewEvent, parse_event};
 use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
-use crate::history_sql::{HistorySql, parse_row};
-use crate::lock::{LockAttempt, LockHolder, LockRequest};
+use crate::history_sql::{Ending, HistorySql, literal, parse_row};
+use crate::lock::{LockAttempt, LockHolder, LockMode, LockRequest};
 use crate::url::{DatabaseUrl, SqliteTarget};
 use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, ServerInfo};
 
@@ -42,8 +43,8 @@ pub struct SqliteDriver {
     deadline: Arc<AtomicU64>,
     epoch: Instant,
     statement_timeout: Duration,
-    /// Whether the attempt in progress runs in a transaction the driver opened.
-    attempt_in_transaction: bool,
+    /// The attempt in progress.
+    attempt: Option<Attempt>,
 }
 
 impl SqliteDriver {
@@ -131,7 +132,7 @@ impl SqliteDriver {
             deadline,
             epoch,
             statement_timeout: Duration::ZERO,
-            attempt_in_transaction: false,
+            attempt: None,
         })
     }
 
@@ -181,6 +182,10 @@ impl SqliteDriver {
             Dialect::Sqlite,
             format!("\"{}\"", self.events_table_name().replace('"', "\"\"")),
         )
+    }
+
+    fn current_attempt(&self) -> Result<&Attempt, DriverError> {
+        self.attempt.as_ref().ok_or_else(no_attempt)
     }
 
     fn refuse_if_missing(&self) -> Result<(), DriverError> {
@@ -286,6 +291,42 @@ impl Driver for SqliteDriver {
         Ok(())
     }
 
+    fn lock_holder(&mut self, _mode: LockMode) -> Result<Option<LockHolder>, DriverError> {
+        if self.lock_file.is_some() {
+            return Ok(None);
+        }
+        let Some(lock_path) = self.lock_path() else {
+            return Ok(None);
+        };
+        let Ok(mut file) = std::fs::File::open(&lock_path) else {
+            return Ok(None);
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                Ok(None)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut description = String::new();
+                let _ = file.read_to_string(&mut description);
+                Ok(Some(LockHolder {
+                    description: if description.is_empty() {
+                        "another process".into()
+                    } else {
+                        description
+                    },
+                    backend_pid: None,
+                    since: None,
+                    expires_at: None,
+                }))
+            }
+            Err(std::fs::TryLockError::Error(error)) => Err(DriverError::new(
+                ErrorKind::Connect,
+                format!("cannot read the lock file {}: {error}", lock_path.display()),
+            )),
+        }
+    }
+
     fn lock_lost(&self) -> Option<String> {
         None
     }
@@ -325,7 +366,12 @@ impl Driver for SqliteDriver {
 
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError> {
         self.refuse_if_missing()?;
-        let insert = self.sql.insert(record, &self.server.user);
+        let insert = self.sql.insert(
+            record,
+            &self.server.user,
+            self.sql.now_expression(),
+            Ending::AsRecorded,
+        );
         self.connection
             .query_row(&insert, [], |row| row.get(0))
             .map_err(|e| from_sqlite(&e))
@@ -339,23 +385,28 @@ impl Driver for SqliteDriver {
         &mut self,
         record: &NewRecord,
         timeouts: &Timeouts,
-    ) -> Result<i64, DriverError> {
-        let id = self.append_record(record)?;
+    ) -> Result<(), DriverError> {
+        self.refuse_if_missing()?;
+        self.attempt = None;
         self.connection
             .busy_timeout(busy_timeout(timeouts.lock_timeout))
             .map_err(|e| from_sqlite(&e))?;
         self.statement_timeout = timeouts.statement_timeout;
-        self.attempt_in_transaction = false;
-        if record.transactional {
+        let id = if record.transactional {
             // IMMEDIATE takes the write lock now, so the migration cannot fail half-way on a
             // lock upgrade.
-            if let Err(error) = self.run("BEGIN IMMEDIATE") {
-                let _ = self.complete_interrupted(id, &error.message);
-                return Err(error);
-            }
-            self.attempt_in_transaction = true;
-        }
-        Ok(id)
+            self.run("BEGIN IMMEDIATE")?;
+            None
+        } else {
+            Some(self.append_record(record)?)
+        };
+        self.attempt = Some(Attempt {
+            record: record.clone(),
+            timeouts: *timeouts,
+            id,
+            started_at: literal(Dialect::Sqlite, &now_text()),
+        });
+        Ok(())
     }
 
     fn execute(&mut self, sql: &str) -> Result<(), DriverError> {
@@ -383,36 +434,66 @@ impl Driver for SqliteDriver {
         })
     }
 
-    fn record_progress(
+    fn execute_recorded(
         &mut self,
-        id: i64,
+        sql: &str,
         applied: i64,
         applied_checksum: &str,
     ) -> Result<(), DriverError> {
+        let progress = self.sql.progress(
+            self.current_attempt()?.running_id()?,
+            applied,
+            applied_checksum,
+        );
+        self.run("BEGIN IMMEDIATE")?;
+        let result = self
+            .execute(sql)
+            .and_then(|()| self.run(&format!("{progress}; COMMIT")));
+        if result.is_err() && !self.connection.is_autocommit() {
+            let _ = self.run("ROLLBACK");
+        }
+        result
+    }
+
+    fn record_progress(&mut self, applied: i64, applied_checksum: &str) -> Result<(), DriverError> {
+        let id = self.current_attempt()?.running_id()?;
         self.run(&self.sql.progress(id, applied, applied_checksum))
     }
 
     fn finish_attempt(
         &mut self,
-        id: i64,
         applied: i64,
         applied_checksum: &str,
         duration: Duration,
     ) -> Result<(), DriverError> {
-        let update = self.sql.succeeded(id, applied, applied_checksum, duration);
-        let result = if std::mem::take(&mut self.attempt_in_transaction) {
-            self.run(&format!("{update}; COMMIT"))
-        } else {
-            self.run(&update)
+        let attempt = self.attempt.take().ok_or_else(no_attempt)?;
+        let result = match attempt.id {
+            None => {
+                let insert = self.sql.insert(
+                    &attempt.record,
+                    &self.server.user,
+                    &attempt.started_at,
+                    Ending::Succeeded {
+                        applied,
+                        applied_checksum,
+                        duration,
+                    },
+                );
+                self.run(&format!("{insert}; COMMIT"))
+            }
+            Some(id) => self.run(&self.sql.succeeded(id, applied, applied_checksum, duration)),
         };
+        if result.is_err() && !self.connection.is_autocommit() {
+            let _ = self.run("ROLLBACK");
+        }
         self.connection
             .busy_timeout(DEFAULT_BUSY)
             .map_err(|e| from_sqlite(&e))?;
         result
     }
 
-    fn fail_attempt(&mut self, id: i64, failure: &Failure) -> Result<(), DriverError> {
-        self.attempt_in_transaction = false;
+    fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError> {
+        let attempt = self.attempt.take().ok_or_else(no_attempt)?;
         // Ends the migration's transaction, or one the migration opened itself.
         if !self.connection.is_autocommit() {
             self.run("ROLLBACK")?;
@@ -420,7 +501,15 @@ impl Driver for SqliteDriver {
         self.connection
             .busy_timeout(DEFAULT_BUSY)
             .map_err(|e| from_sqlite(&e))?;
-        self.run(&self.sql.failed(id, failure))
+        match attempt.id {
+            None => self.run(&self.sql.insert(
+                &attempt.record,
+                &self.server.user,
+                &attempt.started_at,
+                Ending::Failed(failure),
+            )),
+            Some(id) => self.run(&self.sql.failed(id, failure)),
+        }
     }
 
     fn timeouts_outside_transactions(&self) -> bool {
@@ -478,6 +567,13 @@ impl Drop for SqliteDriver {
     fn drop(&mut self) {
         let _ = self.unlock();
     }
+}
+
+/// The time now as the history stores it on SQLite (ISO 8601, UTC, milliseconds).
+fn now_text() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 /// SQLite's busy timeout for a `lock_timeout`: zero means no limit, as in PostgreSQL (SQLite's
