@@ -96,8 +96,15 @@ fn a_failed_build_is_dropped_and_rebuilt_by_the_rerun(project: Project, db: &Tes
     );
     assert_eq!(
         index_valid(&mut client, "accounts_email_key"),
-        Some(false),
-        "the failed build leaves an INVALID index"
+        None,
+        "the failed build's INVALID index is dropped at once"
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("the INVALID index \"accounts_email_key\" it left was dropped"),
+        "{}",
+        failed.stderr
     );
     assert_eq!(
         pg_history(&mut client),
@@ -111,6 +118,13 @@ fn a_failed_build_is_dropped_and_rebuilt_by_the_rerun(project: Project, db: &Tes
         "1"
     );
     let team_index = index_oid(&mut client, "accounts_team_idx");
+    // A build cut off before it could clean up (its runner killed mid-build) leaves its
+    // INVALID index behind; the same failed build, by hand, does that here.
+    let by_hand = client
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY accounts_email_key ON accounts (email)")
+        .unwrap_err();
+    assert_eq!(by_hand.code().map(|c| c.code()), Some("23505"));
+    assert_eq!(index_valid(&mut client, "accounts_email_key"), Some(false));
     let leftover = index_oid(&mut client, "accounts_email_key");
 
     client

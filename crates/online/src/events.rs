@@ -144,7 +144,8 @@ pub enum OnlineEvent {
     },
     BackfillFinished(BackfillSummary),
     IndexProgress(IndexProgress),
-    /// A concurrent index build failed; its INVALID index was dropped and it is built again.
+    /// A concurrent index build failed in a way worth retrying; its INVALID index is dropped
+    /// and it is built again.
     IndexRetry {
         index: String,
         attempt: u32,

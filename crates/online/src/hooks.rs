@@ -3,6 +3,7 @@
 //! and `CREATE INDEX CONCURRENTLY` with progress, cleanup and retries.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use safeshift_driver::{Direction, Driver, DriverError, ErrorKind};
 use safeshift_lint::{PgVersion, TableLock};
@@ -54,6 +55,14 @@ impl OnlineHooks {
                 false
             }
         }
+    }
+
+    /// How long a statement may wait for long transactions on its tables.
+    fn wait_limit(&self, context: &StatementContext<'_>) -> Duration {
+        self.settings
+            .lock_safety
+            .wait_for_transactions
+            .unwrap_or(context.timeouts.lock_timeout)
     }
 
     fn mark_locks_taken(&mut self) {
@@ -132,6 +141,7 @@ impl StatementHooks for OnlineHooks {
                 "the migration's first statement",
                 &locks,
                 &self.settings.lock_safety,
+                self.wait_limit(context),
                 true,
                 context.interrupt,
                 &self.sink,
@@ -157,8 +167,11 @@ impl StatementHooks for OnlineHooks {
         if let Some(target) = statement.concurrent_index() {
             let build = IndexBuild {
                 retries: self.settings.index_retries,
-                wait_limit: session_timeouts
-                    .then_some(self.settings.lock_safety.wait_for_transactions),
+                wait_limit: self
+                    .settings
+                    .lock_safety
+                    .wait_for_transactions
+                    .filter(|_| session_timeouts),
                 restore_lock_timeout: context.timeouts.lock_timeout,
             };
             return Some(index::build(
@@ -209,6 +222,7 @@ impl StatementHooks for OnlineHooks {
             frame,
             restore,
             &self.settings.lock_safety,
+            self.wait_limit(context),
             context.interrupt,
             &self.sink,
         );

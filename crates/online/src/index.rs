@@ -93,16 +93,26 @@ fn build_with_retries(
         if interrupt.is_requested() || error.kind == ErrorKind::ConnectionLost {
             return Err(error);
         }
-        let invalid = driver.index_is_invalid(target.schema.as_deref(), &target.name)?;
-        if invalid {
-            driver.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {quoted}"))?;
-        }
-        if error.is_retryable() && attempt <= retries {
+        let again = error.is_retryable() && attempt <= retries;
+        if again {
             sink(&OnlineEvent::IndexRetry {
                 index: target.name.clone(),
                 attempt: attempt + 1,
                 error: error.summary(),
             });
+        }
+        let dropped = drop_invalid(driver, target, retries, interrupt).map_err(|drop_error| {
+            let mut error = error.clone();
+            error.message = format!(
+                "{} (and the INVALID index {quoted} it left could not be dropped: {})",
+                error.message,
+                drop_error.summary()
+            );
+            error.with_hint(format!(
+                "drop it with `DROP INDEX CONCURRENTLY {quoted};` and run `safeshift up` again"
+            ))
+        })?;
+        if again {
             let delay = Duration::from_millis(500 * u64::from(1u32 << (attempt - 1).min(6)));
             if !sleep_unless_interrupted(delay, interrupt) {
                 return Err(DriverError::new(
@@ -113,19 +123,46 @@ fn build_with_retries(
             attempt += 1;
             continue;
         }
-        if invalid {
+        let mut error = error;
+        if dropped {
             sink(&OnlineEvent::IndexCleanedUp {
                 index: target.name.clone(),
             });
-        }
-        let mut error = error;
-        if invalid {
             error.message = format!(
                 "{} (the INVALID index {quoted} it left was dropped)",
                 error.message
             );
         }
         return Err(error);
+    }
+}
+
+/// Drops the INVALID index a failed build left, if there is one. `DROP INDEX CONCURRENTLY`
+/// waits for the same transactions the build waited for, so a lock timeout is retried too.
+/// Returns whether an index was dropped.
+fn drop_invalid(
+    driver: &mut PostgresDriver,
+    target: &ConcurrentIndex,
+    retries: u32,
+    interrupt: &Interrupt,
+) -> Result<bool, DriverError> {
+    if !driver.index_is_invalid(target.schema.as_deref(), &target.name)? {
+        return Ok(false);
+    }
+    let sql = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", quoted_name(target));
+    let mut attempt = 1;
+    loop {
+        match driver.execute(&sql) {
+            Ok(()) => return Ok(true),
+            Err(error) if error.is_retryable() && attempt <= retries + 2 => {
+                let delay = Duration::from_millis(250 * u64::from(1u32 << (attempt - 1).min(6)));
+                if !sleep_unless_interrupted(delay, interrupt) {
+                    return Err(error);
+                }
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 

@@ -14,6 +14,9 @@ use crate::session::{Session, parse_number, quote_literal, setting_ms};
 use crate::settings::LockSafety;
 use safeshift_runner::Interrupt;
 
+/// SQLSTATE `lock_not_available`, which a wait that gives up reports like a `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 /// The locks `sql` takes that block an application's reads or writes, by the linter's lock model.
 pub fn traffic_blocking_locks(sql: &str, pg_version: PgVersion) -> Vec<TableLock> {
     safeshift_lint::statement_locks(sql, pg_version)
@@ -84,15 +87,17 @@ pub fn find_blockers(
     Ok(blockers)
 }
 
-/// Waits until no long transaction holds or queues for a lock conflicting with `locks`. With
-/// `may_wait` false (this transaction already holds locks others may need), blockers are a
-/// retryable failure at once, so the runner rolls back and waits without holding anything.
+/// Waits (up to `limit`; zero for no limit) until no long transaction holds or queues for a
+/// lock conflicting with `locks`. With `may_wait` false (this transaction already holds locks
+/// others may need), blockers are a lock timeout at once, so the runner rolls back and waits
+/// without holding anything.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn wait_for_blockers(
     session: &mut dyn Session,
     statement: &str,
     locks: &[TableLock],
     safety: &LockSafety,
+    limit: Duration,
     may_wait: bool,
     interrupt: &Interrupt,
     sink: &EventSink,
@@ -112,21 +117,23 @@ pub(crate) fn wait_for_blockers(
                     describe(&blockers),
                     blockers[0].table
                 ),
-            ));
+            )
+            .with_sqlstate(LOCK_NOT_AVAILABLE));
         }
-        if started.elapsed() >= safety.wait_for_transactions {
+        if !limit.is_zero() && started.elapsed() >= limit {
             let pids: Vec<String> = blockers.iter().map(|b| b.pid.to_string()).collect();
             return Err(DriverError::new(
-                ErrorKind::Statement,
+                ErrorKind::LockTimeout,
                 format!(
-                    "gave up after waiting {}s for {} on {} to end before `{statement}`",
-                    started.elapsed().as_secs(),
+                    "lock timeout: waited {:.1}s for {} on {} to end before `{statement}`, without queueing behind it",
+                    started.elapsed().as_secs_f64(),
                     describe(&blockers),
                     blockers[0].table
                 ),
             )
+            .with_sqlstate(LOCK_NOT_AVAILABLE)
             .with_hint(format!(
-                "queueing behind them would block every query on the table; end them (SELECT pg_terminate_backend(pid) for pid {}) or raise [online] wait_for_transactions, then run again",
+                "queueing behind it would block every query on the table; end it (SELECT pg_terminate_backend(pid) for pid {}), or give the statement longer with --lock-timeout or [online] wait_for_transactions",
                 pids.join(", ")
             )));
         }
@@ -186,7 +193,8 @@ pub(crate) struct Restore {
     pub statement_timeout: Duration,
 }
 
-/// Runs `sql` lock-safely. Returns the number of attempts it took.
+/// Runs `sql` lock-safely, waiting at most `wait_limit` for long transactions before each
+/// attempt. Returns the number of attempts it took.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     session: &mut dyn Session,
@@ -195,6 +203,7 @@ pub(crate) fn run(
     frame: Frame,
     restore: Restore,
     safety: &LockSafety,
+    wait_limit: Duration,
     interrupt: &Interrupt,
     sink: &EventSink,
 ) -> Result<u32, DriverError> {
@@ -203,7 +212,9 @@ pub(crate) fn run(
     let mut stalled = Duration::ZERO;
     let mut attempt = 1;
     loop {
-        wait_for_blockers(session, &label, locks, safety, may_wait, interrupt, sink)?;
+        wait_for_blockers(
+            session, &label, locks, safety, wait_limit, may_wait, interrupt, sink,
+        )?;
         let started = Instant::now();
         let error = match try_once(session, sql, frame, restore, safety.lock_timeout) {
             Ok(()) => return Ok(attempt),

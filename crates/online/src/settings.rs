@@ -20,8 +20,10 @@ pub struct LockSafety {
     pub max_backoff: Duration,
     /// How long to wait for transactions that hold (or queue for) a conflicting lock on the table
     /// and have been open longer than `lock_timeout`, before queueing behind them; past this the
-    /// statement fails and names them.
-    pub wait_for_transactions: Duration,
+    /// statement fails as a lock timeout that names them (and the runner may retry it). `None`:
+    /// the statement's own `lock_timeout` (the runner's, or its migration's), so a statement waits
+    /// as long as before, only outside the lock queue.
+    pub wait_for_transactions: Option<Duration>,
 }
 
 impl Default for LockSafety {
@@ -32,7 +34,7 @@ impl Default for LockSafety {
             max_stall: Duration::from_secs(10),
             backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
-            wait_for_transactions: Duration::from_secs(120),
+            wait_for_transactions: None,
         }
     }
 }

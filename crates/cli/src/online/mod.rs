@@ -24,7 +24,8 @@ pub struct OnlineSection {
     pub lock_attempts: Option<u32>,
     /// The most time all attempts of one statement may spend queued for their lock.
     pub max_stall: Option<String>,
-    /// How long to wait for long transactions on a table before queueing behind them.
+    /// How long to wait for long transactions on a table before queueing behind them [default:
+    /// the statement's lock_timeout].
     pub wait_for_transactions: Option<String>,
     /// Retries of a failed CREATE INDEX CONCURRENTLY.
     pub index_retries: Option<u32>,
@@ -65,7 +66,7 @@ pub fn settings(
             .max(1),
         max_stall: duration(&section.max_stall, "max_stall")?.unwrap_or(lock_defaults.max_stall),
         wait_for_transactions: duration(&section.wait_for_transactions, "wait_for_transactions")?
-            .unwrap_or(lock_defaults.wait_for_transactions),
+            .or(lock_defaults.wait_for_transactions),
         ..lock_defaults
     };
     if lock_safety.lock_timeout.is_zero() {

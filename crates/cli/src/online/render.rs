@@ -209,7 +209,7 @@ impl Renderer {
             } => {
                 self.finish_bar();
                 self.say(format!(
-                    "    {} {index}: {error}; dropped the INVALID index, building again (attempt {attempt})",
+                    "    {} {index}: {error}; dropping the INVALID index and building again (attempt {attempt})",
                     styled(YELLOW, "index build failed:")
                 ));
             }
