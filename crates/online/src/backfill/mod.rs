@@ -274,21 +274,28 @@ pub fn run(
         };
         let took = batch_started.elapsed();
         failures_in_a_row = 0;
-        // The checkpoint row lock's SELECT returns a row too; the batch's has three columns.
-        let Some(row) = rows.into_iter().find(|row| row.len() == 3) else {
-            // No row: nothing was left, or another run of the same backfill moved the
-            // checkpoint on (then continue from where it is).
+        // The checkpoint row lock's SELECT returns a row too; the batch's has four columns.
+        let Some(row) = rows.into_iter().find(|row| row.len() == 4) else {
+            // No row: another run of the same backfill moved the checkpoint on; continue from
+            // where it is.
             let saved = checkpoint::load(session, schema, &request.name)?.ok_or_else(|| {
                 invalid(format!(
                     "the checkpoint of `{}` disappeared while it ran",
                     request.name
                 ))
             })?;
+            if saved.finished {
+                state = saved;
+                break;
+            }
             if saved.batches != state.batches {
                 state = saved;
                 continue;
             }
-            break;
+            return Err(invalid(format!(
+                "a batch of `{}` returned nothing although its checkpoint did not move",
+                request.name
+            )));
         };
         let scanned: u64 = parse_number(row[0].as_deref(), "batch row count")?;
         let updated: u64 = parse_number(row[1].as_deref(), "batch row count")?;
@@ -298,6 +305,7 @@ pub fn run(
         state.batches += 1;
         state.rows_scanned += scanned;
         state.rows_updated += updated;
+        let final_batch = row[3].as_deref() == Some("t");
         sizer.record(scanned, took);
 
         let now = Instant::now();
@@ -329,6 +337,9 @@ pub fn run(
             batch_size: sizer.size(),
             last_batch: took,
         }));
+        if final_batch {
+            break;
+        }
         if !options.pause.is_zero() && !sleep_unless_interrupted(options.pause, interrupt) {
             return Err(stopped(&state));
         }

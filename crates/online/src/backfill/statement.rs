@@ -167,10 +167,12 @@ pub(crate) struct Batch<'a> {
 
 impl Batch<'_> {
     /// One transaction, one round trip: lock the checkpoint row (so two runs of the same
-    /// backfill take turns), update the rows of the next key range, and advance the checkpoint
-    /// in the same statement, so the rows and the checkpoint commit (or vanish) together. The
-    /// last statement returns the rows visited, the rows updated and the last key, or no row
-    /// when nothing was left (or the checkpoint had moved on).
+    /// backfill take turns), find where the next `size` keys end (an index-only scan), update
+    /// the rows up to there, and advance the checkpoint in the same statement, so the rows and
+    /// the checkpoint commit (or vanish) together. That also makes `synchronous_commit = off`
+    /// safe: a commit lost in a crash loses its checkpoint with it, and the batch runs again.
+    /// The last statement returns the rows visited, the rows updated, the last key and whether
+    /// this was the final batch; no row when another run had moved the checkpoint on.
     pub fn sql(&self) -> String {
         let names: Vec<String> = self.keys.iter().map(|k| quote_ident(&k.name)).collect();
         let referenced: Vec<String> = names
@@ -178,49 +180,58 @@ impl Batch<'_> {
             .map(|n| format!("{}.{n}", self.statement.reference))
             .collect();
         let upper = literals(self.keys, self.upper);
-        let mut batch_conditions = vec![format!(
+        let token = format!(
             "(SELECT batches FROM {} WHERE name = {}) = {}",
             self.checkpoint_table,
             quote_literal(self.name),
             self.expected_batches
-        )];
+        );
+        let mut range = Vec::new();
         let mut update_conditions = Vec::new();
         if let Some(after) = self.after {
             let lower = literals(self.keys, after);
-            batch_conditions.push(compare(&names, ">", &lower));
+            range.push(compare(&names, ">", &lower));
             update_conditions.push(compare(&referenced, ">", &lower));
         }
-        batch_conditions.push(compare(&names, "<=", &upper));
+        range.push(compare(&names, "<=", &upper));
+        let range = range.join(" AND ");
         let last: Vec<String> = names
             .iter()
             .map(|n| format!("(SELECT {n} FROM safeshift_last)"))
             .collect();
         update_conditions.push(compare(&referenced, "<=", &last));
-        let descending: Vec<String> = names.iter().map(|n| format!("{n} DESC")).collect();
         let as_text: Vec<String> = names.iter().map(|n| format!("{n}::text")).collect();
+        let upper_as_columns: Vec<String> = upper
+            .iter()
+            .zip(&names)
+            .map(|(value, name)| format!("{value} AS {name}"))
+            .collect();
         let only = if self.statement.only { "ONLY " } else { "" };
+        let table = format!("{only}{}", self.statement.table.sql());
         format!(
-            "BEGIN; SET LOCAL lock_timeout = {lock_timeout}; SET LOCAL statement_timeout = {statement_timeout};\n\
+            "BEGIN; SET LOCAL lock_timeout = {lock_timeout}; SET LOCAL statement_timeout = {statement_timeout}; SET LOCAL synchronous_commit = off;\n\
              SELECT 1 FROM {checkpoint} WHERE name = {name} FOR UPDATE;\n\
-             WITH safeshift_batch AS (\n  SELECT {keys} FROM {only}{table} WHERE {batch_conditions} ORDER BY {keys} LIMIT {size}\n\
-             ), safeshift_last AS (\n  SELECT {keys} FROM safeshift_batch ORDER BY {descending} LIMIT 1\n\
+             WITH safeshift_end AS (\n  SELECT {keys} FROM {table} WHERE {token} AND {range} ORDER BY {keys} OFFSET {offset} LIMIT 1\n\
+             ), safeshift_last AS (\n  SELECT {keys} FROM safeshift_end\n  UNION ALL SELECT {upper_as_columns} WHERE {token} AND NOT EXISTS (SELECT FROM safeshift_end)\n\
              ), safeshift_updated AS (\n  {update} RETURNING 1\n\
-             ), safeshift_counts AS (\n  SELECT (SELECT count(*) FROM safeshift_batch) AS scanned, (SELECT count(*) FROM safeshift_updated) AS updated,\n         (SELECT json_build_array({as_text})::text FROM safeshift_last) AS last_key\n\
+             ), safeshift_counts AS (\n  SELECT CASE WHEN EXISTS (SELECT FROM safeshift_end) THEN {size} ELSE (SELECT count(*) FROM {table} WHERE {range}) END AS scanned,\n\
+             \x20        (SELECT count(*) FROM safeshift_updated) AS updated,\n\
+             \x20        (SELECT json_build_array({as_text})::text FROM safeshift_last) AS last_key,\n\
+             \x20        NOT EXISTS (SELECT FROM safeshift_end) AS final\n\
              )\n\
              UPDATE {checkpoint} AS checkpoint SET batches = checkpoint.batches + 1, last_key = counts.last_key,\n  \
              rows_scanned = checkpoint.rows_scanned + counts.scanned, rows_updated = checkpoint.rows_updated + counts.updated, updated_at = clock_timestamp()\n\
              FROM safeshift_counts AS counts WHERE checkpoint.name = {name} AND counts.last_key IS NOT NULL\n\
-             RETURNING counts.scanned, counts.updated, counts.last_key;\n\
+             RETURNING counts.scanned, counts.updated, counts.last_key, counts.final;\n\
              COMMIT",
             lock_timeout = self.lock_timeout,
             statement_timeout = self.statement_timeout,
             checkpoint = self.checkpoint_table,
             name = quote_literal(self.name),
             keys = names.join(", "),
-            table = self.statement.table.sql(),
-            batch_conditions = batch_conditions.join(" AND "),
+            offset = self.size.saturating_sub(1),
+            upper_as_columns = upper_as_columns.join(", "),
             size = self.size,
-            descending = descending.join(", "),
             update = self
                 .statement
                 .restricted_to(&update_conditions.join(" AND ")),
@@ -328,10 +339,10 @@ mod tests {
         let sql = batch.sql();
         assert!(sql.starts_with("BEGIN; SET LOCAL lock_timeout = '100ms'"));
         assert!(sql.ends_with("COMMIT"));
+        assert!(sql.contains("SET LOCAL synchronous_commit = off"));
         assert!(sql.contains("WHERE name = '0001/up/2') = 7"));
-        assert!(sql.contains("ROW(\"a\", \"b\") > ROW('1'::integer, 'x'::text)"));
-        assert!(sql.contains("ROW(\"a\", \"b\") <= ROW('9'::integer, 'z'::text)"));
-        assert!(sql.contains("LIMIT 500"));
+        assert!(sql.contains("ROW(\"a\", \"b\") > ROW('1'::integer, 'x'::text) AND ROW(\"a\", \"b\") <= ROW('9'::integer, 'z'::text) ORDER BY \"a\", \"b\" OFFSET 499 LIMIT 1"));
+        assert!(sql.contains("UNION ALL SELECT '9'::integer AS \"a\", 'z'::text AS \"b\""));
         assert!(sql.contains(
             "UPDATE t SET n = n + 1 WHERE (ROW(\"t\".\"a\", \"t\".\"b\") > ROW('1'::integer, 'x'::text) AND ROW(\"t\".\"a\", \"t\".\"b\") <= ROW((SELECT \"a\" FROM safeshift_last), (SELECT \"b\" FROM safeshift_last))) RETURNING 1"
         ));
