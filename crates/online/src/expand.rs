@@ -197,7 +197,8 @@ pub fn generate(facts: &ColumnFacts, change: &Change) -> Result<ExpandContract, 
         Change::ChangeType { .. } => convert(&to_new, default),
     });
     let contract_up = format!(
-        "{drop_sync}ALTER TABLE {table} DROP COLUMN {quoted_old};\n{}",
+        "{drop_sync}-- safeshift:allow dropping-column expand/contract: running code uses {new_name} since the expand migration\n\
+         ALTER TABLE {table} DROP COLUMN {quoted_old};\n{}",
         default
             .as_ref()
             .map(|d| format!("ALTER TABLE {table} ALTER COLUMN {quoted_new} SET DEFAULT {d};\n"))
