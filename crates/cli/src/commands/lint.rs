@@ -288,6 +288,18 @@ pub fn gate_pending(
     accepted: Risk,
     quiet: bool,
 ) -> Result<(), CliError> {
+    gate_pending_up_to(migrator, db, accepted, quiet, None)
+}
+
+/// [`gate_pending`] for `up --to TARGET`: migrations after the target are not applied, so
+/// their findings do not stop the run.
+pub fn gate_pending_up_to(
+    migrator: &Migrator,
+    db: &mut dyn Driver,
+    accepted: Risk,
+    quiet: bool,
+    target: Option<&safeshift_source::Version>,
+) -> Result<(), CliError> {
     if db.engine() != Engine::Postgres {
         return Ok(());
     }
@@ -299,6 +311,14 @@ pub fn gate_pending(
     })
     .map_err(|error| CliError::usage(error.to_string()))?;
     let mut report = linter.lint_set(set, Some(&applied), &Scope::Pending);
+    if let Some(target) = target {
+        report.files.retain(|file| {
+            file.version
+                .as_deref()
+                .and_then(safeshift_source::Version::parse)
+                .is_none_or(|version| version <= *target)
+        });
+    }
     let blocking = safeshift_lint::gate(&report, accepted);
     let Some(first) = blocking.first() else {
         return Ok(());

@@ -38,7 +38,13 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<Exit, CliError> {
         drop(db);
         return crate::production::up::run(context, args, target.as_ref(), accepted);
     }
-    crate::commands::lint::gate_pending(&migrator, db.as_mut(), accepted, args.json)?;
+    crate::commands::lint::gate_pending_up_to(
+        &migrator,
+        db.as_mut(),
+        accepted,
+        args.json,
+        target.as_ref(),
+    )?;
     let interrupts = Interrupts::install(migrator.interrupt());
     interrupts.cancel_with(db.canceller());
     let mut progress = Progress::new(context.quiet, args.json, context.project.lock.wait);
