@@ -586,3 +586,81 @@ fn a_statement_killed_before_its_progress_was_recorded_is_not_applied_again() {
         "statement 1 was applied twice"
     );
 }
+
+/// The same for DDL that `up` runs lock-safely (short lock_timeout, retries): the statement and
+/// its progress record commit together, so a runner killed while the record waits leaves the
+/// column not added, and the next run adds it once (a second `ADD COLUMN` would fail).
+#[test]
+fn lock_safe_ddl_killed_before_its_progress_was_recorded_is_not_applied_again() {
+    let db = TestDatabase::new();
+    let project = Route::DirectAdvisory.project(&db);
+    project.migration(
+        "0001_ledger.sql",
+        "CREATE TABLE ledger (version text NOT NULL, statement int NOT NULL);",
+        "DROP TABLE ledger;",
+    );
+    project.write(
+        "0002_note.sql",
+        "-- migrate:up transaction:false\n\
+         ALTER TABLE ledger ADD COLUMN note text;\n\
+         INSERT INTO ledger VALUES ('0002', 2);\n\n-- migrate:down\nALTER TABLE ledger DROP COLUMN note;\n",
+    );
+    project.run(&["up", "--to", "0001"]).expect(exit::OK);
+    let mut client = db.client();
+    let mut holder = db.client();
+    let mut blocker = db.client();
+    // The ALTER waits behind a reader, so the test can hold the attempt's history row before
+    // the statement runs.
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE ledger IN ACCESS SHARE MODE")
+        .unwrap();
+    let runner = project
+        .command(&["--lock-timeout", "60s", "up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start safeshift");
+    wait_until("the 0002 attempt is recorded as running", DEADLINE, || {
+        pg_value(
+            &mut client,
+            "SELECT count(*) FROM safeshift.history WHERE version = '0002'",
+        ) != "0"
+    });
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM safeshift.history WHERE version = '0002' FOR UPDATE")
+        .unwrap();
+    blocker.batch_execute("COMMIT").unwrap();
+    let mut backend = None;
+    wait_until(
+        "the progress record waits for the row lock",
+        DEADLINE,
+        || {
+            backend = pg_rows(
+                &mut client,
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE '%statements_applied%'",
+            )
+            .into_iter()
+            .next()
+            .and_then(|row| row[0].clone());
+            backend.is_some()
+        },
+    );
+    let backend = backend.unwrap();
+    kill(runner);
+    wait_until(
+        "the killed runner's server process ends",
+        BACKEND_GONE_WITHIN,
+        || !backend_alive(&mut client, &backend),
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    project.run(&["up"]).expect(exit::OK);
+    assert_eq!(
+        pg_value(
+            &mut client,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ledger' AND column_name = 'note'"
+        ),
+        "1"
+    );
+    assert_eq!(ledger(&mut client), [once("0002", 2)]);
+}

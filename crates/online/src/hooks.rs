@@ -202,8 +202,12 @@ impl StatementHooks for OnlineHooks {
             } else {
                 Frame::Savepoint
             }
-        } else if statement.transactionality == Transactionality::Any {
+        } else if statement.transactionality == Transactionality::Any && context.record.is_some() {
             Frame::OwnTransaction
+        } else if statement.transactionality == Transactionality::Any {
+            // Inside a BEGIN … COMMIT the section opened itself: a savepoint per attempt, and
+            // the section's COMMIT ends it.
+            Frame::Savepoint
         } else if session_timeouts {
             Frame::Session
         } else {
@@ -220,6 +224,7 @@ impl StatementHooks for OnlineHooks {
             &statement.sql,
             &strong,
             frame,
+            context.record,
             restore,
             &self.settings.lock_safety,
             self.wait_limit(context),

@@ -6,13 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use safeshift_driver::{DriverError, ErrorKind};
+use safeshift_driver::{Driver, DriverError, ErrorKind, PostgresDriver};
 use safeshift_lint::{LockMode, PgVersion, TableLock};
 
 use crate::events::{Blocker, EventSink, OnlineEvent};
 use crate::session::{Session, parse_number, quote_literal, setting_ms};
 use crate::settings::LockSafety;
-use safeshift_runner::Interrupt;
+use safeshift_runner::{Interrupt, Progress};
 
 /// SQLSTATE `lock_not_available`, which a wait that gives up reports like a `lock_timeout`.
 const LOCK_NOT_AVAILABLE: &str = "55P03";
@@ -197,10 +197,11 @@ pub(crate) struct Restore {
 /// attempt. Returns the number of attempts it took.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
-    session: &mut dyn Session,
+    session: &mut PostgresDriver,
     sql: &str,
     locks: &[TableLock],
     frame: Frame,
+    record: Option<Progress<'_>>,
     restore: Restore,
     safety: &LockSafety,
     wait_limit: Duration,
@@ -216,7 +217,7 @@ pub(crate) fn run(
             session, &label, locks, safety, wait_limit, may_wait, interrupt, sink,
         )?;
         let started = Instant::now();
-        let error = match try_once(session, sql, frame, restore, safety.lock_timeout) {
+        let error = match try_once(session, sql, frame, record, restore, safety.lock_timeout) {
             Ok(()) => return Ok(attempt),
             Err(error) => error,
         };
@@ -251,13 +252,29 @@ pub(crate) fn run(
 }
 
 fn try_once(
-    session: &mut dyn Session,
+    session: &mut PostgresDriver,
     sql: &str,
     frame: Frame,
+    record: Option<Progress<'_>>,
     restore: Restore,
     lock_timeout: Duration,
 ) -> Result<(), DriverError> {
     let short = setting_ms(lock_timeout);
+    if let (Frame::OwnTransaction, Some(record)) = (frame, record) {
+        // The runner's own transaction for the statement: the run lock checked first, and the
+        // progress record committed with the statement (the driver rolls back on failure).
+        let before = format!("SET LOCAL lock_timeout = {short};\n");
+        return session
+            .execute_recorded(&format!("{before}{sql}\n"), record.applied, record.checksum)
+            .map_err(|mut error| {
+                let prefix = before.chars().count() as u32;
+                error.position = error
+                    .position
+                    .and_then(|p| p.checked_sub(prefix))
+                    .filter(|p| *p > 0);
+                error
+            });
+    }
     // A newline before the `;` keeps a trailing `--` comment from swallowing what follows.
     let (before, after, on_error) = match frame {
         Frame::OwnTransaction => (

@@ -8,7 +8,7 @@ use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
 
 use crate::error::{FailedStatement, REFUSED, RunError};
 use crate::events::{Event, Observer};
-use crate::hooks::{StatementContext, StatementHooks};
+use crate::hooks::{Progress, StatementContext, StatementHooks};
 use crate::interrupt::Interrupt;
 use crate::plan::Step;
 use crate::report::CompletedMigration;
@@ -87,6 +87,13 @@ pub(crate) fn run_step(
                 failure = Some((Some(index), interrupted()));
                 break;
             }
+            let applied_after = index + 1;
+            // Without a migration transaction, a statement that can run in a transaction gets
+            // one of its own, committed with its progress record: applied if and only if
+            // recorded, even when the runner dies in between.
+            let own_transaction = !transactional
+                && !in_user_transaction
+                && statement.transactionality == Transactionality::Any;
             let context = StatementContext {
                 run_id: &settings.identity.run_id,
                 version,
@@ -99,6 +106,10 @@ pub(crate) fn run_step(
                 timeouts: &step.timeouts,
                 interrupt,
                 resuming: resuming_failed_statement && index == start_index,
+                record: own_transaction.then(|| Progress {
+                    applied: applied_after as i64,
+                    checksum: prefixes[applied_after].as_str(),
+                }),
             };
             if let Err(error) = hooks.before_statement(db, statement, &context) {
                 failure = Some((Some(index), error));
@@ -125,13 +136,6 @@ pub(crate) fn run_step(
                     break;
                 }
             }
-            let applied_after = index + 1;
-            // Without a migration transaction, a statement that can run in a transaction gets
-            // one of its own, committed with its progress record: applied if and only if
-            // recorded, even when the runner dies in between.
-            let own_transaction = !transactional
-                && !in_user_transaction
-                && statement.transactionality == Transactionality::Any;
             let (executed, recorded) = match hooks.run_statement(db, statement, &context) {
                 Some(result) => (result, false),
                 None if own_transaction => (

@@ -26,6 +26,20 @@ pub struct StatementContext<'a> {
     /// An earlier attempt, in this run or a previous one, stopped at this very statement (so
     /// work it left behind, such as a backfill's checkpoint, is this statement's own).
     pub resuming: bool,
+    /// Set when the statement runs in a transaction of its own (a statement that can run in a
+    /// transaction, in a section without one): a hook that runs it must commit this progress
+    /// record in that same transaction ([`Driver::execute_recorded`]), so the statement counts
+    /// as applied if and only if it was. The runner records it again afterwards (a no-op).
+    pub record: Option<Progress<'a>>,
+}
+
+/// The progress record of a non-transactional attempt after a statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// Statements applied, this one included.
+    pub applied: i64,
+    /// The checksum of the applied statements.
+    pub checksum: &'a str,
 }
 
 /// Hooks the runner calls around statements. Every method has a default that does nothing.
