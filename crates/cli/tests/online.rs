@@ -616,3 +616,48 @@ fn safeshift_backfill_runs_on_its_own_continues_and_lists_checkpoints() {
         .run(&["backfill", "DELETE FROM pairs"])
         .expect(exit::USAGE);
 }
+
+/// A section without a transaction may open its own with BEGIN … COMMIT; lock-safe DDL inside
+/// it retries under a savepoint and never commits the section's transaction early, so a failure
+/// later in that transaction undoes the DDL too.
+#[test]
+fn lock_safe_ddl_inside_a_sections_own_transaction_stays_in_it() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project.migration(
+        "0001_t.sql",
+        "CREATE TABLE t (id int PRIMARY KEY);",
+        "DROP TABLE t;",
+    );
+    project.write(
+        "0002_columns.sql",
+        "-- migrate:up transaction:false\n\
+         BEGIN;\n\
+         ALTER TABLE t ADD COLUMN a int;\n\
+         ALTER TABLE t ADD COLUMN b int;\n\
+         SELECT 1 / (SELECT count(*) FROM t)::int;\n\
+         COMMIT;\n\n\
+         -- migrate:down\nALTER TABLE t DROP COLUMN b;\nALTER TABLE t DROP COLUMN a;\n",
+    );
+    let failed = project.run(&["up"]);
+    failed.expect(exit::MIGRATION_FAILED);
+    assert!(failed.stderr.contains("22012"), "{}", failed.all());
+    let mut client = db.client();
+    assert_eq!(
+        pg_value(
+            &mut client,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name IN ('a', 'b')"
+        ),
+        "0",
+        "the failed transaction took both columns with it"
+    );
+    client.batch_execute("INSERT INTO t VALUES (1)").unwrap();
+    project.run(&["up"]).expect(exit::OK);
+    assert_eq!(
+        pg_value(
+            &mut client,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name IN ('a', 'b')"
+        ),
+        "2"
+    );
+}
