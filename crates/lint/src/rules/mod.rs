@@ -11,6 +11,8 @@ use crate::effects::TableLock;
 use crate::metadata::RuleMetadata;
 use crate::risk::Risk;
 
+pub(crate) use unbatched_data_change::BACKFILL_DIRECTIVE;
+
 /// A rule's logic. Both hooks default to finding nothing.
 pub(crate) trait Rule: Sync {
     /// Looks at one statement.

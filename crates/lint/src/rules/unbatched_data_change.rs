@@ -1,11 +1,15 @@
 //! `UPDATE` or `DELETE` without `WHERE` on a table other sessions use: every row changed in one
-//! transaction.
+//! transaction. An `UPDATE` under `-- safeshift:backfill` in a `transaction:false` migration is
+//! run in batches by the runner, and is not reported.
 
 use pg_query::NodeEnum;
 
 use super::{Rule, Violation};
-use crate::context::StatementContext;
+use crate::context::{Execution, StatementContext};
 use crate::sql::TableName;
+
+/// The directive that makes the runner batch an `UPDATE` (`safeshift-online` runs it).
+pub(crate) const BACKFILL_DIRECTIVE: &str = "backfill";
 
 pub(crate) struct Check;
 
@@ -26,7 +30,7 @@ impl Rule for Check {
         };
         let Some(relation) = relation else { return };
         let table = TableName::from_range_var(relation);
-        if !unfiltered || !context.is_existing(&table) {
+        if !unfiltered || !context.is_existing(&table) || is_batched_backfill(context) {
             return;
         }
         let held = match context.state.strongest_held() {
@@ -56,9 +60,20 @@ impl Rule for Check {
     }
 }
 
+/// An `UPDATE` the runner will run as a batched backfill: it carries the directive and runs
+/// without a migration transaction (in one, the runner refuses the file before running it).
+pub(crate) fn is_batched_backfill(context: &StatementContext<'_>) -> bool {
+    matches!(context.node, NodeEnum::UpdateStmt(_))
+        && context.statement.directive(BACKFILL_DIRECTIVE).is_some()
+        && context.state.execution == (Execution::Runner { transaction: false })
+        && !context.state.in_transaction
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::rules::testing::{none, one};
+    use crate::metadata::ExampleMode;
+    use crate::options::PgVersion;
+    use crate::rules::testing::{findings_with, none, one};
 
     const SETUP: &str = "CREATE TABLE users (id bigint, status text);";
 
@@ -84,6 +99,26 @@ mod tests {
             "unbatched-data-change",
             "",
             "CREATE TABLE t (a int); UPDATE t SET a = 1",
+        );
+    }
+
+    #[test]
+    fn passes_a_backfill_the_runner_batches() {
+        let backfill = "-- safeshift:backfill batch=500\nUPDATE users SET status = 'active'";
+        let found = |mode| {
+            findings_with(
+                "unbatched-data-change",
+                SETUP,
+                backfill,
+                mode,
+                PgVersion::DEFAULT,
+            )
+        };
+        assert!(found(ExampleMode::MigrationWithoutTransaction).is_empty());
+        assert_eq!(
+            found(ExampleMode::Migration).len(),
+            1,
+            "in a transaction the directive cannot work"
         );
     }
 }
