@@ -77,8 +77,35 @@ impl Linter {
         applied: Option<&AppliedMigrations>,
         scope: &Scope,
     ) -> LintReport {
-        let mut schema = Schema::default();
         let mut report = LintReport::default();
+        self.walk_set(set, applied, scope, |visit| {
+            let mut file = self.lint_section(
+                &visit.migration.up,
+                visit.execution,
+                visit.schema,
+                visit.reported,
+                &visit.history,
+                None,
+            );
+            if visit.reported {
+                file.version = Some(visit.migration.version.as_str().to_owned());
+                report.files.push(file);
+            }
+        });
+        report
+    }
+
+    /// Walks a migrations directory in version order, handing each migration to `visit` with the
+    /// schema as the history before it left it; `visit` must advance the schema (by linting the
+    /// migration). Applied migrations (all earlier ones without `applied`) are then settled.
+    pub(crate) fn walk_set(
+        &self,
+        set: &MigrationSet,
+        applied: Option<&AppliedMigrations>,
+        scope: &Scope,
+        mut visit: impl FnMut(SetVisit<'_>),
+    ) {
+        let mut schema = Schema::default();
         let newest_applied = applied.and_then(|applied| {
             set.migrations
                 .iter()
@@ -105,26 +132,20 @@ impl Linter {
                     .and_then(Option::as_ref)
                     .is_some_and(|checksum| *checksum != migration.up.checksum),
             };
-            let execution = Execution::Runner {
-                transaction: migration.up.options.transaction,
-            };
-            let mut file = self.lint_section(
-                &migration.up,
-                execution,
-                &mut schema,
+            visit(SetVisit {
+                migration,
+                execution: Execution::Runner {
+                    transaction: migration.up.options.transaction,
+                },
+                schema: &mut schema,
                 reported,
-                &history,
-                None,
-            );
-            if reported {
-                file.version = Some(migration.version.as_str().to_owned());
-                report.files.push(file);
-            }
+                applied: is_applied == Some(true),
+                history,
+            });
             if is_applied != Some(false) {
                 schema.settle();
             }
         }
-        report
     }
 
     /// Lints files on their own, each with a fresh schema, in parallel. A file with a
@@ -258,7 +279,7 @@ impl Linter {
         }
     }
 
-    fn lint_section(
+    pub(crate) fn lint_section(
         &self,
         section: &Section,
         execution: Execution,
@@ -459,9 +480,22 @@ impl Linter {
 
 /// Facts about a migration that come from the database's history.
 #[derive(Debug, Clone, Default)]
-struct HistoryFacts {
+pub(crate) struct HistoryFacts {
     out_of_order: Option<String>,
     changed_since_applied: bool,
+}
+
+/// One migration of a set, as [`Linter::walk_set`] hands it over.
+pub(crate) struct SetVisit<'a> {
+    pub migration: &'a safeshift_source::Migration,
+    pub execution: Execution,
+    /// The schema before the migration; linting the migration advances it.
+    pub schema: &'a mut Schema,
+    /// Whether the migration is in the scope to report.
+    pub reported: bool,
+    /// Whether the database has applied it (false without a database).
+    pub applied: bool,
+    pub history: HistoryFacts,
 }
 
 fn finding(

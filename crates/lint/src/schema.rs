@@ -54,6 +54,9 @@ pub struct Index {
     pub name: String,
     /// The indexed columns, in order (expressions leave a gap: `None`).
     pub columns: Vec<Option<String>>,
+    /// Whether it is a unique index over every row (no `WHERE`), the kind a concurrent
+    /// refresh of a materialized view and a backfill's paging need.
+    pub unique_over_all_rows: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +237,7 @@ impl Schema {
                     table.indexes.push(Index {
                         name: index.idxname.clone(),
                         columns,
+                        unique_over_all_rows: index.unique && index.where_clause.is_none(),
                     });
                 }
                 if !index.idxname.is_empty() {
@@ -409,6 +413,7 @@ fn add_constraint(
         table.indexes.push(Index {
             name: name.clone(),
             columns,
+            unique_over_all_rows: true,
         });
     }
     if kind == ConstraintKind::PrimaryKey {
@@ -432,14 +437,13 @@ fn generated_constraint_name(
     kind: &ConstraintKind,
     suffix: &str,
 ) -> String {
-    match kind {
-        ConstraintKind::PrimaryKey => format!("{table}_{suffix}"),
-        ConstraintKind::ForeignKey { columns, .. } => {
-            format!("{table}_{}_{suffix}", columns.join("_"))
-        }
-        _ if keys.is_empty() => format!("{table}_{suffix}"),
-        _ => format!("{table}_{}_{suffix}", keys.join("_")),
-    }
+    let columns = match kind {
+        ConstraintKind::PrimaryKey => None,
+        ConstraintKind::ForeignKey { columns, .. } => Some(columns.join("_")),
+        _ if keys.is_empty() => None,
+        _ => Some(keys.join("_")),
+    };
+    crate::naming::object_name(table, columns.as_deref(), suffix)
 }
 
 /// `column IS NOT NULL` → the column.
