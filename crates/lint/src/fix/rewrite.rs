@@ -120,7 +120,7 @@ pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
                 text = insert_after_keyword(&text, "concurrently", " IF NOT EXISTS")
                     .ok_or("cannot find the CONCURRENTLY keyword")?;
             }
-            Ok(Plan::replace(text, "built concurrently").caveat_for_partitions())
+            Ok(Plan::replace(text, "built concurrently"))
         }
         ("require-concurrent-index-deletion", NodeEnum::DropStmt(drop))
             if drop.remove_type() == ObjectType::ObjectIndex =>
@@ -251,14 +251,6 @@ pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
             })
         }
         _ => Err("`--fix` has no rewrite for this form of the statement".into()),
-    }
-}
-
-impl Plan {
-    fn caveat_for_partitions(self) -> Plan {
-        self.caveat(
-            "CREATE INDEX CONCURRENTLY fails on a partitioned table: index its partitions instead",
-        )
     }
 }
 
@@ -431,7 +423,7 @@ fn index_then_constraint(
         if kind == ConstrType::ConstrPrimary && input.schema.table(&table).is_none() {
             plan.caveat("the key columns must already be NOT NULL, or attaching the key scans the table under ACCESS EXCLUSIVE")
         } else {
-            plan.caveat_for_partitions()
+            plan
         },
     )
 }
