@@ -387,3 +387,216 @@ fn with_a_database_lint_reports_pending_migrations_graded_by_table_size() {
     assert_eq!(finding["estimate"]["static_risk"], "high");
     assert_eq!(run.code, 0);
 }
+
+/// Runs the binary in `dir` against `url`.
+fn safeshift_on(dir: &Path, url: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--database-url", url];
+    all.extend_from_slice(args);
+    safeshift(dir, &all)
+}
+
+fn pg_text(client: &mut postgres::Client, sql: &str) -> String {
+    let row = client
+        .query_one(&format!("SELECT ({sql})::text"), &[])
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    row.get::<_, Option<String>>(0).unwrap_or_default()
+}
+
+#[test]
+fn fix_rewrites_pending_migrations_that_then_apply_on_postgresql_and_roll_back() {
+    let database = TestDatabase::new();
+    let url = database.url();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "migrations/0001_tables.sql",
+        "-- migrate:up
+CREATE TABLE users (id bigint PRIMARY KEY, email text);
+CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, total numeric, status text);
+CREATE TABLE codes (code text NOT NULL);
+INSERT INTO users SELECT g, 'user' || g FROM generate_series(1, 200) g;
+INSERT INTO orders SELECT g, g, g FROM generate_series(1, 200) g;
+INSERT INTO codes SELECT 'code' || g FROM generate_series(1, 20) g;
+
+-- migrate:down
+DROP TABLE codes;
+DROP TABLE orders;
+DROP TABLE users;
+",
+    );
+    write(
+        dir.path(),
+        "migrations/0002_users_email.sql",
+        "-- migrate:up\nCREATE INDEX users_email_idx ON users (email);\n\n-- migrate:down\nDROP INDEX users_email_idx;\n",
+    );
+    let applied = safeshift_on(dir.path(), &url, &["up", "--allow-risk", "high"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    // The down section names what the unsafe statements would have created: the fixed ones
+    // must create the same names, so the rollback written for them still works.
+    let pending = "-- migrate:up
+-- Orders are checked, keyed and indexed.
+CREATE INDEX orders_status_idx ON orders (status);
+ALTER TABLE orders ADD CHECK (total >= 0);
+ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);
+ALTER TABLE users ADD UNIQUE (email);
+ALTER TABLE codes ADD PRIMARY KEY (code);
+UPDATE orders SET status = 'new';
+ALTER TABLE orders ALTER COLUMN status SET NOT NULL;
+
+-- migrate:down
+ALTER TABLE orders ALTER COLUMN status DROP NOT NULL;
+ALTER TABLE codes DROP CONSTRAINT codes_pkey;
+ALTER TABLE users DROP CONSTRAINT users_email_key;
+ALTER TABLE orders DROP CONSTRAINT orders_user_id_fkey;
+ALTER TABLE orders DROP CONSTRAINT orders_total_check;
+DROP INDEX orders_status_idx;
+";
+    write(dir.path(), "migrations/0003_orders.sql", pending);
+    // Without a database the findings keep their static risk (the tables here are tiny).
+    let before = safeshift(dir.path(), &["lint", "migrations/0003_orders.sql"]);
+    assert_eq!(before.code, 8, "{}{}", before.stdout, before.stderr);
+
+    let fixed = safeshift_on(dir.path(), &url, &["lint", "--fix", "--all"]);
+    assert_eq!(fixed.code, 0, "{}{}", fixed.stdout, fixed.stderr);
+    assert!(
+        fixed.stdout.contains("line 2: require-concurrent-index-creation left alone: the database has applied this migration"),
+        "{}",
+        fixed.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("migrations/0002_users_email.sql")).unwrap(),
+        "-- migrate:up\nCREATE INDEX users_email_idx ON users (email);\n\n-- migrate:down\nDROP INDEX users_email_idx;\n",
+        "an applied migration is never rewritten"
+    );
+    assert!(
+        fixed.stdout.contains("fixed migrations/0003_orders.sql")
+            && fixed
+                .stdout
+                .contains("--fix: 7 statements rewritten in 1 file"),
+        "{}",
+        fixed.stdout
+    );
+    let text = std::fs::read_to_string(dir.path().join("migrations/0003_orders.sql")).unwrap();
+    let (up, down) = text.split_once("-- migrate:down").unwrap();
+    assert_eq!(
+        up,
+        "-- migrate:up transaction:false
+-- Orders are checked, keyed and indexed.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_status_idx ON orders (status);
+ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total >= 0) NOT VALID;
+ALTER TABLE orders VALIDATE CONSTRAINT orders_total_check;
+ALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;
+ALTER TABLE orders VALIDATE CONSTRAINT orders_user_id_fkey;
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email_key ON users (email);
+ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS codes_pkey ON codes (code);
+ALTER TABLE codes ADD CONSTRAINT codes_pkey PRIMARY KEY USING INDEX codes_pkey;
+-- safeshift:backfill
+UPDATE orders SET status = 'new';
+ALTER TABLE orders ADD CONSTRAINT orders_status_not_null CHECK (status IS NOT NULL) NOT VALID;
+ALTER TABLE orders VALIDATE CONSTRAINT orders_status_not_null;
+ALTER TABLE orders ALTER COLUMN status SET NOT NULL;
+ALTER TABLE orders DROP CONSTRAINT orders_status_not_null;
+
+"
+    );
+    assert!(pending.ends_with(down), "the down section is untouched");
+
+    let again = safeshift_on(dir.path(), &url, &["lint", "--fix", "--format", "json"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(
+        json(&again)["fixes"],
+        serde_json::json!([]),
+        "a second --fix has nothing to do"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("migrations/0003_orders.sql")).unwrap(),
+        text
+    );
+
+    let up = safeshift_on(dir.path(), &url, &["up"]);
+    assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
+    let mut client = database.client();
+    for (constraint, kind) in [
+        ("orders_total_check", "c"),
+        ("orders_user_id_fkey", "f"),
+        ("users_email_key", "u"),
+        ("codes_pkey", "p"),
+    ] {
+        assert_eq!(
+            pg_text(
+                &mut client,
+                &format!(
+                    "SELECT contype || convalidated FROM pg_constraint WHERE conname = '{constraint}'"
+                )
+            ),
+            format!("{kind}true"),
+            "{constraint}"
+        );
+    }
+    assert_eq!(
+        pg_text(
+            &mut client,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'orders_status_not_null'"
+        ),
+        "0",
+        "the helper CHECK is dropped once NOT NULL holds"
+    );
+    for index in ["orders_status_idx", "users_email_key", "codes_pkey"] {
+        assert_eq!(
+            pg_text(
+                &mut client,
+                &format!(
+                    "SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = '{index}'::regclass"
+                )
+            ),
+            "true",
+            "{index}"
+        );
+    }
+    assert_eq!(
+        pg_text(
+            &mut client,
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'status'"
+        ),
+        "true"
+    );
+    assert_eq!(
+        pg_text(
+            &mut client,
+            "SELECT count(*) FILTER (WHERE status = 'new') FROM orders"
+        ),
+        "200",
+        "the backfill updated every row"
+    );
+
+    let down = safeshift_on(dir.path(), &url, &["down"]);
+    assert_eq!(down.code, 0, "{}{}", down.stdout, down.stderr);
+    assert_eq!(
+        pg_text(
+            &mut client,
+            "SELECT count(*) FROM pg_constraint WHERE conname IN ('orders_total_check', 'orders_user_id_fkey', 'users_email_key', 'codes_pkey')"
+        ),
+        "0"
+    );
+    assert_eq!(
+        pg_text(
+            &mut client,
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'status'"
+        ),
+        "false"
+    );
+}
+
+#[test]
+fn fix_refuses_formats_it_cannot_report_in() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "migrations/0001_t.sql",
+        "-- migrate:up\nCREATE TABLE t (a int);\n",
+    );
+    let run = safeshift(dir.path(), &["lint", "--fix", "--format", "sarif"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("--fix"), "{}", run.stderr);
+}

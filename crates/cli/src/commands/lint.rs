@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_lint::{
-    AppliedMigrations, LintOptions, LintReport, Linter, PgVersion, Risk, Scope, TableSize,
+    AppliedMigrations, FileFix, LintOptions, LintReport, Linter, PgVersion, Risk, Scope, TableSize,
     TableStatistics,
 };
 use safeshift_runner::{EntryState, Migrator, RunError};
@@ -45,35 +45,26 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
             "pass the PostgreSQL migration files or directories to lint: `safeshift lint <PATH>…`",
         ));
     }
-    let mut report = LintReport::default();
-    let paths: Vec<PathBuf> = if args.paths.is_empty() {
-        vec![context.project.migrations_dir.clone()]
+    if args.fix && !matches!(args.format, Format::Human | Format::Json) {
+        return Err(CliError::usage_with_help(
+            "--fix prints what it rewrote in the human or JSON format only",
+            "run `safeshift lint --fix` (or `--fix --format json`), then lint again in the format you need",
+        ));
+    }
+    let fixes = if args.fix {
+        let targets = read_targets(context, args, database.as_mut())?;
+        Some(fix_targets(&linter, &targets))
     } else {
-        args.paths.clone()
+        None
     };
+    let mut report = LintReport::default();
     let mut loose: Vec<LooseFile> = Vec::new();
-    let mut directories = Directories::default();
-    for path in &paths {
-        for target in directories.classify(path)? {
-            match target {
-                Target::Set(set, scope) => {
-                    let applied = match database.as_mut() {
-                        Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
-                            let migrator = Migrator::new(set.clone(), context.settings(true));
-                            Some(applied(&migrator, db)?)
-                        }
-                        _ => None,
-                    };
-                    let scope = match (&scope, &applied, args.all) {
-                        (Scope::All, Some(_), false) => Scope::Pending,
-                        _ => scope,
-                    };
-                    report
-                        .files
-                        .extend(linter.lint_set(&set, applied.as_ref(), &scope).files);
-                }
-                Target::Loose(file) => loose.push(*file),
-            }
+    for target in read_targets(context, args, database.as_mut())? {
+        match target {
+            Target::Set(set, scope, applied) => report
+                .files
+                .extend(linter.lint_set(&set, applied.as_ref(), &scope).files),
+            Target::Loose(file) => loose.push(*file),
         }
     }
     report.files.extend(linter.lint_files(&loose).files);
@@ -83,7 +74,12 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
     let color = matches!(args.format, Format::Human)
         && anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
     match args.format {
-        Format::Human => out(render(&report, args.format, color).trim_end()),
+        Format::Human => {
+            if let Some(fixes) = &fixes {
+                out(crate::lint::render_fixes(fixes, color).trim_end());
+            }
+            out(render(&report, args.format, color).trim_end())
+        }
         Format::Json => {
             // Streamed, and on one line unless a person is reading: a report on a large corpus
             // is tens of megabytes.
@@ -91,7 +87,7 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
             let stdout = std::io::stdout();
             let pretty = stdout.is_terminal();
             let mut writer = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-            let _ = crate::lint::json::write(&report, &mut writer, pretty)
+            let _ = crate::lint::json::write(&report, fixes.as_deref(), &mut writer, pretty)
                 .and_then(|()| writer.flush());
         }
         // Machine formats carry no styles: skip the colour-stripping adapter, which costs more
@@ -115,10 +111,124 @@ fn write_plain(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// Reads what the command line names (default: the project's migrations directory), with the
+/// applied history of the project's directory when a database is given: then only pending
+/// migrations are in scope unless `--all`.
+fn read_targets(
+    context: &Context,
+    args: &LintArgs,
+    mut database: Option<&mut PostgresDriver>,
+) -> Result<Vec<Target>, CliError> {
+    let paths: Vec<PathBuf> = if args.paths.is_empty() {
+        vec![context.project.migrations_dir.clone()]
+    } else {
+        args.paths.clone()
+    };
+    let mut targets = Vec::new();
+    let mut directories = Directories::default();
+    for path in &paths {
+        for target in directories.classify(path)? {
+            targets.push(match target {
+                Target::Set(set, scope, _) => {
+                    let applied = match database.as_deref_mut() {
+                        Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
+                            let migrator = Migrator::new(set.clone(), context.settings(true));
+                            Some(applied(&migrator, db)?)
+                        }
+                        _ => None,
+                    };
+                    let scope = match (&scope, &applied, args.all) {
+                        (Scope::All, Some(_), false) => Scope::Pending,
+                        _ => scope,
+                    };
+                    Target::Set(set, scope, applied)
+                }
+                loose => loose,
+            });
+        }
+    }
+    Ok(targets)
+}
+
+/// Rewrites the flagged statements of the targets into their safe forms and writes the files
+/// that changed; what could not be written is reported with the rest of what was left alone.
+fn fix_targets(linter: &Linter, targets: &[Target]) -> Vec<FileFix> {
+    let mut fixes = Vec::new();
+    for target in targets {
+        match target {
+            Target::Set(set, scope, applied) => {
+                fixes.extend(linter.fix_set(set, applied.as_ref(), scope))
+            }
+            Target::Loose(file) => {
+                let fix = linter.fix_file(file);
+                if !fix.is_empty() {
+                    fixes.push(fix);
+                }
+            }
+        }
+    }
+    for fix in &mut fixes {
+        if let Err(reason) = write_fixed(fix) {
+            let rewrites = std::mem::take(&mut fix.rewrites);
+            fix.left_alone.extend(
+                rewrites
+                    .into_iter()
+                    .map(|rewrite| safeshift_lint::LeftAlone {
+                        rule: rewrite.rule,
+                        line: rewrite.line,
+                        reason: reason.clone(),
+                    }),
+            );
+            fix.fixed = None;
+            fix.section_change = None;
+            fix.warnings.clear();
+        }
+    }
+    fixes
+}
+
+/// Writes a fixed file in place of the original, atomically (a temporary file in the same
+/// directory, renamed over it) and with the original's permissions, line endings and byte-order
+/// mark. Refuses when the file changed since it was read.
+fn write_fixed(fix: &FileFix) -> Result<(), String> {
+    use std::io::Write;
+    let Some(fixed) = &fix.fixed else {
+        return Ok(());
+    };
+    let path = &fix.path;
+    let original =
+        std::fs::read(path).map_err(|error| format!("cannot read the file again: {error}"))?;
+    let unchanged = safeshift_source::SourceText::from_bytes(path, &original)
+        .is_ok_and(|text| text.as_str() == fix.original);
+    if !unchanged {
+        return Err("the file changed while it was being fixed; run --fix again".into());
+    }
+    let bytes = safeshift_lint::encode_like(&original, fixed)?;
+    let permissions = std::fs::metadata(path)
+        .map_err(|error| format!("cannot read the file's permissions: {error}"))?
+        .permissions();
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary =
+        path.with_file_name(format!(".{file_name}.safeshift-fix-{}", std::process::id()));
+    let written = std::fs::File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(&bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::set_permissions(&temporary, permissions))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(format!("cannot write the file: {error}"));
+    }
+    Ok(())
+}
+
 /// What a path on the command line stands for.
 enum Target {
-    /// A migrations directory (or one migration file of it, with the rest read for context).
-    Set(MigrationSet, Scope),
+    /// A migrations directory (or one migration file of it, with the rest read for context),
+    /// with the database's applied history when it is the project's directory.
+    Set(MigrationSet, Scope, Option<AppliedMigrations>),
     /// A SQL file outside any migrations directory.
     Loose(Box<LooseFile>),
 }
@@ -148,7 +258,7 @@ impl Directories {
         if path.is_dir() {
             let set = MigrationSet::load(path)?;
             if !set.migrations.is_empty() {
-                return Ok(vec![Target::Set(set, Scope::All)]);
+                return Ok(vec![Target::Set(set, Scope::All, None)]);
             }
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|error| CliError::usage(format!("{}: {error}", path.display())))?
@@ -174,6 +284,7 @@ impl Directories {
             return Ok(vec![Target::Set(
                 set.clone(),
                 Scope::Files(vec![path.to_path_buf()]),
+                None,
             )]);
         }
         Ok(vec![read_loose(path)?])

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use safeshift_lint::{
-    Blocks, DiagnosticKind, Execution, FileReport, Finding, LintReport, LockMode, Risk, Severity,
-    SizeEstimate, Summary,
+    Blocks, DiagnosticKind, Execution, FileFix, FileReport, Finding, LeftAlone, LintReport,
+    LockMode, Rewrite, Risk, Severity, SizeEstimate, Summary,
 };
 
 #[derive(Serialize)]
@@ -15,6 +15,21 @@ struct Report<'a> {
     files: Vec<FileRecord<'a>>,
     diagnostics: Vec<DiagnosticRecord<'a>>,
     summary: Summary,
+    /// With `--fix`: what was rewritten and what was left alone, per file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fixes: Option<Vec<FixRecord<'a>>>,
+}
+
+#[derive(Serialize)]
+struct FixRecord<'a> {
+    file: String,
+    version: Option<&'a str>,
+    /// Whether the file was written.
+    rewritten: bool,
+    rewrites: &'a [Rewrite],
+    section_change: Option<&'a str>,
+    warnings: &'a [String],
+    left_alone: &'a [LeftAlone],
 }
 
 #[derive(Serialize)]
@@ -61,14 +76,15 @@ struct DiagnosticRecord<'a> {
 
 pub fn render(report: &LintReport) -> String {
     let mut bytes = Vec::new();
-    let _ = write(report, &mut bytes, true);
+    let _ = write(report, None, &mut bytes, true);
     String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Writes the report as JSON to `out`: indented when `pretty`, else one line (what programs read,
-/// at half the size).
+/// at half the size). `fixes` (from `--fix`) adds a `fixes` array.
 pub fn write(
     report: &LintReport,
+    fixes: Option<&[FileFix]>,
     out: &mut impl std::io::Write,
     pretty: bool,
 ) -> std::io::Result<()> {
@@ -111,6 +127,20 @@ pub fn write(
         files,
         diagnostics,
         summary: report.summary(),
+        fixes: fixes.map(|fixes| {
+            fixes
+                .iter()
+                .map(|fix| FixRecord {
+                    file: fix.path.display().to_string().replace('\\', "/"),
+                    version: fix.version.as_deref(),
+                    rewritten: fix.fixed.is_some(),
+                    rewrites: &fix.rewrites,
+                    section_change: fix.section_change.as_deref(),
+                    warnings: &fix.warnings,
+                    left_alone: &fix.left_alone,
+                })
+                .collect()
+        }),
     };
     let written = if pretty {
         serde_json::to_writer_pretty(&mut *out, &value)

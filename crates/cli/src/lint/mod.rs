@@ -2,6 +2,7 @@
 //! annotations and a Markdown pull-request comment. Each renderer turns a report into text and
 //! prints nothing itself.
 
+mod fixes;
 mod github;
 mod human;
 pub mod json;
@@ -29,6 +30,8 @@ pub enum Format {
     /// A Markdown report for a pull-request comment.
     Markdown,
 }
+
+pub use fixes::render as render_fixes;
 
 /// The report in `format`; `color` adds terminal styles to the human view.
 pub fn render(report: &LintReport, format: Format, color: bool) -> String {
