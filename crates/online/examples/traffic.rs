@@ -705,11 +705,16 @@ fn analyse(
         latencies
     };
     let during_length = (migration_end - migration_start).max(0.001);
+    // Whole seconds from the migration's start; at least the first one, so a migration shorter
+    // than a second still shows what the second it began in delivered.
     let mut worst_second = f64::INFINITY;
     let mut second = migration_start;
-    while second + 1.0 <= migration_end {
+    loop {
         worst_second = worst_second.min(completed(second, second + 1.0));
         second += 1.0;
+        if second + 1.0 > migration_end {
+            break;
+        }
     }
     let before = scheduled(before_from, migration_start);
     let during = scheduled(migration_start, migration_end);
