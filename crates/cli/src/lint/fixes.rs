@@ -63,7 +63,7 @@ pub fn render(fixes: &[FileFix], color: bool) -> String {
     }
     let _ = writeln!(
         text,
-        "--fix: {rewrites} statement{} rewritten in {rewritten_files} file{}, {left_alone} finding{} left alone; the fixed files are linted below\n",
+        "--fix: {rewrites} statement{} rewritten in {rewritten_files} file{}, {left_alone} rewritable finding{} left alone; the lint below shows what remains, including findings with no automatic safe form (renames, type changes, volatile defaults: see `safeshift new --rename-column`, `--change-type` and docs/online.md)\n",
         if rewrites == 1 { "" } else { "s" },
         if rewritten_files == 1 { "" } else { "s" },
         if left_alone == 1 { "" } else { "s" },
