@@ -68,11 +68,10 @@ fn locate(sql: &str, message: &str) -> usize {
     let Some(fragment) = near_fragment(message) else {
         return 0;
     };
-    let Ok(scanned) = pg_query::scan(sql) else {
+    let Ok(tokens) = safeshift_source::scan_tokens(sql) else {
         return sql.find(fragment).unwrap_or(0);
     };
-    let candidates: Vec<(usize, usize)> = scanned
-        .tokens
+    let candidates: Vec<(usize, usize)> = tokens
         .iter()
         .filter(|token| !matches!(token.token(), Token::SqlComment | Token::CComment))
         .map(|token| (token.start as usize, token.end as usize))

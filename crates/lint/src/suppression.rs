@@ -37,11 +37,10 @@ pub fn find(
     if !text.contains(STATEMENT_MARKER) {
         return (suppressions, diagnostics);
     }
-    let Ok(scanned) = pg_query::scan(text) else {
+    let Ok(tokens) = safeshift_source::scan_tokens(text) else {
         return (suppressions, diagnostics);
     };
-    for token in scanned
-        .tokens
+    for token in tokens
         .iter()
         .filter(|t| matches!(t.token(), Token::SqlComment | Token::CComment))
     {

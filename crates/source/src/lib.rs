@@ -47,7 +47,8 @@ pub use new::{
 };
 pub use options::{Direction, KNOWN_OPTIONS, SectionOptions, parse_duration};
 pub use statements::{
-    ConcurrentIndex, Dialect, Directive, Statement, Transactionality, transactionality_of,
+    ConcurrentIndex, Dialect, Directive, Statement, Transactionality, scan_tokens,
+    transactionality_of,
 };
 pub use text::SourceText;
 pub use version::Version;

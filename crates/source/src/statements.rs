@@ -153,6 +153,21 @@ impl Token {
     }
 }
 
+/// PostgreSQL's lexer over `sql`, comments included, without `pg_query::scan`'s protobuf round
+/// trip. Input that is only whitespace has no tokens; it is answered here, because
+/// `pg_query::scan_tokens` builds a slice from the null pointer libpg_query returns for zero
+/// tokens (undefined behaviour, which debug builds abort on).
+pub fn scan_tokens(sql: &str) -> Result<Vec<pg_query::protobuf::ScanToken>, pg_query::Error> {
+    // PostgreSQL's `space`: [ \t\n\r\f\v]. Anything else is a token or a lexer error.
+    if sql
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    {
+        return Ok(Vec::new());
+    }
+    pg_query::scan_tokens(sql)
+}
+
 /// Tokenises `range` of the file text.
 pub(crate) fn scan(
     path: &Path,
@@ -180,9 +195,8 @@ pub(crate) fn scan(
             "the file contains a NUL character".into(),
         ));
     }
-    match pg_query::scan(sql) {
-        Ok(result) => Ok(result
-            .tokens
+    match scan_tokens(sql) {
+        Ok(tokens) => Ok(tokens
             .iter()
             .map(|token| Token {
                 start: range.start + token.start as usize,
@@ -473,6 +487,17 @@ fn classify_sqlite(text: &str, tokens: &[Token]) -> Transactionality {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whitespace_has_no_tokens_and_comments_are_tokens() {
+        assert!(scan_tokens("").unwrap().is_empty());
+        assert!(scan_tokens(" \t\r\n\x0b\x0c").unwrap().is_empty());
+        let tokens = scan_tokens("  -- note\nSELECT 1").unwrap();
+        assert_eq!(tokens.len(), 3);
+        assert_eq!(tokens[0].token(), TokenKind::SqlComment);
+        assert_eq!((tokens[0].start, tokens[0].end), (2, 9));
+        assert!(scan_tokens("SELECT 'open").is_err());
+    }
 
     fn split_text(sql: &str, dialect: Dialect) -> Vec<Statement> {
         let source = SourceText::from_bytes(Path::new("t.sql"), sql.as_bytes()).unwrap();

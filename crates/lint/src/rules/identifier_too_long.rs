@@ -30,11 +30,11 @@ impl Rule for Check {
             return;
         }
         // The parser has already truncated the names in the tree, so look at the tokens.
-        let Ok(scanned) = pg_query::scan(context.sql) else {
+        let Ok(tokens) = safeshift_source::scan_tokens(context.sql) else {
             return;
         };
         let mut seen: Vec<&str> = Vec::new();
-        for token in scanned.tokens.iter().filter(|t| t.token() == Token::Ident) {
+        for token in tokens.iter().filter(|t| t.token() == Token::Ident) {
             let Some(text) = context.sql.get(token.start as usize..token.end as usize) else {
                 continue;
             };
