@@ -65,8 +65,10 @@ fn findings_carry_file_position_rule_risk_lock_tables_and_help() {
     );
     let run = safeshift(dir.path(), &["lint", "--format", "json", "migrations"]);
     assert_eq!(run.code, 8, "{}{}", run.stdout, run.stderr);
-    let report = json(&run);
-    let finding = &report["findings"][0];
+    let findings = json(&run);
+    assert_eq!(findings.as_array().unwrap().len(), 1, "{findings}");
+    let finding = &findings[0];
+    assert_eq!(finding["kind"], "finding");
     assert_eq!(finding["file"], "migrations/0002_index.sql");
     assert_eq!(
         (finding["line"].as_u64(), finding["column"].as_u64()),
@@ -83,16 +85,23 @@ fn findings_carry_file_position_rule_risk_lock_tables_and_help() {
             .unwrap()
             .contains("orders_status_idx")
     );
+    assert_eq!(finding["file_risk"], "high");
+    // The report format has every file, with its overall risk.
+    let report = json(&safeshift(
+        dir.path(),
+        &["lint", "--format", "json-report", "migrations"],
+    ));
     let files = report["files"].as_array().unwrap();
     assert_eq!(files[0]["risk"], Value::Null);
     assert_eq!(files[1]["risk"], "high");
+    assert_eq!(report["findings"][0]["rule"], finding["rule"]);
 
     // A single file is linted with the rest of its directory as history: `orders` exists.
     let single = safeshift(
         dir.path(),
         &["lint", "--format", "json", "migrations/0002_index.sql"],
     );
-    assert_eq!(json(&single)["findings"].as_array().unwrap().len(), 1);
+    assert_eq!(json(&single).as_array().unwrap().len(), 1);
 
     // --fail-on decides the exit code; the human view names the rule and underlines the statement.
     let passing = safeshift(
@@ -161,7 +170,7 @@ fn no_false_alarms_on_the_safe_patterns() {
     let report = json(&run);
     // The only finding is the style note on `varchar(100)` in CREATE TABLE, which the
     // widening test needs; no statement of the safe patterns is flagged.
-    let findings: Vec<(&str, &str)> = report["findings"]
+    let findings: Vec<(&str, &str)> = report
         .as_array()
         .unwrap()
         .iter()
@@ -187,17 +196,20 @@ fn a_statement_that_does_not_parse_is_located_and_the_file_goes_on() {
     let run = safeshift(dir.path(), &["lint", "--format", "json", "change.sql"]);
     assert_eq!(run.code, 8);
     let report = json(&run);
-    let diagnostic = &report["diagnostics"][0];
-    assert_eq!(diagnostic["kind"], "parse-error");
+    let diagnostic = &report[0];
+    assert_eq!(diagnostic["kind"], "error");
+    assert_eq!(diagnostic["rule"], "parse-error");
+    assert_eq!(diagnostic["risk"], "high");
     assert_eq!(
         (diagnostic["line"].as_u64(), diagnostic["column"].as_u64()),
         (Some(2), Some(45))
     );
     assert!(diagnostic["message"].as_str().unwrap().contains("NUL"));
-    let rules: Vec<&str> = report["findings"]
+    let rules: Vec<&str> = report
         .as_array()
         .unwrap()
         .iter()
+        .filter(|f| f["kind"] == "finding")
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
     assert!(
@@ -221,10 +233,7 @@ fn suppressions_are_checked() {
     );
     let acknowledged = safeshift(dir.path(), &["lint", "--format", "json", "migrations"]);
     assert_eq!(acknowledged.code, 0, "{}", acknowledged.stdout);
-    assert_eq!(
-        json(&acknowledged)["findings"][0]["suppressed"],
-        "t holds ten rows"
-    );
+    assert_eq!(json(&acknowledged)[0]["suppressed"], "t holds ten rows");
 
     write(
         dir.path(),
@@ -234,14 +243,15 @@ fn suppressions_are_checked() {
     );
     let run = safeshift(dir.path(), &["lint", "--format", "json", "migrations"]);
     assert_eq!(run.code, 8);
-    let kinds: Vec<(String, String)> = json(&run)["diagnostics"]
+    let kinds: Vec<(String, String)> = json(&run)
         .as_array()
         .unwrap()
         .iter()
+        .filter(|d| d["kind"] != "finding")
         .map(|d| {
             (
+                d["rule"].as_str().unwrap().to_owned(),
                 d["kind"].as_str().unwrap().to_owned(),
-                d["severity"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
@@ -362,7 +372,7 @@ fn with_a_database_lint_reports_pending_migrations_graded_by_table_size() {
     );
     let run = safeshift(
         dir.path(),
-        &["--database-url", &url, "lint", "--format", "json"],
+        &["--database-url", &url, "lint", "--format", "json-report"],
     );
     let report = json(&run);
     let files = report["files"].as_array().unwrap();
@@ -502,7 +512,11 @@ ALTER TABLE orders DROP CONSTRAINT orders_status_not_null;
     );
     assert!(pending.ends_with(down), "the down section is untouched");
 
-    let again = safeshift_on(dir.path(), &url, &["lint", "--fix", "--format", "json"]);
+    let again = safeshift_on(
+        dir.path(),
+        &url,
+        &["lint", "--fix", "--format", "json-report"],
+    );
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert_eq!(
         json(&again)["fixes"],

@@ -45,10 +45,10 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
             "pass the PostgreSQL migration files or directories to lint: `safeshift lint <PATH>…`",
         ));
     }
-    if args.fix && !matches!(args.format, Format::Human | Format::Json) {
+    if args.fix && !matches!(args.format, Format::Human | Format::JsonReport) {
         return Err(CliError::usage_with_help(
-            "--fix prints what it rewrote in the human or JSON format only",
-            "run `safeshift lint --fix` (or `--fix --format json`), then lint again in the format you need",
+            "--fix prints what it rewrote in the human or the JSON report format only",
+            "run `safeshift lint --fix` (or `--fix --format json-report`), then lint again in the format you need",
         ));
     }
     let fixes = if args.fix {
@@ -80,15 +80,19 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
             }
             out(render(&report, args.format, color).trim_end())
         }
-        Format::Json => {
+        Format::Json | Format::JsonReport => {
             // Streamed, and on one line unless a person is reading: a report on a large corpus
             // is tens of megabytes.
             use std::io::{IsTerminal, Write};
             let stdout = std::io::stdout();
             let pretty = stdout.is_terminal();
             let mut writer = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-            let _ = crate::lint::json::write(&report, fixes.as_deref(), &mut writer, pretty)
-                .and_then(|()| writer.flush());
+            let written = if args.format == Format::Json {
+                crate::lint::json::write_list(&report, &mut writer, pretty)
+            } else {
+                crate::lint::json::write(&report, fixes.as_deref(), &mut writer, pretty)
+            };
+            let _ = written.and_then(|()| writer.flush());
         }
         // Machine formats carry no styles: skip the colour-stripping adapter, which costs more
         // than the rendering on a large report.

@@ -21,8 +21,11 @@ use safeshift_lint::{FileReport, LintReport};
 pub enum Format {
     /// Source snippets with the statement underlined, risk, lock and help.
     Human,
-    /// Findings as JSON.
+    /// A JSON list of findings, each with its file's overall risk.
     Json,
+    /// The whole report as a JSON object: findings, files, diagnostics, summary (and `--fix`'s
+    /// rewrites).
+    JsonReport,
     /// SARIF 2.1.0, for code-scanning UIs.
     Sarif,
     /// GitHub Actions workflow annotations.
@@ -38,6 +41,7 @@ pub fn render(report: &LintReport, format: Format, color: bool) -> String {
     match format {
         Format::Human => human::render(report, color),
         Format::Json => json::render(report),
+        Format::JsonReport => json::render_report(report),
         Format::Sarif => sarif::render(report),
         Format::Github => github::render(report),
         Format::Markdown => markdown::render(report),

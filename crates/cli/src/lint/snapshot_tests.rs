@@ -44,6 +44,11 @@ fn json() {
 }
 
 #[test]
+fn json_report() {
+    insta::assert_snapshot!(render(&report(), Format::JsonReport, false));
+}
+
+#[test]
 fn github() {
     insta::assert_snapshot!(render(&report(), Format::Github, false));
 }
