@@ -272,11 +272,12 @@ fn statement_span(
     }
     match position {
         Some(position) => {
-            let offset = statement
-                .sql
-                .char_indices()
-                .nth(position.saturating_sub(1) as usize)
-                .map(|(i, _)| i)?;
+            let mut characters = statement.sql.char_indices();
+            let offset = match characters.nth(position.saturating_sub(1) as usize) {
+                Some((i, _)) => i,
+                // "at end of input": where the statement stops.
+                None => statement.sql.char_indices().last().map(|(i, _)| i)?,
+            };
             let word = statement.sql[offset..]
                 .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '"' || c == '.'))
                 .unwrap_or(statement.sql.len() - offset)
