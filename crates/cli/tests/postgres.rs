@@ -130,6 +130,167 @@ fn a_failed_migration_leaves_no_trace_but_its_failure_row() {
     assert!(row[3].as_deref().unwrap().contains("nosuchtype"));
 }
 
+/// The last statement of a migration's transaction is sent with its history row and the
+/// COMMIT: what fails there is still told apart and nothing of it stays.
+#[test]
+fn the_last_statement_commits_with_its_history_row() {
+    let db = TestDatabase::new();
+    let project = project(&db);
+    project.migration(
+        "0001_slow.sql",
+        "CREATE TABLE slow (id int);\nSELECT pg_sleep(0.3);",
+        "DROP TABLE slow;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    let mut client = db.client();
+    let row = &pg_rows(
+        &mut client,
+        "SELECT status, statements_applied, duration_ms, finished_at >= started_at FROM safeshift.history",
+    )[0];
+    assert_eq!(row[0].as_deref(), Some("succeeded"));
+    assert_eq!(row[1].as_deref(), Some("2"));
+    let duration: i64 = row[2].as_deref().unwrap().parse().unwrap();
+    assert!(
+        (300..10_000).contains(&duration),
+        "the server times the attempt, its last statement included: {duration} ms"
+    );
+    assert_eq!(row[3].as_deref(), Some("t"));
+
+    // A deferred foreign key fails at COMMIT: nothing of the migration stays.
+    project.migration(
+        "0002_deferred.sql",
+        "CREATE TABLE parent (id int PRIMARY KEY);\n\
+         CREATE TABLE child (parent_id int REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);\n\
+         INSERT INTO child VALUES (1);",
+        "DROP TABLE child; DROP TABLE parent;",
+    );
+    let failed = project.run(&["up"]);
+    failed.expect(exit::MIGRATION_FAILED);
+    assert!(
+        failed.stderr.contains("SQLSTATE 23503"),
+        "{}",
+        failed.stderr
+    );
+    assert!(!pg_table_exists(&mut client, "public.child"));
+    assert_eq!(
+        pg_history(&mut client),
+        [h("0001", "up", "succeeded"), h("0002", "up", "failed")]
+    );
+
+    // A last statement the grammar rejects is reported with its own error and line, not as a
+    // fault in what follows it.
+    std::fs::remove_file(project.dir.path().join("migrations/0002_deferred.sql")).unwrap();
+    project.migration(
+        "0002_unclosed.sql",
+        "CREATE TABLE fine (id int);\nCREATE TABLE broken (id int;",
+        "DROP TABLE fine;",
+    );
+    let failed = project.run(&["up"]);
+    failed.expect(exit::MIGRATION_FAILED);
+    assert!(
+        failed.stderr.contains("statement 2 of 2"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("SQLSTATE 42601"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("0002_unclosed.sql:3:"),
+        "{}",
+        failed.stderr
+    );
+    assert!(!pg_table_exists(&mut client, "public.fine"));
+
+    // A history table that cannot take the row: the migration is not applied, and the failure
+    // is the completion's, not the statement's.
+    std::fs::remove_file(project.dir.path().join("migrations/0002_unclosed.sql")).unwrap();
+    project.migration(
+        "0002_fine.sql",
+        "CREATE TABLE fine (id int);",
+        "DROP TABLE fine;",
+    );
+    client
+        .batch_execute(
+            "ALTER TABLE safeshift.history ADD CONSTRAINT no_more CHECK (version < '0002') NOT VALID",
+        )
+        .unwrap();
+    let failed = project.run(&["up"]);
+    failed.expect(exit::MIGRATION_FAILED);
+    assert!(failed.stderr.contains("no_more"), "{}", failed.stderr);
+    assert!(
+        !failed.stderr.contains("statement 1 of 1"),
+        "the statement did not fail: {}",
+        failed.stderr
+    );
+    assert!(!pg_table_exists(&mut client, "public.fine"));
+}
+
+/// The first statement of a migration's transaction is sent with the transaction's opening: an
+/// error in it still points at its own line and column.
+#[test]
+fn an_error_in_the_first_statement_points_into_it() {
+    let db = TestDatabase::new();
+    let project = project(&db);
+    project.migration(
+        "0001_first.sql",
+        "CREATE TABLE kept (id int);\n  ALTER TABLE kept ADD COLUMN x nosuchtype;",
+        "DROP TABLE kept;",
+    );
+    project.migration(
+        "0002_first.sql",
+        "ALTER TABLE kept ADD COLUMN x nosuchtype;\nCREATE TABLE z (id int);",
+        "DROP TABLE z;",
+    );
+    let failed = project.run(&["up"]);
+    failed.expect(exit::MIGRATION_FAILED);
+    assert!(
+        failed.stderr.contains("statement 2 of 2"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("0001_first.sql:3:33"),
+        "{}",
+        failed.stderr
+    );
+    std::fs::write(
+        project.dir.path().join("migrations/0001_first.sql"),
+        "-- migrate:up\nCREATE TABLE kept (id int);\n-- migrate:down\nDROP TABLE kept;\n",
+    )
+    .unwrap();
+    let failed = project.run(&["up"]);
+    failed.expect(exit::MIGRATION_FAILED);
+    assert!(
+        failed.stderr.contains("statement 1 of 2"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("SQLSTATE 42704"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("0002_first.sql:2:31"),
+        "{}",
+        failed.stderr
+    );
+    let mut client = db.client();
+    let row = &pg_rows(
+        &mut client,
+        "SELECT error_line, error_statement FROM safeshift.history WHERE version = '0002'",
+    )[0];
+    assert_eq!(row[0].as_deref(), Some("2"));
+    assert_eq!(
+        row[1].as_deref(),
+        Some("ALTER TABLE kept ADD COLUMN x nosuchtype")
+    );
+    assert!(!pg_table_exists(&mut client, "public.z"));
+}
+
 #[test]
 fn concurrently_in_a_transactional_migration_is_refused_before_anything_runs() {
     let db = TestDatabase::new();

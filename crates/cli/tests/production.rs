@@ -249,7 +249,7 @@ fn watchdog_names_the_blocker_and_aborts_cleanly() {
     loop {
         let waiting = pg_value(
             &mut watcher,
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE accounts%'",
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ALTER TABLE accounts%'",
         );
         if waiting == "1" {
             break;

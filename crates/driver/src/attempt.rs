@@ -11,6 +11,8 @@ pub(crate) struct Attempt {
     pub id: Option<i64>,
     /// When it began, as an SQL expression.
     pub started_at: String,
+    /// When it began, by this process's clock.
+    pub began: std::time::Instant,
 }
 
 impl Attempt {

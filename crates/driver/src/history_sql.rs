@@ -50,6 +50,13 @@ pub(crate) enum Ending<'a> {
         applied_checksum: &'a str,
         duration: Duration,
     },
+    /// A finished attempt written in the same query string as its last statement, so its
+    /// duration is measured by the server, from `started_at` to the moment the row is written
+    /// (PostgreSQL only).
+    SucceededTimedByServer {
+        applied: i64,
+        applied_checksum: &'a str,
+    },
     /// A failed attempt, written after its transaction rolled back.
     Failed(&'a Failure),
 }
@@ -198,6 +205,19 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
                 self.literal(applied_checksum),
                 now.to_owned(),
                 duration.as_millis().to_string(),
+                None,
+            ),
+            Ending::SucceededTimedByServer {
+                applied,
+                applied_checksum,
+            } => (
+                Status::Succeeded,
+                applied,
+                self.literal(applied_checksum),
+                now.to_owned(),
+                format!(
+                    "greatest(0, round(extract(epoch FROM {now} - ({started_at})::timestamptz) * 1000))::bigint"
+                ),
                 None,
             ),
             Ending::Failed(failure) => (

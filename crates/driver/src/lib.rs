@@ -96,6 +96,15 @@ pub fn connect(
     }
 }
 
+/// What failed in [`Driver::execute_and_finish`].
+#[derive(Debug)]
+pub enum Finishing {
+    /// The statement: nothing of the attempt was committed.
+    Statement(DriverError),
+    /// Completing the attempt: writing its history row, or committing.
+    Completion(DriverError),
+}
+
 /// One database connection, able to keep safeshift's history and run migrations.
 ///
 /// An attempt runs as `begin_attempt`, then `execute` per statement (with `record_progress`
@@ -191,6 +200,26 @@ pub trait Driver: Send {
         applied_checksum: &str,
         duration: Duration,
     ) -> Result<(), DriverError>;
+
+    /// In a transactional attempt, runs its last statement and completes the attempt as
+    /// succeeded, committing both. PostgreSQL sends the statement, the run lock check, the
+    /// history row and the COMMIT in one query string (and, for a migration of one statement,
+    /// the BEGIN too: one round trip per migration); the error says whether the statement or
+    /// the completion failed. After an error the attempt is still open:
+    /// [`Driver::fail_attempt`] rolls it back. `duration` is the attempt's time before the
+    /// statement, for engines that cannot time it themselves.
+    fn execute_and_finish(
+        &mut self,
+        sql: &str,
+        applied: i64,
+        applied_checksum: &str,
+        duration: Duration,
+    ) -> Result<(), Finishing> {
+        let started = std::time::Instant::now();
+        self.execute(sql).map_err(Finishing::Statement)?;
+        self.finish_attempt(applied, applied_checksum, duration + started.elapsed())
+            .map_err(Finishing::Completion)
+    }
 
     /// Completes the attempt as failed: rolls back its transaction, if it has one, and records
     /// the error. The recorded progress stays what was committed.

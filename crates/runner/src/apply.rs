@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use safeshift_driver::{Driver, DriverError, ErrorKind, Failure, NewRecord, RecordKind, Status};
+use safeshift_driver::{
+    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, RecordKind, Status,
+};
 use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
 
 use crate::error::{FailedStatement, REFUSED, RunError};
@@ -82,6 +84,8 @@ pub(crate) fn run_step(
         // A migration without a transaction may open its own with BEGIN … COMMIT.
         let mut in_user_transaction = false;
         let mut failure: Option<(Option<usize>, DriverError)> = None;
+        // Whether the last statement was sent together with the attempt's completion.
+        let mut finished = false;
         for (index, statement) in step.statements.iter().enumerate().skip(start_index) {
             if interrupt.is_requested() {
                 failure = Some((Some(index), interrupted()));
@@ -138,6 +142,24 @@ pub(crate) fn run_step(
             }
             let (executed, recorded) = match hooks.run_statement(db, statement, &context) {
                 Some(result) => (result, false),
+                // The last statement of a migration's transaction goes with its history row
+                // and the COMMIT.
+                None if transactional && applied_after == total => match db.execute_and_finish(
+                    &statement.sql,
+                    applied_after as i64,
+                    prefixes[applied_after].as_str(),
+                    started.elapsed(),
+                ) {
+                    Ok(()) => {
+                        finished = true;
+                        (Ok(()), false)
+                    }
+                    Err(Finishing::Statement(error)) => (Err(error), false),
+                    Err(Finishing::Completion(error)) => {
+                        failure = Some((None, error));
+                        break;
+                    }
+                },
                 None if own_transaction => (
                     db.execute_recorded(
                         &statement.sql,
@@ -185,7 +207,12 @@ pub(crate) fn run_step(
         let elapsed = started.elapsed();
         let (index, error) = match failure {
             None => {
-                match db.finish_attempt(applied as i64, prefixes[applied].as_str(), elapsed) {
+                let completed = if finished {
+                    Ok(())
+                } else {
+                    db.finish_attempt(applied as i64, prefixes[applied].as_str(), elapsed)
+                };
+                match completed {
                     Ok(()) => {
                         observer.event(Event::MigrationFinished {
                             version,

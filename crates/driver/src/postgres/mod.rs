@@ -12,6 +12,7 @@ use postgres::{Client, SimpleQueryMessage};
 use postgres_protocol::escape::escape_identifier;
 use sha2::{Digest, Sha256};
 
+use crate::Finishing;
 use crate::attempt::{Attempt, no_attempt};
 use crate::error::{DriverError, ErrorKind};
 use crate::events::{EventRecord, NewEvent};
@@ -27,6 +28,22 @@ pub use table_sizes::TableSize;
 
 /// The session setting that names the run holding the advisory lock on a session.
 const OWNER_SETTING: &str = "safeshift.run_lock_owner";
+
+/// The text of the error a deferred prelude raises when this connection does not hold the run
+/// lock (see [`PostgresDriver::raising_fence_expression`]).
+const FENCE_MARKER: &str = "safeshift: the run lock is not held by this server connection";
+
+/// `started_at` of a transactional attempt whose prelude is deferred: the transaction's start.
+/// Meaningful only inside that transaction; a failure row (written after the rollback) computes
+/// the start from the attempt's own clock instead.
+const TRANSACTION_START: &str = "now()";
+
+/// Which part of a joined query string an error belongs to.
+enum Part {
+    Prelude,
+    Statement,
+    Completion,
+}
 
 /// A connection to PostgreSQL.
 pub struct PostgresDriver {
@@ -48,6 +65,14 @@ pub struct PostgresDriver {
     session_state: bool,
     /// The attempt in progress.
     attempt: Option<Attempt>,
+    /// The opening of a transactional attempt (`BEGIN` and its timeouts), not sent yet: it goes
+    /// in one query string with the attempt's first statement, one round trip fewer per
+    /// migration. Whatever else talks to the server during the attempt sends it first
+    /// ([`PostgresDriver::flush_prelude`]).
+    pending_prelude: Option<String>,
+    /// An error from sending the prelude where it could not be returned ([`PostgresDriver::client`]);
+    /// the attempt's next statement fails with it.
+    prelude_error: Option<DriverError>,
     /// The server process of this connection (meaningful on a direct connection only).
     backend_pid: Option<i64>,
 }
@@ -105,6 +130,8 @@ impl PostgresDriver {
             lease: None,
             session_state: options.lock_mode == LockMode::Advisory,
             attempt: None,
+            pending_prelude: None,
+            prelude_error: None,
             backend_pid: None,
         };
         let row = driver.first_row(
@@ -156,7 +183,15 @@ impl PostgresDriver {
 
     /// The underlying client, for callers that need PostgreSQL-specific queries (catalog
     /// lookups). Keep to the simple query protocol if the connection may go through PgBouncer.
+    ///
+    /// During a transactional attempt the attempt's transaction is open before the client is
+    /// handed out. Should opening it fail, the transaction is left aborted (every statement on
+    /// the client fails until the attempt is rolled back) and the attempt's next statement
+    /// reports why.
     pub fn client(&mut self) -> &mut Client {
+        if let Err(error) = self.flush_prelude() {
+            self.prelude_error = Some(error);
+        }
         &mut self.client
     }
 
@@ -167,17 +202,101 @@ impl PostgresDriver {
     }
 
     fn run(&mut self, sql: &str) -> Result<(), DriverError> {
+        self.flush_prelude()?;
         self.client
             .batch_execute(sql)
             .map_err(|error| from_postgres(&error))
     }
 
     fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
+        self.flush_prelude()?;
         let messages = self
             .client
             .simple_query(sql)
             .map_err(|error| from_postgres(&error))?;
         Ok(rows_of(&messages))
+    }
+
+    /// Sends the deferred prelude of a transactional attempt, if there is one. On an error the
+    /// transaction stays open and aborted for `fail_attempt`.
+    fn flush_prelude(&mut self) -> Result<(), DriverError> {
+        if let Some(error) = self.prelude_error.take() {
+            return Err(error);
+        }
+        let Some(prelude) = self.pending_prelude.take() else {
+            return Ok(());
+        };
+        self.client
+            .batch_execute(&prelude)
+            .map_err(|error| from_postgres(&error))
+    }
+
+    /// Sends `sql` as one query string with the deferred prelude (if any) before it and
+    /// `completion` (if any) after it, and says which part an error belongs to. The server
+    /// parses the whole string before it runs any of it, so each part must be complete by
+    /// itself (see [`complete_statement`]); it stops at the first error, leaving the
+    /// transaction aborted.
+    fn send_joined(
+        &mut self,
+        sql: &str,
+        completion: Option<&str>,
+        completion_checks_the_lock: bool,
+    ) -> Result<Vec<SimpleQueryMessage>, (Part, DriverError)> {
+        if let Some(error) = self.prelude_error.take() {
+            return Err((Part::Prelude, error));
+        }
+        let prelude = self.pending_prelude.take();
+        let mut joined = String::with_capacity(
+            prelude.as_ref().map_or(0, String::len)
+                + sql.len()
+                + completion.map_or(0, str::len)
+                + 4,
+        );
+        if let Some(prelude) = &prelude {
+            joined.push_str(prelude);
+            joined.push('\n');
+        }
+        // Positions the server reports count characters from the start of the string.
+        let statement_from = joined.chars().count() as u32;
+        joined.push_str(sql);
+        let statement_to = statement_from + sql.chars().count() as u32;
+        if let Some(completion) = completion {
+            // The newline ends a trailing `--` comment of the statement.
+            joined.push_str("\n;\n");
+            joined.push_str(completion);
+        }
+        match self.client.simple_query(&joined) {
+            Ok(messages) => {
+                if completion_checks_the_lock {
+                    self.check_fence(&messages)
+                        .map_err(|e| (Part::Completion, e))?;
+                }
+                Ok(messages)
+            }
+            Err(error) => {
+                let in_history = error.as_db_error().is_some_and(|db| {
+                    db.schema() == Some(self.location.schema.as_str())
+                        && db.table() == Some(self.location.table.as_str())
+                });
+                let mut error = fence_error(from_postgres(&error));
+                if error.kind == ErrorKind::LockLost {
+                    return Err((Part::Prelude, error));
+                }
+                let part = match error.position {
+                    Some(p) if p <= statement_from => Part::Prelude,
+                    Some(p) if p > statement_to => Part::Completion,
+                    _ if in_history && completion.is_some() => Part::Completion,
+                    // Includes what the server raises at COMMIT (a deferred constraint): it
+                    // names no statement, and the last one is where the transaction ended.
+                    _ => Part::Statement,
+                };
+                error.position = match part {
+                    Part::Statement => error.position.map(|p| p - statement_from),
+                    Part::Prelude | Part::Completion => None,
+                };
+                Err((part, error))
+            }
+        }
     }
 
     fn first_row(&mut self, sql: &str) -> Result<Vec<Option<String>>, DriverError> {
@@ -281,6 +400,45 @@ impl PostgresDriver {
         select
     }
 
+    /// The opening of a transactional attempt that goes in one query string with its first
+    /// statement: `BEGIN` and the attempt's timeouts, short and readable, since it leads the
+    /// statement's text in `pg_stat_activity`. The run lock is checked at the end, before the
+    /// history row and the COMMIT ([`PostgresDriver::deferred_completion`]): the transaction
+    /// commits only if the lock is held, and rolls back whole otherwise.
+    /// Used with the advisory lock only (a direct connection, which already has
+    /// `client_connection_check_interval` for the session); the lease renews itself at the start.
+    fn deferred_prelude(&self, timeouts: &Timeouts) -> String {
+        format!(
+            "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {};",
+            timeouts.lock_timeout.as_millis(),
+            timeouts.statement_timeout.as_millis()
+        )
+    }
+
+    /// The end of a transactional attempt opened by [`PostgresDriver::deferred_prelude`]: the
+    /// run lock check (which fails the transaction when the lock is not held), the history row
+    /// and the COMMIT.
+    fn deferred_completion(
+        &self,
+        attempt: &Attempt,
+        applied: i64,
+        applied_checksum: &str,
+    ) -> String {
+        let insert = self.sql.insert(
+            &attempt.record,
+            &self.server.user,
+            &attempt.started_at,
+            Ending::SucceededTimedByServer {
+                applied,
+                applied_checksum,
+            },
+        );
+        match self.raising_fence_expression() {
+            Some(fence) => format!("SELECT {fence}; {insert}; COMMIT"),
+            None => format!("{insert}; COMMIT"),
+        }
+    }
+
     fn current_attempt(&self) -> Result<&Attempt, DriverError> {
         self.attempt.as_ref().ok_or_else(no_attempt)
     }
@@ -311,6 +469,19 @@ impl PostgresDriver {
         })
     }
 
+    /// The advisory lock check as an expression that fails the statement, with an error naming
+    /// [`FENCE_MARKER`], when this session does not hold the lock: the cast of the marker to
+    /// boolean. The condition is not constant, so the planner does not evaluate the cast early.
+    fn raising_fence_expression(&self) -> Option<String> {
+        self.advisory_owner.as_ref().map(|run_id| {
+            format!(
+                "(CASE WHEN coalesce(current_setting('{OWNER_SETTING}', true) = {}, false) THEN 'true' ELSE {} END)::boolean AS run_lock_held",
+                literal(Dialect::Postgres, run_id),
+                literal(Dialect::Postgres, FENCE_MARKER),
+            )
+        })
+    }
+
     fn check_fence(&mut self, messages: &[SimpleQueryMessage]) -> Result<(), DriverError> {
         let held = column_value(messages, "run_lock_held").is_some_and(|v| v == "t" || v == "1");
         match (held, self.lease.is_some(), self.advisory_owner.is_some()) {
@@ -319,17 +490,10 @@ impl PostgresDriver {
                 ErrorKind::LockLost,
                 "the run lock's lease was lost: it expired and another runner took it over",
             )
-            .with_hint("nothing more was applied; run `safeshift status` and then `safeshift up` again")),
-            (false, false, true) => Err(DriverError::new(
-                ErrorKind::LockLost,
-                "the run lock is not held by the server connection this statement ran on: the \
-                 connection goes through a transaction-pooling proxy (such as PgBouncer), where a \
-                 session advisory lock does not protect anything",
-            )
             .with_hint(
-                "nothing was applied; use `--lock-mode lease` (or `[lock] mode = \"lease\"`) through a \
-                 transaction pooler, or connect to the server directly",
+                "nothing more was applied; run `safeshift status` and then `safeshift up` again",
             )),
+            (false, false, true) => Err(advisory_lock_not_held()),
         }
     }
 }
@@ -447,6 +611,8 @@ impl Driver for PostgresDriver {
     }
 
     fn unlock(&mut self) -> Result<(), DriverError> {
+        // An attempt abandoned before its first statement opened no transaction.
+        self.pending_prelude = None;
         if self.advisory_owner.take().is_some() {
             self.run(&format!(
                 "SELECT pg_advisory_unlock({}); SELECT set_config('{OWNER_SETTING}', '', false)",
@@ -538,7 +704,19 @@ impl Driver for PostgresDriver {
         timeouts: &Timeouts,
     ) -> Result<(), DriverError> {
         self.attempt = None;
-        if record.transactional {
+        self.pending_prelude = None;
+        self.prelude_error = None;
+        if record.transactional && self.lease.is_none() {
+            // Nothing is sent yet: the transaction opens with the first statement.
+            self.pending_prelude = Some(self.deferred_prelude(timeouts));
+            self.attempt = Some(Attempt {
+                record: record.clone(),
+                timeouts: *timeouts,
+                id: None,
+                started_at: TRANSACTION_START.to_owned(),
+                began: std::time::Instant::now(),
+            });
+        } else if record.transactional {
             // One round trip: the transaction opens with its timeouts, the start time is taken
             // from the server, and the run lock is checked before any statement runs.
             let messages = match self
@@ -576,6 +754,7 @@ impl Driver for PostgresDriver {
                 timeouts: *timeouts,
                 id: None,
                 started_at,
+                began: std::time::Instant::now(),
             });
         } else {
             let now = self.sql.now_expression();
@@ -606,12 +785,20 @@ impl Driver for PostgresDriver {
                 timeouts: *timeouts,
                 id: Some(id),
                 started_at: now.to_owned(),
+                began: std::time::Instant::now(),
             });
         }
         Ok(())
     }
 
     fn execute(&mut self, sql: &str) -> Result<(), DriverError> {
+        if self.pending_prelude.is_some() && complete_statement(sql) {
+            // The attempt's first statement opens its transaction.
+            return self
+                .send_joined(sql, None, false)
+                .map(drop)
+                .map_err(|(_, e)| e);
+        }
         self.run(sql)
     }
 
@@ -658,6 +845,16 @@ impl Driver for PostgresDriver {
     ) -> Result<(), DriverError> {
         let attempt = self.attempt.take().ok_or_else(no_attempt)?;
         match attempt.id {
+            None if attempt.started_at == TRANSACTION_START => {
+                let completion = self.deferred_completion(&attempt, applied, applied_checksum);
+                let completed = self.run(&completion).map_err(fence_error);
+                if completed.is_err() {
+                    // Still open (or already rolled back by the failed COMMIT): `fail_attempt`
+                    // rolls it back and records the failure.
+                    self.attempt = Some(attempt);
+                }
+                completed
+            }
             None => {
                 let insert = self.sql.insert(
                     &attempt.record,
@@ -669,7 +866,11 @@ impl Driver for PostgresDriver {
                         duration,
                     },
                 );
-                self.run(&format!("{insert}; COMMIT"))
+                let completed = self.run(&format!("{insert}; COMMIT"));
+                if completed.is_err() {
+                    self.attempt = Some(attempt);
+                }
+                completed
             }
             Some(id) => {
                 let update = self.sql.succeeded(id, applied, applied_checksum, duration);
@@ -679,17 +880,75 @@ impl Driver for PostgresDriver {
         }
     }
 
+    fn execute_and_finish(
+        &mut self,
+        sql: &str,
+        applied: i64,
+        applied_checksum: &str,
+        duration: Duration,
+    ) -> Result<(), Finishing> {
+        let attempt = self.current_attempt().map_err(Finishing::Statement)?;
+        // Joined only when the attempt is transactional and the statement complete by itself:
+        // a statement the grammar rejects (an unclosed parenthesis, say) is sent alone, for its
+        // own error and position.
+        if attempt.id.is_some() || !complete_statement(sql) {
+            self.execute(sql).map_err(Finishing::Statement)?;
+            return self
+                .finish_attempt(applied, applied_checksum, duration)
+                .map_err(Finishing::Completion);
+        }
+        let deferred = attempt.started_at == TRANSACTION_START;
+        let completion = if deferred {
+            self.deferred_completion(attempt, applied, applied_checksum)
+        } else {
+            // Opened by `transaction_prelude`, which checked the run lock.
+            format!(
+                "{}; COMMIT",
+                self.sql.insert(
+                    &attempt.record,
+                    &self.server.user,
+                    &attempt.started_at,
+                    Ending::SucceededTimedByServer {
+                        applied,
+                        applied_checksum,
+                    },
+                )
+            )
+        };
+        match self.send_joined(sql, Some(&completion), deferred) {
+            Ok(_) => {
+                self.attempt = None;
+                Ok(())
+            }
+            Err((Part::Completion, error)) => Err(Finishing::Completion(error)),
+            Err((Part::Prelude | Part::Statement, error)) => Err(Finishing::Statement(error)),
+        }
+    }
+
     fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError> {
         let attempt = self.attempt.take().ok_or_else(no_attempt)?;
-        // Ends the migration's transaction, or one the migration opened itself; outside a
-        // transaction it only draws a warning.
-        self.run("ROLLBACK")?;
+        // A prelude never sent opened nothing.
+        let never_opened = self.pending_prelude.take().is_some();
+        self.prelude_error = None;
+        if !never_opened {
+            // Ends the migration's transaction, or one the migration opened itself; outside a
+            // transaction it only draws a warning.
+            self.run("ROLLBACK")?;
+        }
         match attempt.id {
             None => {
+                let started_at = if attempt.started_at == TRANSACTION_START {
+                    format!(
+                        "clock_timestamp() - interval '{} milliseconds'",
+                        attempt.began.elapsed().as_millis()
+                    )
+                } else {
+                    attempt.started_at.clone()
+                };
                 let insert = self.sql.insert(
                     &attempt.record,
                     &self.server.user.clone(),
-                    &attempt.started_at,
+                    &started_at,
                     Ending::Failed(failure),
                 );
                 self.run(&insert)
@@ -883,6 +1142,36 @@ fn describe(error: &postgres::Error) -> String {
             }
         }
     }
+}
+
+/// The advisory lock is not held by the server connection a statement ran on.
+fn advisory_lock_not_held() -> DriverError {
+    DriverError::new(
+        ErrorKind::LockLost,
+        "the run lock is not held by the server connection this statement ran on: the \
+         connection goes through a transaction-pooling proxy (such as PgBouncer), where a \
+         session advisory lock does not protect anything",
+    )
+    .with_hint(
+        "nothing was applied; use `--lock-mode lease` (or `[lock] mode = \"lease\"`) through a \
+         transaction pooler, or connect to the server directly",
+    )
+}
+
+/// The error of a raising run lock check ([`FENCE_MARKER`]) as the lock loss it stands for;
+/// any other error as it is.
+fn fence_error(error: DriverError) -> DriverError {
+    if error.message.contains(FENCE_MARKER) {
+        advisory_lock_not_held()
+    } else {
+        error
+    }
+}
+
+/// Whether `sql` is one complete statement for PostgreSQL's grammar (the raw parser only, a
+/// few microseconds), so that it can share a query string with other statements.
+fn complete_statement(sql: &str) -> bool {
+    pg_query::split_with_parser(sql).is_ok_and(|statements| statements.len() == 1)
 }
 
 /// Classifies an error from a `postgres::Client` (from [`PostgresDriver::client`] or

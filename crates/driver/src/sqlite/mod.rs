@@ -405,6 +405,7 @@ impl Driver for SqliteDriver {
             timeouts: *timeouts,
             id,
             started_at: literal(Dialect::Sqlite, &now_text()),
+            began: std::time::Instant::now(),
         });
         Ok(())
     }
