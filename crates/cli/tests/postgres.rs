@@ -883,9 +883,20 @@ fn the_advisory_lock_refuses_a_transaction_pooler_and_the_lease_works() {
         ))
         .unwrap();
     let project = Project::postgres(db.pgbouncer_url());
-    project.migration("0001_t.sql", "CREATE TABLE t (a int);", "DROP TABLE t;");
+    // A sequence's nextval survives a rollback: it shows whether the statement ran at all.
+    db.client().batch_execute("CREATE SEQUENCE probe").unwrap();
+    project.migration(
+        "0001_t.sql",
+        "SELECT nextval('probe');\nCREATE TABLE t (a int);",
+        "DROP TABLE t;",
+    );
     let refused = project.run(&["up"]);
     refused.expect(exit::LOCK);
+    assert_eq!(
+        pg_value(&mut db.client(), "SELECT is_called FROM probe"),
+        "f",
+        "the first migration's statements did not run"
+    );
     assert!(
         refused.stderr.contains("transaction-pooling proxy"),
         "{}",

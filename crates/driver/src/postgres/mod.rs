@@ -73,6 +73,10 @@ pub struct PostgresDriver {
     /// An error from sending the prelude where it could not be returned ([`PostgresDriver::client`]);
     /// the attempt's next statement fails with it.
     prelude_error: Option<DriverError>,
+    /// A transactional attempt on this connection has checked the run lock before its first
+    /// statement. The first one of a run does (one round trip more), so a connection through a
+    /// transaction pooler is refused before anything runs; later ones check before COMMIT.
+    lock_checked_up_front: bool,
     /// The server process of this connection (meaningful on a direct connection only).
     backend_pid: Option<i64>,
 }
@@ -132,6 +136,7 @@ impl PostgresDriver {
             attempt: None,
             pending_prelude: None,
             prelude_error: None,
+            lock_checked_up_front: false,
             backend_pid: None,
         };
         let row = driver.first_row(
@@ -613,6 +618,7 @@ impl Driver for PostgresDriver {
     fn unlock(&mut self) -> Result<(), DriverError> {
         // An attempt abandoned before its first statement opened no transaction.
         self.pending_prelude = None;
+        self.lock_checked_up_front = false;
         if self.advisory_owner.take().is_some() {
             self.run(&format!(
                 "SELECT pg_advisory_unlock({}); SELECT set_config('{OWNER_SETTING}', '', false)",
@@ -706,7 +712,7 @@ impl Driver for PostgresDriver {
         self.attempt = None;
         self.pending_prelude = None;
         self.prelude_error = None;
-        if record.transactional && self.lease.is_none() {
+        if record.transactional && self.lease.is_none() && self.lock_checked_up_front {
             // Nothing is sent yet: the transaction opens with the first statement.
             self.pending_prelude = Some(self.deferred_prelude(timeouts));
             self.attempt = Some(Attempt {
@@ -717,8 +723,9 @@ impl Driver for PostgresDriver {
                 began: std::time::Instant::now(),
             });
         } else if record.transactional {
-            // One round trip: the transaction opens with its timeouts, the start time is taken
-            // from the server, and the run lock is checked before any statement runs.
+            // With the lease, and for the first transactional attempt with the advisory lock:
+            // one round trip opens the transaction with its timeouts, takes the start time from
+            // the server, and checks the run lock before any statement runs.
             let messages = match self
                 .client
                 .simple_query(&self.transaction_prelude(timeouts))
@@ -749,6 +756,7 @@ impl Driver for PostgresDriver {
                 let _ = self.run(&failed);
                 return Err(error);
             }
+            self.lock_checked_up_front = true;
             self.attempt = Some(Attempt {
                 record: record.clone(),
                 timeouts: *timeouts,
