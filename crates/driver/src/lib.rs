@@ -29,7 +29,9 @@ pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
 };
 pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
-pub use postgres::{ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error};
+pub use postgres::{
+    ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error, simple_query_rows,
+};
 pub use safeshift_source::Dialect;
 pub use sqlite::SqliteDriver;
 pub use url::{DatabaseUrl, Engine, SqliteTarget, redact};
@@ -103,6 +105,20 @@ pub enum Finishing {
     Statement(DriverError),
     /// Completing the attempt: writing its history row, or committing.
     Completion(DriverError),
+}
+
+/// [`Driver::execute_and_finish`] as two steps: `execute`, then `finish_attempt`.
+pub(crate) fn execute_then_finish<D: Driver + ?Sized>(
+    db: &mut D,
+    sql: &str,
+    applied: i64,
+    applied_checksum: &str,
+    duration: Duration,
+) -> Result<(), Finishing> {
+    let started = std::time::Instant::now();
+    db.execute(sql).map_err(Finishing::Statement)?;
+    db.finish_attempt(applied, applied_checksum, duration + started.elapsed())
+        .map_err(Finishing::Completion)
 }
 
 /// One database connection, able to keep safeshift's history and run migrations.
@@ -215,10 +231,7 @@ pub trait Driver: Send {
         applied_checksum: &str,
         duration: Duration,
     ) -> Result<(), Finishing> {
-        let started = std::time::Instant::now();
-        self.execute(sql).map_err(Finishing::Statement)?;
-        self.finish_attempt(applied, applied_checksum, duration + started.elapsed())
-            .map_err(Finishing::Completion)
+        execute_then_finish(self, sql, applied, applied_checksum, duration)
     }
 
     /// Completes the attempt as failed: rolls back its transaction, if it has one, and records

@@ -3,8 +3,7 @@
 //! own (a standalone backfill, a progress monitor). Everything goes through the simple query
 //! protocol, so it also works through PgBouncer.
 
-use postgres::SimpleQueryMessage;
-use safeshift_driver::{DriverError, PostgresDriver, classify_postgres_error};
+use safeshift_driver::{DriverError, PostgresDriver, simple_query_rows};
 
 /// Rows as text, `None` for NULL.
 pub type Rows = Vec<Vec<Option<String>>>;
@@ -37,20 +36,7 @@ impl Session for PostgresDriver {
 
 impl Session for postgres::Client {
     fn rows(&mut self, sql: &str) -> Result<Rows, DriverError> {
-        let messages = self
-            .simple_query(sql)
-            .map_err(|error| classify_postgres_error(&error))?;
-        Ok(messages
-            .iter()
-            .filter_map(|message| match message {
-                SimpleQueryMessage::Row(row) => Some(
-                    (0..row.len())
-                        .map(|i| row.get(i).map(str::to_owned))
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect())
+        simple_query_rows(self, sql)
     }
 }
 

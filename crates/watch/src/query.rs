@@ -1,36 +1,9 @@
 //! Rows as text through the simple query protocol.
 
-use postgres::{Client, SimpleQueryMessage};
-
-use safeshift_driver::{DriverError, ErrorKind};
-
 pub(crate) type Row = Vec<Option<String>>;
 
-pub(crate) fn rows(client: &mut Client, sql: &str) -> Result<Vec<Row>, DriverError> {
-    let messages = client.simple_query(sql).map_err(|error| {
-        let message = match error.as_db_error() {
-            Some(db) => db.message().to_owned(),
-            None => safeshift_driver::redact(&error.to_string()),
-        };
-        let kind = if error.is_closed() {
-            ErrorKind::ConnectionLost
-        } else {
-            ErrorKind::Statement
-        };
-        DriverError::new(kind, message)
-    })?;
-    Ok(messages
-        .into_iter()
-        .filter_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect())
-}
+/// Rows as text through the simple query protocol, errors classified as the driver's own.
+pub(crate) use safeshift_driver::simple_query_rows as rows;
 
 pub(crate) fn text(row: &Row, index: usize) -> String {
     row.get(index).cloned().flatten().unwrap_or_default()

@@ -215,11 +215,7 @@ impl PostgresDriver {
 
     fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
         self.flush_prelude()?;
-        let messages = self
-            .client
-            .simple_query(sql)
-            .map_err(|error| from_postgres(&error))?;
-        Ok(rows_of(&messages))
+        simple_query_rows(&mut self.client, sql)
     }
 
     /// Sends the deferred prelude of a transactional attempt, if there is one. On an error the
@@ -408,7 +404,7 @@ impl PostgresDriver {
     /// The opening of a transactional attempt that goes in one query string with its first
     /// statement: `BEGIN` and the attempt's timeouts, short and readable, since it leads the
     /// statement's text in `pg_stat_activity`. The run lock is checked at the end, before the
-    /// history row and the COMMIT ([`PostgresDriver::deferred_completion`]): the transaction
+    /// history row and the COMMIT ([`PostgresDriver::completion`]): the transaction
     /// commits only if the lock is held, and rolls back whole otherwise.
     /// Used with the advisory lock only (a direct connection, which already has
     /// `client_connection_check_interval` for the session); the lease renews itself at the start.
@@ -420,15 +416,10 @@ impl PostgresDriver {
         )
     }
 
-    /// The end of a transactional attempt opened by [`PostgresDriver::deferred_prelude`]: the
-    /// run lock check (which fails the transaction when the lock is not held), the history row
-    /// and the COMMIT.
-    fn deferred_completion(
-        &self,
-        attempt: &Attempt,
-        applied: i64,
-        applied_checksum: &str,
-    ) -> String {
+    /// The end of a transactional attempt: the history row (timed by the server) and the
+    /// COMMIT, after the run lock check (which fails the transaction when the lock is not held)
+    /// if the attempt was opened by [`PostgresDriver::deferred_prelude`], which checks nothing.
+    fn completion(&self, attempt: &Attempt, applied: i64, applied_checksum: &str) -> String {
         let insert = self.sql.insert(
             &attempt.record,
             &self.server.user,
@@ -438,7 +429,10 @@ impl PostgresDriver {
                 applied_checksum,
             },
         );
-        match self.raising_fence_expression() {
+        match self
+            .raising_fence_expression()
+            .filter(|_| attempt.started_at == TRANSACTION_START)
+        {
             Some(fence) => format!("SELECT {fence}; {insert}; COMMIT"),
             None => format!("{insert}; COMMIT"),
         }
@@ -853,29 +847,12 @@ impl Driver for PostgresDriver {
     ) -> Result<(), DriverError> {
         let attempt = self.attempt.take().ok_or_else(no_attempt)?;
         match attempt.id {
-            None if attempt.started_at == TRANSACTION_START => {
-                let completion = self.deferred_completion(&attempt, applied, applied_checksum);
+            None => {
+                let completion = self.completion(&attempt, applied, applied_checksum);
                 let completed = self.run(&completion).map_err(fence_error);
                 if completed.is_err() {
                     // Still open (or already rolled back by the failed COMMIT): `fail_attempt`
                     // rolls it back and records the failure.
-                    self.attempt = Some(attempt);
-                }
-                completed
-            }
-            None => {
-                let insert = self.sql.insert(
-                    &attempt.record,
-                    &self.server.user.clone(),
-                    &attempt.started_at,
-                    Ending::Succeeded {
-                        applied,
-                        applied_checksum,
-                        duration,
-                    },
-                );
-                let completed = self.run(&format!("{insert}; COMMIT"));
-                if completed.is_err() {
                     self.attempt = Some(attempt);
                 }
                 completed
@@ -900,30 +877,11 @@ impl Driver for PostgresDriver {
         // a statement the grammar rejects (an unclosed parenthesis, say) is sent alone, for its
         // own error and position.
         if attempt.id.is_some() || !complete_statement(sql) {
-            self.execute(sql).map_err(Finishing::Statement)?;
-            return self
-                .finish_attempt(applied, applied_checksum, duration)
-                .map_err(Finishing::Completion);
+            return crate::execute_then_finish(self, sql, applied, applied_checksum, duration);
         }
-        let deferred = attempt.started_at == TRANSACTION_START;
-        let completion = if deferred {
-            self.deferred_completion(attempt, applied, applied_checksum)
-        } else {
-            // Opened by `transaction_prelude`, which checked the run lock.
-            format!(
-                "{}; COMMIT",
-                self.sql.insert(
-                    &attempt.record,
-                    &self.server.user,
-                    &attempt.started_at,
-                    Ending::SucceededTimedByServer {
-                        applied,
-                        applied_checksum,
-                    },
-                )
-            )
-        };
-        match self.send_joined(sql, Some(&completion), deferred) {
+        let checks_the_lock = attempt.started_at == TRANSACTION_START;
+        let completion = self.completion(attempt, applied, applied_checksum);
+        match self.send_joined(sql, Some(&completion), checks_the_lock) {
             Ok(_) => {
                 self.attempt = None;
                 Ok(())
@@ -1180,6 +1138,20 @@ fn fence_error(error: DriverError) -> DriverError {
 /// few microseconds), so that it can share a query string with other statements.
 fn complete_statement(sql: &str) -> bool {
     pg_query::split_with_parser(sql).is_ok_and(|statements| statements.len() == 1)
+}
+
+/// Runs `sql` (one or more statements) on `client` through the simple query protocol and returns
+/// the rows of every statement that returns rows, as text (`None` for NULL); errors are classified
+/// as the driver classifies its own. For clients from [`PostgresDriver::client`] or
+/// [`PostgresDriver::connect_again`].
+pub fn simple_query_rows(
+    client: &mut Client,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, DriverError> {
+    let messages = client
+        .simple_query(sql)
+        .map_err(|error| from_postgres(&error))?;
+    Ok(rows_of(&messages))
 }
 
 /// Classifies an error from a `postgres::Client` (from [`PostgresDriver::client`] or
