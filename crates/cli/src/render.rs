@@ -142,12 +142,7 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
     let applied = report
         .entries
         .iter()
-        .filter(|e| {
-            matches!(
-                e.state,
-                EntryState::Applied | EntryState::Changed | EntryState::FileMissing
-            )
-        })
+        .filter(|e| e.state.is_applied())
         .count();
     let summary = format!(
         "{} migration(s): {applied} applied, {} pending.",

@@ -26,6 +26,16 @@ pub struct StatusReport {
     pub warnings: Vec<String>,
 }
 
+impl StatusReport {
+    /// The newest applied version (entries are in version order).
+    pub fn newest_applied(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .rfind(|e| e.state.is_applied())
+            .map(|e| e.version.as_str())
+    }
+}
+
 /// One version in `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusEntry {
@@ -70,6 +80,14 @@ pub enum EntryState {
 }
 
 impl EntryState {
+    /// Applied, whether or not its file is still there as it was.
+    pub fn is_applied(self) -> bool {
+        matches!(
+            self,
+            EntryState::Applied | EntryState::Changed | EntryState::FileMissing
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntryState::Applied => "applied",

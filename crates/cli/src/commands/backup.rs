@@ -6,7 +6,6 @@ use serde_json::json;
 
 use safeshift_backup::{Backup, CreateOptions, Database, RestoreTarget, Retention};
 use safeshift_driver::EventOutcome;
-use safeshift_runner::EntryState;
 use safeshift_source::parse_duration;
 
 use crate::cli::{
@@ -57,17 +56,7 @@ fn schema_version(context: &Context) -> Result<Option<String>, CliError> {
     let migrator = context.migrator(true)?;
     let mut db = context.connect(false)?;
     let status = migrator.status(db.as_mut())?;
-    Ok(status
-        .entries
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.state,
-                EntryState::Applied | EntryState::Changed | EntryState::FileMissing
-            )
-        })
-        .map(|e| e.version.clone())
-        .next_back())
+    Ok(status.newest_applied().map(str::to_owned))
 }
 
 /// Takes a backup and checks it (checksum and contents).

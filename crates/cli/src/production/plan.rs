@@ -99,17 +99,7 @@ pub fn build(
     target: Option<&Version>,
 ) -> Result<Plan, CliError> {
     let status = migrator.status(db)?;
-    let current_version = status
-        .entries
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.state,
-                EntryState::Applied | EntryState::Changed | EntryState::FileMissing
-            )
-        })
-        .map(|e| e.version.clone())
-        .next_back();
+    let current_version = status.newest_applied().map(str::to_owned);
     let pending: Vec<&Migration> = status
         .entries
         .iter()
