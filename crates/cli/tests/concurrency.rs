@@ -11,7 +11,9 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Project, Run, exit, pg_history, pg_rows, pg_value};
+use common::{
+    Project, Run, advisory_locks, backend_running, exit, live_leases, pg_history, pg_rows, pg_value,
+};
 use safeshift_testkit::TestDatabase;
 
 const RUNNERS: usize = 8;
@@ -135,45 +137,6 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(25));
     }
-}
-
-/// Whether another session is running a statement whose text contains `needle`.
-fn statement_running(client: &mut postgres::Client, needle: &str) -> bool {
-    pg_value(
-        client,
-        &format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
-             AND pid <> pg_backend_pid() AND query LIKE '%{needle}%'"
-        ),
-    ) != "0"
-}
-
-/// Advisory locks held in this database.
-fn advisory_locks(client: &mut postgres::Client) -> i64 {
-    pg_value(
-        client,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .parse()
-    .unwrap()
-}
-
-/// Lease rows that still hold the lock (not expired).
-fn live_leases(client: &mut postgres::Client) -> i64 {
-    if pg_value(
-        client,
-        "SELECT to_regclass('safeshift.history_lock') IS NULL",
-    ) == "t"
-    {
-        return 0;
-    }
-    pg_value(
-        client,
-        "SELECT count(*) FROM safeshift.history_lock WHERE expires_at > clock_timestamp()",
-    )
-    .parse()
-    .unwrap()
 }
 
 /// Whether `text` names the process `pid` the way safeshift describes a lock holder
@@ -336,7 +299,7 @@ fn a_held_lock_is_named_and_does_not_block_status(route: Route) {
     let holder = spawn(&project, &[&lock_mode[..], &["up"]].concat());
     let holder_pid = holder.id();
     wait_until("the first runner is inside its migration", || {
-        statement_running(&mut client, "FROM gate")
+        backend_running(&mut client, "FROM gate").is_some()
     });
 
     // `status` reads the history without the lock. The migration in flight is still pending

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Project, Run, exit, pg_history, pg_rows, pg_value};
+use common::{
+    Project, Run, advisory_locks, backend_running, exit, live_leases, pg_history, pg_rows, pg_value,
+};
 use rusqlite::types::ValueRef;
 use safeshift_testkit::TestDatabase;
 
@@ -83,52 +85,11 @@ fn kill(mut child: Child) {
     );
 }
 
-/// The server process of another session running a statement containing `needle`.
-fn backend_running(client: &mut postgres::Client, needle: &str) -> Option<String> {
-    pg_rows(
-        client,
-        &format!(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
-             AND pid <> pg_backend_pid() AND query LIKE '%{needle}%'"
-        ),
-    )
-    .into_iter()
-    .next()
-    .and_then(|row| row[0].clone())
-}
-
 fn backend_alive(client: &mut postgres::Client, pid: &str) -> bool {
     pg_value(
         client,
         &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
     ) != "0"
-}
-
-fn advisory_locks(client: &mut postgres::Client) -> i64 {
-    pg_value(
-        client,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .parse()
-    .unwrap()
-}
-
-/// Lease rows that still hold the lock.
-fn live_leases(client: &mut postgres::Client) -> i64 {
-    if pg_value(
-        client,
-        "SELECT to_regclass('safeshift.history_lock') IS NULL",
-    ) == "t"
-    {
-        return 0;
-    }
-    pg_value(
-        client,
-        "SELECT count(*) FROM safeshift.history_lock WHERE expires_at > clock_timestamp()",
-    )
-    .parse()
-    .unwrap()
 }
 
 /// `(version, statement)` rows of `ledger` with how often each was written.

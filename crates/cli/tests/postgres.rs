@@ -179,7 +179,7 @@ fn the_last_statement_commits_with_its_history_row() {
 
     // A last statement the grammar rejects is reported with its own error and line, not as a
     // fault in what follows it.
-    std::fs::remove_file(project.dir.path().join("migrations/0002_deferred.sql")).unwrap();
+    project.remove("0002_deferred.sql");
     project.migration(
         "0002_unclosed.sql",
         "CREATE TABLE fine (id int);\nCREATE TABLE broken (id int;",
@@ -206,7 +206,7 @@ fn the_last_statement_commits_with_its_history_row() {
 
     // A history table that cannot take the row: the migration is not applied, and the failure
     // is the completion's, not the statement's.
-    std::fs::remove_file(project.dir.path().join("migrations/0002_unclosed.sql")).unwrap();
+    project.remove("0002_unclosed.sql");
     project.migration(
         "0002_fine.sql",
         "CREATE TABLE fine (id int);",
@@ -256,11 +256,11 @@ fn an_error_in_the_first_statement_points_into_it() {
         "{}",
         failed.stderr
     );
-    std::fs::write(
-        project.dir.path().join("migrations/0001_first.sql"),
-        "-- migrate:up\nCREATE TABLE kept (id int);\n-- migrate:down\nDROP TABLE kept;\n",
-    )
-    .unwrap();
+    project.migration(
+        "0001_first.sql",
+        "CREATE TABLE kept (id int);",
+        "DROP TABLE kept;",
+    );
     let failed = project.run(&["up"]);
     failed.expect(exit::MIGRATION_FAILED);
     assert!(

@@ -200,3 +200,45 @@ pub fn pg_history(client: &mut postgres::Client) -> Vec<(String, String, String,
 pub fn pg_table_exists(client: &mut postgres::Client, name: &str) -> bool {
     pg_value(client, &format!("SELECT to_regclass('{name}') IS NOT NULL")) == "t"
 }
+
+/// The server process of another session running a statement whose text contains `needle`.
+pub fn backend_running(client: &mut postgres::Client, needle: &str) -> Option<String> {
+    pg_rows(
+        client,
+        &format!(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
+             AND pid <> pg_backend_pid() AND query LIKE '%{needle}%'"
+        ),
+    )
+    .into_iter()
+    .next()
+    .and_then(|row| row[0].clone())
+}
+
+/// Advisory locks held in this database.
+pub fn advisory_locks(client: &mut postgres::Client) -> i64 {
+    pg_value(
+        client,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Lease rows that still hold the lock (not expired).
+pub fn live_leases(client: &mut postgres::Client) -> i64 {
+    if pg_value(
+        client,
+        "SELECT to_regclass('safeshift.history_lock') IS NULL",
+    ) == "t"
+    {
+        return 0;
+    }
+    pg_value(
+        client,
+        "SELECT count(*) FROM safeshift.history_lock WHERE expires_at > clock_timestamp()",
+    )
+    .parse()
+    .unwrap()
+}
