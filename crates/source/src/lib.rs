@@ -26,18 +26,25 @@
 
 mod checksum;
 mod error;
+mod format;
+mod layouts;
 mod load;
 mod loose;
 mod migration;
 mod new;
 mod options;
 mod statements;
+mod template;
 mod text;
 mod unclassified;
 mod version;
 
 pub use checksum::Checksum;
 pub use error::{SourceError, SourceErrorKind, SourceErrors};
+pub use format::{Detection, Format, LoadOptions, detect_format, discover_directory};
+pub use layouts::flyway::flyway_checksum;
+pub use layouts::prisma::prisma_checksum_matches;
+pub use layouts::sqitch::{SqitchChange, SqitchPlan};
 pub use load::{MigrationSet, ROLLBACK_DIRECTORY, SourceWarning, existing_versions};
 pub use loose::LooseFile;
 pub use migration::{Layout, Migration, MissingDown, Section};
@@ -50,5 +57,6 @@ pub use statements::{
     ConcurrentIndex, Dialect, Directive, Statement, Transactionality, scan_tokens,
     transactionality_of,
 };
+pub use template::Variables;
 pub use text::SourceText;
 pub use version::Version;

@@ -45,7 +45,11 @@ pub fn plan_new_migration(
             "`{description}` has no letters or digits to name the file with; describe the change, e.g. `add idempotency tables`"
         ));
     }
-    let last = existing.iter().map(|(version, _)| version).max();
+    let last = existing
+        .iter()
+        .map(|(version, _)| version)
+        .filter(|version| !version.is_repeatable())
+        .max();
     let scheme = scheme.unwrap_or(match last {
         Some(version) if version.is_timestamp() => VersionScheme::Timestamp,
         _ => VersionScheme::Sequence,
@@ -55,6 +59,7 @@ pub fn plan_new_migration(
         .or_else(|| prevailing_layout(existing))
         .unwrap_or(Layout::Sections);
     let header = header(&version, description, now);
+    let rollback_header = format!("-- Rollback of migration {version}: {description}\n\n");
     let files = match layout {
         Layout::Sections => vec![(
             directory.join(format!("{version}_{slug}.sql")),
@@ -67,7 +72,7 @@ pub fn plan_new_migration(
             ),
             (
                 directory.join(format!("{version}_{slug}.down.sql")),
-                format!("-- Rollback of migration {version}: {description}\n\n"),
+                rollback_header,
             ),
         ],
         Layout::RollbackDirectory => {
@@ -81,9 +86,70 @@ pub fn plan_new_migration(
                     directory
                         .join(ROLLBACK_DIRECTORY)
                         .join(format!("{version}_rollback_{subject}.sql")),
-                    format!("-- Rollback of migration {version}: {description}\n\n"),
+                    rollback_header,
                 ),
             ]
+        }
+        Layout::Goose => vec![(
+            directory.join(format!("{version}_{slug}.sql")),
+            format!(
+                "-- Migration {version}: {description}\n\n-- +goose Up\n\n\n-- +goose Down\n\n"
+            ),
+        )],
+        Layout::Plain => vec![(
+            directory.join(format!("{version}_{slug}.sql")),
+            format!(
+                "-- Migration {version}: {description}\n\n-- Up Migration\n\n\n-- Down Migration\n\n"
+            ),
+        )],
+        Layout::Flyway => {
+            let location = crate::layouts::flyway::read_config(directory)
+                .ok()
+                .and_then(|config| config.locations.into_iter().find(|l| l.is_dir()))
+                .unwrap_or_else(|| directory.to_path_buf());
+            let file_version = version.replace('.', "_");
+            vec![
+                (
+                    location.join(format!("V{file_version}__{slug}.sql")),
+                    format!("-- Migration {version}: {description}\n\n"),
+                ),
+                (
+                    location.join(format!("U{file_version}__{slug}.sql")),
+                    rollback_header,
+                ),
+            ]
+        }
+        Layout::Diesel | Layout::Prisma => {
+            let folder = if layout == Layout::Diesel && version.len() == 14 {
+                // diesel's own form, 2024-01-15-093000, which it reads as 20240115093000.
+                format!(
+                    "{}-{}-{}-{}_{slug}",
+                    &version[..4],
+                    &version[4..6],
+                    &version[6..8],
+                    &version[8..]
+                )
+            } else {
+                format!("{version}_{slug}")
+            };
+            let up = if layout == Layout::Diesel {
+                "up.sql"
+            } else {
+                "migration.sql"
+            };
+            vec![
+                (
+                    directory.join(&folder).join(up),
+                    format!("-- Migration {version}: {description}\n\n"),
+                ),
+                (directory.join(&folder).join("down.sql"), rollback_header),
+            ]
+        }
+        Layout::Sqitch => {
+            return Err(
+                "safeshift does not add changes to sqitch.plan; add the change with `sqitch add`, and safeshift reads it"
+                    .to_owned(),
+            );
         }
     };
     Ok(NewMigration { version, files })
@@ -91,17 +157,27 @@ pub fn plan_new_migration(
 
 /// The layout most migrations use.
 fn prevailing_layout(existing: &[(Version, Layout)]) -> Option<Layout> {
-    [Layout::Sections, Layout::Pair, Layout::RollbackDirectory]
-        .into_iter()
-        .map(|layout| {
-            (
-                layout,
-                existing.iter().filter(|(_, l)| *l == layout).count(),
-            )
-        })
-        .filter(|&(_, count)| count > 0)
-        .max_by_key(|&(_, count)| count)
-        .map(|(layout, _)| layout)
+    [
+        Layout::Sections,
+        Layout::Pair,
+        Layout::RollbackDirectory,
+        Layout::Goose,
+        Layout::Flyway,
+        Layout::Diesel,
+        Layout::Prisma,
+        Layout::Sqitch,
+        Layout::Plain,
+    ]
+    .into_iter()
+    .map(|layout| {
+        (
+            layout,
+            existing.iter().filter(|(_, l)| *l == layout).count(),
+        )
+    })
+    .filter(|&(_, count)| count > 0)
+    .max_by_key(|&(_, count)| count)
+    .map(|(layout, _)| layout)
 }
 
 /// Writes the planned files, never overwriting an existing one.
