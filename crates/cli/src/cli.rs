@@ -72,6 +72,23 @@ pub struct GlobalArgs {
     )]
     pub migrations_dir: Option<PathBuf>,
 
+    /// The layout of the migrations directory: safeshift (also dbmate, golang-migrate, sqlx),
+    /// goose, flyway, diesel, prisma, sqitch or plain [default: `format` in safeshift.toml, else
+    /// detected from the directory].
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "SAFESHIFT_FORMAT",
+        global = true,
+        value_parser = parse_format
+    )]
+    pub format: Option<safeshift_source::Format>,
+
+    /// A value for a template placeholder in the migration files (`{{ .NAME }}`, goose's
+    /// `${NAME}`, Flyway's `${NAME}`), as NAME=VALUE; repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE", global = true, value_parser = parse_variable)]
+    pub variables: Vec<(String, String)>,
+
     /// Schema that holds the history tables (PostgreSQL; a table-name prefix on SQLite) [default: safeshift].
     #[arg(
         long,
@@ -142,6 +159,24 @@ pub struct GlobalArgs {
     /// Print less: only errors and results.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+fn parse_format(text: &str) -> Result<safeshift_source::Format, String> {
+    safeshift_source::Format::parse(text).ok_or_else(|| {
+        format!(
+            "`{text}` is not a format; choose one of {} (dbmate, golang-migrate and sqlx are safeshift)",
+            safeshift_source::Format::ALL.map(|f| f.as_str()).join(", ")
+        )
+    })
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

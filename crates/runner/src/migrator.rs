@@ -14,7 +14,9 @@ use crate::error::RunError;
 use crate::events::{Event, Observer};
 use crate::hooks::{NoHooks, StatementHooks};
 use crate::interrupt::Interrupt;
-use crate::plan::{DownTarget, Step, check_directives, checksum_mismatches, plan_down, plan_up};
+use crate::plan::{
+    DownTarget, Step, check_directives, checksum_mismatches, plan_down, plan_up, repeatable_changed,
+};
 use crate::report::{
     DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport,
     ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
@@ -112,6 +114,7 @@ impl Migrator {
             let partial = recorded.and_then(|r| r.partial.as_ref());
             let current_checksum = migration.map(|m| m.up.checksum.to_string());
             let recorded_checksum = recorded.and_then(|r| r.checksum.clone());
+            let reapply = migration.is_some_and(|m| repeatable_changed(m, &state));
             let state_of = if running {
                 EntryState::Running
             } else if let Some(partial) = partial {
@@ -119,6 +122,8 @@ impl Migrator {
                     Direction::Up => EntryState::Partial,
                     Direction::Down => EntryState::PartiallyRolledBack,
                 }
+            } else if reapply {
+                EntryState::Reapply
             } else if applied {
                 match (&current_checksum, &recorded_checksum) {
                     (None, _) => EntryState::FileMissing,
@@ -133,6 +138,7 @@ impl Migrator {
             let applied_record = recorded.and_then(|r| r.applied_record.as_ref());
             entries.push(StatusEntry {
                 version: version.to_string(),
+                repeatable: version.is_repeatable(),
                 name: migration.map_or_else(
                     || recorded.map(|r| r.name.clone()).unwrap_or_default(),
                     |m| m.name.clone(),
@@ -173,11 +179,15 @@ impl Migrator {
                 e.file.is_some()
                     && matches!(
                         e.state,
-                        EntryState::Pending | EntryState::Failed | EntryState::Partial
+                        EntryState::Pending
+                            | EntryState::Failed
+                            | EntryState::Partial
+                            | EntryState::Reapply
                     )
             })
             .count();
         Ok(StatusReport {
+            format: self.migrations.detection.clone(),
             database: db.redacted_url().to_owned(),
             engine: db.engine().as_str(),
             server_version: db.server().version.clone(),

@@ -113,18 +113,20 @@ impl HistoryState {
         self.get(version).is_some_and(|v| v.applied)
     }
 
-    /// The newest applied version.
+    /// The newest applied version (repeatable migrations have none).
     pub fn newest_applied(&self) -> Option<&Version> {
+        self.applied_newest_first()
+            .map(|(version, _)| version)
+            .next()
+    }
+
+    /// Applied versions, newest first, without repeatable migrations (which are never rolled
+    /// back: they are applied again when they change).
+    pub fn applied_newest_first(&self) -> impl Iterator<Item = (&Version, &VersionState)> {
         self.versions
             .iter()
             .rev()
-            .find(|(_, v)| v.applied)
-            .map(|(version, _)| version)
-    }
-
-    /// Applied versions, newest first.
-    pub fn applied_newest_first(&self) -> impl Iterator<Item = (&Version, &VersionState)> {
-        self.versions.iter().rev().filter(|(_, v)| v.applied)
+            .filter(|(version, v)| v.applied && !version.is_repeatable())
     }
 }
 
