@@ -76,13 +76,13 @@ pub struct GlobalArgs {
     /// goose, flyway, diesel, prisma, sqitch or plain [default: `format` in safeshift.toml, else
     /// detected from the directory].
     #[arg(
-        long,
+        long = "migration-format",
         value_name = "FORMAT",
-        env = "SAFESHIFT_FORMAT",
+        env = "SAFESHIFT_MIGRATION_FORMAT",
         global = true,
         value_parser = parse_format
     )]
-    pub format: Option<safeshift_source::Format>,
+    pub migration_format: Option<safeshift_source::Format>,
 
     /// A value for a template placeholder in the migration files (`{{ .NAME }}`, goose's
     /// `${NAME}`, Flyway's `${NAME}`), as NAME=VALUE; repeatable.
@@ -203,6 +203,12 @@ pub enum Command {
     Repair(RepairArgs),
     /// Record by hand that a migration was applied or rolled back, with an audit row.
     Resolve(ResolveArgs),
+    /// Take over from the tool the project uses today: read its history table, match it to the
+    /// files, and record what it applied, with an audit note each. Its table is left as it is.
+    Adopt(AdoptArgs),
+    /// Start the history of a database migrated without one: its live schema becomes the first
+    /// migration, proven to rebuild the same schema on a throwaway server, and recorded applied.
+    Baseline(BaselineArgs),
     /// Check migrations for dangerous patterns (locks, rewrites, data loss) before they run.
     Lint(LintArgs),
     /// Explain a lint rule: its lock, what it blocks, why it matters, the safe alternative.
@@ -597,6 +603,79 @@ pub struct RepairArgs {
     /// Why the change is accepted (recorded in the history).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The tool to adopt from: dbmate, golang-migrate, rails, goose, flyway, diesel, prisma,
+    /// sqitch, alembic, knex, typeorm or sequelize [default: the one whose history table is in
+    /// the database].
+    #[arg(long = "from", value_name = "TOOL", value_parser = parse_tool)]
+    pub from: Option<safeshift_adopt::Tool>,
+    /// The tool's history table, as [SCHEMA.]TABLE, when it is not the tool's default name.
+    #[arg(long, value_name = "TABLE", requires = "from")]
+    pub table: Option<String>,
+    /// Show what would be recorded and what disagrees, and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Record migrations the tool applied whose file is gone (as applied without a file)
+    /// instead of refusing.
+    #[arg(long)]
+    pub allow_missing_files: bool,
+    /// Record migrations whose file changed since the tool applied them (Flyway, Prisma and
+    /// sqitch keep checksums) instead of refusing.
+    #[arg(long)]
+    pub accept_changed: bool,
+    /// For tools whose migrations are code (Alembic, Knex, TypeORM, Sequelize, Rails): the
+    /// directory of their migration files [default: where the tool keeps them].
+    #[arg(long, value_name = "DIR")]
+    pub tool_dir: Option<PathBuf>,
+    /// Where to prove a baseline (for tools whose migrations are code) instead of a throwaway
+    /// server: a server where safeshift may create and drop a database.
+    #[arg(long, value_name = "URL")]
+    pub scratch_url: Option<String>,
+    /// Why (recorded in every row's note).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_tool(text: &str) -> Result<safeshift_adopt::Tool, String> {
+    safeshift_adopt::Tool::parse(text).ok_or_else(|| {
+        format!(
+            "`{text}` is not a tool safeshift adopts from; choose one of {}",
+            safeshift_adopt::Tool::ALL.map(|t| t.as_str()).join(", ")
+        )
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// The baseline migration's version [default: one that sorts before every migration in the
+    /// directory].
+    #[arg(long, value_name = "VERSION", conflicts_with = "through")]
+    pub version: Option<String>,
+    /// The migrations up to this version were applied by hand: record them as applied (proven
+    /// to rebuild the live schema) instead of writing a baseline migration.
+    #[arg(long, value_name = "VERSION")]
+    pub through: Option<String>,
+    /// Record without proving the rebuild on a throwaway server (the note says so).
+    #[arg(long)]
+    pub no_proof: bool,
+    /// Prove on this server instead of a throwaway one (a database is created and dropped).
+    #[arg(long, value_name = "URL")]
+    pub scratch_url: Option<String>,
+    /// Show what would be written and whether it rebuilds the schema, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Why (recorded in the history).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

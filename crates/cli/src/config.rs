@@ -204,7 +204,7 @@ impl Project {
                 None => clean_join(&root, Path::new("migrations")),
             },
         };
-        let format = match (args.format, interpolated(&file.format, "format")?) {
+        let format = match (args.migration_format, interpolated(&file.format, "format")?) {
             (Some(format), _) => Some(format),
             (None, Some(name)) => {
                 Some(safeshift_source::Format::parse(&name).ok_or_else(|| {

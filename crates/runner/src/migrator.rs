@@ -24,6 +24,20 @@ use crate::report::{
 use crate::settings::Settings;
 use crate::state::HistoryState;
 
+/// A migration applied without safeshift, to record as applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedElsewhere {
+    pub version: String,
+    pub name: String,
+    /// The file, relative to the migrations directory.
+    pub file: String,
+    /// The file's checksum now (what later runs compare with).
+    pub checksum: Option<String>,
+    pub transactional: bool,
+    /// Why it is recorded: where it was applied, by what, when.
+    pub note: String,
+}
+
 /// How `resolve` records a version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
@@ -495,6 +509,39 @@ impl Migrator {
                 .find(|r| r.id == id)
                 .ok_or_else(|| RunError::Usage("the resolve row could not be read back".into()))?;
             Ok(ResolveReport { record: written })
+        })
+    }
+
+    /// Under the run lock, asks `choose` which migrations to record as applied without running
+    /// them (adopted from another tool's history, or a baseline of the live schema), given the
+    /// history as it stands, and writes an audit row for each (kind `resolve`, with its note).
+    /// Returns the rows written.
+    pub fn record_applied(
+        &self,
+        db: &mut dyn Driver,
+        observer: &mut dyn Observer,
+        choose: impl FnOnce(&mut dyn Driver, &HistoryState) -> Result<Vec<AppliedElsewhere>, RunError>,
+    ) -> Result<Vec<HistoryRecord>, RunError> {
+        self.with_lock(db, observer, |db, state, _, _| {
+            let chosen = choose(db, state)?;
+            let mut ids = Vec::with_capacity(chosen.len());
+            for applied in chosen {
+                ids.push(db.append_record(&self.audit_record(
+                    RecordKind::Resolve,
+                    &applied.version,
+                    applied.name,
+                    applied.file,
+                    Direction::Up,
+                    applied.checksum,
+                    applied.transactional,
+                    applied.note,
+                ))?);
+            }
+            Ok(db
+                .read_history()?
+                .into_iter()
+                .filter(|record| ids.contains(&record.id))
+                .collect())
         })
     }
 

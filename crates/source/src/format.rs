@@ -1,4 +1,4 @@
-//! Which tool's layout a migrations directory follows: chosen with `--format`, or detected from
+//! Which tool's layout a migrations directory follows: chosen with `--migration-format`, or detected from
 //! what the directory holds.
 
 use std::path::{Path, PathBuf};
@@ -86,7 +86,7 @@ pub struct LoadOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Detection {
     pub format: Format,
-    /// What decided it: `--format`, or what the directory holds (`sqitch.plan`, `24 files with
+    /// What decided it: `--migration-format`, or what the directory holds (`sqitch.plan`, `24 files with
     /// -- +goose annotations`).
     pub reason: String,
 }
@@ -208,7 +208,7 @@ pub fn detect_format(directory: &Path) -> Result<Detection, SourceError> {
                     .join(", ")
             ),
         )
-        .help("keep one tool's layout per directory, or choose one with --format (the files of the others are then reported as ignored)")),
+        .help("keep one tool's layout per directory, or choose one with --migration-format (the files of the others are then reported as ignored)")),
     }
 }
 

@@ -66,7 +66,7 @@ impl MigrationSet {
         let detection = match options.format {
             Some(format) => Detection {
                 format,
-                reason: "--format".into(),
+                reason: "chosen with --migration-format or `format` in safeshift.toml".into(),
             },
             None => detect_format(directory)?,
         };
@@ -232,7 +232,7 @@ fn flavour_of(file: &FileText) -> Flavour {
 struct NumberedFiles<'a> {
     texts: HashMap<PathBuf, Result<FileText, SourceError>>,
     flavours: HashMap<PathBuf, Flavour>,
-    /// The format `--format` forces, if any.
+    /// The format `--migration-format` forces, if any.
     forced: Option<Format>,
     /// Unmarked files are whole-file migrations (the directory is a plain one).
     unmarked_are_plain: bool,
@@ -602,7 +602,7 @@ fn assemble(
                         &up.path,
                         "an .up.sql file in a directory read as goose files",
                     )
-                    .help("goose keeps up and down in one file with `-- +goose Up` / `-- +goose Down`; drop --format goose to read .up.sql/.down.sql pairs"));
+                    .help("goose keeps up and down in one file with `-- +goose Up` / `-- +goose Down`; drop --migration-format goose to read .up.sql/.down.sql pairs"));
                 }
                 (
                     Layout::Pair,
@@ -629,7 +629,7 @@ fn assemble(
     result.map_err(|error| vec![error])
 }
 
-/// Reads a `{version}_{name}.sql` file by the markers it carries (and the format `--format`
+/// Reads a `{version}_{name}.sql` file by the markers it carries (and the format `--migration-format`
 /// forces): safeshift's sections, goose annotations, plain comments, or none.
 fn read_numbered_file(
     up: &Candidate,
@@ -651,7 +651,7 @@ fn read_numbered_file(
     match (flavour, files.forced) {
         (Flavour::Goose, Some(Format::Safeshift | Format::Plain)) => Err(layout_error(
             "the file has goose annotations (`-- +goose Up`)".into(),
-            "read goose files with --format goose, or without --format (each file is read in its own layout)",
+            "read goose files with --migration-format goose, or without it (each file is read in its own layout)",
         )),
         (Flavour::Goose, _) => {
             if let Some(rollback) = rollback {
@@ -669,7 +669,7 @@ fn read_numbered_file(
         }
         (Flavour::Sections, Some(Format::Goose | Format::Plain)) => Err(layout_error(
             "the file has safeshift's `-- migrate:up` markers".into(),
-            "read it without --format, or with --format safeshift",
+            "read it without --migration-format, or with --migration-format safeshift",
         )),
         (Flavour::Plain | Flavour::Unmarked, Some(Format::Goose)) => Err(SourceError::new(
             SourceErrorKind::MissingUp,
@@ -852,7 +852,7 @@ fn read_sections_file(
         .help("add a line `-- migrate:up` above the migration's SQL")),
         (None, None, None) => Err(SourceError::new(SourceErrorKind::MissingUp, path, "the file has no `-- migrate:up` section")
             .at_line(1)
-            .help("start the migration with a line `-- migrate:up` and put its rollback after a line `-- migrate:down` (dbmate's layout); or name the file .up.sql, or put the rollback in rollback/; hand-run files without sections are read with --format plain")),
+            .help("start the migration with a line `-- migrate:up` and put its rollback after a line `-- migrate:down` (dbmate's layout); or name the file .up.sql, or put the rollback in rollback/; hand-run files without sections are read with --migration-format plain")),
         (Some(_), Some(down), Some(rollback)) => Err(SourceError::new(
             SourceErrorKind::MisplacedMarker,
             path,

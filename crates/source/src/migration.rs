@@ -133,6 +133,7 @@ impl Migration {
                     }
                 }
                 statement.index = statements.len();
+                statement.file = Some(verify.path.clone());
                 statements.push(statement);
             }
         }

@@ -108,7 +108,7 @@ fn plain_files_with_and_without_section_comments() {
     let dir = dir_with(&[("001_users.sql", "CREATE TABLE users (id int);\n")]);
     let error = only_error(MigrationSet::load(dir.path()).unwrap_err());
     assert_eq!(error.kind, SourceErrorKind::MissingUp);
-    assert!(error.help.unwrap().contains("--format plain"));
+    assert!(error.help.unwrap().contains("--migration-format plain"));
     let set = MigrationSet::load_with(dir.path(), &with_format(Format::Plain)).unwrap();
     assert_eq!(set.migrations[0].layout, Layout::Plain);
 }

@@ -131,7 +131,7 @@ fn clone_global(global: &GlobalArgs) -> GlobalArgs {
         config: global.config.clone(),
         database_url: global.database_url.clone(),
         migrations_dir: global.migrations_dir.clone(),
-        format: global.format,
+        migration_format: global.migration_format,
         variables: global.variables.clone(),
         history_schema: global.history_schema.clone(),
         history_table: global.history_table.clone(),

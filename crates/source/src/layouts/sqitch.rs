@@ -70,14 +70,16 @@ pub struct SqitchPlan {
 impl SqitchChange {
     /// SHA-1 of the deploy script's bytes, as sqitch records it in `sqitch.changes.script_hash`.
     pub fn script_hash(&self) -> Option<String> {
-        let bytes = std::fs::read(&self.deploy).ok()?;
-        Some(
-            Sha1::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
+        Some(sqitch_script_hash(&std::fs::read(&self.deploy).ok()?))
     }
+}
+
+/// The hash sqitch records for a deploy script: the SHA-1 of its bytes, in hex.
+pub fn sqitch_script_hash(bytes: &[u8]) -> String {
+    Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Where `sqitch.conf` puts the plan and the scripts.
