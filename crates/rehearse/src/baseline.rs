@@ -10,7 +10,7 @@ use safeshift_driver::DatabaseUrl;
 use safeshift_source::Section;
 
 use crate::apply::{milliseconds, run_section};
-use crate::connection::Connection;
+use crate::connection::{Connection, literal, text};
 use crate::error::RehearseError;
 use crate::production;
 use crate::report::{ServerReport, StatementFailure};
@@ -29,17 +29,43 @@ pub struct CapturedSchema {
 }
 
 /// Dumps the schema of `url` with the `pg_dump` of its server's major version, without the
-/// given schemas and tables, owners and grants, as the body of a migration that runs in one
-/// transaction.
+/// given schemas, the given tables (`(schema, table)`) and the sequences they own, owners and
+/// grants, as the body of a migration that runs in one transaction.
 pub fn capture_schema(
     url: &DatabaseUrl,
     excluded_schemas: &[String],
-    excluded_tables: &[String],
+    excluded_tables: &[(String, String)],
 ) -> Result<CapturedSchema, RehearseError> {
-    let source = Connection::open(url, APPLICATION_NAME)?;
+    let mut source = Connection::open(url, APPLICATION_NAME)?;
     let major = source.server_version_number() / 10000;
     let pg_dump = safeshift_pgserver::find_client_program("pg_dump", major, None)?;
-    let dump = production::dump_schema(&pg_dump, url, excluded_schemas, excluded_tables, true)?;
+    let mut excluded = Vec::new();
+    for (schema, table) in excluded_tables {
+        excluded.push((schema.clone(), table.clone()));
+        // pg_dump leaves a serial column's sequence in the dump when its table is excluded.
+        let owned = source.rows(
+            "sequences owned by excluded tables",
+            &format!(
+                "SELECT n.nspname, s.relname FROM pg_depend d \
+                 JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+                 JOIN pg_namespace n ON n.oid = s.relnamespace \
+                 JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+                 WHERE d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
+                   AND tn.nspname = {} AND t.relname = {}",
+                literal(schema),
+                literal(table)
+            ),
+        )?;
+        excluded.extend(owned.iter().map(|row| (text(row, 0), text(row, 1))));
+    }
+    let patterns: Vec<String> = excluded
+        .iter()
+        .map(|(schema, name)| {
+            let quote = |part: &str| format!("\"{}\"", part.replace('"', "\"\""));
+            format!("{}.{}", quote(schema), quote(name))
+        })
+        .collect();
+    let dump = production::dump_schema(&pg_dump, url, excluded_schemas, &patterns, true)?;
     Ok(CapturedSchema {
         sql: migration_body(&dump),
         pg_dump: pg_dump.display().to_string(),

@@ -110,8 +110,21 @@ pub fn record_baseline(
         ));
     }
     refuse_if_history(&db.read_history()?)?;
-    let migrator = context.migrator(false)?;
-    let set = migrator.migrations();
+    let directory = &context.project.migrations_dir;
+    // A project adopted from a tool whose migrations are code may have no directory yet.
+    let set = if directory.is_dir() || request.through.is_some() {
+        context.migrations()?
+    } else {
+        safeshift_source::MigrationSet {
+            directory: directory.clone(),
+            migrations: Vec::new(),
+            warnings: Vec::new(),
+            detection: safeshift_source::Detection {
+                format: context.project.format.unwrap_or(Format::Safeshift),
+                reason: "no migrations yet".into(),
+            },
+        }
+    };
     let history_schema = context.project.history.schema.clone();
     let mut schemas = vec![history_schema];
     schemas.extend(request.excluded_schemas.iter().cloned());
@@ -191,7 +204,7 @@ pub fn record_baseline(
         let recorded = if request.dry_run {
             Vec::new()
         } else {
-            record(context, &migrator, db, records)?
+            record(context, db, records)?
         };
         return Ok(BaselineOutcome {
             version: through.to_string(),
@@ -203,7 +216,6 @@ pub fn record_baseline(
         });
     }
 
-    let directory = &context.project.migrations_dir;
     let existing = if directory.is_dir() {
         existing_versions(directory).map_err(|e| CliError::Source(e.into()))?
     } else {
@@ -220,7 +232,7 @@ pub fn record_baseline(
         }
         None => default_version(&existing)?,
     };
-    let captured = safeshift_rehearse::capture_schema(&url, &schemas, &pg_dump_patterns(request))
+    let captured = safeshift_rehearse::capture_schema(&url, &schemas, &request.excluded_tables)
         .map_err(from_rehearse)?;
     let today = chrono::Utc::now().format("%Y-%m-%d");
     let sql = format!(
@@ -287,7 +299,6 @@ pub fn record_baseline(
         })?;
         record(
             context,
-            &migrator,
             db,
             vec![AppliedElsewhere {
                 version: version.to_string(),
@@ -322,10 +333,10 @@ pub fn record_baseline(
 
 fn record(
     context: &Context,
-    migrator: &safeshift_runner::Migrator,
     db: &mut dyn Driver,
     records: Vec<AppliedElsewhere>,
 ) -> Result<Vec<HistoryRecord>, CliError> {
+    let migrator = context.migrator(false)?;
     let mut progress = Progress::new(context.quiet, false, context.project.lock.wait);
     Ok(migrator.record_applied(db, &mut progress, |_, state| {
         if state.versions.values().any(|v| v.applied) {
@@ -382,16 +393,6 @@ fn default_version(existing: &[(Version, Layout)]) -> Result<Version, CliError> 
         }
     };
     Version::parse(&text).ok_or_else(|| CliError::usage(format!("`{text}` is not a version")))
-}
-
-/// `pg_dump --exclude-table` patterns matching exactly these tables.
-fn pg_dump_patterns(request: &BaselineRequest) -> Vec<String> {
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
-    request
-        .excluded_tables
-        .iter()
-        .map(|(schema, table)| format!("{}.{}", quote(schema), quote(table)))
-        .collect()
 }
 
 /// An identifier as PostgreSQL's `quote_ident` writes it (quoted unless plain lower case).
