@@ -25,7 +25,7 @@ Exit codes:
   2    usage or configuration error (bad flag, config file or database URL)
   3    invalid migration files
   4    refused by a safety check (changed applied file, out-of-order version, missing down
-       section, partially applied migration)
+       section, partially applied migration, an adoption whose history and files disagree)
   5    the run lock could not be taken in time, or was lost
   6    could not connect to the database, or lost the connection
   7    `status --exit-code`: migrations are pending
@@ -35,7 +35,8 @@ Exit codes:
   10   migrations applied, but a health check failed afterwards (rolled back with
        --rollback-on-failure)
   11   `rehearse`: a rollback is not exact, a re-run fails, an expectation is not met,
-       a lock policy is violated, or a migration fails on the scratch database
+       a lock policy is violated, or a migration fails on the scratch database;
+       `baseline`: the baseline does not rebuild the live schema
   12   `diff --exit-code`: the schemas differ
   130  interrupted (Ctrl-C or SIGTERM)";
 

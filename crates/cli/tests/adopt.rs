@@ -418,6 +418,30 @@ fn a_flyway_project_of_24_migrations_with_undo_and_repeatable_files_is_adopted()
     assert!(!pg_table_exists(&mut client, "shop.t24"));
     let status = project.run(&["status", "--json"]).json();
     assert_eq!(status["pending"], 1);
+    project.run(&["up"]).expect(exit::OK);
+    // A repeatable migration edited after safeshift applied it runs again; unchanged, it does not.
+    std::fs::write(
+        location.join("R__t_count.sql"),
+        "CREATE OR REPLACE VIEW ${app_schema}.t_count AS SELECT count(*)::int + 100 AS n FROM ${app_schema}.t1;\n",
+    )
+    .unwrap();
+    let status = project.run(&["status", "--json"]).json();
+    let repeatable = status["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["version"] == "R__t_count")
+        .unwrap();
+    assert_eq!(repeatable["state"], "reapply");
+    assert_eq!(status["pending"], 1);
+    project.run(&["up"]).expect(exit::OK);
+    assert_eq!(
+        pg_value(&mut client, "SELECT n::text FROM shop.t_count"),
+        "100"
+    );
+    let again = project.run(&["up"]);
+    again.expect(exit::OK);
+    assert!(!again.stdout.contains("R__t_count"), "{}", again.stdout);
 }
 
 #[test]
