@@ -63,7 +63,9 @@ pub struct GlobalArgs {
     )]
     pub database_url: Option<String>,
 
-    /// The migrations directory [default: `directory` in safeshift.toml, else migrations].
+    /// The migrations directory [default: `directory` in safeshift.toml, else migrations/, else
+    /// where another tool keeps its migrations (flyway.conf's, sqitch.plan's,
+    /// prisma/migrations, db/migrations…)].
     #[arg(
         short = 'd',
         long = "dir",

@@ -207,7 +207,11 @@ pub(crate) fn plan_down<'a>(
                 match migration.down_section() {
                     Err(MissingDown::Absent) => missing.push((
                         version.to_string(),
-                        format!("{} has no down section", migration.up.path.display()),
+                        format!(
+                            "{} has no rollback: write {}",
+                            migration.up.path.display(),
+                            migration.rollback_description()
+                        ),
                     )),
                     Err(MissingDown::Empty) => missing.push((
                         version.to_string(),

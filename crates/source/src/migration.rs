@@ -94,6 +94,41 @@ impl Migration {
         }
     }
 
+    /// What a rollback of this migration is, in its layout, for messages about a missing one
+    /// (`a -- migrate:down section`, `revert/users.sql`).
+    pub fn rollback_description(&self) -> String {
+        let beside = |name: &str| {
+            self.up
+                .path
+                .parent()
+                .map(|dir| dir.join(name).display().to_string())
+                .unwrap_or_else(|| name.to_owned())
+        };
+        match self.layout {
+            Layout::Sections | Layout::RollbackDirectory => {
+                "a `-- migrate:down` section (or a file in rollback/)".to_owned()
+            }
+            Layout::Pair => format!("{}_{}.down.sql", self.version, self.name),
+            Layout::Goose => "a `-- +goose Down` section".to_owned(),
+            Layout::Plain => "a `-- Down Migration` part".to_owned(),
+            Layout::Flyway => format!("an undo file U{}__….sql", self.version),
+            Layout::Diesel | Layout::Prisma => beside("down.sql"),
+            Layout::Sqitch => {
+                let script = self.up.path.file_name().map(|n| n.to_owned());
+                let revert = self
+                    .up
+                    .path
+                    .parent()
+                    .and_then(Path::parent)
+                    .map(|top| top.join("revert"));
+                match (revert, script) {
+                    (Some(revert), Some(script)) => revert.join(script).display().to_string(),
+                    _ => "a revert script".to_owned(),
+                }
+            }
+        }
+    }
+
     /// The section for a direction.
     pub fn section(&self, direction: Direction) -> Option<&Section> {
         match direction {

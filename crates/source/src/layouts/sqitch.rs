@@ -108,7 +108,10 @@ impl Directories {
                 .or_else(|| settings.get(&format!("core.{key}")))
                 .cloned()
         };
-        let top = directory.join(get("top_dir").unwrap_or_else(|| ".".into()));
+        let top = match get("top_dir") {
+            Some(top) if top != "." => directory.join(top),
+            _ => directory.to_path_buf(),
+        };
         let dir = |key: &str, default: &str| {
             get(key).map_or_else(|| top.join(default), |value| directory.join(value))
         };
