@@ -231,22 +231,28 @@ pub fn plan_adoption(
     }
     // golang-migrate's one version, and Flyway's baseline, stand for every version up to them.
     for (through, source) in [
-        (&foreign.applied_through, "its one row says"),
-        (&foreign.baseline, "its baseline is"),
+        (
+            &foreign.applied_through,
+            "holds one row, the newest version applied:",
+        ),
+        (&foreign.baseline, "has a baseline at version"),
     ] {
         let Some(through) = through else { continue };
+        let mut counted = 0;
         for migration in set
             .migrations
             .iter()
             .filter(|m| !m.version.is_repeatable() && m.version <= *through)
         {
             applied.entry(migration.version.clone()).or_insert_with(|| {
-                plan.notes.push(format!(
-                    "{} counts as applied: {table} {source} version {through}",
-                    migration.version
-                ));
+                counted += 1;
                 (migration, None)
             });
+        }
+        if counted > 0 {
+            plan.notes.push(format!(
+                "{counted} migration(s) up to {through} count as applied: {table} {source} {through}"
+            ));
         }
     }
     for (version, (migration, entry)) in &applied {

@@ -272,6 +272,13 @@ fn golang_migrate_dirty_version_refuses_and_its_one_version_stands_for_all_befor
         "{}",
         adopted.stdout
     );
+    assert!(
+        adopted.stdout.contains(
+            "2 migration(s) up to 3 count as applied: public.schema_migrations holds one row, the newest version applied: 3"
+        ),
+        "{}",
+        adopted.stdout
+    );
     let up = project.run(&["up"]);
     up.expect(exit::OK);
     assert!(up.stdout.contains("applied 000004"), "{}", up.stdout);

@@ -38,6 +38,29 @@ pub(crate) fn read(
             not_sql: None,
         });
     }
+    if let Some(project) = project {
+        let others = rows(
+            db,
+            &["project"],
+            &format!(
+                "{} WHERE \"project\" <> {} GROUP BY \"project\"",
+                history.table.quoted(),
+                literal(project)
+            ),
+            "1",
+        )?;
+        if !others.is_empty() {
+            history.notes.push(format!(
+                "{table} also holds changes of {}; only `{project}`, sqitch.plan's project, is adopted",
+                others
+                    .iter()
+                    .filter_map(|row| row[0].clone())
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     let events = history.table.sibling("events");
     let last = rows(
         db,
