@@ -104,7 +104,7 @@ pub struct Project {
     /// current directory.
     pub root: PathBuf,
     pub migrations_dir: PathBuf,
-    /// The layout of the migrations directory, when chosen (`--format`, `format`).
+    /// The layout of the migrations directory, when chosen (`--migration-format`, `format`).
     pub format: Option<safeshift_source::Format>,
     /// Values for template placeholders (`[variables]`, then `--var`).
     pub variables: std::collections::BTreeMap<String, String>,

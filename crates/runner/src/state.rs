@@ -201,6 +201,25 @@ mod tests {
     }
 
     #[test]
+    fn repeatable_migrations_are_never_the_newest_applied_nor_rolled_back() {
+        use Direction::*;
+        use RecordKind::*;
+        use Status::*;
+        let records = vec![
+            record(1, "0001", Migrate, Up, Succeeded),
+            record(2, "R__views", Migrate, Up, Succeeded),
+        ];
+        let state = HistoryState::from_records(&records);
+        assert!(state.is_applied(&Version::repeatable("views")));
+        assert_eq!(state.newest_applied(), Version::parse("0001").as_ref());
+        let rollback_order: Vec<&str> = state
+            .applied_newest_first()
+            .map(|(version, _)| version.as_str())
+            .collect();
+        assert_eq!(rollback_order, ["0001"]);
+    }
+
+    #[test]
     fn a_stopped_non_transactional_attempt_is_partial() {
         let mut failed = record(
             1,
