@@ -25,6 +25,11 @@ pub const CONFIG_FILE: &str = "safeshift.toml";
 pub struct FileConfig {
     /// The migrations directory, relative to the file.
     pub directory: Option<String>,
+    /// The directory's layout (`goose`, `flyway`…); detected when absent.
+    pub format: Option<String>,
+    /// Values for template placeholders in the migration files.
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub database: DatabaseSection,
     #[serde(default)]
@@ -99,6 +104,10 @@ pub struct Project {
     /// current directory.
     pub root: PathBuf,
     pub migrations_dir: PathBuf,
+    /// The layout of the migrations directory, when chosen (`--migration-format`, `format`).
+    pub format: Option<safeshift_source::Format>,
+    /// Values for template placeholders (`[variables]`, then `--var`).
+    pub variables: std::collections::BTreeMap<String, String>,
     /// The database URL, password included; parse it with `DatabaseUrl`, which redacts it.
     pub url: Option<(String, UrlSource)>,
     pub history: HistoryLocation,
@@ -179,16 +188,45 @@ impl Project {
             &interpolated,
             &config_error_for,
         )?;
-        let migrations_dir = match &args.migrations_dir {
-            Some(dir) => dir.clone(),
-            None => clean_join(
-                &root,
-                Path::new(
-                    &interpolated(&file.directory, "directory")?
-                        .unwrap_or_else(|| "migrations".into()),
-                ),
-            ),
+        let migrations_dir = match (
+            &args.migrations_dir,
+            interpolated(&file.directory, "directory")?,
+        ) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(directory)) => clean_join(&root, Path::new(&directory)),
+            // Without a setting, `migrations/`, or where another tool keeps its migrations.
+            (None, None) => match safeshift_source::discover_directory(&root) {
+                Some(dir) => match dir.strip_prefix(&root) {
+                    Ok(relative) if relative.as_os_str().is_empty() => root.clone(),
+                    Ok(relative) => clean_join(&root, relative),
+                    Err(_) => dir,
+                },
+                None => clean_join(&root, Path::new("migrations")),
+            },
         };
+        let format = match (args.migration_format, interpolated(&file.format, "format")?) {
+            (Some(format), _) => Some(format),
+            (None, Some(name)) => {
+                Some(safeshift_source::Format::parse(&name).ok_or_else(|| {
+                    config_error(
+                        &origin,
+                        "format",
+                        format!(
+                            "`{name}` is not a format; choose one of {}",
+                            safeshift_source::Format::ALL.map(|f| f.as_str()).join(", ")
+                        ),
+                    )
+                })?)
+            }
+            (None, None) => None,
+        };
+        let mut variables = std::collections::BTreeMap::new();
+        for (name, value) in &file.variables {
+            let value = interpolate(value)
+                .map_err(|m| config_error(&origin, &format!("variables.{name}"), m))?;
+            variables.insert(name.clone(), value);
+        }
+        variables.extend(args.variables.iter().cloned());
         let environment_url = match (&environment, environment_section) {
             (Some(environment), Some(section)) => interpolated(
                 &section.url,
@@ -320,6 +358,8 @@ impl Project {
         Ok(Project {
             root,
             migrations_dir,
+            format,
+            variables,
             url,
             history,
             lock,

@@ -3,7 +3,7 @@
 
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver};
 use safeshift_runner::{Identity, Migrator, Settings};
-use safeshift_source::MigrationSet;
+use safeshift_source::{LoadOptions, MigrationSet, Variables};
 
 use crate::cli::GlobalArgs;
 use crate::config::Project;
@@ -27,7 +27,22 @@ impl Context {
 
     /// Every migration in the project's directory; any malformed file is an error.
     pub fn migrations(&self) -> Result<MigrationSet, CliError> {
-        Ok(MigrationSet::load(&self.project.migrations_dir)?)
+        Ok(MigrationSet::load_with(
+            &self.project.migrations_dir,
+            &self.load_options(),
+        )?)
+    }
+
+    /// How to read migration directories: the chosen layout and the template values (`--var`,
+    /// then the environment, which goose's ENVSUB reads).
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            format: self.project.format,
+            variables: Variables {
+                given: self.project.variables.clone(),
+                environment: std::env::vars().collect(),
+            },
+        }
     }
 
     /// The migrations directory as shown to the user.

@@ -16,7 +16,7 @@ fn time(at: &DateTime<Utc>) -> String {
 fn state_cell(state: EntryState) -> String {
     let style = match state {
         EntryState::Applied => GREEN,
-        EntryState::Pending => YELLOW,
+        EntryState::Pending | EntryState::Reapply => YELLOW,
         EntryState::Changed
         | EntryState::FileMissing
         | EntryState::Failed
@@ -42,7 +42,12 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
             " (not created yet)"
         }
     ));
-    out(format!("{} {migrations_dir}", styled(BOLD, "Migrations")));
+    out(format!(
+        "{} {migrations_dir} · format {} ({})",
+        styled(BOLD, "Migrations"),
+        report.format.format,
+        report.format.reason
+    ));
     if let Some(holder) = &report.run_in_progress {
         let since = holder
             .since

@@ -429,7 +429,7 @@ fn down_requires_a_down_section_and_names_the_migration() {
     assert!(
         refused
             .stderr
-            .contains("0003: migrations/0003_c.up.sql has no down section"),
+            .contains("0003: migrations/0003_c.up.sql has no rollback: write 0003_c.down.sql"),
         "{}",
         refused.stderr
     );

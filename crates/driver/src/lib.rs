@@ -168,6 +168,11 @@ pub trait Driver: Send {
     /// Every history row, oldest first. Empty when the table does not exist.
     fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DriverError>;
 
+    /// The rows of a query outside any attempt, every value as text (`None` for NULL): for
+    /// reading the catalog and other tools' tables. On SQLite, cast columns that are not text
+    /// (`CAST(x AS TEXT)`).
+    fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError>;
+
     /// Appends a finished row (an audit row from `resolve` or `repair`); returns its id.
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError>;
 

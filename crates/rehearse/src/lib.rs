@@ -32,6 +32,7 @@
 //! `safeshift diff`).
 
 mod apply;
+mod baseline;
 mod connection;
 mod error;
 mod estimate;
@@ -49,6 +50,7 @@ mod synthetic;
 mod trace;
 mod watcher;
 
+pub use baseline::{BaselineProof, CapturedSchema, capture_schema, migration_body, prove_rebuild};
 pub use connection::Connection;
 pub use error::RehearseError;
 pub use estimate::{DurationEstimate, METHOD as ESTIMATE_METHOD, TableStatistics, bytes};

@@ -288,7 +288,9 @@ pub(crate) fn run_step(
         }
         return Err(RunError::MigrationFailed {
             version: version.to_owned(),
-            file: step.section.path.clone(),
+            file: statement
+                .and_then(|s| s.file.clone())
+                .unwrap_or_else(|| step.section.path.clone()),
             direction: step.direction,
             statement: statement.map(|s| FailedStatement {
                 number: s.index + 1,

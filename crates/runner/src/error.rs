@@ -123,7 +123,7 @@ impl RunError {
                  newer ones, then run with --allow-out-of-order"
                     .into()
             }
-            RunError::MissingDown(_) => "write the down section (`-- migrate:down`), or restore by other means".into(),
+            RunError::MissingDown(_) => "write the rollback each line above asks for, or restore by other means".into(),
             RunError::Blocked { help, .. } => help.clone(),
             RunError::MigrationFailed {
                 transactional,

@@ -23,7 +23,7 @@ pub use error::{ChecksumMismatch, FailedStatement, RunError};
 pub use events::{Event, Observer, Quiet};
 pub use hooks::{NoHooks, Progress, StatementContext, StatementHooks};
 pub use interrupt::Interrupt;
-pub use migrator::{Migrator, Resolution};
+pub use migrator::{AppliedElsewhere, Migrator, Resolution};
 pub use plan::DownTarget;
 pub use report::{
     CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, LastError,

@@ -13,7 +13,7 @@ const TEMPLATE: &str = r#"# safeshift configuration. Flags and SAFESHIFT_* envir
 # strings may use ${VARIABLE} and ${VARIABLE:-default}.
 
 # Where the migration files live, relative to this file.
-directory = "migrations"
+directory = "{directory}"
 
 [database]
 # SQLite (embedded, no server): sqlite://path.db, relative to this file.
@@ -63,7 +63,28 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
                 config_path.display()
             ));
         }
-        let contents = TEMPLATE.replace("{url}", &url.replace('\\', "\\\\").replace('"', "\\\""));
+        // An existing project keeps its migrations where its tool keeps them.
+        let directory = match global
+            .migrations_dir
+            .clone()
+            .or_else(|| safeshift_source::discover_directory(std::path::Path::new(".")))
+        {
+            Some(dir) => {
+                let relative = dir.strip_prefix(".").unwrap_or(&dir).display().to_string();
+                if relative.is_empty() {
+                    ".".to_owned()
+                } else {
+                    relative
+                }
+            }
+            None => "migrations".to_owned(),
+        };
+        let contents = TEMPLATE
+            .replace(
+                "{directory}",
+                &directory.replace('\\', "/").replace('"', "\\\""),
+            )
+            .replace("{url}", &url.replace('\\', "\\\\").replace('"', "\\\""));
         std::fs::write(&config_path, contents)
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", config_path.display())))?;
         out(format!("created {}", config_path.display()));
@@ -110,6 +131,8 @@ fn clone_global(global: &GlobalArgs) -> GlobalArgs {
         config: global.config.clone(),
         database_url: global.database_url.clone(),
         migrations_dir: global.migrations_dir.clone(),
+        migration_format: global.migration_format,
+        variables: global.variables.clone(),
         history_schema: global.history_schema.clone(),
         history_table: global.history_table.clone(),
         lock_mode: global.lock_mode,

@@ -10,7 +10,7 @@ use safeshift_lint::{
     TableStatistics,
 };
 use safeshift_runner::{EntryState, Migrator, RunError};
-use safeshift_source::{Checksum, LooseFile, MigrationSet};
+use safeshift_source::{Checksum, LoadOptions, LooseFile, MigrationSet};
 
 use crate::cli::LintArgs;
 use crate::config::UrlSource;
@@ -129,7 +129,10 @@ fn read_targets(
         args.paths.clone()
     };
     let mut targets = Vec::new();
-    let mut directories = Directories::default();
+    let mut directories = Directories {
+        options: context.load_options(),
+        loaded: HashMap::new(),
+    };
     for path in &paths {
         for target in directories.classify(path)? {
             targets.push(match target {
@@ -238,8 +241,9 @@ enum Target {
 }
 
 /// Reads what the command line names, loading each migrations directory once.
-#[derive(Default)]
 struct Directories {
+    /// How to read them (`--format`, `--var`).
+    options: LoadOptions,
     /// Directories already loaded: `None` when the directory holds no migrations.
     loaded: HashMap<PathBuf, Option<MigrationSet>>,
 }
@@ -249,7 +253,7 @@ impl Directories {
         self.loaded
             .entry(directory.to_path_buf())
             .or_insert_with(|| {
-                MigrationSet::load(directory)
+                MigrationSet::load_with(directory, &self.options)
                     .ok()
                     .filter(|set| !set.migrations.is_empty())
             })
@@ -260,7 +264,7 @@ impl Directories {
     /// file; a migration file with its directory's history for context; any other file on its own.
     fn classify(&mut self, path: &Path) -> Result<Vec<Target>, CliError> {
         if path.is_dir() {
-            let set = MigrationSet::load(path)?;
+            let set = MigrationSet::load_with(path, &self.options)?;
             if !set.migrations.is_empty() {
                 return Ok(vec![Target::Set(set, Scope::All, None)]);
             }

@@ -107,7 +107,10 @@ pub fn build(
             e.file.is_some()
                 && matches!(
                     e.state,
-                    EntryState::Pending | EntryState::Failed | EntryState::Partial
+                    EntryState::Pending
+                        | EntryState::Failed
+                        | EntryState::Partial
+                        | EntryState::Reapply
                 )
         })
         .filter_map(|e| Version::parse(&e.version))

@@ -219,7 +219,7 @@ fn history_check(migrator: &Migrator, db: &mut dyn Driver) -> Result<Check, CliE
                 "{} is pending but older than the newest applied version",
                 entry.version
             )),
-            EntryState::Pending => {}
+            EntryState::Pending | EntryState::Reapply => {}
         }
     }
     Ok(if problems.is_empty() {

@@ -679,6 +679,10 @@ impl Driver for PostgresDriver {
             .collect()
     }
 
+    fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
+        self.rows(sql)
+    }
+
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError> {
         let insert = self.sql.insert(
             record,

@@ -364,6 +364,10 @@ impl Driver for SqliteDriver {
             .collect()
     }
 
+    fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
+        self.rows(sql)
+    }
+
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError> {
         self.refuse_if_missing()?;
         let insert = self.sql.insert(
