@@ -5,7 +5,6 @@
 //! watch) and renders their results; the work itself lives in those libraries.
 
 pub mod confirm;
-pub mod hooks;
 pub mod plan;
 pub mod preflight;
 pub mod render;

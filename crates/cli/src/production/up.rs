@@ -16,10 +16,10 @@ use crate::commands::{error_json, print_json};
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{BOLD, err, out, styled};
-use crate::production::hooks::{self, HookContext, HookOutcome};
 use crate::production::{confirm, plan, preflight, record_event, render, watch};
 use crate::render::{self as run_render, Progress};
 use crate::signals::Interrupts;
+use safeshift_deploy::hooks::{self, HookContext, HookOutcome};
 
 /// Runs the guarded `up`.
 pub fn run(
