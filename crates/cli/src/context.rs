@@ -6,8 +6,8 @@ use safeshift_runner::{Identity, Migrator, Settings};
 use safeshift_source::MigrationSet;
 
 use crate::cli::GlobalArgs;
-use crate::config::Project;
 use crate::exit::CliError;
+use safeshift::Project;
 
 /// The resolved configuration plus output options.
 pub struct Context {
@@ -19,7 +19,7 @@ pub struct Context {
 impl Context {
     pub fn new(args: &GlobalArgs) -> Result<Context, CliError> {
         Ok(Context {
-            project: Project::load(args)?,
+            project: Project::load(&args.overrides())?,
             quiet: args.quiet,
             identity: Identity::current(),
         })
@@ -65,10 +65,7 @@ impl Context {
     /// The same project pointed at another database (a restore's `--to` target).
     pub fn with_url(&self, url: &DatabaseUrl) -> Context {
         let mut project = self.project.clone();
-        project.url = Some((
-            url.expose_secret().to_owned(),
-            crate::config::UrlSource::Flag,
-        ));
+        project.url = Some((url.expose_secret().to_owned(), safeshift::UrlSource::Flag));
         Context {
             project,
             quiet: self.quiet,

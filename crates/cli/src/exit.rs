@@ -132,6 +132,15 @@ impl From<safeshift_backup::BackupError> for CliError {
     }
 }
 
+impl From<safeshift::ProjectError> for CliError {
+    fn from(error: safeshift::ProjectError) -> Self {
+        CliError::Usage {
+            message: error.message,
+            help: error.help,
+        }
+    }
+}
+
 impl From<SourceErrors> for CliError {
     fn from(errors: SourceErrors) -> Self {
         CliError::Source(errors)

@@ -35,6 +35,12 @@
 // `Error` wraps the runner's error, which is large and returned at most once per run.
 #![allow(clippy::result_large_err)]
 
+pub mod config;
+pub mod environment;
+mod online;
+
+pub use config::{Overrides, Project, ProjectError, UrlSource};
+
 pub use safeshift_driver::{
     ConnectOptions, DatabaseUrl, Direction, Driver, DriverError, Engine, HistoryLocation,
     HistoryRecord, LockMode, Timeouts, redact,

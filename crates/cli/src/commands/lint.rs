@@ -13,11 +13,11 @@ use safeshift_runner::{EntryState, Migrator, RunError};
 use safeshift_source::{Checksum, LooseFile, MigrationSet};
 
 use crate::cli::LintArgs;
-use crate::config::UrlSource;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::lint::{Format, render};
 use crate::output::{err, out};
+use safeshift::UrlSource;
 
 /// Lints the given files and directories (default: the project's migrations), prints the report
 /// in the chosen format, and fails when a finding at or above `--fail-on` remains.

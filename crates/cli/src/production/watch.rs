@@ -3,8 +3,8 @@
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_watch::{Session, WatchConfig, WatchEvent, Watchdog};
 
-use crate::environment::WatchSettings;
 use crate::output::{RED, YELLOW, err, millis, styled};
+use safeshift::environment::WatchSettings;
 
 /// Starts the watchdog on a connection of its own when the migration connection has a fixed
 /// server process (a direct PostgreSQL connection); otherwise says why there is none. `abort`

@@ -13,7 +13,7 @@ use safeshift_lint::Risk;
 use safeshift_source::parse_duration;
 use safeshift_watch::{HealthCheck, Limits, Threshold};
 
-use crate::exit::CliError;
+use crate::config::ProjectError;
 
 /// `[backup]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -190,9 +190,10 @@ pub struct BackupSettings {
 }
 
 /// Expands `${VAR}` in a configuration value, naming the key in errors.
-pub type Interpolate<'a> = &'a dyn Fn(&Option<String>, &str) -> Result<Option<String>, CliError>;
+pub type Interpolate<'a> =
+    &'a dyn Fn(&Option<String>, &str) -> Result<Option<String>, ProjectError>;
 /// Builds a configuration error for a key.
-pub type ConfigError<'a> = &'a dyn Fn(&str, String) -> CliError;
+pub type ConfigError<'a> = &'a dyn Fn(&str, String) -> ProjectError;
 
 /// Resolves the `[backup]` section; `interpolate` expands `${VAR}` and reports errors with the key.
 pub fn backup_settings(
@@ -200,7 +201,7 @@ pub fn backup_settings(
     root: &Path,
     interpolate: Interpolate<'_>,
     error: ConfigError<'_>,
-) -> Result<BackupSettings, CliError> {
+) -> Result<BackupSettings, ProjectError> {
     let dir = interpolate(&section.dir, "backup.dir")?.unwrap_or_else(|| "backups".into());
     Ok(BackupSettings {
         dir: join(root, &dir),
@@ -223,10 +224,10 @@ pub fn resolve(
     root: &Path,
     interpolate: Interpolate<'_>,
     error: ConfigError<'_>,
-) -> Result<Environment, CliError> {
+) -> Result<Environment, ProjectError> {
     let Some(section) = sections.get(name) else {
         let known: Vec<&str> = sections.keys().map(String::as_str).collect();
-        return Err(CliError::usage_with_help(
+        return Err(ProjectError::with_help(
             format!("there is no environment `{name}` in safeshift.toml"),
             if known.is_empty() {
                 "define one as [environments.<name>] in safeshift.toml".to_owned()
@@ -236,12 +237,13 @@ pub fn resolve(
         ));
     };
     let key = |field: &str| format!("environments.{name}.{field}");
-    let duration = |value: &Option<String>, field: &str| -> Result<Option<Duration>, CliError> {
-        value
-            .as_deref()
-            .map(|v| parse_duration(v).map_err(|m| error(&key(field), m)))
-            .transpose()
-    };
+    let duration =
+        |value: &Option<String>, field: &str| -> Result<Option<Duration>, ProjectError> {
+            value
+                .as_deref()
+                .map(|v| parse_duration(v).map_err(|m| error(&key(field), m)))
+                .transpose()
+        };
     let mut health = Vec::new();
     for (index, check) in section.health.iter().enumerate() {
         let field = format!("health[{index}]");
