@@ -897,3 +897,43 @@ fn preflight_fails_on_an_unsettled_history_and_warns_about_lock_holders() {
     );
     holder.batch_execute("ROLLBACK").unwrap();
 }
+
+#[test]
+fn up_to_a_version_in_an_environment_gates_only_up_to_that_version() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project.migration(
+        "0001_accounts.sql",
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, email text);",
+        "DROP TABLE accounts;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    project
+        .migration(
+            "0002_plans.sql",
+            "CREATE TABLE plans (id bigint PRIMARY KEY);",
+            "DROP TABLE plans;",
+        )
+        .migration(
+            "0003_email_index.sql",
+            "CREATE INDEX accounts_email_idx ON accounts (email);",
+            "DROP INDEX accounts_email_idx;",
+        );
+    write_config(&project, "[environments.production]\n");
+    // 0003 blocks writes to an existing table while its index builds (a high risk): it stops a
+    // run that applies it, and only such a run.
+    let to_second = project.run(&["--env", "production", "up", "--to", "0002"]);
+    to_second.expect(exit::OK);
+    let mut client = db.client();
+    assert!(pg_table_exists(&mut client, "public.plans"));
+    let everything = project.run(&["--env", "production", "up"]);
+    everything.expect(exit::REFUSED);
+    assert!(
+        everything
+            .stderr
+            .contains("require-concurrent-index-creation"),
+        "{}",
+        everything.all()
+    );
+    assert!(!pg_table_exists(&mut client, "public.accounts_email_idx"));
+}

@@ -394,20 +394,10 @@ pub(crate) fn grade_by_size(
     Ok(())
 }
 
-/// The check `up` runs before applying: lints the pending migrations (with the history read
-/// for context) and refuses when a finding above `accepted` is not acknowledged. Only
-/// PostgreSQL migrations are linted.
-pub fn gate_pending(
-    migrator: &Migrator,
-    db: &mut dyn Driver,
-    accepted: Risk,
-    quiet: bool,
-) -> Result<(), CliError> {
-    gate_pending_up_to(migrator, db, accepted, quiet, None)
-}
-
-/// [`gate_pending`] for `up --to TARGET`: migrations after the target are not applied, so
-/// their findings do not stop the run.
+/// The check `up` runs before applying: lints the pending migrations up to `target` (all with
+/// `None`; with the history read for context) and refuses when a finding above `accepted` is not
+/// acknowledged: migrations after the target are not applied, so their findings do not stop the
+/// run. Only PostgreSQL migrations are linted.
 pub fn gate_pending_up_to(
     migrator: &Migrator,
     db: &mut dyn Driver,

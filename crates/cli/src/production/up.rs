@@ -51,7 +51,13 @@ pub fn run(
         }
         return Ok(Exit::Success);
     }
-    crate::commands::lint::gate_pending(&probe_migrator, db.as_mut(), accepted, args.json)?;
+    crate::commands::lint::gate_pending_up_to(
+        &probe_migrator,
+        db.as_mut(),
+        accepted,
+        args.json,
+        target,
+    )?;
 
     if environment.as_ref().is_some_and(|e| e.preflight) {
         let report = preflight::run(context, &probe_migrator, &url, &options, target, accepted)?;
