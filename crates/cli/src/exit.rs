@@ -1,7 +1,7 @@
 //! Exit codes (documented in `--help` and the README) and the errors that lead to them.
 
 use safeshift_driver::{DriverError, ErrorKind};
-use safeshift_runner::RunError;
+use safeshift_runner::{InterruptReason, RunError};
 use safeshift_source::SourceErrors;
 
 /// The documented exit codes.
@@ -105,7 +105,10 @@ fn run_exit(error: &RunError) -> Exit {
             Exit::Connection
         }
         RunError::MigrationFailed { .. } => Exit::MigrationFailed,
-        RunError::Interrupted { reason, .. } if reason.starts_with("watchdog") => Exit::Guard,
+        RunError::Interrupted {
+            reason: InterruptReason::Watchdog(_),
+            ..
+        } => Exit::Guard,
         RunError::Interrupted { .. } => Exit::Interrupted,
         RunError::Usage(_) => Exit::Usage,
     }

@@ -11,7 +11,7 @@ use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
 use crate::error::{FailedStatement, REFUSED, RunError};
 use crate::events::{Event, Observer};
 use crate::hooks::{Progress, StatementContext, StatementHooks};
-use crate::interrupt::Interrupt;
+use crate::interrupt::{Interrupt, InterruptReason};
 use crate::plan::Step;
 use crate::report::CompletedMigration;
 use crate::settings::Settings;
@@ -247,7 +247,7 @@ pub(crate) fn run_step(
                 .fail_attempt(&failure_record(
                     &error,
                     statement,
-                    interrupted_by_user.then(|| interrupt.reason()).as_deref(),
+                    interrupted_by_user.then(|| interrupt.reason()).as_ref(),
                     elapsed,
                 ))
                 .is_ok();
@@ -317,7 +317,7 @@ fn interrupted() -> DriverError {
 fn failure_record(
     error: &DriverError,
     statement: Option<&Statement>,
-    interrupted_because: Option<&str>,
+    interrupted_because: Option<&InterruptReason>,
     elapsed: Duration,
 ) -> Failure {
     let mut message = match interrupted_because {

@@ -176,7 +176,7 @@ pub fn run(
                 let interrupt = migrator.interrupt();
                 let cancel = db.canceller();
                 Box::new(move |reason: String| {
-                    interrupt.request(reason);
+                    interrupt.request(safeshift_runner::InterruptReason::Watchdog(reason));
                     cancel();
                 })
             },
