@@ -154,8 +154,8 @@ impl GlobalArgs {
             history_schema: self.history_schema.clone(),
             history_table: self.history_table.clone(),
             lock_mode: self.lock_mode.map(|mode| match mode {
-                LockModeArg::Advisory => safeshift::LockMode::Advisory,
-                LockModeArg::Lease => safeshift::LockMode::Lease,
+                LockModeArg::Advisory => safeshift::RunLockMode::Advisory,
+                LockModeArg::Lease => safeshift::RunLockMode::Lease,
             }),
             lock_wait: self.lock_wait.clone(),
             lock_timeout: self.lock_timeout.clone(),

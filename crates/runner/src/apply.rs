@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
-    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, RecordKind, Status,
+    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, PostgresDriver, RecordKind,
+    Status,
 };
 use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
 
@@ -370,7 +371,7 @@ fn clear_invalid_index(
     version: &str,
     observer: &mut dyn Observer,
 ) -> Result<(), DriverError> {
-    if !db.index_is_invalid(target.schema.as_deref(), &target.name)? {
+    if !index_is_invalid(db, target)? {
         return Ok(());
     }
     let quoted = quoted_index(target);
@@ -398,7 +399,12 @@ fn clear_invalid_index(
 /// while running it leaves it running on the server until the server notices (through a
 /// connection pooler it may not notice at all). Running it again then would apply it twice.
 fn refuse_if_still_running(db: &mut dyn Driver, statement: &Statement) -> Result<(), DriverError> {
-    match db.statement_in_progress(&statement.sql)? {
+    let still_running = match PostgresDriver::of_mut(db) {
+        Some(postgres) => postgres.statement_in_progress(&statement.sql)?,
+        // Only a server keeps running a statement whose client is gone.
+        None => None,
+    };
+    match still_running {
         None => Ok(()),
         Some(pid) => Err(DriverError::new(
             ErrorKind::Statement,
@@ -413,7 +419,7 @@ fn refuse_if_still_running(db: &mut dyn Driver, statement: &Statement) -> Result
 
 /// After `CREATE INDEX CONCURRENTLY`: the index must be valid.
 fn require_valid_index(db: &mut dyn Driver, target: &ConcurrentIndex) -> Result<(), DriverError> {
-    if db.index_is_invalid(target.schema.as_deref(), &target.name)? {
+    if index_is_invalid(db, target)? {
         let quoted = quoted_index(target);
         return Err(DriverError::new(
             ErrorKind::Statement,
@@ -424,6 +430,15 @@ fn require_valid_index(db: &mut dyn Driver, target: &ConcurrentIndex) -> Result<
         )));
     }
     Ok(())
+}
+
+/// Whether the index a `CREATE INDEX CONCURRENTLY` builds exists and is INVALID; only
+/// PostgreSQL leaves such indexes.
+fn index_is_invalid(db: &mut dyn Driver, target: &ConcurrentIndex) -> Result<bool, DriverError> {
+    match PostgresDriver::of_mut(db) {
+        Some(postgres) => postgres.index_is_invalid(target.schema.as_deref(), &target.name),
+        None => Ok(false),
+    }
 }
 
 /// Sleeps, waking early if interrupted; returns false if interrupted.

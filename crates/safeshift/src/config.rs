@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use safeshift_driver::{HistoryLocation, LockMode, Timeouts};
+use safeshift_driver::{HistoryLocation, RunLockMode, Timeouts};
 use safeshift_runner::{LockSettings, RetryPolicy};
 use safeshift_source::{VersionScheme, parse_duration};
 
@@ -23,7 +23,7 @@ pub struct Overrides {
     pub migrations_dir: Option<PathBuf>,
     pub history_schema: Option<String>,
     pub history_table: Option<String>,
-    pub lock_mode: Option<LockMode>,
+    pub lock_mode: Option<RunLockMode>,
     pub lock_wait: Option<String>,
     pub lock_timeout: Option<String>,
     pub statement_timeout: Option<String>,
@@ -99,7 +99,7 @@ pub struct HistorySection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockSection {
-    pub mode: Option<LockMode>,
+    pub mode: Option<RunLockMode>,
     pub wait: Option<String>,
     pub lease: Option<String>,
 }

@@ -43,7 +43,7 @@ pub use config::{Overrides, Project, ProjectError, UrlSource};
 
 pub use safeshift_driver::{
     ConnectOptions, DatabaseUrl, Direction, Driver, DriverError, Engine, HistoryLocation,
-    HistoryRecord, LockMode, Timeouts, redact,
+    HistoryRecord, RunLockMode, Timeouts, redact,
 };
 pub use safeshift_runner::{
     DownTarget, DryRun, Event, Identity, LockSettings, Migrator, Observer, Quiet, RepairReport,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use safeshift_backup::{Backup, CreateOptions, Database, RestoreTarget, Retention};
-use safeshift_driver::EventOutcome;
+use safeshift_driver::{EventKind, EventOutcome};
 use safeshift_source::parse_duration;
 
 use crate::cli::{
@@ -84,7 +84,7 @@ fn create(context: &Context, args: &BackupCreateArgs) -> Result<Exit, CliError> 
             record_event(
                 db.as_mut(),
                 context,
-                "backup",
+                EventKind::Backup,
                 EventOutcome::Failed,
                 error.to_string(),
                 None,
@@ -97,7 +97,7 @@ fn create(context: &Context, args: &BackupCreateArgs) -> Result<Exit, CliError> 
     record_event(
         db.as_mut(),
         context,
-        "backup",
+        EventKind::Backup,
         if verification.ok() {
             EventOutcome::Succeeded
         } else {
@@ -259,7 +259,7 @@ fn restore(context: &Context, args: &BackupRestoreArgs) -> Result<Exit, CliError
             record_event(
                 db.as_mut(),
                 context,
-                "restore",
+                EventKind::Restore,
                 EventOutcome::Failed,
                 format!("restoring {} failed: {error}", backup.reference()),
                 None,
@@ -289,7 +289,7 @@ fn restore(context: &Context, args: &BackupRestoreArgs) -> Result<Exit, CliError
     record_event(
         db.as_mut(),
         context,
-        "restore",
+        EventKind::Restore,
         if consistent {
             EventOutcome::Succeeded
         } else {

@@ -11,7 +11,7 @@ pub mod render;
 pub mod up;
 pub mod watch;
 
-use safeshift_driver::{Driver, EventOutcome, NewEvent};
+use safeshift_driver::{Driver, EventKind, EventOutcome, NewEvent};
 
 use crate::context::Context;
 use crate::output::{YELLOW, err, styled};
@@ -21,7 +21,7 @@ use crate::output::{YELLOW, err, styled};
 pub fn record_event(
     db: &mut dyn Driver,
     context: &Context,
-    kind: &str,
+    kind: EventKind,
     outcome: EventOutcome,
     summary: impl Into<String>,
     detail: Option<serde_json::Value>,
@@ -29,7 +29,7 @@ pub fn record_event(
 ) {
     let event = NewEvent {
         run_id: context.identity.run_id.clone(),
-        kind: kind.to_owned(),
+        kind,
         outcome,
         environment: context.project.environment.as_ref().map(|e| e.name.clone()),
         summary: safeshift_driver::redact(&summary.into()),
@@ -69,7 +69,7 @@ pub fn carry_over_events(db: &mut dyn Driver, before: &[safeshift_driver::EventR
     for event in before.iter().filter(|e| e.id > restored_max) {
         let again = NewEvent {
             run_id: event.run_id.clone(),
-            kind: event.kind.clone(),
+            kind: event.kind,
             outcome: event.outcome,
             environment: event.environment.clone(),
             summary: event.summary.clone(),

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use safeshift_backup::{CreateOptions, Database};
-use safeshift_driver::{Direction, Driver, EventOutcome};
+use safeshift_driver::{Direction, Driver, EventKind, EventOutcome};
 use safeshift_lint::Risk;
 use safeshift_runner::{DownTarget, Migrator, RunReport};
 use safeshift_source::Version;
@@ -66,7 +66,7 @@ pub fn run(
         record_event(
             db.as_mut(),
             context,
-            "preflight",
+            EventKind::Preflight,
             match outcome {
                 preflight::Outcome::Pass => EventOutcome::Succeeded,
                 preflight::Outcome::Warn => EventOutcome::Warning,
@@ -190,7 +190,7 @@ pub fn run(
         record_event(
             db.as_mut(),
             context,
-            "watchdog",
+            EventKind::Watchdog,
             EventOutcome::Failed,
             format!("aborted the run: {reason}"),
             serde_json::to_value(&summary).ok(),
@@ -238,7 +238,7 @@ pub fn run(
             record_event(
                 db.as_mut(),
                 context,
-                "health-check",
+                EventKind::HealthCheck,
                 if outcome.ok {
                     EventOutcome::Succeeded
                 } else {
@@ -315,7 +315,7 @@ pub fn run(
         record_event(
             db.as_mut(),
             context,
-            "rollback",
+            EventKind::Rollback,
             event_outcome,
             &summary_text,
             Some(json!({ "versions": versions.iter().map(|v| v.to_string()).collect::<Vec<_>>() })),
@@ -401,7 +401,7 @@ fn take_backup(
             record_event(
                 db,
                 context,
-                "backup",
+                EventKind::Backup,
                 EventOutcome::Failed,
                 error.to_string(),
                 None,
@@ -419,7 +419,7 @@ fn take_backup(
     record_event(
         db,
         context,
-        "backup",
+        EventKind::Backup,
         if verification.ok() {
             EventOutcome::Succeeded
         } else {
@@ -473,7 +473,7 @@ fn report_hook(
     record_event(
         db,
         context,
-        "hook",
+        EventKind::Hook,
         if outcome.ok {
             EventOutcome::Succeeded
         } else {

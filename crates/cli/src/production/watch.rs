@@ -21,7 +21,7 @@ pub fn start(
     if db.engine() != Engine::Postgres {
         return None;
     }
-    let Some(pid) = db.session_pid() else {
+    let Some(pid) = PostgresDriver::of(db).and_then(PostgresDriver::session_pid) else {
         err(format!(
             "{} no watchdog: the migration connection has no fixed server process (lease lock through a pooler)",
             styled(YELLOW, "note:")

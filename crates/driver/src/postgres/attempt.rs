@@ -427,7 +427,10 @@ impl PostgresDriver {
         }
     }
 
-    pub(super) fn statement_in_progress(&mut self, sql: &str) -> Result<Option<i64>, DriverError> {
+    /// The server process still running this exact statement for another client (a killed
+    /// runner's statement that has not noticed yet), if any. Statements that cannot run in a
+    /// transaction are checked before they are run again.
+    pub fn statement_in_progress(&mut self, sql: &str) -> Result<Option<i64>, DriverError> {
         // pg_stat_activity keeps the first track_activity_query_size bytes (1 kB by default).
         let rows = self.rows(&format!(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \

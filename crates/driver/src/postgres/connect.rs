@@ -9,7 +9,7 @@ use super::run_lock::advisory_key;
 use super::tls;
 use crate::error::{DriverError, ErrorKind};
 use crate::history_sql::HistorySql;
-use crate::lock::LockMode;
+use crate::lock::RunLockMode;
 use crate::url::DatabaseUrl;
 use crate::{ConnectOptions, Dialect, Engine, ServerInfo};
 use postgres_protocol::escape::escape_identifier;
@@ -65,7 +65,7 @@ impl PostgresDriver {
             quoted_table,
             advisory_owner: None,
             lease: None,
-            session_state: options.lock_mode == LockMode::Advisory,
+            session_state: options.lock_mode == RunLockMode::Advisory,
             attempt: None,
             pending_prelude: None,
             prelude_error: None,

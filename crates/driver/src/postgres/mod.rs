@@ -25,7 +25,7 @@ use crate::error::{DriverError, ErrorKind};
 use crate::events::{EventRecord, NewEvent};
 use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
 use crate::history_sql::{Ending, HistorySql, literal, parse_row};
-use crate::lock::{LockAttempt, LockHolder, LockMode, LockRequest};
+use crate::lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 use crate::{AttemptFrame, Canceller, Dialect, Driver, Engine, ServerInfo};
 
 pub use client_env::ClientEnvironment;
@@ -89,6 +89,49 @@ impl PostgresDriver {
     /// rows of every statement that returns rows, as text (`None` for NULL).
     pub fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
         self.rows(sql)
+    }
+
+    /// The PostgreSQL driver behind a `dyn Driver`, if that is what it is.
+    pub fn of(db: &dyn Driver) -> Option<&PostgresDriver> {
+        db.as_any().downcast_ref()
+    }
+
+    /// [`PostgresDriver::of`], mutably.
+    pub fn of_mut(db: &mut dyn Driver) -> Option<&mut PostgresDriver> {
+        db.as_any_mut().downcast_mut()
+    }
+
+    /// The server process this connection's statements run in (the backend pid), so a watcher
+    /// on another connection can find what blocks it. `None` when it is not fixed (a connection
+    /// through a transaction pooler).
+    pub fn session_pid(&self) -> Option<i64> {
+        // Through a transaction pooler, statements run on whichever server process is free.
+        if self.session_state {
+            self.backend_pid
+        } else {
+            None
+        }
+    }
+
+    /// Whether an index with this name exists and is INVALID (left by a failed `CREATE INDEX
+    /// CONCURRENTLY`).
+    pub fn index_is_invalid(
+        &mut self,
+        schema: Option<&str>,
+        name: &str,
+    ) -> Result<bool, DriverError> {
+        let schema_condition = match schema {
+            Some(schema) => format!("n.nspname = {}", literal(Dialect::Postgres, schema)),
+            None => "pg_table_is_visible(c.oid)".to_owned(),
+        };
+        let rows = self.rows(&format!(
+            "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = {} AND {schema_condition}",
+            literal(Dialect::Postgres, name)
+        ))?;
+        Ok(rows
+            .first()
+            .is_some_and(|row| row[0].as_deref() == Some("t")))
     }
 
     fn run(&mut self, sql: &str) -> Result<(), DriverError> {
@@ -158,7 +201,7 @@ impl Driver for PostgresDriver {
         PostgresDriver::unlock(self)
     }
 
-    fn lock_holder(&mut self, mode: LockMode) -> Result<Option<LockHolder>, DriverError> {
+    fn lock_holder(&mut self, mode: RunLockMode) -> Result<Option<LockHolder>, DriverError> {
         PostgresDriver::lock_holder(self, mode)
     }
 
@@ -265,10 +308,6 @@ impl Driver for PostgresDriver {
         PostgresDriver::fail_attempt(self, failure)
     }
 
-    fn statement_in_progress(&mut self, sql: &str) -> Result<Option<i64>, DriverError> {
-        PostgresDriver::statement_in_progress(self, sql)
-    }
-
     fn timeouts_outside_transactions(&self) -> bool {
         self.session_state
     }
@@ -285,36 +324,16 @@ impl Driver for PostgresDriver {
         self.read_event_rows()
     }
 
-    fn session_pid(&self) -> Option<i64> {
-        // Through a transaction pooler, statements run on whichever server process is free.
-        if self.session_state {
-            self.backend_pid
-        } else {
-            None
-        }
-    }
-
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame {
         PostgresDriver::attempt_frame(self, transactional, timeouts)
     }
 
-    fn as_postgres(&mut self) -> Option<&mut PostgresDriver> {
-        Some(self)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
-    fn index_is_invalid(&mut self, schema: Option<&str>, name: &str) -> Result<bool, DriverError> {
-        let schema_condition = match schema {
-            Some(schema) => format!("n.nspname = {}", literal(Dialect::Postgres, schema)),
-            None => "pg_table_is_visible(c.oid)".to_owned(),
-        };
-        let rows = self.rows(&format!(
-            "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = {} AND {schema_condition}",
-            literal(Dialect::Postgres, name)
-        ))?;
-        Ok(rows
-            .first()
-            .is_some_and(|row| row[0].as_deref() == Some("t")))
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 

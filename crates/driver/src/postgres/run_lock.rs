@@ -10,7 +10,7 @@ use crate::Dialect;
 use crate::error::{DriverError, ErrorKind};
 use crate::history::HistoryLocation;
 use crate::history_sql::literal;
-use crate::lock::{LockAttempt, LockHolder, LockMode, LockRequest};
+use crate::lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 
 /// The session setting that names the run holding the advisory lock on a session.
 const OWNER_SETTING: &str = "safeshift.run_lock_owner";
@@ -116,7 +116,7 @@ impl PostgresDriver {
 
     pub(super) fn try_lock(&mut self, request: &LockRequest) -> Result<LockAttempt, DriverError> {
         match request.mode {
-            LockMode::Advisory => {
+            RunLockMode::Advisory => {
                 let row = self.first_row(&format!(
                     "SELECT pg_try_advisory_lock({}), coalesce(current_setting('{OWNER_SETTING}', true), '')",
                     self.lock_key
@@ -149,7 +149,7 @@ impl PostgresDriver {
                 self.advisory_owner = Some(request.run_id.clone());
                 Ok(LockAttempt::Acquired)
             }
-            LockMode::Lease => {
+            RunLockMode::Lease => {
                 let exists = self.first_row(&format!(
                     "SELECT to_regclass({}) IS NOT NULL",
                     lease::lock_table_literal(&self.quoted_schema, &self.location)
@@ -221,11 +221,11 @@ impl PostgresDriver {
 
     pub(super) fn lock_holder(
         &mut self,
-        mode: LockMode,
+        mode: RunLockMode,
     ) -> Result<Option<LockHolder>, DriverError> {
         match mode {
-            LockMode::Advisory => self.advisory_holder(),
-            LockMode::Lease => {
+            RunLockMode::Advisory => self.advisory_holder(),
+            RunLockMode::Lease => {
                 let table = lease::lock_table_literal(&self.quoted_schema, &self.location);
                 let exists = self.first_row(&format!("SELECT to_regclass({table}) IS NOT NULL"))?;
                 if exists[0].as_deref() != Some("t") {
