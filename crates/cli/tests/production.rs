@@ -235,6 +235,10 @@ fn watchdog_names_the_blocker_and_aborts_cleanly() {
         .batch_execute("BEGIN; SELECT * FROM accounts WHERE id = 1")
         .unwrap();
 
+    // Lock-safe DDL would wait for the blocker outside the lock queue; an attempt allowed to
+    // queue for a minute waits in it, as DDL without lock safety does, and the watchdog is what
+    // stops it.
+    write_config(&project, "[online]\nlock_timeout = \"60s\"\n");
     let mut child = project
         .command(&["up", "--abort-on", "lock-wait=2s", "--lock-timeout", "60s"])
         .stdin(Stdio::null())
@@ -936,4 +940,40 @@ fn up_to_a_version_in_an_environment_gates_only_up_to_that_version() {
         everything.all()
     );
     assert!(!pg_table_exists(&mut client, "public.accounts_email_idx"));
+}
+
+#[test]
+fn a_production_run_applies_backfills_in_batches_like_any_run() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project.migration(
+        "0001_items.sql",
+        "CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);\n\
+         INSERT INTO items (id) SELECT g FROM generate_series(1, 3000) g;",
+        "DROP TABLE items;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    project.write(
+        "0002_count_items.sql",
+        "-- migrate:up transaction:false\n\
+         -- safeshift:backfill batch=500 min-batch=500 max-batch=500\n\
+         UPDATE items SET n = n + 1;\n\n\
+         -- migrate:down transaction:false\nUPDATE items SET n = n - 1;\n",
+    );
+    write_config(&project, "[environments.production]\n");
+    let run = project.run(&["--env", "production", "up"]);
+    run.expect(exit::OK);
+    let mut client = db.client();
+    assert_eq!(
+        pg_value(&mut client, "SELECT count(*) FROM items WHERE n <> 1"),
+        "0"
+    );
+    // It ran as a backfill, in batches of 500: its checkpoint counts them.
+    assert_eq!(
+        pg_rows(
+            &mut client,
+            "SELECT rows_updated::text, batches >= 6 FROM safeshift.backfills WHERE name LIKE '0002/%'"
+        ),
+        [[Some("3000".to_owned()), Some("t".to_owned())]]
+    );
 }

@@ -64,6 +64,11 @@ impl Migrator {
         Arc::clone(&self.interrupt)
     }
 
+    /// Names the backup taken before this run, recorded in every attempt's history row.
+    pub fn set_backup_ref(&mut self, backup: Option<String>) {
+        self.settings.backup_ref = backup;
+    }
+
     /// Installs hooks called around every statement (see [`StatementHooks`]).
     pub fn set_hooks(&mut self, hooks: Box<dyn StatementHooks>) {
         self.hooks = RefCell::new(hooks);

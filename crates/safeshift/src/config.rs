@@ -172,6 +172,15 @@ impl Project {
             }
             None => find_config(&cwd),
         };
+        Project::resolve(args, config_file)
+    }
+
+    /// The project `config_file` describes (its defaults when `None`), with `args` over it; no
+    /// file is searched for.
+    pub fn resolve(
+        args: &Overrides,
+        config_file: Option<PathBuf>,
+    ) -> Result<Project, ProjectError> {
         let file = match &config_file {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),

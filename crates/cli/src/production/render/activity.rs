@@ -4,7 +4,7 @@ use safeshift_backup::human_bytes;
 use safeshift_watch::Activity;
 
 use crate::output::{BOLD, DIM, YELLOW, millis, out, styled, table};
-use crate::production::watch::session_line;
+use safeshift_deploy::describe::session_line;
 
 /// `safeshift activity`.
 pub fn activity(activity: &Activity) {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use safeshift_backup::human_bytes;
 
 use crate::output::{BOLD, DIM, millis, styled, table};
-use crate::production::plan::Plan;
+use safeshift_deploy::Plan;
 
 /// The plan's short form, shown before asking for confirmation.
 pub fn plan_summary(plan: &Plan, backup: Option<&str>, say: &dyn Fn(String)) {

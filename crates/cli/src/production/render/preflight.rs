@@ -1,7 +1,7 @@
 //! The pre-flight checks, as `safeshift preflight` prints them (and `up` before a production run).
 
 use crate::output::{BOLD, DIM, GREEN, RED, YELLOW, styled};
-use crate::production::preflight::{Outcome, Preflight};
+use safeshift_deploy::preflight::{Outcome, Preflight};
 
 fn verdict(outcome: Outcome) -> String {
     match outcome {
