@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Project, Run, exit, pg_rows, pg_table_exists, pg_value, safeshift_bin};
+use common::{
+    Project, Run, exit, pg_rows, pg_table_exists, pg_value, postgres_snapshot_settings,
+    safeshift_bin,
+};
 use safeshift_testkit::TestDatabase;
 
 const GUARD: i32 = 9;
@@ -899,7 +902,35 @@ fn preflight_fails_on_an_unsettled_history_and_warns_about_lock_holders() {
             .unwrap()
             .contains("free")
     );
+    // As a person reads it.
+    let human = project.run(&["preflight"]);
+    human.expect(GUARD);
+    postgres_snapshot_settings(&project, db.name())
+        .bind(|| insta::assert_snapshot!("preflight_unsettled_history", human.stdout));
     holder.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn plan_describes_each_pending_migration_for_review() {
+    let db = TestDatabase::new();
+    let project = shop(&db);
+    project.run(&["up"]).expect(exit::OK);
+    project
+        .migration(
+            "0002_order_status.sql",
+            "ALTER TABLE orders ADD COLUMN status text;\n\
+             CREATE INDEX orders_placed_idx ON orders (placed_at);",
+            "DROP INDEX orders_placed_idx;\nALTER TABLE orders DROP COLUMN status;",
+        )
+        .write(
+            "0003_customer_email.sql",
+            "-- migrate:up transaction:false\n\
+             CREATE UNIQUE INDEX CONCURRENTLY customers_email_idx ON customers (email);\n",
+        );
+    let plan = project.run(&["plan"]);
+    plan.expect(exit::OK);
+    postgres_snapshot_settings(&project, db.name())
+        .bind(|| insta::assert_snapshot!("plan_markdown", plan.stdout));
 }
 
 #[test]
