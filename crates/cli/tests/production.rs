@@ -16,6 +16,7 @@ use common::{
     Project, Run, exit, pg_rows, pg_table_exists, pg_value, postgres_snapshot_settings,
     safeshift_bin,
 };
+use safeshift_lint::RuleId;
 use safeshift_testkit::TestDatabase;
 
 const GUARD: i32 = 9;
@@ -966,7 +967,7 @@ fn up_to_a_version_in_an_environment_gates_only_up_to_that_version() {
     assert!(
         everything
             .stderr
-            .contains("require-concurrent-index-creation"),
+            .contains(RuleId::RequireConcurrentIndexCreation.as_str()),
         "{}",
         everything.all()
     );

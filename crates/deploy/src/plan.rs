@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use safeshift_driver::{Dialect, Driver, Engine};
 use safeshift_lint::{
-    ExampleMode, FileReport, Finding, LintOptions, Linter, PgVersion, Risk, Scope, TableName,
+    ExampleMode, FileReport, Finding, LintOptions, Linter, PgVersion, Risk, RuleId, Scope,
+    TableName,
 };
 use safeshift_runner::{EntryState, Migrator, StatusReport};
 use safeshift_source::{Migration, Version};
@@ -70,7 +71,7 @@ pub struct PlannedMigration {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanFinding {
-    pub rule: &'static str,
+    pub rule: RuleId,
     pub risk: Risk,
     pub line: u32,
     pub message: String,

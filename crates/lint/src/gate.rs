@@ -10,6 +10,7 @@ use crate::linter::{AppliedMigrations, Linter, Scope, UnknownRule};
 use crate::options::{LintOptions, PgVersion};
 use crate::report::{FileReport, LintReport};
 use crate::risk::Risk;
+use crate::rules::RuleId;
 
 /// A finding that stops `up`, with its file.
 #[derive(Debug, Clone)]
@@ -20,7 +21,7 @@ pub struct BlockingFinding<'a> {
 
 /// Rules whose pattern the runner refuses by itself before running anything, with its own
 /// error; the gate leaves those to it so users see one message, not two.
-const REFUSED_BY_THE_RUNNER: &[&str] = &["concurrently-in-transaction"];
+const REFUSED_BY_THE_RUNNER: &[RuleId] = &[RuleId::ConcurrentlyInTransaction];
 
 /// The findings that block applying the linted migrations: those not acknowledged by a
 /// suppression whose risk is above `accepted` (by default `Risk::Medium`, so HIGH blocks; with
@@ -76,7 +77,7 @@ pub fn gate_pending(
     };
     let version = first.file.version.clone().unwrap_or_default();
     let count = blocking.len();
-    let blocking_keys: Vec<(PathBuf, usize, &'static str)> = blocking
+    let blocking_keys: Vec<(PathBuf, usize, RuleId)> = blocking
         .iter()
         .map(|b| (b.file.path.clone(), b.finding.statement, b.finding.rule))
         .collect();

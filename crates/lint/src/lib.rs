@@ -56,6 +56,7 @@ pub use metadata::{Cost, ExampleMode, Examples, RuleMetadata};
 pub use options::{LintOptions, PgVersion};
 pub use report::{FileReport, LintReport, Summary};
 pub use risk::Risk;
+pub use rules::RuleId;
 pub use size::{TableSize, TableStatistics, grade};
 pub use sql::TableName;
 

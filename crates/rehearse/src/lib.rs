@@ -56,9 +56,9 @@ pub use predictions::{Predictions, StatementPrediction};
 pub use rehearsal::{Progress, RehearsalOptions, rehearse};
 pub use relations::RelationKind;
 pub use report::{
-    MigrationReport, Observation, ObservedLock, ObservedRelation, PolicyViolation, ReapplyCheck,
-    RehearsalReport, RollbackCheck, ServerReport, StartingPointReport, StatementFailure,
-    StatementReport, TableFill, Verdict,
+    LockPolicy, MigrationReport, Observation, ObservedLock, ObservedRelation, PolicyViolation,
+    ReapplyCheck, RehearsalReport, RollbackCheck, ServerReport, StartingPointReport,
+    StatementFailure, StatementReport, TableFill, Verdict,
 };
 /// The lock model rehearsals share with the linter and the online operations.
 pub use safeshift_lint::{LockMode, TableName};

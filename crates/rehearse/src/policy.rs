@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::report::{PolicyViolation, StatementReport};
+use crate::report::{LockPolicy, PolicyViolation, StatementReport};
 use safeshift_lint::LockMode;
 
 /// The violations in one migration's traced statements. In a transactional migration, locks
@@ -30,7 +30,7 @@ pub fn violations(statements: &[StatementReport], transactional: bool) -> Vec<Po
         for table in rewritten {
             if exclusive.contains(table) {
                 found.push(PolicyViolation {
-                    rule: "rewrite-under-access-exclusive",
+                    rule: LockPolicy::RewriteUnderAccessExclusive,
                     statement: statement.index,
                     line: statement.line,
                     table: table.to_owned(),
@@ -47,7 +47,7 @@ pub fn violations(statements: &[StatementReport], transactional: bool) -> Vec<Po
                 .any(|r| r.table.as_deref().unwrap_or(&r.relation) == scan.relation);
             if exclusive.contains(&scan.relation) && !rewritten_too {
                 found.push(PolicyViolation {
-                    rule: "scan-under-access-exclusive",
+                    rule: LockPolicy::ScanUnderAccessExclusive,
                     statement: statement.index,
                     line: statement.line,
                     table: scan.relation.clone(),
@@ -115,11 +115,11 @@ mod tests {
         let rewrite = [statement(0, Some(LockMode::AccessExclusive), true, true)];
         let found = violations(&rewrite, true);
         assert_eq!(found.len(), 1, "a rewrite's own scan is not counted twice");
-        assert_eq!(found[0].rule, "rewrite-under-access-exclusive");
+        assert_eq!(found[0].rule, LockPolicy::RewriteUnderAccessExclusive);
         let scan = [statement(0, Some(LockMode::AccessExclusive), false, true)];
         assert_eq!(
             violations(&scan, true)[0].rule,
-            "scan-under-access-exclusive"
+            LockPolicy::ScanUnderAccessExclusive
         );
     }
 

@@ -240,11 +240,36 @@ pub enum ReapplyCheck {
     NotRun,
 }
 
+/// A lock policy a rehearsal enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockPolicy {
+    /// No pre-existing table is rewritten while ACCESS EXCLUSIVE is held on it.
+    RewriteUnderAccessExclusive,
+    /// No pre-existing table is read in full while ACCESS EXCLUSIVE is held on it.
+    ScanUnderAccessExclusive,
+}
+
+impl LockPolicy {
+    /// The kebab-case name reports show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockPolicy::RewriteUnderAccessExclusive => "rewrite-under-access-exclusive",
+            LockPolicy::ScanUnderAccessExclusive => "scan-under-access-exclusive",
+        }
+    }
+}
+
+impl std::fmt::Display for LockPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A lock policy broken by a statement.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyViolation {
-    /// `rewrite-under-access-exclusive`, `scan-under-access-exclusive`.
-    pub rule: &'static str,
+    pub rule: LockPolicy,
     pub statement: usize,
     pub line: u32,
     pub table: String,

@@ -109,6 +109,7 @@ pub use safeshift_driver::{
     ConnectOptions, DatabaseUrl, Direction, Driver, DriverError, Engine, HistoryLocation,
     HistoryRecord, RunLockMode, Timeouts, redact,
 };
+pub use safeshift_lint::{LintReport, Risk, RuleId};
 pub use safeshift_runner::{
     DownTarget, DryRun, Event, Identity, InterruptReason, LockSettings, Migrator, Observer,
     RepairReport, Resolution, RetryPolicy, RunError, RunFailure, RunReport, Settings, StatusReport,

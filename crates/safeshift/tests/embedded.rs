@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use safeshift::{DeployError, Error, Overrides, Project};
+use safeshift_lint::RuleId;
 use safeshift_testkit::TestDatabase;
 
 fn value(client: &mut postgres::Client, sql: &str) -> String {
@@ -148,7 +149,7 @@ fn the_lint_gate_refuses_an_unacknowledged_high_risk_migration() {
     };
     assert_eq!(
         report.files[0].findings[0].rule,
-        "require-concurrent-index-creation"
+        RuleId::RequireConcurrentIndexCreation
     );
     assert!(error.to_string().contains("above medium risk"), "{error}");
     assert_eq!(
