@@ -20,7 +20,7 @@
 //!     fixes[0].fixed.as_deref(),
 //!     Some("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);\n")
 //! );
-//! assert_eq!(fixes[0].rewrites[0].rule, RuleId::RequireConcurrentIndexCreation);
+//! assert_eq!(fixes[0].rewrites[0].rule, "require-concurrent-index-creation");
 //! ```
 
 mod rewrite;
