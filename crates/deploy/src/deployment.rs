@@ -28,8 +28,9 @@ pub struct Deployment {
     migrator: Migrator,
     database: Database,
     policy: Policy,
-    /// The migration's connection, opened by the first run.
-    db: Option<Box<dyn Driver>>,
+    /// The migration's connection, opened by the first run, and whether it may create a
+    /// missing SQLite file.
+    db: Option<(Box<dyn Driver>, bool)>,
 }
 
 impl Deployment {
@@ -54,12 +55,6 @@ impl Deployment {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
-    }
-
-    /// The migration's connection (opened now if no run opened it). `create` allows creating a
-    /// missing SQLite file.
-    pub fn connection(&mut self, create: bool) -> Result<&mut dyn Driver, DeployError> {
-        connect(&mut self.db, &self.database, create)
     }
 
     /// What `up` would run, without taking the lock or changing anything.
@@ -155,17 +150,18 @@ impl Deployment {
     }
 }
 
-/// The connection in `slot`, opened now if it is not open yet.
+/// The connection in `slot`, opened now if it is not open yet (or again, when it may not
+/// create a missing SQLite file and `create` asks for that).
 fn connect<'a>(
-    slot: &'a mut Option<Box<dyn Driver>>,
+    slot: &'a mut Option<(Box<dyn Driver>, bool)>,
     database: &Database,
     create: bool,
 ) -> Result<&'a mut dyn Driver, DeployError> {
-    let db = match slot.take() {
-        Some(db) => db,
-        None => database.connect(create)?,
+    let open = match slot.take() {
+        Some((db, may_create)) if may_create || !create => (db, may_create),
+        _ => (database.connect(create)?, create),
     };
-    Ok(slot.insert(db).as_mut())
+    Ok(slot.insert(open).0.as_mut())
 }
 
 fn failure(done: Deployed, stage: Stage, error: DeployError) -> DeployFailure {

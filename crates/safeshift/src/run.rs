@@ -169,3 +169,52 @@ fn application_name(identity: &Identity) -> String {
     }
     name
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Overrides;
+
+    #[test]
+    fn an_environment_resolves_to_its_policy_and_none_to_the_unguarded_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("safeshift.toml");
+        std::fs::write(
+            &config,
+            "[backup]\ndir = \"dumps\"\n\n\
+             [environments.production]\nconfirm = true\nbackup = \"required\"\nmax_risk = \"high\"\n\n\
+             [environments.production.hooks]\nbefore = [[\"./maintenance\", \"on\"]]\n",
+        )
+        .unwrap();
+        let load = |environment: Option<&str>| {
+            Project::load(&Overrides {
+                config: Some(config.clone()),
+                database_url: Some("sqlite://app.db".into()),
+                environment: environment.map(str::to_owned),
+                ..Overrides::default()
+            })
+            .unwrap()
+        };
+        let unguarded = load(None).policy();
+        assert!(!unguarded.guards_the_run());
+        assert_eq!(
+            unguarded,
+            Policy {
+                backups: Backups {
+                    dir: dir.path().join("dumps"),
+                    ..Backups::default()
+                },
+                ..Policy::default()
+            }
+        );
+        let production = load(Some("production")).policy();
+        assert!(production.guards_the_run());
+        assert_eq!(production.environment.as_deref(), Some("production"));
+        assert!(production.confirm && production.backups.before_up);
+        assert!(production.preflight, "on by default with a confirmation");
+        assert_eq!(production.max_risk, safeshift_lint::Risk::High);
+        assert_eq!(production.hooks.before, [["./maintenance", "on"]]);
+        assert!(production.watch.is_some(), "an environment is watched");
+        assert!(!production.rollback_on_failure);
+    }
+}
