@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use safeshift_backup::{Backup, CreateOptions, Database, RestoreTarget, Retention};
+use safeshift_deploy::Step;
 use safeshift_deploy::events::{Entry, Recorder};
 use safeshift_driver::{Driver, EventKind, EventOutcome};
 use safeshift_source::parse_duration;
@@ -81,10 +82,7 @@ fn create(context: &Context, args: &BackupCreateArgs) -> Result<Exit, CliError> 
     // The backup holds the events log, so that restoring it replaces the log instead of failing
     // on a table the backup does not know.
     if let Err(error) = db.ensure_events() {
-        err(format!(
-            "{} could not create the events log before the backup: {error}",
-            styled(YELLOW, "warning:")
-        ));
+        render::step(&Step::EventsLogUnavailable { error: &error });
     }
     let mut backup = match safeshift_backup::create(&database, &options) {
         Ok(backup) => backup,
@@ -387,9 +385,9 @@ fn record(db: &mut dyn Driver, context: &Context, entry: Entry<'_>) {
     };
     let kind = entry.kind;
     if let Err(error) = recorder.record(db, entry) {
-        err(format!(
-            "{} could not record the {kind} event in the events log: {error}",
-            styled(YELLOW, "warning:")
-        ));
+        render::step(&Step::EventNotRecorded {
+            kind,
+            error: &error,
+        });
     }
 }

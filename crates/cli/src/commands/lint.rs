@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use safeshift::UrlSource;
 use safeshift_deploy::evaluation::{applied_migrations, grade_by_size};
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_lint::{
@@ -16,7 +17,6 @@ use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::lint::{Format, render};
 use crate::output::out;
-use safeshift::UrlSource;
 
 /// Lints the given files and directories (default: the project's migrations), prints the report
 /// in the chosen format, and fails when a finding at or above `--fail-on` remains.
