@@ -182,6 +182,30 @@ fn parse_variable(text: &str) -> Result<(String, String), String> {
     }
 }
 
+impl GlobalArgs {
+    /// What the flags (and their `SAFESHIFT_*` variables) set over safeshift.toml.
+    pub fn overrides(&self) -> safeshift::Overrides {
+        safeshift::Overrides {
+            config: self.config.clone(),
+            database_url: self.database_url.clone(),
+            migrations_dir: self.migrations_dir.clone(),
+            history_schema: self.history_schema.clone(),
+            history_table: self.history_table.clone(),
+            lock_mode: self.lock_mode.map(|mode| match mode {
+                LockModeArg::Advisory => safeshift::RunLockMode::Advisory,
+                LockModeArg::Lease => safeshift::RunLockMode::Lease,
+            }),
+            lock_wait: self.lock_wait.clone(),
+            lock_timeout: self.lock_timeout.clone(),
+            statement_timeout: self.statement_timeout.clone(),
+            retries: self.retries,
+            environment: self.environment.clone(),
+            migration_format: self.migration_format,
+            variables: self.variables.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LockModeArg {
     Advisory,

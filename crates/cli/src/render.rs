@@ -487,7 +487,7 @@ pub fn events(events: &[safeshift_driver::EventRecord]) {
             event.run_id.chars().take(8).collect(),
             time(&event.at),
             event.environment.clone().unwrap_or_default(),
-            event.kind.clone(),
+            event.kind.to_string(),
             outcome,
             event.installed_by.clone(),
             truncate(&event.summary, 100),

@@ -24,11 +24,11 @@ mod sqlite;
 mod url;
 
 pub use error::{DriverError, ErrorKind};
-pub use events::{EventOutcome, EventRecord, NewEvent};
+pub use events::{EventKind, EventOutcome, EventRecord, NewEvent};
 pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
 };
-pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
+pub use lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 pub use postgres::{
     ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error, simple_query_rows,
 };
@@ -71,7 +71,7 @@ pub struct ConnectOptions {
     /// empty database and nothing is written.
     pub create: bool,
     pub connect_timeout: Duration,
-    pub lock_mode: LockMode,
+    pub lock_mode: RunLockMode,
 }
 
 impl Default for ConnectOptions {
@@ -82,7 +82,7 @@ impl Default for ConnectOptions {
             history: HistoryLocation::default(),
             create: true,
             connect_timeout: Duration::from_secs(10),
-            lock_mode: LockMode::Advisory,
+            lock_mode: RunLockMode::Advisory,
         }
     }
 }
@@ -154,7 +154,7 @@ pub trait Driver: Send {
     fn unlock(&mut self) -> Result<(), DriverError>;
 
     /// Who holds the run lock now, found without taking it (for `status`).
-    fn lock_holder(&mut self, mode: LockMode) -> Result<Option<LockHolder>, DriverError>;
+    fn lock_holder(&mut self, mode: RunLockMode) -> Result<Option<LockHolder>, DriverError>;
 
     /// If the lock was held and has since been lost (a lease that could not be renewed), why.
     fn lock_lost(&self) -> Option<String>;
@@ -243,13 +243,6 @@ pub trait Driver: Send {
     /// the error. The recorded progress stays what was committed.
     fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError>;
 
-    /// The server process still running this exact statement for another client (a killed
-    /// runner's statement that has not noticed yet), if any. Statements that cannot run in a
-    /// transaction are checked before they are run again.
-    fn statement_in_progress(&mut self, _sql: &str) -> Result<Option<i64>, DriverError> {
-        Ok(None)
-    }
-
     /// Whether `lock_timeout` and `statement_timeout` can be applied to statements that run
     /// outside a transaction (not through a transaction pooler, where session settings leak).
     fn timeouts_outside_transactions(&self) -> bool;
@@ -258,26 +251,11 @@ pub trait Driver: Send {
     /// aside), for `--dry-run`.
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame;
 
-    /// The server process this connection's statements run in (PostgreSQL's backend pid), so
-    /// a watcher on another connection can find what blocks it. `None` when it is not fixed
-    /// (SQLite, or a connection through a transaction pooler).
-    fn session_pid(&self) -> Option<i64> {
-        None
-    }
+    /// The driver as its own type, for what only one engine has: [`PostgresDriver::of`] finds
+    /// the PostgreSQL driver behind a `dyn Driver` (its catalog, a second session, its server
+    /// process), and an engine added later is reached the same way.
+    fn as_any(&self) -> &dyn std::any::Any;
 
-    /// PostgreSQL: whether an index with this name exists and is INVALID (left by a failed
-    /// `CREATE INDEX CONCURRENTLY`). Other engines have no such state.
-    fn index_is_invalid(
-        &mut self,
-        _schema: Option<&str>,
-        _name: &str,
-    ) -> Result<bool, DriverError> {
-        Ok(false)
-    }
-
-    /// The PostgreSQL driver behind the trait object, for operations that need PostgreSQL's
-    /// catalog or a second session (the online operations); `None` on other engines.
-    fn as_postgres(&mut self) -> Option<&mut PostgresDriver> {
-        None
-    }
+    /// [`Driver::as_any`], mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }

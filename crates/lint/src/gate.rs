@@ -1,9 +1,16 @@
 //! The check `safeshift up` runs before applying: pending migrations may not carry a finding above
 //! the accepted risk unless it is acknowledged.
 
+use std::path::PathBuf;
+
+use safeshift_source::{MigrationSet, Version};
+
 use crate::finding::Finding;
+use crate::linter::{AppliedMigrations, Linter, Scope, UnknownRule};
+use crate::options::{LintOptions, PgVersion};
 use crate::report::{FileReport, LintReport};
 use crate::risk::Risk;
+use crate::rules::RuleId;
 
 /// A finding that stops `up`, with its file.
 #[derive(Debug, Clone)]
@@ -14,7 +21,7 @@ pub struct BlockingFinding<'a> {
 
 /// Rules whose pattern the runner refuses by itself before running anything, with its own
 /// error; the gate leaves those to it so users see one message, not two.
-const REFUSED_BY_THE_RUNNER: &[&str] = &["concurrently-in-transaction"];
+const REFUSED_BY_THE_RUNNER: &[RuleId] = &[RuleId::ConcurrentlyInTransaction];
 
 /// The findings that block applying the linted migrations: those not acknowledged by a
 /// suppression whose risk is above `accepted` (by default `Risk::Medium`, so HIGH blocks; with
@@ -27,6 +34,65 @@ pub fn gate(report: &LintReport, accepted: Risk) -> Vec<BlockingFinding<'_>> {
         })
         .map(|(file, finding)| BlockingFinding { file, finding })
         .collect()
+}
+
+/// Why `up` may not apply the pending migrations.
+#[derive(Debug, Clone)]
+pub struct BlockedUp {
+    /// The blocking findings, and only them, per file: what to show.
+    pub report: LintReport,
+    /// How many findings block.
+    pub count: usize,
+    /// The version of the first migration with a blocking finding.
+    pub version: String,
+}
+
+/// The check `safeshift up` runs before applying: lints the pending migrations of `set` (the
+/// applied ones are read for context) up to `target` (all with `None`), and says what blocks
+/// the run: findings above `accepted` that are not acknowledged. Migrations after the target
+/// are not applied, so their findings do not count.
+pub fn gate_pending(
+    set: &MigrationSet,
+    applied: &AppliedMigrations,
+    pg_version: PgVersion,
+    target: Option<&Version>,
+    accepted: Risk,
+) -> Result<Option<BlockedUp>, UnknownRule> {
+    let linter = Linter::new(LintOptions {
+        pg_version,
+        ..LintOptions::default()
+    })?;
+    let mut report = linter.lint_set(set, Some(applied), &Scope::Pending);
+    if let Some(target) = target {
+        report.files.retain(|file| {
+            file.version
+                .as_deref()
+                .and_then(Version::parse)
+                .is_none_or(|version| version <= *target)
+        });
+    }
+    let blocking = gate(&report, accepted);
+    let Some(first) = blocking.first() else {
+        return Ok(None);
+    };
+    let version = first.file.version.clone().unwrap_or_default();
+    let count = blocking.len();
+    let blocking_keys: Vec<(PathBuf, usize, RuleId)> = blocking
+        .iter()
+        .map(|b| (b.file.path.clone(), b.finding.statement, b.finding.rule))
+        .collect();
+    for file in &mut report.files {
+        let path = file.path.clone();
+        file.findings
+            .retain(|f| blocking_keys.contains(&(path.clone(), f.statement, f.rule)));
+        file.diagnostics.clear();
+    }
+    report.files.retain(|f| !f.findings.is_empty());
+    Ok(Some(BlockedUp {
+        report,
+        count,
+        version,
+    }))
 }
 
 #[cfg(test)]

@@ -49,13 +49,14 @@ pub use context::Execution;
 pub use effects::{StatementEffects, TableLock};
 pub use finding::{Diagnostic, DiagnosticKind, Finding, Severity, SizeEstimate};
 pub use fix::{FileFix, LeftAlone, Rewrite, encode_like};
-pub use gate::{BlockingFinding, gate};
+pub use gate::{BlockedUp, BlockingFinding, gate, gate_pending};
 pub use linter::{AppliedMigrations, Linter, Scope, UnknownRule};
 pub use lock::{Blocks, LockMode};
 pub use metadata::{Cost, ExampleMode, Examples, RuleMetadata};
 pub use options::{LintOptions, PgVersion};
 pub use report::{FileReport, LintReport, Summary};
 pub use risk::Risk;
+pub use rules::RuleId;
 pub use size::{TableSize, TableStatistics, grade};
 pub use sql::TableName;
 

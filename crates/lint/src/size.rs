@@ -68,7 +68,8 @@ pub fn grade(report: &mut LintReport, statistics: &dyn TableStatistics) {
             if !known {
                 continue;
             }
-            let cost = rules::position(finding.rule).map_or(Cost::None, |i| metadata[i].cost);
+            let cost =
+                rules::position(finding.rule.as_str()).map_or(Cost::None, |i| metadata[i].cost);
             let duration = throughput(cost)
                 .map(|per_second| Duration::from_millis(bytes.saturating_mul(1000) / per_second));
             let static_risk = finding.risk;

@@ -22,7 +22,7 @@ mod state;
 pub use error::{ChecksumMismatch, FailedStatement, RunError};
 pub use events::{Event, Observer, Quiet};
 pub use hooks::{NoHooks, Progress, StatementContext, StatementHooks};
-pub use interrupt::Interrupt;
+pub use interrupt::{Interrupt, InterruptReason};
 pub use migrator::{AppliedElsewhere, Migrator, Resolution};
 pub use plan::DownTarget;
 pub use report::{

@@ -80,6 +80,11 @@ impl Migrator {
         Arc::clone(&self.interrupt)
     }
 
+    /// Names the backup taken before this run, recorded in every attempt's history row.
+    pub fn set_backup_ref(&mut self, backup: Option<String>) {
+        self.settings.backup_ref = backup;
+    }
+
     /// Installs hooks called around every statement (see [`StatementHooks`]).
     pub fn set_hooks(&mut self, hooks: Box<dyn StatementHooks>) {
         self.hooks = RefCell::new(hooks);
@@ -189,16 +194,7 @@ impl Migrator {
         }
         let pending = entries
             .iter()
-            .filter(|e| {
-                e.file.is_some()
-                    && matches!(
-                        e.state,
-                        EntryState::Pending
-                            | EntryState::Failed
-                            | EntryState::Partial
-                            | EntryState::Reapply
-                    )
-            })
+            .filter(|e| e.file.is_some() && e.state.runs_on_up())
             .count();
         Ok(StatusReport {
             format: self.migrations.detection.clone(),

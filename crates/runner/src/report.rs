@@ -96,6 +96,14 @@ impl EntryState {
         )
     }
 
+    /// What `up` runs (again): pending, failed, stopped part-way, or a changed repeatable.
+    pub fn runs_on_up(self) -> bool {
+        matches!(
+            self,
+            EntryState::Pending | EntryState::Failed | EntryState::Partial | EntryState::Reapply
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntryState::Applied => "applied",

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use crate::cli::{GlobalArgs, InitArgs};
-use crate::config::CONFIG_FILE;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{YELLOW, out, styled};
 use crate::render::Progress;
+use safeshift::config::CONFIG_FILE;
 
 const TEMPLATE: &str = r#"# safeshift configuration. Flags and SAFESHIFT_* environment variables override these values;
 # strings may use ${VARIABLE} and ${VARIABLE:-default}.

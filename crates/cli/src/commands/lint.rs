@@ -1,23 +1,22 @@
-//! `safeshift lint`: check migrations for dangerous patterns before they run; and the check
-//! `safeshift up` runs first.
+//! `safeshift lint`: check migrations for dangerous patterns before they run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use safeshift::UrlSource;
+use safeshift_deploy::evaluation::{applied_migrations, grade_by_size};
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_lint::{
-    AppliedMigrations, FileFix, LintOptions, LintReport, Linter, PgVersion, Risk, Scope, TableSize,
-    TableStatistics,
+    AppliedMigrations, FileFix, LintOptions, LintReport, Linter, PgVersion, Scope,
 };
-use safeshift_runner::{EntryState, Migrator, RunError};
-use safeshift_source::{Checksum, LoadOptions, LooseFile, MigrationSet};
+use safeshift_runner::Migrator;
+use safeshift_source::{LoadOptions, LooseFile, MigrationSet};
 
 use crate::cli::LintArgs;
-use crate::config::UrlSource;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::lint::{Format, render};
-use crate::output::{err, out};
+use crate::output::out;
 
 /// Lints the given files and directories (default: the project's migrations), prints the report
 /// in the chosen format, and fails when a finding at or above `--fail-on` remains.
@@ -140,7 +139,7 @@ fn read_targets(
                     let applied = match database.as_deref_mut() {
                         Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
                             let migrator = Migrator::new(set.clone(), context.settings(true));
-                            Some(applied(&migrator, db)?)
+                            Some(applied_migrations(&migrator.status(db)?))
                         }
                         _ => None,
                     };
@@ -329,152 +328,4 @@ fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliErro
         ..ConnectOptions::default()
     };
     Ok(Some(PostgresDriver::connect(&url, &options)?))
-}
-
-/// The versions the database has applied, with their recorded checksums.
-pub(crate) fn applied(
-    migrator: &Migrator,
-    db: &mut dyn Driver,
-) -> Result<AppliedMigrations, CliError> {
-    let status = migrator.status(db)?;
-    let mut applied = AppliedMigrations::default();
-    for entry in status.entries {
-        if matches!(
-            entry.state,
-            EntryState::Applied
-                | EntryState::Changed
-                | EntryState::FileMissing
-                | EntryState::Partial
-        ) {
-            applied.versions.insert(
-                entry.version,
-                entry.recorded_checksum.map(Checksum::from_stored),
-            );
-        }
-    }
-    Ok(applied)
-}
-
-/// Table sizes read from the database, keyed by the name as the migration wrote it.
-struct Sizes(HashMap<(Option<String>, String), TableSize>);
-
-impl TableStatistics for Sizes {
-    fn table_size(&self, schema: Option<&str>, table: &str) -> Option<TableSize> {
-        self.0
-            .get(&(schema.map(str::to_owned), table.to_owned()))
-            .copied()
-    }
-}
-
-pub(crate) fn grade_by_size(
-    report: &mut LintReport,
-    db: &mut PostgresDriver,
-) -> Result<(), CliError> {
-    let mut names: Vec<(Option<String>, String)> = Vec::new();
-    for (_, finding) in report.active_findings() {
-        for lock in &finding.locks {
-            let name = (lock.table.schema.clone(), lock.table.name.clone());
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
-    }
-    let sizes = db.table_sizes(&names)?;
-    let sizes = Sizes(
-        sizes
-            .into_iter()
-            .map(|s| {
-                (
-                    (s.schema, s.table),
-                    TableSize {
-                        rows: s.rows,
-                        bytes: s.bytes,
-                    },
-                )
-            })
-            .collect(),
-    );
-    safeshift_lint::grade(report, &sizes);
-    Ok(())
-}
-
-/// The check `up` runs before applying: lints the pending migrations (with the history read
-/// for context) and refuses when a finding above `accepted` is not acknowledged. Only
-/// PostgreSQL migrations are linted.
-pub fn gate_pending(
-    migrator: &Migrator,
-    db: &mut dyn Driver,
-    accepted: Risk,
-    quiet: bool,
-) -> Result<(), CliError> {
-    gate_pending_up_to(migrator, db, accepted, quiet, None)
-}
-
-/// [`gate_pending`] for `up --to TARGET`: migrations after the target are not applied, so
-/// their findings do not stop the run.
-pub fn gate_pending_up_to(
-    migrator: &Migrator,
-    db: &mut dyn Driver,
-    accepted: Risk,
-    quiet: bool,
-    target: Option<&safeshift_source::Version>,
-) -> Result<(), CliError> {
-    if db.engine() != Engine::Postgres {
-        return Ok(());
-    }
-    let set = migrator.migrations();
-    let applied = applied(migrator, db)?;
-    // Nothing pending (the usual deploy-time `up`): nothing to gate, and no reason to parse
-    // every file for the history's context.
-    if set
-        .migrations
-        .iter()
-        .all(|m| applied.versions.contains_key(m.version.as_str()))
-    {
-        return Ok(());
-    }
-    let linter = Linter::new(LintOptions {
-        pg_version: PgVersion::from_server_version_num(db.server().version_number),
-        ..LintOptions::default()
-    })
-    .map_err(|error| CliError::usage(error.to_string()))?;
-    let mut report = linter.lint_set(set, Some(&applied), &Scope::Pending);
-    if let Some(target) = target {
-        report.files.retain(|file| {
-            file.version
-                .as_deref()
-                .and_then(safeshift_source::Version::parse)
-                .is_none_or(|version| version <= *target)
-        });
-    }
-    let blocking = safeshift_lint::gate(&report, accepted);
-    let Some(first) = blocking.first() else {
-        return Ok(());
-    };
-    let version = first.file.version.clone().unwrap_or_default();
-    let count = blocking.len();
-    let blocking_keys: Vec<(PathBuf, usize, &'static str)> = blocking
-        .iter()
-        .map(|b| (b.file.path.clone(), b.finding.statement, b.finding.rule))
-        .collect();
-    for file in &mut report.files {
-        let path = file.path.clone();
-        file.findings
-            .retain(|f| blocking_keys.contains(&(path.clone(), f.statement, f.rule)));
-        file.diagnostics.clear();
-    }
-    report.files.retain(|f| !f.findings.is_empty());
-    if !quiet {
-        err(render(&report, Format::Human, false).trim_end());
-    }
-    Err(CliError::Run(RunError::Blocked {
-        version,
-        message: format!(
-            "{count} finding{} above {accepted} risk in pending migrations; nothing was applied",
-            if count == 1 { "" } else { "s" }
-        ),
-        help: "make the migration safe (see the safe alternative above), acknowledge the finding with \
-               `-- safeshift:allow <rule-id> <reason>` on the statement, or run `safeshift up --allow-risk high`"
-            .to_owned(),
-    }))
 }

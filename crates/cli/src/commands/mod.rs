@@ -1,5 +1,5 @@
-//! One module per command; each turns its arguments into calls on the runner and renders the
-//! result.
+//! One module per command; each turns its arguments into calls on the `safeshift` crate (and the
+//! libraries it gathers) and renders the result.
 
 mod activity;
 mod adopt;

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_lint::{AppliedMigrations, LintOptions, Linter, PgVersion, Scope};
 use safeshift_rehearse::{
-    Expectations, LockMode, Predictions, Progress, RehearsalOptions, RehearseError, ServerChoice,
-    SnapshotScope, StatementPrediction, TableName,
+    Expectations, Predictions, Progress, RehearsalOptions, RehearseError, ServerChoice,
+    SnapshotScope, StatementPrediction,
 };
 use safeshift_runner::HistoryState;
 use safeshift_source::MigrationSet;
@@ -169,27 +169,16 @@ fn lint_predictions(set: &MigrationSet, applied: &BTreeSet<String>) -> Predictio
         for finding in &file.findings {
             let prediction = statements.entry(finding.statement).or_default();
             for lock in &finding.locks {
-                let Some(mode) = LockMode::from_pg_locks(lock.mode.pg_locks_name()) else {
-                    continue;
-                };
-                let table = TableName {
-                    schema: lock.table.schema.clone(),
-                    name: lock.table.name.clone(),
-                };
-                match prediction.locks.iter_mut().find(|(t, _)| *t == table) {
-                    Some((_, existing)) => *existing = (*existing).max(mode),
-                    None => prediction.locks.push((table, mode)),
+                match prediction.locks.iter_mut().find(|(t, _)| *t == lock.table) {
+                    Some((_, existing)) => *existing = (*existing).max(lock.mode),
+                    None => prediction.locks.push((lock.table.clone(), lock.mode)),
                 }
             }
+            // A rewriting finding rewrites the tables it locks.
             if finding.rewrite {
-                for written in &finding.tables {
-                    let (schema, name) = match written.rsplit_once('.') {
-                        Some((schema, name)) => (Some(schema.to_owned()), name.to_owned()),
-                        None => (None, written.clone()),
-                    };
-                    let table = TableName { schema, name };
-                    if !prediction.rewrites.contains(&table) {
-                        prediction.rewrites.push(table);
+                for lock in &finding.locks {
+                    if !prediction.rewrites.contains(&lock.table) {
+                        prediction.rewrites.push(lock.table.clone());
                     }
                 }
             }

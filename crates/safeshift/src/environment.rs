@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use safeshift_deploy::{WatchSettings, parse_percent};
 use safeshift_lint::Risk;
 use safeshift_source::parse_duration;
-use safeshift_watch::{HealthCheck, Limits, Threshold};
+use safeshift_watch::HealthCheck;
 
-use crate::exit::CliError;
+use crate::config::ProjectError;
 
 /// `[backup]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -112,73 +113,6 @@ pub struct Environment {
     pub watch: WatchSettings,
 }
 
-/// The watchdog's settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WatchSettings {
-    pub interval: Duration,
-    pub limits: Limits,
-    /// Set explicitly (config or `--abort-on duration=…`); otherwise the estimate decides.
-    pub duration_given: bool,
-    pub abort_on: Vec<Threshold>,
-}
-
-impl Default for WatchSettings {
-    fn default() -> Self {
-        WatchSettings {
-            interval: Duration::from_millis(200),
-            limits: Limits::default(),
-            duration_given: false,
-            abort_on: Vec::new(),
-        }
-    }
-}
-
-impl WatchSettings {
-    /// Applies an `--abort-on` list: `lock-wait[=5s],long-query[=10s],connections[=80%],duration[=10m]`.
-    pub fn apply_abort_on(&mut self, text: &str) -> Result<(), String> {
-        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (name, value) = match item.split_once('=') {
-                Some((name, value)) => (name.trim(), Some(value.trim())),
-                None => (item, None),
-            };
-            let threshold = Threshold::parse(name).ok_or_else(|| {
-                format!(
-                    "`{name}` is not a watchdog threshold; use lock-wait, long-query, connections or duration"
-                )
-            })?;
-            if let Some(value) = value {
-                match threshold {
-                    Threshold::LockWait => self.limits.lock_wait = parse_duration(value)?,
-                    Threshold::LongQuery => self.limits.long_query = parse_duration(value)?,
-                    Threshold::Connections => self.limits.connections = parse_percent(value)?,
-                    Threshold::Duration => {
-                        self.limits.duration = Some(parse_duration(value)?);
-                        self.duration_given = true;
-                    }
-                }
-            }
-            if !self.abort_on.contains(&threshold) {
-                self.abort_on.push(threshold);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `80`, `80%` or `0.8` → 0.8.
-fn parse_percent(text: &str) -> Result<f64, String> {
-    let number: f64 = text
-        .trim_end_matches('%')
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a percentage (write 80%)"))?;
-    let ratio = if number > 1.0 { number / 100.0 } else { number };
-    if !(0.0..=1.0).contains(&ratio) {
-        return Err(format!("`{text}` is not between 0% and 100%"));
-    }
-    Ok(ratio)
-}
-
 /// The `[backup]` section, resolved.
 #[derive(Debug, Clone)]
 pub struct BackupSettings {
@@ -190,9 +124,10 @@ pub struct BackupSettings {
 }
 
 /// Expands `${VAR}` in a configuration value, naming the key in errors.
-pub type Interpolate<'a> = &'a dyn Fn(&Option<String>, &str) -> Result<Option<String>, CliError>;
+pub type Interpolate<'a> =
+    &'a dyn Fn(&Option<String>, &str) -> Result<Option<String>, ProjectError>;
 /// Builds a configuration error for a key.
-pub type ConfigError<'a> = &'a dyn Fn(&str, String) -> CliError;
+pub type ConfigError<'a> = &'a dyn Fn(&str, String) -> ProjectError;
 
 /// Resolves the `[backup]` section; `interpolate` expands `${VAR}` and reports errors with the key.
 pub fn backup_settings(
@@ -200,7 +135,7 @@ pub fn backup_settings(
     root: &Path,
     interpolate: Interpolate<'_>,
     error: ConfigError<'_>,
-) -> Result<BackupSettings, CliError> {
+) -> Result<BackupSettings, ProjectError> {
     let dir = interpolate(&section.dir, "backup.dir")?.unwrap_or_else(|| "backups".into());
     Ok(BackupSettings {
         dir: join(root, &dir),
@@ -223,10 +158,10 @@ pub fn resolve(
     root: &Path,
     interpolate: Interpolate<'_>,
     error: ConfigError<'_>,
-) -> Result<Environment, CliError> {
+) -> Result<Environment, ProjectError> {
     let Some(section) = sections.get(name) else {
         let known: Vec<&str> = sections.keys().map(String::as_str).collect();
-        return Err(CliError::usage_with_help(
+        return Err(ProjectError::with_help(
             format!("there is no environment `{name}` in safeshift.toml"),
             if known.is_empty() {
                 "define one as [environments.<name>] in safeshift.toml".to_owned()
@@ -236,12 +171,13 @@ pub fn resolve(
         ));
     };
     let key = |field: &str| format!("environments.{name}.{field}");
-    let duration = |value: &Option<String>, field: &str| -> Result<Option<Duration>, CliError> {
-        value
-            .as_deref()
-            .map(|v| parse_duration(v).map_err(|m| error(&key(field), m)))
-            .transpose()
-    };
+    let duration =
+        |value: &Option<String>, field: &str| -> Result<Option<Duration>, ProjectError> {
+            value
+                .as_deref()
+                .map(|v| parse_duration(v).map_err(|m| error(&key(field), m)))
+                .transpose()
+        };
     let mut health = Vec::new();
     for (index, check) in section.health.iter().enumerate() {
         let field = format!("health[{index}]");
@@ -327,32 +263,5 @@ fn join(root: &Path, path: &str) -> PathBuf {
         path.to_path_buf()
     } else {
         root.join(path)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn abort_on_lists_set_limits() {
-        let mut watch = WatchSettings::default();
-        watch
-            .apply_abort_on("lock-wait=2s, connections=90%,duration=10m")
-            .unwrap();
-        assert_eq!(watch.limits.lock_wait, Duration::from_secs(2));
-        assert!((watch.limits.connections - 0.9).abs() < 1e-9);
-        assert_eq!(watch.limits.duration, Some(Duration::from_secs(600)));
-        assert_eq!(
-            watch.abort_on,
-            [
-                Threshold::LockWait,
-                Threshold::Connections,
-                Threshold::Duration
-            ]
-        );
-        assert!(watch.apply_abort_on("lockwait").is_err());
-        assert!(parse_percent("120%").is_err());
-        assert!((parse_percent("0.5").unwrap() - 0.5).abs() < 1e-9);
     }
 }

@@ -9,12 +9,56 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use safeshift_driver::{HistoryLocation, LockMode, Timeouts};
+use safeshift_driver::{HistoryLocation, RunLockMode, Timeouts};
 use safeshift_runner::{LockSettings, RetryPolicy};
 use safeshift_source::{VersionScheme, parse_duration};
 
-use crate::cli::{GlobalArgs, LockModeArg};
-use crate::exit::CliError;
+/// What the command line (or an embedding application) sets over the configuration file: each
+/// field given wins over the file. `Default` is "nothing given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The configuration file; found upwards from the current directory when `None`.
+    pub config: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub migrations_dir: Option<PathBuf>,
+    pub history_schema: Option<String>,
+    pub history_table: Option<String>,
+    pub lock_mode: Option<RunLockMode>,
+    pub lock_wait: Option<String>,
+    pub lock_timeout: Option<String>,
+    pub statement_timeout: Option<String>,
+    pub retries: Option<u32>,
+    /// The environment (`[environments.<name>]`) to use.
+    pub environment: Option<String>,
+    /// The layout of the migrations directory (`--migration-format`); detected when `None`.
+    pub migration_format: Option<safeshift_source::Format>,
+    /// Values for template placeholders (`--var NAME=VALUE`), over `[variables]`.
+    pub variables: Vec<(String, String)>,
+}
+
+/// A configuration problem: what is wrong (naming the file and key), and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProjectError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl ProjectError {
+    pub fn new(message: impl Into<String>) -> ProjectError {
+        ProjectError {
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(message: impl Into<String>, help: impl Into<String>) -> ProjectError {
+        ProjectError {
+            message: message.into(),
+            help: Some(help.into()),
+        }
+    }
+}
 
 /// The configuration file's name.
 pub const CONFIG_FILE: &str = "safeshift.toml";
@@ -64,7 +108,7 @@ pub struct HistorySection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockSection {
-    pub mode: Option<LockMode>,
+    pub mode: Option<RunLockMode>,
     pub wait: Option<String>,
     pub lease: Option<String>,
 }
@@ -126,13 +170,13 @@ pub struct Project {
 impl Project {
     /// Loads the configuration file (given, or found upwards from the current directory) and
     /// applies flags and environment variables.
-    pub fn load(args: &GlobalArgs) -> Result<Project, CliError> {
+    pub fn load(args: &Overrides) -> Result<Project, ProjectError> {
         let cwd = std::env::current_dir()
-            .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
+            .map_err(|e| ProjectError::new(format!("cannot read the current directory: {e}")))?;
         let config_file = match &args.config {
             Some(path) => {
                 if !path.is_file() {
-                    return Err(CliError::usage_with_help(
+                    return Err(ProjectError::with_help(
                         format!("the configuration file {} does not exist", path.display()),
                         "check the --config path or SAFESHIFT_CONFIG, or create one with `safeshift init`",
                     ));
@@ -141,6 +185,15 @@ impl Project {
             }
             None => find_config(&cwd),
         };
+        Project::resolve(args, config_file)
+    }
+
+    /// The project `config_file` describes (its defaults when `None`), with `args` over it; no
+    /// file is searched for.
+    pub fn resolve(
+        args: &Overrides,
+        config_file: Option<PathBuf>,
+    ) -> Result<Project, ProjectError> {
         let file = match &config_file {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),
@@ -161,7 +214,7 @@ impl Project {
             .as_ref()
             .map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
         let interpolated =
-            |value: &Option<String>, key: &str| -> Result<Option<String>, CliError> {
+            |value: &Option<String>, key: &str| -> Result<Option<String>, ProjectError> {
                 value
                     .as_deref()
                     .map(|v| interpolate(v).map_err(|m| config_error(&origin, key, m)))
@@ -263,7 +316,7 @@ impl Project {
             ("history table", &history.table),
         ] {
             if value.is_empty() || value.len() > 50 {
-                return Err(CliError::usage(format!(
+                return Err(ProjectError::new(format!(
                     "the {key} name must have 1 to 50 characters, not `{value}`"
                 )));
             }
@@ -273,11 +326,11 @@ impl Project {
                         flag_name: &str,
                         value: &Option<String>,
                         key: &str|
-         -> Result<Option<Duration>, CliError> {
+         -> Result<Option<Duration>, ProjectError> {
             if let Some(text) = flag {
                 return parse_duration(text)
                     .map(Some)
-                    .map_err(|m| CliError::usage(format!("{flag_name}: {m}")));
+                    .map_err(|m| ProjectError::new(format!("{flag_name}: {m}")));
             }
             value
                 .as_deref()
@@ -286,11 +339,9 @@ impl Project {
         };
         let defaults = LockSettings::default();
         let lock = LockSettings {
-            mode: match args.lock_mode {
-                Some(LockModeArg::Advisory) => LockMode::Advisory,
-                Some(LockModeArg::Lease) => LockMode::Lease,
-                None => file.lock.mode.unwrap_or(defaults.mode),
-            },
+            mode: args
+                .lock_mode
+                .unwrap_or(file.lock.mode.unwrap_or(defaults.mode)),
             wait: duration(
                 &args.lock_wait,
                 "--lock-wait",
@@ -392,9 +443,9 @@ fn find_config(start: &Path) -> Option<PathBuf> {
     None
 }
 
-fn read_config(path: &Path) -> Result<FileConfig, CliError> {
+fn read_config(path: &Path) -> Result<FileConfig, ProjectError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::usage(format!(
+        ProjectError::new(format!(
             "cannot read the configuration file {}: {e}",
             path.display()
         ))
@@ -407,7 +458,7 @@ fn read_config(path: &Path) -> Result<FileConfig, CliError> {
                 format!(":{line}")
             })
             .unwrap_or_default();
-        CliError::usage_with_help(
+        ProjectError::with_help(
             format!("{}{location}: {}", path.display(), error.message()),
             "see the configuration reference in the README (keys: directory, [database] url, [history] schema/table, \
              [lock] mode/wait/lease, [migrate] lock_timeout/statement_timeout/retries/retry_backoff/allow_out_of_order, \
@@ -417,8 +468,8 @@ fn read_config(path: &Path) -> Result<FileConfig, CliError> {
     })
 }
 
-fn config_error(origin: &str, key: &str, message: String) -> CliError {
-    CliError::usage(format!("{origin}: `{key}`: {message}"))
+fn config_error(origin: &str, key: &str, message: String) -> ProjectError {
+    ProjectError::new(format!("{origin}: `{key}`: {message}"))
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.

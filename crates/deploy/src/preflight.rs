@@ -5,17 +5,18 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
+use std::path::Path;
+
+use safeshift_driver::{Driver, Engine, PostgresDriver};
 use safeshift_lint::Risk;
 use safeshift_runner::{EntryState, Migrator};
 use safeshift_source::Version;
 use safeshift_watch::probes;
 
-use crate::context::Context;
-use crate::exit::CliError;
-use crate::output::millis;
-use crate::production::plan::{self, Plan};
-use crate::production::watch::session_line;
+use crate::database::Database;
+use crate::describe::{millis, session_line};
+use crate::error::DeployError;
+use crate::plan::{self, Plan};
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -74,27 +75,32 @@ const LONG_TRANSACTION: Duration = Duration::from_secs(60);
 const LAG_WARNING: Duration = Duration::from_secs(10);
 const LAG_BYTES_WARNING: u64 = 256 << 20;
 
-/// Runs the checks. Only a failure to connect is an error; everything else is a verdict.
+/// What the checks look at, besides the database.
+pub struct PreflightInputs<'a> {
+    pub target: Option<&'a Version>,
+    /// The highest risk applied without an acknowledgement.
+    pub accepted: Risk,
+    /// Where a backup would go (its free space is checked).
+    pub backup_dir: &'a Path,
+    /// The plan, when the caller has built it already; otherwise the checks build it.
+    pub plan: Option<&'a Plan>,
+}
+
+/// Runs the checks on a connection of their own. Only a failure to connect for the server
+/// checks is an error; everything else, a failed first connection included, is a verdict.
 pub fn run(
-    context: &Context,
+    database: &Database,
     migrator: &Migrator,
-    url: &DatabaseUrl,
-    options: &ConnectOptions,
-    target: Option<&Version>,
-    accepted: Risk,
-) -> Result<Preflight, CliError> {
+    inputs: &PreflightInputs<'_>,
+) -> Result<Preflight, DeployError> {
     let mut checks = Vec::new();
     let started = Instant::now();
-    let mut db = match context.connect(false) {
+    let mut db = match database.connect(false) {
         Ok(db) => db,
         Err(error) => {
-            let message = match &error {
-                CliError::Database(e) => e.to_string(),
-                other => format!("{other:?}"),
-            };
-            checks.push(Check::new("connection", Outcome::Fail, message));
+            checks.push(Check::new("connection", Outcome::Fail, error.to_string()));
             return Ok(Preflight {
-                database: url.redacted().to_owned(),
+                database: database.url.redacted().to_owned(),
                 checks,
             });
         }
@@ -131,57 +137,19 @@ pub fn run(
     ));
 
     checks.push(history_check(migrator, db.as_mut())?);
-    let plan = plan::build(migrator, db.as_mut(), url, options, target)?;
-    checks.push(pending_check(&plan, accepted));
-
-    let backup_dir = context
-        .project
-        .environment
-        .as_ref()
-        .and_then(|e| e.backup_dir.clone())
-        .unwrap_or_else(|| context.project.backup.dir.clone());
-    checks.push(
-        match safeshift_backup::space_check(
-            &safeshift_backup::Database {
-                url,
-                base_dir: &context.project.root,
-            },
-            &backup_dir,
-        ) {
-            Ok(space) => {
-                let numbers = format!(
-                    "database {}, {} free in {}",
-                    safeshift_backup::human_bytes(space.database_bytes),
-                    safeshift_backup::human_bytes(space.free_bytes),
-                    backup_dir.display()
-                );
-                if !space.fits() {
-                    Check::new(
-                        "disk space",
-                        Outcome::Fail,
-                        format!("a backup does not fit: {numbers}"),
-                    )
-                } else if space.free_bytes / 2 < space.database_bytes {
-                    Check::new(
-                        "disk space",
-                        Outcome::Warn,
-                        format!("less than twice the database is free for backups: {numbers}"),
-                    )
-                } else {
-                    Check::new("disk space", Outcome::Pass, numbers)
-                }
-            }
-            Err(error) => Check::new(
-                "disk space",
-                Outcome::Warn,
-                format!("could not measure: {error}"),
-            ),
-        },
-    );
-
+    let built;
+    let plan = match inputs.plan {
+        Some(plan) => plan,
+        None => {
+            built = plan::build(migrator, db.as_mut(), database, inputs.target)?;
+            &built
+        }
+    };
+    checks.push(pending_check(plan, inputs.accepted));
+    checks.push(space_check(database, inputs.backup_dir));
     if engine == Engine::Postgres {
-        let mut probe = PostgresDriver::connect(url, options)?;
-        server_checks(&mut checks, probe.client(), &plan)?;
+        let mut probe = database.connect_postgres()?;
+        server_checks(&mut checks, &mut probe, plan)?;
     }
     Ok(Preflight {
         database: db.redacted_url().to_owned(),
@@ -189,7 +157,41 @@ pub fn run(
     })
 }
 
-fn history_check(migrator: &Migrator, db: &mut dyn Driver) -> Result<Check, CliError> {
+/// Whether a backup fits in the backup directory, with room to spare.
+fn space_check(database: &Database, backup_dir: &Path) -> Check {
+    match safeshift_backup::space_check(&database.for_backup(), backup_dir) {
+        Ok(space) => {
+            let numbers = format!(
+                "database {}, {} free in {}",
+                safeshift_backup::human_bytes(space.database_bytes),
+                safeshift_backup::human_bytes(space.free_bytes),
+                backup_dir.display()
+            );
+            if !space.fits() {
+                Check::new(
+                    "disk space",
+                    Outcome::Fail,
+                    format!("a backup does not fit: {numbers}"),
+                )
+            } else if space.free_bytes / 2 < space.database_bytes {
+                Check::new(
+                    "disk space",
+                    Outcome::Warn,
+                    format!("less than twice the database is free for backups: {numbers}"),
+                )
+            } else {
+                Check::new("disk space", Outcome::Pass, numbers)
+            }
+        }
+        Err(error) => Check::new(
+            "disk space",
+            Outcome::Warn,
+            format!("could not measure: {error}"),
+        ),
+    }
+}
+
+fn history_check(migrator: &Migrator, db: &mut dyn Driver) -> Result<Check, DeployError> {
     let status = migrator.status(db)?;
     let mut problems = Vec::new();
     let mut applied = 0;
@@ -287,14 +289,28 @@ fn pending_check(plan: &Plan, accepted: Risk) -> Check {
     }
 }
 
+/// The checks that ask the server: privileges, sessions in the way, replication.
 fn server_checks(
     checks: &mut Vec<Check>,
-    client: &mut postgres::Client,
+    probe: &mut PostgresDriver,
     plan: &Plan,
-) -> Result<(), CliError> {
-    let tables = plan.tables();
-    let privilege = probes::ddl_privilege(client, &tables)?;
-    checks.push(if privilege.in_recovery {
+) -> Result<(), DeployError> {
+    // Quoted as SQL, so that the server resolves each name as the migrations wrote it.
+    let tables: Vec<String> = plan.tables().iter().map(|t| t.sql()).collect();
+    let client = probe.client();
+    checks.push(privileges_check(client, &tables)?);
+    checks.push(blocking_sessions_check(client, &tables)?);
+    checks.push(replication_check(client)?);
+    Ok(())
+}
+
+/// Whether the role can run DDL and owns the tables the migrations alter.
+fn privileges_check(
+    client: &mut postgres::Client,
+    tables: &[String],
+) -> Result<Check, DeployError> {
+    let privilege = probes::ddl_privilege(client, tables)?;
+    Ok(if privilege.in_recovery {
         Check::new(
             "privileges",
             Outcome::Fail,
@@ -343,9 +359,16 @@ fn server_checks(
                 }
             ),
         )
-    });
+    })
+}
 
-    let holders = probes::lock_holders(client, &tables)?;
+/// Sessions holding locks on the tables, and long transactions: a migration would wait for
+/// them, and everything would queue behind it.
+fn blocking_sessions_check(
+    client: &mut postgres::Client,
+    tables: &[String],
+) -> Result<Check, DeployError> {
+    let holders = probes::lock_holders(client, tables)?;
     let long = probes::long_transactions(client, LONG_TRANSACTION.as_millis() as u64)?;
     let mut details: Vec<String> = holders
         .iter()
@@ -356,7 +379,7 @@ fn server_checks(
             .filter(|s| !holders.iter().any(|h| h.session.pid == s.pid))
             .map(|s| format!("long transaction: {}", session_line(s))),
     );
-    checks.push(if details.is_empty() {
+    Ok(if details.is_empty() {
         Check::new(
             "blocking sessions",
             Outcome::Pass,
@@ -378,10 +401,13 @@ fn server_checks(
             ),
         )
         .with_details(details)
-    });
+    })
+}
 
+/// Streaming replicas, and how far behind they replay.
+fn replication_check(client: &mut postgres::Client) -> Result<Check, DeployError> {
     let replicas = probes::replicas(client)?;
-    checks.push(if replicas.is_empty() {
+    Ok(if replicas.is_empty() {
         Check::new("replication", Outcome::Pass, "no streaming replicas")
     } else {
         let lagging: Vec<String> = replicas
@@ -417,6 +443,5 @@ fn server_checks(
             format!("{} replica(s), {} lagging", replicas.len(), lagging.len()),
         )
         .with_details(details)
-    });
-    Ok(())
+    })
 }

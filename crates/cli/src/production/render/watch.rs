@@ -1,60 +1,12 @@
-//! Running the watchdog beside `up` and printing what it sees as it sees it.
+//! The watchdog's events, printed as it sees them.
 
-use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
-use safeshift_watch::{Session, WatchConfig, WatchEvent, Watchdog};
+use safeshift_deploy::describe::session_line;
+use safeshift_watch::WatchEvent;
 
-use crate::environment::WatchSettings;
 use crate::output::{RED, YELLOW, err, millis, styled};
 
-/// Starts the watchdog on a connection of its own when the migration connection has a fixed
-/// server process (a direct PostgreSQL connection); otherwise says why there is none. `abort`
-/// is called once, with the reason, when a threshold chosen to abort is crossed.
-pub fn start(
-    db: &dyn Driver,
-    url: &DatabaseUrl,
-    options: &ConnectOptions,
-    settings: &WatchSettings,
-    estimate: std::time::Duration,
-    abort: Box<dyn Fn(String) + Send>,
-    json: bool,
-) -> Option<Watchdog> {
-    if db.engine() != Engine::Postgres {
-        return None;
-    }
-    let Some(pid) = db.session_pid() else {
-        err(format!(
-            "{} no watchdog: the migration connection has no fixed server process (lease lock through a pooler)",
-            styled(YELLOW, "note:")
-        ));
-        return None;
-    };
-    let connection = match PostgresDriver::connect(url, options) {
-        Ok(connection) => connection,
-        Err(error) => {
-            err(format!(
-                "{} no watchdog: {error}",
-                styled(YELLOW, "warning:")
-            ));
-            return None;
-        }
-    };
-    let config = WatchConfig {
-        pid,
-        interval: settings.interval,
-        limits: settings.limits,
-        abort_on: settings.abort_on.clone(),
-        estimate: Some(estimate),
-        progress_every: std::time::Duration::from_secs(5),
-    };
-    Some(Watchdog::start(
-        connection,
-        config,
-        Box::new(move |event| report(&event, json)),
-        abort,
-    ))
-}
-
-fn report(event: &WatchEvent, json: bool) {
+/// Prints one watchdog event as it comes (as JSON on one line with `--json`).
+pub fn watch_event(event: &WatchEvent, json: bool) {
     if json {
         if let Ok(text) = serde_json::to_string(event) {
             err(format!("watchdog {text}"));
@@ -103,7 +55,8 @@ fn report(event: &WatchEvent, json: bool) {
         WatchEvent::Crossed {
             message, aborting, ..
         } => {
-            // The reason recorded in the history starts with "watchdog: "; the label says it here.
+            // An aborting threshold's message, recorded in the history, starts with "watchdog: ";
+            // the label says it here.
             let message = message.strip_prefix("watchdog: ").unwrap_or(message);
             if *aborting {
                 err(format!(
@@ -136,29 +89,4 @@ fn report(event: &WatchEvent, json: bool) {
             styled(YELLOW, "warning:")
         )),
     }
-}
-
-/// `pid 4242 (app via psql, idle in transaction, transaction open 12.3 s): SELECT …`
-pub fn session_line(session: &Session) -> String {
-    let mut facts = vec![format!("user {}", session.user)];
-    if !session.application.is_empty() {
-        facts.push(format!("application {}", session.application));
-    }
-    if !session.state.is_empty() {
-        facts.push(session.state.clone());
-    }
-    if let Some(ms) = session.transaction_ms {
-        facts.push(format!("transaction open {}", millis(ms)));
-    } else if let Some(ms) = session.query_ms {
-        facts.push(format!("query running {}", millis(ms)));
-    }
-    let query: String = session
-        .query
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(160)
-        .collect();
-    format!("pid {} ({}): {query}", session.pid, facts.join(", "))
 }

@@ -10,7 +10,7 @@
 //! the naive backfill with no traffic at all.
 //!
 //! ```text
-//! cargo run --release -p safeshift-online --example traffic -- --safeshift target/release/safeshift
+//! cargo run --release -p safeshift-bench --bin traffic -- --safeshift target/release/safeshift
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
