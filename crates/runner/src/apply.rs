@@ -14,6 +14,7 @@ use crate::hooks::{Progress, StatementContext, StatementHooks};
 use crate::interrupt::Interrupt;
 use crate::plan::Step;
 use crate::report::CompletedMigration;
+use crate::resume::{self, Resuming, Resumption};
 use crate::settings::Settings;
 
 /// Runs a step to completion, retrying lock timeouts and deadlocks as the policy allows.
@@ -123,12 +124,40 @@ pub(crate) fn run_step(
                 statement.transactionality,
                 Transactionality::OutsideTransaction { .. }
             );
-            if !transactional
-                && outside
-                && let Err(error) = refuse_if_still_running(db, statement)
-            {
-                failure = Some((Some(index), error));
-                break;
+            let finishing;
+            let mut statement = statement;
+            if !transactional && outside {
+                let resuming = Resuming {
+                    version,
+                    number: index + 1,
+                    stopped_here: resuming_failed_statement && index == start_index,
+                    settings,
+                    interrupt,
+                };
+                match resume::prepare(db, statement, &resuming, observer) {
+                    Ok(Resumption::Run) => {}
+                    Ok(Resumption::RunInstead(sql)) => {
+                        finishing = Statement {
+                            sql,
+                            ..statement.clone()
+                        };
+                        statement = &finishing;
+                    }
+                    Ok(Resumption::AlreadyApplied) => {
+                        applied = applied_after;
+                        if let Err(error) =
+                            db.record_progress(applied as i64, prefixes[applied].as_str())
+                        {
+                            failure = Some((None, error));
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(error) => {
+                        failure = Some((Some(index), error));
+                        break;
+                    }
+                }
             }
             let concurrent_index = statement.concurrent_index();
             if let Some(target) = &concurrent_index {
@@ -392,23 +421,6 @@ fn clear_invalid_index(
     .with_hint(format!(
         "drop it with `DROP INDEX CONCURRENTLY {quoted};` and run `safeshift up` again"
     )))
-}
-
-/// Before re-running a statement that cannot run in a transaction: a runner that was killed
-/// while running it leaves it running on the server until the server notices (through a
-/// connection pooler it may not notice at all). Running it again then would apply it twice.
-fn refuse_if_still_running(db: &mut dyn Driver, statement: &Statement) -> Result<(), DriverError> {
-    match db.statement_in_progress(&statement.sql)? {
-        None => Ok(()),
-        Some(pid) => Err(DriverError::new(
-            ErrorKind::Statement,
-            format!("this statement is still running on the server in process {pid}, left by an interrupted run"),
-        )
-        .with_sqlstate(REFUSED)
-        .with_hint(format!(
-            "wait for it to finish, or cancel it with `SELECT pg_cancel_backend({pid});`, then run `safeshift up` again"
-        ))),
-    }
 }
 
 /// After `CREATE INDEX CONCURRENTLY`: the index must be valid.

@@ -2,6 +2,7 @@
 
 mod client_env;
 mod events;
+mod interrupted;
 mod lease;
 mod table_sizes;
 mod tls;
@@ -18,6 +19,7 @@ use crate::error::{DriverError, ErrorKind};
 use crate::events::{EventRecord, NewEvent};
 use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
 use crate::history_sql::{Ending, HistorySql, literal, parse_row};
+use crate::interrupted::InterruptedOutcome;
 use crate::lock::{LockAttempt, LockHolder, LockMode, LockRequest};
 use crate::url::DatabaseUrl;
 use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, ServerInfo};
@@ -938,6 +940,16 @@ impl Driver for PostgresDriver {
             .first()
             .and_then(|row| row[0].as_deref())
             .and_then(|pid| pid.parse().ok()))
+    }
+
+    fn interrupted_outcome(&mut self, sql: &str) -> Result<InterruptedOutcome, DriverError> {
+        let lock_timeout = self
+            .attempt
+            .as_ref()
+            .map_or(Duration::from_secs(5), |attempt| {
+                attempt.timeouts.lock_timeout
+            });
+        interrupted::inspect(self, sql, lock_timeout)
     }
 
     fn timeouts_outside_transactions(&self) -> bool {
