@@ -4,6 +4,7 @@ mod client_env;
 mod events;
 mod interrupted;
 mod lease;
+mod pooler;
 mod table_sizes;
 mod tls;
 
@@ -81,6 +82,8 @@ pub struct PostgresDriver {
     lock_checked_up_front: bool,
     /// The server process of this connection (meaningful on a direct connection only).
     backend_pid: Option<i64>,
+    /// The connection was probed for a transaction pooler (before the advisory lock is taken).
+    pooler_checked: bool,
 }
 
 impl PostgresDriver {
@@ -140,6 +143,7 @@ impl PostgresDriver {
             prelude_error: None,
             lock_checked_up_front: false,
             backend_pid: None,
+            pooler_checked: false,
         };
         let row = driver.first_row(
             "SELECT current_setting('server_version'), current_setting('server_version_num'), current_database(), current_user, pg_backend_pid()",
@@ -527,18 +531,30 @@ impl Driver for PostgresDriver {
     fn try_lock(&mut self, request: &LockRequest) -> Result<LockAttempt, DriverError> {
         match request.mode {
             LockMode::Advisory => {
+                if !self.pooler_checked {
+                    self.pooler_checked = true;
+                    if let Some(evidence) = pooler::transaction_pooling(self)? {
+                        return Err(pooler::refusal(&evidence));
+                    }
+                }
+                // One statement takes the lock and tags its session with the owner, so both
+                // land on the same server connection even through a pooler the probe missed.
+                // The lock is re-entrant: on a server connection shared through a transaction
+                // pooler, another run's lock is "acquired" again; the owner tag gives it away,
+                // and that second hold is given back at once.
                 let row = self.first_row(&format!(
-                    "SELECT pg_try_advisory_lock({}), coalesce(current_setting('{OWNER_SETTING}', true), '')",
-                    self.lock_key
+                    "SELECT got, previous, CASE WHEN got AND previous NOT IN ('', {run}) THEN pg_advisory_unlock({key}) \
+                     WHEN got THEN set_config('{OWNER_SETTING}', {run}, false) IS NOT NULL END \
+                     FROM (SELECT pg_try_advisory_lock({key}) AS got, \
+                     coalesce(current_setting('{OWNER_SETTING}', true), '') AS previous OFFSET 0) AS attempt",
+                    key = self.lock_key,
+                    run = literal(Dialect::Postgres, &request.run_id),
                 ))?;
                 if row[0].as_deref() != Some("t") {
                     return Ok(LockAttempt::Busy(self.advisory_holder()?));
                 }
-                // The lock is re-entrant: on a server connection shared through a transaction
-                // pooler, another run's lock is "acquired" again. The owner tag gives it away.
                 let owner = row[1].clone().unwrap_or_default();
                 if !owner.is_empty() && owner != request.run_id {
-                    self.run(&format!("SELECT pg_advisory_unlock({})", self.lock_key))?;
                     return Err(DriverError::new(
                         ErrorKind::LockLost,
                         format!(
@@ -552,10 +568,6 @@ impl Driver for PostgresDriver {
                          transaction pooler, or connect to the server directly",
                     ));
                 }
-                self.run(&format!(
-                    "SELECT set_config('{OWNER_SETTING}', {}, false)",
-                    literal(Dialect::Postgres, &request.run_id)
-                ))?;
                 self.advisory_owner = Some(request.run_id.clone());
                 Ok(LockAttempt::Acquired)
             }
@@ -615,11 +627,8 @@ impl Driver for PostgresDriver {
         // An attempt abandoned before its first statement opened no transaction.
         self.pending_prelude = None;
         self.lock_checked_up_front = false;
-        if self.advisory_owner.take().is_some() {
-            self.run(&format!(
-                "SELECT pg_advisory_unlock({}); SELECT set_config('{OWNER_SETTING}', '', false)",
-                self.lock_key
-            ))?;
+        if let Some(run_id) = self.advisory_owner.take() {
+            pooler::release_advisory_lock(self, &run_id)?;
         }
         if let Some(lease) = self.lease.take() {
             let release = lease.release_sql(&self.quoted_schema, &self.location);
