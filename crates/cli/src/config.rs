@@ -112,6 +112,9 @@ pub struct Project {
     pub backup: crate::environment::BackupSettings,
     /// `[online]`: lock-safe DDL, backfills, concurrent index retries.
     pub online: safeshift_online::OnlineSettings,
+    /// Environment variables that may hold a database password (see `credential_variables`),
+    /// withheld from hooks.
+    pub credential_variables: Vec<String>,
 }
 
 impl Project {
@@ -330,6 +333,7 @@ impl Project {
             environment,
             backup,
             online,
+            credential_variables: credential_variables(&file),
         })
     }
 }
@@ -383,6 +387,46 @@ fn config_error(origin: &str, key: &str, message: String) -> CliError {
 
 /// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
 pub fn interpolate(text: &str) -> Result<String, String> {
+    expand(text, |name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })
+}
+
+/// The variables `${VAR}` references in `text` name, set or not.
+pub fn referenced_variables(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = expand(text, |name| {
+        names.push(name.to_owned());
+        Some(String::new())
+    });
+    names
+}
+
+/// The variables libpq and safeshift read credentials from, whatever the configuration says.
+const CREDENTIAL_VARIABLES: &[&str] = &["PGPASSWORD", "DATABASE_URL", "SAFESHIFT_DATABASE_URL"];
+
+/// Every variable a database URL of the configuration may be read from (the file's own `url`
+/// and every environment's, used or not): a child process such as a hook is not handed them,
+/// since a URL may carry a password.
+fn credential_variables(file: &FileConfig) -> Vec<String> {
+    let mut names: Vec<String> = CREDENTIAL_VARIABLES.iter().map(|&n| n.to_owned()).collect();
+    let urls = std::iter::once(&file.database.url)
+        .chain(
+            file.environments
+                .values()
+                .map(|environment| &environment.url),
+        )
+        .flatten();
+    for url in urls {
+        names.extend(referenced_variables(url));
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Expands `text`, asking `lookup` for each variable's value.
+fn expand(text: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(index) = rest.find('$') {
@@ -405,7 +449,7 @@ pub fn interpolate(text: &str) -> Result<String, String> {
                     "`${{{expression}}}` is not a variable reference; write ${{NAME}} or ${{NAME:-default}}"
                 ));
             }
-            match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
+            match (lookup(name), default) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
@@ -459,6 +503,13 @@ mod tests {
             "{error}"
         );
         assert!(interpolate("${oops").is_err());
+        assert_eq!(
+            referenced_variables(
+                "postgres://app:${DB_PASS}@${DB_HOST:-localhost}/${SAFESHIFT_TEST_UNSET}"
+            ),
+            ["DB_PASS", "DB_HOST", "SAFESHIFT_TEST_UNSET"]
+        );
+        assert!(referenced_variables("postgres://app@db/app$$x").is_empty());
         assert!(interpolate("${a b}").is_err());
     }
 }

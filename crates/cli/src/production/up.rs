@@ -110,6 +110,7 @@ pub fn run(
         run_id: &context.identity.run_id,
         database: url.redacted(),
         outcome,
+        withheld: &context.project.credential_variables,
     };
     let before = environment
         .as_ref()
