@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use safeshift_driver::{HistoryLocation, LockMode, Timeouts};
 use safeshift_runner::{LockSettings, RetryPolicy};
-use safeshift_source::{VersionScheme, parse_duration};
+use safeshift_source::{VersionScheme, parse_duration, parse_timeout};
 
 use crate::cli::{GlobalArgs, LockModeArg};
 use crate::exit::CliError;
@@ -232,21 +232,40 @@ impl Project {
                     "the {key} name must have 1 to 50 characters, not `{value}`"
                 )));
             }
+            if value.contains('\0') {
+                return Err(CliError::usage(format!(
+                    "the {key} name `{}` contains a NUL character, which PostgreSQL and SQLite names cannot hold",
+                    value.escape_default()
+                )));
+            }
+        }
+        // PostgreSQL keeps these for itself: creating the history there fails, or (as a
+        // superuser, in information_schema) mixes it into the system's views.
+        if history.schema.starts_with("pg_") || history.schema == "information_schema" {
+            return Err(CliError::usage_with_help(
+                format!(
+                    "the history schema `{}` is PostgreSQL's own (information_schema, and every name starting with pg_)",
+                    history.schema
+                ),
+                "pick a schema of your own, such as the default `safeshift` (--history-schema, [history] schema)",
+            ));
         }
 
-        let duration = |flag: &Option<String>,
+        // `parse` is `parse_timeout` for what the database is given (and must accept).
+        let duration = |parse: fn(&str) -> Result<Duration, String>,
+                        flag: &Option<String>,
                         flag_name: &str,
                         value: &Option<String>,
                         key: &str|
          -> Result<Option<Duration>, CliError> {
             if let Some(text) = flag {
-                return parse_duration(text)
+                return parse(text)
                     .map(Some)
                     .map_err(|m| CliError::usage(format!("{flag_name}: {m}")));
             }
             value
                 .as_deref()
-                .map(|v| parse_duration(v).map_err(|m| config_error(&origin, key, m)))
+                .map(|v| parse(v).map_err(|m| config_error(&origin, key, m)))
                 .transpose()
         };
         let defaults = LockSettings::default();
@@ -257,6 +276,7 @@ impl Project {
                 None => file.lock.mode.unwrap_or(defaults.mode),
             },
             wait: duration(
+                parse_duration,
                 &args.lock_wait,
                 "--lock-wait",
                 match environment_section {
@@ -266,7 +286,9 @@ impl Project {
                 "lock.wait",
             )?
             .unwrap_or(defaults.wait),
-            lease: duration(&None, "", &file.lock.lease, "lock.lease")?.unwrap_or(defaults.lease),
+            // The lease's expiry is computed by the server.
+            lease: duration(parse_timeout, &None, "", &file.lock.lease, "lock.lease")?
+                .unwrap_or(defaults.lease),
             poll: defaults.poll,
         };
         if lock.lease < Duration::from_secs(1) {
@@ -279,6 +301,7 @@ impl Project {
         let default_timeouts = Timeouts::default();
         let timeouts = Timeouts {
             lock_timeout: duration(
+                parse_timeout,
                 &args.lock_timeout,
                 "--lock-timeout",
                 match environment_section {
@@ -289,6 +312,7 @@ impl Project {
             )?
             .unwrap_or(default_timeouts.lock_timeout),
             statement_timeout: duration(
+                parse_timeout,
                 &args.statement_timeout,
                 "--statement-timeout",
                 match environment_section {
@@ -309,6 +333,7 @@ impl Project {
                 .or(file.migrate.retries)
                 .unwrap_or(default_retry.retries),
             backoff: duration(
+                parse_duration,
                 &None,
                 "",
                 &file.migrate.retry_backoff,
@@ -316,8 +341,14 @@ impl Project {
             )?
             .unwrap_or(default_retry.backoff),
             max_backoff: default_retry.max_backoff,
-            max_stall: duration(&None, "", &file.migrate.max_stall, "migrate.max_stall")?
-                .or(default_retry.max_stall),
+            max_stall: duration(
+                parse_duration,
+                &None,
+                "",
+                &file.migrate.max_stall,
+                "migrate.max_stall",
+            )?
+            .or(default_retry.max_stall),
         };
         let online = crate::online::settings(&file.online, &history.schema, &config_error_for)?;
         Ok(Project {
