@@ -51,30 +51,6 @@ impl Connection {
         let rows = self.rows("SELECT pg_database_size(current_database())")?;
         Ok(first_number(&rows))
     }
-
-    /// Every user table with its total size, for showing what a restore replaces.
-    pub fn tables(&mut self) -> Result<Vec<(String, String, u64)>, BackupError> {
-        let rows = self.rows(
-            // Sizes from the catalog's page counts: `pg_total_relation_size` would take a lock and
-            // could wait behind a session queued for an exclusive one.
-            "SELECT n.nspname, c.relname, (c.relpages::bigint + coalesce((SELECT sum(ic.relpages) FROM pg_index i \
-             JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid), 0)) * current_setting('block_size')::bigint \
-             FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2",
-        )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| {
-                Some((
-                    row[0].clone()?,
-                    row[1].clone()?,
-                    row[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
-                ))
-            })
-            .collect())
-    }
 }
 
 pub(crate) fn first_number(rows: &[Vec<Option<String>>]) -> u64 {
