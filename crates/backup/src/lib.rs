@@ -17,6 +17,7 @@ mod error;
 mod fingerprint;
 mod metadata;
 mod postgres;
+mod restore_watch;
 mod retention;
 mod space;
 mod sqlite;
@@ -428,12 +429,14 @@ fn deep_postgres(backup: &Backup, database: &Database) -> Result<DeepCheck, Back
     );
     postgres::create_database(&mut connection, &scratch)?;
     let result = (|| {
+        let major = connection.major();
         postgres::restore(
             &backup.path,
             &connection.environment.with_database(&scratch),
-            connection.major(),
+            major,
             postgres::RestoreInto::Empty,
             Duration::from_secs(60),
+            connection.driver.client(),
         )?;
         postgres::fingerprints_of(&connection, &scratch)
     })();
@@ -559,6 +562,7 @@ pub fn restore(
                         major,
                         postgres::RestoreInto::Replace,
                         lock_timeout,
+                        connection.driver.client(),
                     )?;
                     Ok(name)
                 }
@@ -575,6 +579,7 @@ pub fn restore(
                         major,
                         postgres::RestoreInto::Empty,
                         lock_timeout,
+                        connection.driver.client(),
                     );
                     if let Err(error) = restored {
                         let _ = postgres::drop_database(&mut connection, name);

@@ -5,20 +5,23 @@
 //! between transactions its statements run on whichever connection is free, and its session
 //! state (a `SET`, a session advisory lock) stays behind on a connection other clients now use.
 //! Nothing in the startup exchange gives the proxy away, so the probe watches for exactly that
-//! behaviour, with a second client to make it show:
+//! behaviour, with a few more connections of its own to make it show:
 //!
 //! 1. this connection sets a session setting and notes its server process;
-//! 2. a second connection opens a transaction (which pins a server connection to it) and reads
-//!    its server process and that setting: through a transaction pooler it is usually handed
-//!    the very connection this one just released (PgBouncer reuses the most recent first), so
-//!    it sees the same process, or the setting;
-//! 3. while the second holds its connection, this one asks again: if the first answer came from
-//!    a connection the second now holds, or another client took it meanwhile, this one lands on
-//!    another process, or loses its setting.
+//! 2. each helper connection opens a transaction (which pins a server connection to it while it
+//!    lasts) and reads its server process and that setting: through a transaction pooler the
+//!    first is usually handed the very connection this one just released (PgBouncer reuses the
+//!    most recent first), and the next ones the next free connections, so one of them sees the
+//!    same process, or the setting;
+//! 3. while the helpers hold theirs, this connection asks again: if its server connection was
+//!    taken meanwhile (by a helper or by another client), it lands on another process, or loses
+//!    its setting.
 //!
-//! On a direct connection, or through session pooling, none of that can happen: the second
-//! client always gets a session of its own. Two rounds make a miss (the proxy handing out other
-//! connections both times, and this client its own again) unlikely even on a busy pool.
+//! On a direct connection, or through session pooling, none of that can happen: every helper
+//! gets a session of its own and this one keeps its own. A miss needs other clients to take and
+//! give back this connection's server connection exactly between the steps, in every round.
+//! The fence of every migration's transaction and the unlock's chase
+//! ([`release_advisory_lock`]) stay behind it.
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +34,9 @@ use crate::history_sql::literal;
 
 /// The session setting the probe leaves on this connection's server process, and reads back.
 const PROBE_SETTING: &str = "safeshift.pooler_probe";
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
+/// Connections holding transactions in each round.
+const HELPERS: usize = 3;
 /// How long a lock left on a pooled server connection is chased before that connection is
 /// closed instead.
 const STRAY_LOCK_CHASE: Duration = Duration::from_secs(2);
@@ -43,13 +48,15 @@ const STRAY_LOCK_HELPERS: usize = 8;
 pub(super) fn transaction_pooling(
     driver: &mut PostgresDriver,
 ) -> Result<Option<String>, DriverError> {
-    // Connected before the first round, so a proxy has no server connection to give it before
-    // its first statement: the moment this connection's is released.
-    let mut second = driver.connect_again()?;
+    // Connected before the first round, so a proxy has no server connection to give them before
+    // their first statements: the moments this connection's is free.
+    let mut helpers = (0..HELPERS)
+        .map(|_| driver.connect_again())
+        .collect::<Result<Vec<Client>, DriverError>>()?;
     let mut evidence = None;
     for round in 0..ROUNDS {
         let marker = format!("{}-{round}", std::process::id());
-        evidence = probe_round(driver, &mut second, &marker)?;
+        evidence = probe_round(driver, &mut helpers, &marker)?;
         if evidence.is_some() {
             break;
         }
@@ -61,7 +68,7 @@ pub(super) fn transaction_pooling(
 
 fn probe_round(
     driver: &mut PostgresDriver,
-    second: &mut Client,
+    helpers: &mut [Client],
     marker: &str,
 ) -> Result<Option<String>, DriverError> {
     let first = driver.first_row(&format!(
@@ -69,50 +76,75 @@ fn probe_round(
         literal(Dialect::Postgres, marker)
     ))?;
     let first_pid = first[0].clone().unwrap_or_default();
-    let seen = match simple_query_rows(
-        second,
-        &format!("BEGIN; SELECT pg_backend_pid(), current_setting('{PROBE_SETTING}', true)"),
-    ) {
-        Ok(rows) => rows.into_iter().next().unwrap_or_default(),
-        Err(error) if error.message.contains("pooling") => {
-            // PgBouncer in statement pooling refuses multi-statement transactions outright.
-            return Ok(Some(format!(
-                "it refuses a transaction of several statements ({})",
-                error.message
-            )));
+    let mut pinned = 0;
+    let mut evidence = None;
+    for helper in helpers.iter_mut() {
+        let seen = match simple_query_rows(
+            helper,
+            &format!("BEGIN; SELECT pg_backend_pid(), current_setting('{PROBE_SETTING}', true)"),
+        ) {
+            Ok(rows) => rows.into_iter().next().unwrap_or_default(),
+            Err(error) if error.message.contains("pooling") => {
+                // PgBouncer in statement pooling refuses multi-statement transactions outright.
+                evidence = Some(format!(
+                    "it refuses a transaction of several statements ({})",
+                    error.message
+                ));
+                break;
+            }
+            Err(error) => {
+                end_transactions(&mut helpers[..pinned]);
+                return Err(error);
+            }
+        };
+        pinned += 1;
+        let pid = seen.first().cloned().flatten().unwrap_or_default();
+        let setting = seen.get(1).cloned().flatten().unwrap_or_default();
+        if pid == first_pid {
+            evidence = Some(format!(
+                "another connection was served by the same server process ({first_pid}) as this one"
+            ));
+            break;
         }
-        Err(error) => return Err(error),
-    };
-    let second_pid = seen.first().cloned().flatten().unwrap_or_default();
-    let second_setting = seen.get(1).cloned().flatten().unwrap_or_default();
-    let evidence = if second_pid == first_pid {
-        Some(format!(
-            "a second connection was served by the same server process ({first_pid}) as this one"
-        ))
-    } else if !second_setting.is_empty() {
-        Some(format!(
-            "a second connection saw a session setting made on this one (on server process {second_pid})"
-        ))
-    } else {
+        if !setting.is_empty() {
+            evidence = Some(format!(
+                "another connection saw a session setting made on this one (on server process {pid})"
+            ));
+            break;
+        }
+    }
+    if evidence.is_none() {
         let again = driver.first_row(&format!(
             "SELECT pg_backend_pid(), current_setting('{PROBE_SETTING}', true)"
-        ))?;
+        ));
+        let again = match again {
+            Ok(again) => again,
+            Err(error) => {
+                end_transactions(&mut helpers[..pinned]);
+                return Err(error);
+            }
+        };
         let again_pid = again[0].clone().unwrap_or_default();
         if again_pid != first_pid {
-            Some(format!(
+            evidence = Some(format!(
                 "two statements of this connection ran in different server processes ({first_pid}, then {again_pid})"
-            ))
+            ));
         } else if again[1].as_deref() != Some(marker) {
-            Some(
+            evidence = Some(
                 "a session setting made on this connection was gone by its next statement"
                     .to_owned(),
-            )
-        } else {
-            None
+            );
         }
-    };
-    simple_query_rows(second, "ROLLBACK")?;
+    }
+    end_transactions(&mut helpers[..pinned]);
     Ok(evidence)
+}
+
+/// Rolls back the helpers' transactions (their server connections go back to the pool).
+fn end_transactions(helpers: &mut [Client]) {
+    for helper in helpers {
+        let _ = helper.batch_execute("ROLLBACK");
+    }
 }
 
 /// The refusal: advisory mode through a transaction pooler.
