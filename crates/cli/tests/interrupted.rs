@@ -479,3 +479,44 @@ fn a_concurrent_detach_cut_off_by_the_kill_is_finalized() {
     );
     assert_eq!(attached(&mut client), "detached");
 }
+
+/// Without a name the server picks one, so only the definition tells: a finished build is
+/// recorded as applied rather than built twice (`big_n_id_idx1` beside `big_n_id_idx`), and a
+/// cut-off one's INVALID index is dropped before the build runs again.
+#[test]
+fn an_unnamed_concurrent_index_build_is_recognised_by_its_definition() {
+    for point in [KillPoint::AfterTheStatement, KillPoint::DuringTheStatement] {
+        let db = TestDatabase::new();
+        let project = project_with(&db, "", "CREATE INDEX CONCURRENTLY ON big (n, id);");
+        kill_in_statement(&db, &project, "CREATE INDEX CONCURRENTLY", "big", point);
+        let mut client = db.client();
+        let valid = point == KillPoint::AfterTheStatement;
+        assert_eq!(
+            indexes(&mut client, "big"),
+            [
+                ("big_n_id_idx".to_owned(), valid),
+                ("big_pkey".to_owned(), true)
+            ],
+            "{point:?}"
+        );
+        let rerun = rerun(&project, &mut client);
+        let expected = if valid {
+            "statement 1 is already in effect: index big_n_id_idx on big is valid and has the statement's definition"
+        } else {
+            "dropped the INVALID index big_n_id_idx left by the failed attempt; running statement 1 again"
+        };
+        assert!(
+            rerun.stdout.contains(expected),
+            "{point:?}\n{}",
+            rerun.stdout
+        );
+        assert_eq!(
+            indexes(&mut client, "big"),
+            [
+                ("big_n_id_idx".to_owned(), true),
+                ("big_pkey".to_owned(), true)
+            ],
+            "{point:?}: one index, valid"
+        );
+    }
+}

@@ -186,7 +186,7 @@ fn created_index(
     if let Some(definition) = candidates {
         let same = existing
             .iter()
-            .any(|(name, valid, tail)| name == &index.idxname && *valid && tail == &wanted);
+            .any(|found| found.name == index.idxname && found.valid && found.definition == wanted);
         return Ok(if same {
             InterruptedOutcome::InEffect {
                 evidence: format!(
@@ -205,23 +205,27 @@ fn created_index(
         });
     }
     // Unnamed: the server chose the name, so the definition is all there is to go by.
-    if let Some((name, _, _)) = existing
+    if let Some(found) = existing
         .iter()
-        .find(|(_, valid, tail)| *valid && tail == &wanted)
+        .find(|found| found.valid && found.definition == wanted)
     {
         return Ok(InterruptedOutcome::InEffect {
             evidence: format!(
-                "index {name} on {} is valid and has the statement's definition",
+                "index {} on {} is valid and has the statement's definition",
+                found.name,
                 written(table)
             ),
         });
     }
     let leftovers: Vec<Leftover> = existing
         .iter()
-        .filter(|(_, valid, tail)| !*valid && tail == &wanted)
-        .map(|(name, _, _)| Leftover {
-            description: format!("the INVALID index {name} left by the failed attempt"),
-            drop: drop_index(table.schemaname.as_str(), name),
+        .filter(|found| !found.valid && found.definition == wanted)
+        .map(|found| Leftover {
+            description: format!(
+                "the INVALID index {} left by the failed attempt",
+                found.name
+            ),
+            drop: drop_index(table.schemaname.as_str(), &found.name),
         })
         .collect();
     Ok(if leftovers.is_empty() {
@@ -254,8 +258,16 @@ fn drop_index(schema: &str, name: &str) -> String {
     }
 }
 
-/// The definition the statement gives its index, and `(name, valid, definition)` of every index
-/// on its table. The server is the only judge of how an expression, an operator class or a
+/// An index on the statement's table.
+struct ExistingIndex {
+    name: String,
+    valid: bool,
+    /// See [`DEFINITION_TAIL`].
+    definition: String,
+}
+
+/// The definition the statement gives its index, and every index on its table. The server is
+/// the only judge of how an expression, an operator class or a
 /// predicate is written, so the statement's index is built on an empty temporary copy of the
 /// table's columns, in a transaction that is rolled back.
 fn definitions(
@@ -263,7 +275,7 @@ fn definitions(
     index: &pg_query::protobuf::IndexStmt,
     table: &RangeVar,
     lock_timeout: Duration,
-) -> Result<(String, Vec<(String, bool, String)>), DriverError> {
+) -> Result<(String, Vec<ExistingIndex>), DriverError> {
     let mut probe = index.clone();
     probe.concurrent = false;
     probe.if_not_exists = false;
@@ -302,12 +314,10 @@ fn definitions(
         DriverError::new(ErrorKind::Statement, "the index probe returned nothing")
     })?;
     let existing = rows
-        .map(|row| {
-            (
-                row[0].clone().unwrap_or_default(),
-                row[1].as_deref() == Some("t"),
-                row[2].clone().unwrap_or_default(),
-            )
+        .map(|row| ExistingIndex {
+            name: row[0].clone().unwrap_or_default(),
+            valid: row[1].as_deref() == Some("t"),
+            definition: row[2].clone().unwrap_or_default(),
         })
         .collect();
     Ok((wanted, existing))

@@ -48,16 +48,46 @@ const STRAY_LOCK_HELPERS: usize = 8;
 pub(super) fn transaction_pooling(
     driver: &mut PostgresDriver,
 ) -> Result<Option<String>, DriverError> {
-    // Connected before the first round, so a proxy has no server connection to give them before
-    // their first statements: the moments this connection's is free.
-    let mut helpers = (0..HELPERS)
-        .map(|_| driver.connect_again())
-        .collect::<Result<Vec<Client>, DriverError>>()?;
+    // Connected before the first round (in parallel: each is a round trip or a TLS handshake),
+    // so a proxy has no server connection to give them before their first statements: the
+    // moments this connection's is free.
+    let (tls, config) = (&driver.tls, &driver.config);
+    let connected: Vec<Result<Helper, postgres::Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..HELPERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let started = Instant::now();
+                    tls.connect(config).map(|client| Helper { client, started })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a probe connection thread panicked"))
+            .collect()
+    });
+    let mut helpers = connected
+        .into_iter()
+        .collect::<Result<Vec<Helper>, _>>()
+        .map_err(|error| {
+            DriverError::new(
+                ErrorKind::Connect,
+                format!(
+                    "could not open a second connection to {} (to check for a connection pooler): {}",
+                    driver.redacted_url,
+                    super::describe(&error)
+                ),
+            )
+        })?;
     let mut evidence = None;
     for round in 0..ROUNDS {
         let marker = format!("{}-{round}", std::process::id());
-        evidence = probe_round(driver, &mut helpers, &marker)?;
-        if evidence.is_some() {
+        let seen = probe_round(driver, &mut helpers, &marker)?;
+        evidence = seen.evidence;
+        // Every helper got a server process started for it, so none came from a pool: a direct
+        // connection (or a pool so cold that this connection's server process was the one free
+        // to hand out, which round one tests). More rounds would only repeat that.
+        if evidence.is_some() || !seen.pooled_connection {
             break;
         }
     }
@@ -66,27 +96,47 @@ pub(super) fn transaction_pooling(
     Ok(evidence)
 }
 
+/// A helper connection, and when it began connecting.
+struct Helper {
+    client: Client,
+    started: Instant,
+}
+
+/// What one round saw.
+struct Round {
+    evidence: Option<String>,
+    /// A helper was served by a server process older than its own connection: a pool.
+    pooled_connection: bool,
+}
+
 fn probe_round(
     driver: &mut PostgresDriver,
-    helpers: &mut [Client],
+    helpers: &mut [Helper],
     marker: &str,
-) -> Result<Option<String>, DriverError> {
+) -> Result<Round, DriverError> {
     let first = driver.first_row(&format!(
         "SELECT pg_backend_pid(), set_config('{PROBE_SETTING}', {}, false)",
         literal(Dialect::Postgres, marker)
     ))?;
     let first_pid = first[0].clone().unwrap_or_default();
     let mut pinned = 0;
-    let mut evidence = None;
+    let mut round = Round {
+        evidence: None,
+        pooled_connection: false,
+    };
     for helper in helpers.iter_mut() {
         let seen = match simple_query_rows(
-            helper,
-            &format!("BEGIN; SELECT pg_backend_pid(), current_setting('{PROBE_SETTING}', true)"),
+            &mut helper.client,
+            &format!(
+                "BEGIN; SELECT pg_backend_pid(), current_setting('{PROBE_SETTING}', true), \
+                 extract(epoch FROM clock_timestamp() - backend_start) * 1000 \
+                 FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            ),
         ) {
             Ok(rows) => rows.into_iter().next().unwrap_or_default(),
             Err(error) if error.message.contains("pooling") => {
                 // PgBouncer in statement pooling refuses multi-statement transactions outright.
-                evidence = Some(format!(
+                round.evidence = Some(format!(
                     "it refuses a transaction of several statements ({})",
                     error.message
                 ));
@@ -100,20 +150,31 @@ fn probe_round(
         pinned += 1;
         let pid = seen.first().cloned().flatten().unwrap_or_default();
         let setting = seen.get(1).cloned().flatten().unwrap_or_default();
+        // The server's age of the process against this side's time since connecting: a process
+        // of its own is younger.
+        let age_ms: f64 = seen
+            .get(2)
+            .cloned()
+            .flatten()
+            .and_then(|age| age.parse().ok())
+            .unwrap_or(0.0);
+        if age_ms > helper.started.elapsed().as_secs_f64() * 1000.0 + 1.0 {
+            round.pooled_connection = true;
+        }
         if pid == first_pid {
-            evidence = Some(format!(
+            round.evidence = Some(format!(
                 "another connection was served by the same server process ({first_pid}) as this one"
             ));
             break;
         }
         if !setting.is_empty() {
-            evidence = Some(format!(
+            round.evidence = Some(format!(
                 "another connection saw a session setting made on this one (on server process {pid})"
             ));
             break;
         }
     }
-    if evidence.is_none() {
+    if round.evidence.is_none() {
         let again = driver.first_row(&format!(
             "SELECT pg_backend_pid(), current_setting('{PROBE_SETTING}', true)"
         ));
@@ -126,24 +187,24 @@ fn probe_round(
         };
         let again_pid = again[0].clone().unwrap_or_default();
         if again_pid != first_pid {
-            evidence = Some(format!(
+            round.evidence = Some(format!(
                 "two statements of this connection ran in different server processes ({first_pid}, then {again_pid})"
             ));
         } else if again[1].as_deref() != Some(marker) {
-            evidence = Some(
+            round.evidence = Some(
                 "a session setting made on this connection was gone by its next statement"
                     .to_owned(),
             );
         }
     }
     end_transactions(&mut helpers[..pinned]);
-    Ok(evidence)
+    Ok(round)
 }
 
 /// Rolls back the helpers' transactions (their server connections go back to the pool).
-fn end_transactions(helpers: &mut [Client]) {
+fn end_transactions(helpers: &mut [Helper]) {
     for helper in helpers {
-        let _ = helper.batch_execute("ROLLBACK");
+        let _ = helper.client.batch_execute("ROLLBACK");
     }
 }
 
