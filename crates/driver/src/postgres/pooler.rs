@@ -8,17 +8,19 @@
 //! behaviour, with a few more connections of its own to make it show:
 //!
 //! 1. this connection sets a session setting and notes its server process;
-//! 2. each helper connection opens a transaction (which pins a server connection to it while it
-//!    lasts) and reads its server process and that setting: through a transaction pooler the
-//!    first is usually handed the very connection this one just released (PgBouncer reuses the
-//!    most recent first), and the next ones the next free connections, so one of them sees the
-//!    same process, or the setting;
-//! 3. while the helpers hold theirs, this connection asks again: if its server connection was
-//!    taken meanwhile (by a helper or by another client), it lands on another process, or loses
-//!    its setting.
+//! 2. a helper connection opens a transaction (which pins a server connection to it while it
+//!    lasts) and reads its server process and that setting: through a transaction pooler it is
+//!    usually handed the very connection this one just released (PgBouncer reuses the most
+//!    recent first), so it sees the same process, or the setting;
+//! 3. while the helper holds its connection, this one asks again: if its server connection was
+//!    taken meanwhile (by the helper or by another client), it lands on another process, or
+//!    loses its setting.
 //!
-//! On a direct connection, or through session pooling, none of that can happen: every helper
-//! gets a session of its own and this one keeps its own. A miss needs other clients to take and
+//! On a direct connection, or through session pooling, none of that can happen: a helper gets a
+//! session of its own and this one keeps its own. A direct connection shows itself in the first
+//! round (this connection is still on the server process it connected to, and both its and the
+//! helper's are younger than their connections), and the probe stops there. A pool (the helper's server process is older) gets three more rounds with three
+//! helpers, so that contention from other clients cannot hide it: a miss needs them to take and
 //! give back this connection's server connection exactly between the steps, in every round.
 //! The fence of every migration's transaction and the unlock's chase
 //! ([`release_advisory_lock`]) stay behind it.
@@ -34,8 +36,9 @@ use crate::history_sql::literal;
 
 /// The session setting the probe leaves on this connection's server process, and reads back.
 const PROBE_SETTING: &str = "safeshift.pooler_probe";
+/// Rounds after the first, once a pool is seen.
 const ROUNDS: usize = 3;
-/// Connections holding transactions in each round.
+/// Connections holding transactions in each round once a pool is seen (the first has one).
 const HELPERS: usize = 3;
 /// How long a lock left on a pooled server connection is chased before that connection is
 /// closed instead.
@@ -48,12 +51,47 @@ const STRAY_LOCK_HELPERS: usize = 8;
 pub(super) fn transaction_pooling(
     driver: &mut PostgresDriver,
 ) -> Result<Option<String>, DriverError> {
-    // Connected before the first round (in parallel: each is a round trip or a TLS handshake),
-    // so a proxy has no server connection to give them before their first statements: the
-    // moments this connection's is free.
+    // Connected before its round, so a proxy has no server connection to give it before its
+    // first statement: the moment this connection's is free.
+    let mut helpers = connect_helpers(driver, 1)?;
+    let first = probe_round(driver, &mut helpers, &marker(0))?;
+    // This connection and the helper each got a server process started for it, and this one
+    // kept its own since connecting: no pool handed them out, so a direct connection. Only a
+    // pool is worth more rounds.
+    if first.evidence.is_some() || !first.pooled_connection {
+        return finish(driver, first.evidence);
+    }
+    helpers.extend(connect_helpers(driver, HELPERS - 1)?);
+    let mut evidence = None;
+    for round in 1..=ROUNDS {
+        evidence = probe_round(driver, &mut helpers, &marker(round))?.evidence;
+        if evidence.is_some() {
+            break;
+        }
+    }
+    finish(driver, evidence)
+}
+
+fn marker(round: usize) -> String {
+    format!("{}-{round}", std::process::id())
+}
+
+/// Clears the probe's setting and passes `evidence` on. Through a pooler the setting may sit on
+/// any connection by now; it names nothing secret.
+fn finish(
+    driver: &mut PostgresDriver,
+    evidence: Option<String>,
+) -> Result<Option<String>, DriverError> {
+    driver.run(&format!("SELECT set_config('{PROBE_SETTING}', '', false)"))?;
+    Ok(evidence)
+}
+
+/// `count` more connections like the driver's, opened in parallel (each is a round trip or a
+/// TLS handshake).
+fn connect_helpers(driver: &PostgresDriver, count: usize) -> Result<Vec<Helper>, DriverError> {
     let (tls, config) = (&driver.tls, &driver.config);
     let connected: Vec<Result<Helper, postgres::Error>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..HELPERS)
+        let handles: Vec<_> = (0..count)
             .map(|_| {
                 scope.spawn(|| {
                     let started = Instant::now();
@@ -66,34 +104,19 @@ pub(super) fn transaction_pooling(
             .map(|handle| handle.join().expect("a probe connection thread panicked"))
             .collect()
     });
-    let mut helpers = connected
+    connected
         .into_iter()
         .collect::<Result<Vec<Helper>, _>>()
         .map_err(|error| {
             DriverError::new(
                 ErrorKind::Connect,
                 format!(
-                    "could not open a second connection to {} (to check for a connection pooler): {}",
+                    "could not open another connection to {} (to check for a connection pooler): {}",
                     driver.redacted_url,
                     super::describe(&error)
                 ),
             )
-        })?;
-    let mut evidence = None;
-    for round in 0..ROUNDS {
-        let marker = format!("{}-{round}", std::process::id());
-        let seen = probe_round(driver, &mut helpers, &marker)?;
-        evidence = seen.evidence;
-        // Every helper got a server process started for it, so none came from a pool: a direct
-        // connection (or a pool so cold that this connection's server process was the one free
-        // to hand out, which round one tests). More rounds would only repeat that.
-        if evidence.is_some() || !seen.pooled_connection {
-            break;
-        }
-    }
-    // Through a pooler this setting may now sit on any connection; it names nothing secret.
-    driver.run(&format!("SELECT set_config('{PROBE_SETTING}', '', false)"))?;
-    Ok(evidence)
+        })
 }
 
 /// A helper connection, and when it began connecting.
@@ -115,21 +138,29 @@ fn probe_round(
     marker: &str,
 ) -> Result<Round, DriverError> {
     let first = driver.first_row(&format!(
-        "SELECT pg_backend_pid(), set_config('{PROBE_SETTING}', {}, false)",
+        "SELECT pg_backend_pid(), set_config('{PROBE_SETTING}', {}, false), {AGE_MS} \
+         FROM pg_stat_activity WHERE pid = pg_backend_pid()",
         literal(Dialect::Postgres, marker)
     ))?;
     let first_pid = first[0].clone().unwrap_or_default();
     let mut pinned = 0;
     let mut round = Round {
         evidence: None,
-        pooled_connection: false,
+        pooled_connection: older_than(first.get(2), driver.connecting),
     };
+    if let Some(connected_on) = driver.backend_pid
+        && connected_on.to_string() != first_pid
+    {
+        round.evidence = Some(format!(
+            "this connection's statements ran in server process {connected_on} when it connected, and in {first_pid} now"
+        ));
+        return Ok(round);
+    }
     for helper in helpers.iter_mut() {
         let seen = match simple_query_rows(
             &mut helper.client,
             &format!(
-                "BEGIN; SELECT pg_backend_pid(), current_setting('{PROBE_SETTING}', true), \
-                 extract(epoch FROM clock_timestamp() - backend_start) * 1000 \
+                "BEGIN; SELECT pg_backend_pid(), current_setting('{PROBE_SETTING}', true), {AGE_MS} \
                  FROM pg_stat_activity WHERE pid = pg_backend_pid()"
             ),
         ) {
@@ -150,15 +181,7 @@ fn probe_round(
         pinned += 1;
         let pid = seen.first().cloned().flatten().unwrap_or_default();
         let setting = seen.get(1).cloned().flatten().unwrap_or_default();
-        // The server's age of the process against this side's time since connecting: a process
-        // of its own is younger.
-        let age_ms: f64 = seen
-            .get(2)
-            .cloned()
-            .flatten()
-            .and_then(|age| age.parse().ok())
-            .unwrap_or(0.0);
-        if age_ms > helper.started.elapsed().as_secs_f64() * 1000.0 + 1.0 {
+        if older_than(seen.get(2), helper.started) {
             round.pooled_connection = true;
         }
         if pid == first_pid {
@@ -199,6 +222,23 @@ fn probe_round(
     }
     end_transactions(&mut helpers[..pinned]);
     Ok(round)
+}
+
+/// The age of the server process serving a statement, in milliseconds (from `pg_stat_activity`
+/// for `pg_backend_pid()`).
+const AGE_MS: &str = "extract(epoch FROM clock_timestamp() - backend_start) * 1000";
+
+/// Whether a server process of this age (`AGE_MS`, measured by the server) was started before
+/// its client began to connect at `connecting` (measured here): then it is not the client's
+/// own but a pool's. Both are intervals, so the two clocks need not agree; the server's lies
+/// within the client's for a process of its own.
+fn older_than(age_ms: Option<&Option<String>>, connecting: Instant) -> bool {
+    let age_ms: f64 = age_ms
+        .cloned()
+        .flatten()
+        .and_then(|age| age.parse().ok())
+        .unwrap_or(0.0);
+    age_ms > connecting.elapsed().as_secs_f64() * 1000.0 + 1.0
 }
 
 /// Rolls back the helpers' transactions (their server connections go back to the pool).
