@@ -46,7 +46,9 @@ fn finish(child: Child) -> Run {
     Run::from(output)
 }
 
-/// A refusal as documented: exit 5, names the pooler and the fix, says nothing was applied.
+/// A refusal as documented: exit 5, naming the pooler and the fix. Almost always it comes from
+/// the check before the lock is taken; should that check miss, the first migration's own check
+/// stops the run the same way, and the lock it took is released (the callers check pg_locks).
 #[track_caller]
 fn assert_refused(run: &Run) {
     run.expect(exit::LOCK);
@@ -59,11 +61,6 @@ fn assert_refused(run: &Run) {
     assert!(
         text.contains("--lock-mode lease"),
         "the refusal names the fix:\n{}",
-        run.stderr
-    );
-    assert!(
-        text.contains("no lock was taken"),
-        "the refusal says no lock is left:\n{}",
         run.stderr
     );
     assert!(

@@ -1139,9 +1139,10 @@ fn describe(error: &postgres::Error) -> String {
 fn advisory_lock_not_held() -> DriverError {
     DriverError::new(
         ErrorKind::LockLost,
+        // The advice is in the message too: the runner reports a lost lock by its message.
         "the run lock is not held by the server connection this statement ran on: the \
          connection goes through a transaction-pooling proxy (such as PgBouncer), where a \
-         session advisory lock does not protect anything",
+         session advisory lock does not protect anything; use `--lock-mode lease` there",
     )
     .with_hint(
         "nothing was applied; use `--lock-mode lease` (or `[lock] mode = \"lease\"`) through a \
