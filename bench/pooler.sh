@@ -87,16 +87,22 @@ advisory_up() {
     (cd "$project" && env -u DATABASE_URL -u SAFESHIFT_DATABASE_URL NO_COLOR=1 \
         "$safeshift" --database-url "$pooler/$database" --lock-mode advisory --lock-wait 30s up \
         >"$log" 2>&1) || code=$?
+    # How it was stopped: by the check before the lock ("no lock was taken"), or by the first
+    # migration's own check of the lock ("lost the run lock").
     local named=no
     grep -q -- '--lock-mode lease' "$log" && named=yes
-    echo "$code $named"
+    local how=-
+    grep -q 'no lock was taken' "$log" && how=before-the-lock
+    grep -q 'lost the run lock' "$log" && how=by-the-migration-check
+    echo "$code $named $how"
 }
 
-refused=0 left_locks=0 applied=0 runs=0
+refused=0 left_locks=0 applied=0 runs=0 late=0
 say "1. one advisory runner through PgBouncer, $trials times"
 for trial in $(seq 1 "$trials"); do
     database=$(fresh_database "one_$trial")
-    read -r code named < <(advisory_up "$database" "$work/one_$trial.log")
+    read -r code named how < <(advisory_up "$database" "$work/one_$trial.log")
+    [[ $how == by-the-migration-check ]] && late=$((late + 1))
     locks=$(advisory_locks "$database") made=$(tables "$database")
     echo "trial $trial: exit $code, names lease: $named, tables created: $made, advisory locks left: $locks" >>"$work/one.txt"
     runs=$((runs + 1))
@@ -105,9 +111,9 @@ for trial in $(seq 1 "$trials"); do
     ((made > 0)) && applied=$((applied + 1))
     query "$server/postgres" "DROP DATABASE $database WITH (FORCE)" >/dev/null
 done
-echo "one runner: $refused of $runs refused (exit 5, naming --lock-mode lease); $applied applied anything; $left_locks left an advisory lock"
+echo "one runner: $refused of $runs refused (exit 5, naming --lock-mode lease; $late of them by the first migration's lock check rather than before the lock); $applied applied anything; $left_locks left an advisory lock"
 
-refused=0 left_locks=0 applied=0 runs=0
+refused=0 left_locks=0 applied=0 runs=0 late=0
 say "2. eight advisory runners at once through PgBouncer, $trials times"
 for trial in $(seq 1 "$trials"); do
     database=$(fresh_database "eight_$trial")
@@ -117,8 +123,9 @@ for trial in $(seq 1 "$trials"); do
     wait
     locks=$(advisory_locks "$database") made=$(tables "$database")
     for runner in $(seq 1 8); do
-        read -r code named <"$work/eight_${trial}_$runner.result"
+        read -r code named how <"$work/eight_${trial}_$runner.result"
         runs=$((runs + 1))
+        [[ $how == by-the-migration-check ]] && late=$((late + 1))
         [[ $code == 5 && $named == yes ]] && refused=$((refused + 1))
     done
     echo "trial $trial: tables created: $made, advisory locks left: $locks" >>"$work/eight.txt"
@@ -126,7 +133,7 @@ for trial in $(seq 1 "$trials"); do
     ((made > 0)) && applied=$((applied + 1))
     query "$server/postgres" "DROP DATABASE $database WITH (FORCE)" >/dev/null
 done
-echo "eight runners: $refused of $runs runners refused; $applied of $trials trials applied anything; $left_locks of $trials left an advisory lock"
+echo "eight runners: $refused of $runs runners refused ($late of them by the first migration's lock check); $applied of $trials trials applied anything; $left_locks of $trials left an advisory lock"
 
 say "3. a no-op up directly: advisory (probe included) and lease, $trials times each"
 database=$(fresh_database noop)
