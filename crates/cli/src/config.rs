@@ -424,7 +424,7 @@ pub fn interpolate(text: &str) -> Result<String, String> {
 }
 
 /// The variables `${VAR}` references in `text` name, set or not.
-pub fn referenced_variables(text: &str) -> Vec<String> {
+fn referenced_variables(text: &str) -> Vec<String> {
     let mut names = Vec::new();
     let _ = expand(text, |name| {
         names.push(name.to_owned());

@@ -41,8 +41,8 @@ statement_timeout = "0"
 retries = 3
 "#;
 
-/// Writes the configuration file; readable by its owner only (0600, whatever the umask) when
-/// `private`.
+/// Writes the configuration file (never over an existing one); readable and writable by its
+/// owner only (0600) when `private`.
 fn write_config(path: &std::path::Path, contents: &str, private: bool) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
