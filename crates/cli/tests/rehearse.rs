@@ -421,6 +421,34 @@ fn keep_going_stops_at_a_failed_first_up_and_rebuilds_after_a_failed_non_transac
 }
 
 #[test]
+fn keep_going_says_when_the_rebuilt_schema_differs_from_the_first_up() {
+    let project = Project::sqlite();
+    project
+        // Not deterministic: each run creates a table of another name; the down leaves both.
+        .migration(
+            "0001_random.sql",
+            "CREATE TABLE fixed (id integer);\n\
+             DO $$ BEGIN EXECUTE format('CREATE TABLE random_%s (id integer)', \
+             floor(random() * 1e9)::bigint); END $$;",
+            "SELECT 1;",
+        )
+        .migration(
+            "0002_next.sql",
+            "ALTER TABLE fixed ADD COLUMN note text;",
+            "ALTER TABLE fixed DROP COLUMN note;",
+        );
+    let run = rehearse(&project, &["--keep-going", "--format", "json"]);
+    run.expect(REHEARSAL_FAILED);
+    let report = run.json();
+    let continued = report["migrations"][0]["continued"].as_str().unwrap();
+    assert!(
+        continued.contains("the rebuilt schema differs from the one the first up made in 2 places"),
+        "{continued}"
+    );
+    assert_eq!(report["migrations"][1]["verdict"], "pass", "{report:#}");
+}
+
+#[test]
 fn a_migration_without_down_whose_up_changes_the_schema_is_reported_irreversible() {
     let project = Project::sqlite();
     project
