@@ -47,6 +47,7 @@ mod relations;
 mod report;
 mod scratch;
 mod snapshot;
+mod starting_point;
 mod synthetic;
 mod trace;
 mod watcher;
