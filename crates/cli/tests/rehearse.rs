@@ -153,8 +153,8 @@ fn a_migration_that_cannot_run_again_fails_with_the_statement_and_error() {
     assert!(run.stdout.contains("ERROR 42710"), "{}", run.stdout);
 }
 
-#[test]
-fn a_rewrite_under_access_exclusive_breaks_the_lock_policy() {
+/// A project whose 0002 rewrites `orders` under ACCESS EXCLUSIVE.
+fn widening_project() -> Project {
     let project = Project::sqlite();
     project
         .migration(
@@ -167,14 +167,29 @@ fn a_rewrite_under_access_exclusive_breaks_the_lock_policy() {
             "ALTER TABLE orders ALTER COLUMN total TYPE bigint;",
             "ALTER TABLE orders ALTER COLUMN total TYPE integer;",
         );
+    project
+}
+
+#[test]
+fn a_rewrite_under_access_exclusive_without_sizes_is_a_lock_policy_warning() {
+    let project = widening_project();
     let run = rehearse(&project, &["--format", "json"]);
-    run.expect(REHEARSAL_FAILED);
+    // Without sizes the tables are empty: the violation is reported, graded MEDIUM, a warning.
+    run.expect(0);
     let report = run.json();
     let widen = &report["migrations"][1];
-    assert_eq!(
-        widen["policy_violations"][0]["rule"],
-        "rewrite-under-access-exclusive"
+    let violation = &widen["policy_violations"][0];
+    assert_eq!(violation["rule"], "rewrite-under-access-exclusive");
+    assert_eq!(violation["risk"], "medium", "{violation:#}");
+    assert_eq!(violation["time_under_lock_ms"], serde_json::Value::Null);
+    assert!(
+        violation["grade"]
+            .as_str()
+            .unwrap()
+            .contains("rehearse with --rows N or --from-database URL"),
+        "{violation:#}"
     );
+    assert_eq!(widen["verdict"], "warn");
     assert_eq!(
         widen["statements"][0]["rewrites"][0]["relation"],
         "public.orders"
@@ -185,6 +200,305 @@ fn a_rewrite_under_access_exclusive_breaks_the_lock_policy() {
             |lock| lock["relation"] == "public.orders" && lock["mode"] == "AccessExclusiveLock"
         ),
         "{locks:#?}"
+    );
+}
+
+#[test]
+fn lock_policy_violations_are_graded_by_the_sizes_the_rehearsal_knows() {
+    let project = widening_project();
+    let violation = |run: &common::Run| run.json()["migrations"][1]["policy_violations"][0].clone();
+
+    // --rows under the small-table threshold (1,000, lint's default): LOW, a warning.
+    let small = rehearse(&project, &["--rows", "500", "--format", "json"]);
+    small.expect(0);
+    let graded = violation(&small);
+    assert_eq!(graded["risk"], "low", "{graded:#}");
+    assert_eq!(graded["table_rows"], 500);
+    assert!(graded["time_under_lock_ms"].as_f64().unwrap() < 1000.0);
+    assert!(
+        graded["grade"]
+            .as_str()
+            .unwrap()
+            .contains("a small table (~500 rows in the rehearsal, under 1,000)"),
+        "{graded:#}"
+    );
+
+    // --rows at the threshold: not small, within the 1 s budget: MEDIUM, still a warning.
+    let medium = rehearse(&project, &["--rows", "1000"]);
+    medium.expect(0);
+    assert!(
+        medium.stdout.contains("0002 widen  WARN"),
+        "{}",
+        medium.stdout
+    );
+    assert!(
+        medium.stdout.contains(
+            "lock policy rewrite-under-access-exclusive (medium): public.orders is rewritten"
+        ),
+        "{}",
+        medium.stdout
+    );
+    assert!(
+        medium
+            .stdout
+            .contains("not a small table (~1,000 rows in the rehearsal, 1,000 or more)"),
+        "{}",
+        medium.stdout
+    );
+
+    // A real table of ~70 MB: the rewrite, scaled from the empty rehearsal table (16 kB) to its
+    // size, is over the budget even at a fraction of a millisecond here: HIGH, a failure.
+    let production = TestDatabase::new();
+    production
+        .client()
+        .batch_execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, total integer, note text);
+             INSERT INTO orders SELECT g, g, repeat('x', 300) FROM generate_series(1, 200000) g;
+             ANALYZE orders;",
+        )
+        .unwrap();
+    let production_project = Project::sqlite();
+    production_project.migration(
+        "0002_widen.sql",
+        "ALTER TABLE orders ALTER COLUMN total TYPE bigint;",
+        "ALTER TABLE orders ALTER COLUMN total TYPE integer;",
+    );
+    let scratch = shared_server().admin_url();
+    let large = production_project.run(&[
+        "rehearse",
+        "--from-database",
+        &production.url(),
+        "--scratch-url",
+        &scratch,
+        "--format",
+        "json",
+    ]);
+    large.expect(REHEARSAL_FAILED);
+    let report = large.json();
+    let widen = &report["migrations"][0];
+    let graded = &widen["policy_violations"][0];
+    assert_eq!(graded["risk"], "high", "{graded:#}");
+    assert_eq!(widen["verdict"], "fail");
+    assert!(
+        graded["table_rows"].as_u64().unwrap() > 150_000,
+        "{graded:#}"
+    );
+    assert!(
+        graded["time_under_lock_ms"].as_f64().unwrap() > 1000.0,
+        "{graded:#}"
+    );
+    assert!(
+        graded["grade"]
+            .as_str()
+            .unwrap()
+            .contains("under the lock, over the 1 s lock budget"),
+        "{graded:#}"
+    );
+}
+
+#[test]
+fn keep_going_continues_from_the_up_state_after_a_failed_rerun() {
+    let project = Project::sqlite();
+    project
+        .migration(
+            "0001_users.sql",
+            "CREATE TABLE users (id bigint PRIMARY KEY);",
+            "DROP TABLE users;",
+        )
+        // The down forgets the type: up cannot run again.
+        .migration(
+            "0002_audit.sql",
+            "CREATE TABLE audit (id bigint);\nCREATE TYPE audit_kind AS ENUM ('a');",
+            "DROP TABLE audit;",
+        )
+        // Needs both of 0002's objects: it passes only from the state after 0002's up.
+        .migration(
+            "0003_audit_kind.sql",
+            "ALTER TABLE audit ADD COLUMN kind audit_kind;",
+            "ALTER TABLE audit DROP COLUMN kind;",
+        )
+        .migration(
+            "0004_posts.sql",
+            "CREATE TABLE posts (id bigint PRIMARY KEY, author bigint REFERENCES users);",
+            "DROP TABLE posts;",
+        );
+    let stopped = rehearse(&project, &["--format", "json"]);
+    stopped.expect(REHEARSAL_FAILED);
+    let report = stopped.json();
+    assert_eq!(report["migrations"].as_array().unwrap().len(), 2);
+    assert_eq!(report["not_rehearsed"], serde_json::json!(["0003", "0004"]));
+
+    let run = rehearse(&project, &["--keep-going", "--format", "json"]);
+    run.expect(REHEARSAL_FAILED);
+    let report = run.json();
+    assert_eq!(report["keep_going"], true);
+    assert_eq!(report["not_rehearsed"], serde_json::json!([]));
+    let migrations = report["migrations"].as_array().unwrap();
+    let verdicts: Vec<&str> = migrations
+        .iter()
+        .map(|m| m["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["pass", "fail", "pass", "pass"], "{report:#}");
+    assert_eq!(migrations[1]["reapply"]["status"], "failed");
+    let continued = migrations[1]["continued"].as_str().unwrap();
+    assert!(
+        continued.contains("rebuilt to the state after this migration's up")
+            && continued.contains("the up of 2 pending migrations replayed"),
+        "{continued}"
+    );
+    assert!(!continued.contains("differs"), "{continued}");
+    assert_eq!(migrations[2]["rollback"]["status"], "exact");
+    assert_eq!(migrations[0]["continued"], serde_json::Value::Null);
+
+    let human = rehearse(&project, &["--keep-going"]);
+    human.expect(REHEARSAL_FAILED);
+    assert!(
+        human
+            .stdout
+            .contains("↻ --keep-going: the scratch database was rebuilt"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .contains("4 migrations rehearsed: 3 passed, 0 with warnings, 1 failed"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stderr
+            .contains("--keep-going: rebuilding the state after 0002's up (2 ups to replay)"),
+        "{}",
+        human.stderr
+    );
+}
+
+#[test]
+fn keep_going_stops_at_a_failed_first_up_and_rebuilds_after_a_failed_non_transactional_down() {
+    let project = Project::sqlite();
+    project
+        .write(
+            "0001_users.sql",
+            "-- migrate:up\nCREATE TABLE users (id bigint PRIMARY KEY, email text);\n\n\
+             -- migrate:down transaction:false\nDROP INDEX CONCURRENTLY users_missing_idx;\nDROP TABLE users;\n",
+        )
+        .migration(
+            "0002_index.sql",
+            "CREATE INDEX users_email_idx ON users (email);",
+            "DROP INDEX users_email_idx;",
+        )
+        .migration(
+            "0003_broken.sql",
+            "ALTER TABLE nowhere ADD COLUMN x integer;",
+            "SELECT 1;",
+        )
+        .migration(
+            "0004_after.sql",
+            "CREATE TABLE after_broken (id bigint);",
+            "DROP TABLE after_broken;",
+        );
+    let run = rehearse(&project, &["--keep-going", "--format", "json"]);
+    run.expect(REHEARSAL_FAILED);
+    let report = run.json();
+    let migrations = report["migrations"].as_array().unwrap();
+    assert_eq!(migrations.len(), 3, "{report:#}");
+    assert_eq!(migrations[0]["rollback"]["status"], "failed");
+    assert!(
+        migrations[0]["continued"]
+            .as_str()
+            .unwrap()
+            .contains("rebuilt to the state after this migration's up"),
+        "{report:#}"
+    );
+    // 0002 needs 0001's table: rehearsed from the rebuilt state.
+    assert_eq!(migrations[1]["verdict"], "pass", "{report:#}");
+    // A failed first up has no up state to go on from.
+    assert!(migrations[2]["up_failure"].is_object());
+    assert_eq!(migrations[2]["continued"], serde_json::Value::Null);
+    assert_eq!(report["not_rehearsed"], serde_json::json!(["0004"]));
+}
+
+#[test]
+fn keep_going_says_when_the_rebuilt_schema_differs_from_the_first_up() {
+    let project = Project::sqlite();
+    project
+        // Not deterministic: each run creates a table of another name; the down leaves both.
+        .migration(
+            "0001_random.sql",
+            "CREATE TABLE fixed (id integer);\n\
+             DO $$ BEGIN EXECUTE format('CREATE TABLE random_%s (id integer)', \
+             floor(random() * 1e9)::bigint); END $$;",
+            "SELECT 1;",
+        )
+        .migration(
+            "0002_next.sql",
+            "ALTER TABLE fixed ADD COLUMN note text;",
+            "ALTER TABLE fixed DROP COLUMN note;",
+        );
+    let run = rehearse(&project, &["--keep-going", "--format", "json"]);
+    run.expect(REHEARSAL_FAILED);
+    let report = run.json();
+    let continued = report["migrations"][0]["continued"].as_str().unwrap();
+    assert!(
+        continued.contains("the rebuilt schema differs from the one the first up made in 2 places"),
+        "{continued}"
+    );
+    assert_eq!(report["migrations"][1]["verdict"], "pass", "{report:#}");
+}
+
+#[test]
+fn a_migration_without_down_whose_up_changes_the_schema_is_reported_irreversible() {
+    let project = Project::sqlite();
+    project
+        .write(
+            "0001_tokens.sql",
+            "-- migrate:up\nCREATE EXTENSION IF NOT EXISTS pgcrypto;\n\
+             CREATE TABLE tokens (id uuid PRIMARY KEY DEFAULT gen_random_uuid());\n",
+        )
+        .write(
+            "0002_seed.sql",
+            "-- migrate:up\nINSERT INTO tokens DEFAULT VALUES;\n",
+        );
+    let run = rehearse(&project, &["--format", "json"]);
+    run.expect(0);
+    let report = run.json();
+    let tokens = &report["migrations"][0];
+    assert_eq!(tokens["verdict"], "warn");
+    assert_eq!(tokens["rollback"]["status"], "no-down");
+    let irreversible: Vec<&str> = tokens["irreversible"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change.as_str().unwrap())
+        .collect();
+    assert!(
+        irreversible.contains(&"created extension pgcrypto")
+            && irreversible.contains(&"created table public.tokens"),
+        "{irreversible:?}"
+    );
+    let reason = tokens["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with("irreversible: no down section, and up created")
+            && reason.contains("`safeshift down` refuses to go past it"),
+        "{reason}"
+    );
+    let seed = &report["migrations"][1];
+    assert_eq!(seed["irreversible"], serde_json::json!([]));
+    assert_eq!(
+        seed["reasons"][0],
+        "no down section: rollback not rehearsed (up changed no schema object)"
+    );
+    let strict = rehearse(&project, &["--strict"]);
+    strict.expect(REHEARSAL_FAILED);
+    assert!(
+        strict.stdout.contains("0001 tokens  FAIL")
+            && strict
+                .stdout
+                .contains("irreversible: no down section, and up created"),
+        "{}",
+        strict.stdout
     );
 }
 

@@ -20,8 +20,8 @@ pub const METHOD: &str = "statements that rewrite or read whole tables are scale
 /// A table's size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct TableStatistics {
-    /// Estimated rows (`pg_class.reltuples`).
-    pub rows: u64,
+    /// Estimated rows (`pg_class.reltuples`); `None` for a table never analysed that has pages.
+    pub rows: Option<u64>,
     /// Heap, indexes and TOAST (`pg_total_relation_size`).
     pub bytes: u64,
 }
@@ -40,7 +40,9 @@ pub fn table_statistics(
 ) -> Result<HashMap<String, TableStatistics>, RehearseError> {
     let rows = connection.rows(
         "table statistics",
-        "SELECT format('%I.%I', n.nspname, c.relname), greatest(c.reltuples, 0)::int8, \
+        "SELECT format('%I.%I', n.nspname, c.relname), \
+                CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 \
+                     WHEN c.relpages = 0 THEN 0 END, \
                 pg_total_relation_size(c.oid) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
@@ -52,7 +54,11 @@ pub fn table_statistics(
             (
                 text(row, 0),
                 TableStatistics {
-                    rows: number(row, 1).max(0) as u64,
+                    rows: row
+                        .get(1)
+                        .and_then(Option::as_deref)
+                        .and_then(|rows| rows.parse::<i64>().ok())
+                        .map(|rows| rows.max(0) as u64),
                     bytes: number(row, 2).max(0) as u64,
                 },
             )
@@ -103,13 +109,18 @@ pub fn estimate(
                 basis: format!(
                     "×{factor:.1} for {table}: {} and ~{} rows in the real database, {} and {} rows here",
                     bytes(real.bytes),
-                    real.rows,
+                    rows_text(real.rows),
                     bytes(here.bytes),
-                    here.rows
+                    rows_text(here.rows)
                 ),
             }
         }
     }
+}
+
+/// A row count, or `?` when never analysed.
+fn rows_text(rows: Option<u64>) -> String {
+    rows.map_or_else(|| "?".to_owned(), |rows| rows.to_string())
 }
 
 /// `1.7 MB`.
@@ -162,14 +173,14 @@ mod tests {
         let real = HashMap::from([(
             "public.orders".to_owned(),
             TableStatistics {
-                rows: 1_000_000,
+                rows: Some(1_000_000),
                 bytes: 800 * 1024 * 1024,
             },
         )]);
         let here = HashMap::from([(
             "public.orders".to_owned(),
             TableStatistics {
-                rows: 1000,
+                rows: Some(1000),
                 bytes: 800 * 1024,
             },
         )]);

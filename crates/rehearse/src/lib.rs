@@ -22,6 +22,8 @@
 //!     strict: false,
 //!     predictions: Default::default(),
 //!     scope: SnapshotScope::default(),
+//!     keep_going: false,
+//!     thresholds: Default::default(),
 //! };
 //! let report = rehearse(&set, &options, &mut |_progress| {})?;
 //! assert!(!report.failed());
@@ -45,6 +47,7 @@ mod relations;
 mod report;
 mod scratch;
 mod snapshot;
+mod starting_point;
 mod synthetic;
 mod trace;
 mod watcher;
@@ -54,6 +57,7 @@ pub use connection::Connection;
 pub use error::RehearseError;
 pub use estimate::{DurationEstimate, METHOD as ESTIMATE_METHOD, TableStatistics, bytes};
 pub use expectations::{Expectations, MigrationExpectation, ObjectLists};
+pub use policy::GradingThresholds;
 pub use predictions::{Predictions, StatementPrediction};
 pub use rehearsal::{Progress, RehearsalOptions, rehearse};
 pub use relations::RelationKind;

@@ -2,6 +2,7 @@
 //! statement, snapshot, `down`, snapshot and compare, `up` again, and on to the next.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use safeshift_driver::DatabaseUrl;
@@ -12,7 +13,7 @@ use crate::connection::Connection;
 use crate::error::RehearseError;
 use crate::estimate::{self, TableStatistics};
 use crate::expectations::Expectations;
-use crate::policy;
+use crate::policy::{self, GradingThresholds, KnownSizes};
 use crate::predictions::{self, Predictions};
 use crate::production;
 use crate::relations::Relations;
@@ -21,8 +22,10 @@ use crate::report::{
 };
 use crate::scratch::{APPLICATION_NAME, Scratch, ServerChoice};
 use crate::snapshot::{Snapshot, SnapshotScope, diff};
+use crate::starting_point::{copy_schema, rebuild, replay_applied};
 use crate::synthetic;
 use crate::trace::trace_section;
+use safeshift_lint::Risk;
 
 /// What to rehearse, where, and how.
 #[derive(Debug, Clone)]
@@ -40,6 +43,11 @@ pub struct RehearsalOptions {
     /// The linter's predictions, to report disagreements.
     pub predictions: Predictions,
     pub scope: SnapshotScope,
+    /// After a migration whose `down` or re-run fails, rebuild the state after its `up` and go
+    /// on with the next one instead of stopping.
+    pub keep_going: bool,
+    /// Where a lock-policy violation becomes a failure (the linter's risk policy).
+    pub thresholds: GradingThresholds,
 }
 
 /// Progress, for callers that show it.
@@ -56,6 +64,9 @@ pub enum Progress<'a> {
         version: &'a str,
         name: &'a str,
     },
+    /// `--keep-going`: the scratch database is being rebuilt to the state after `version`'s
+    /// `up`, replaying `replaying` pending migrations' `up` after the starting point.
+    Rebuilding { version: &'a str, replaying: usize },
 }
 
 /// Rehearses the pending migrations of `set`; `progress` is told what is happening.
@@ -120,10 +131,13 @@ fn rehearse_on(
         rows: options.rows,
         estimate_method: None,
         strict: options.strict,
+        keep_going: options.keep_going,
         total_ms: 0.0,
     };
     let building = Instant::now();
     let mut real_sizes: Option<HashMap<String, TableStatistics>> = None;
+    // How the starting schema is copied again when `--keep-going` rebuilds the database.
+    let mut copied_with: Option<(PathBuf, DatabaseUrl)> = None;
     match (source, &options.from_database) {
         (Some(source), Some(url)) => {
             report.starting_point.kind = "copied".to_owned();
@@ -138,36 +152,16 @@ fn rehearse_on(
             let major = source.server_version_number() / 10000;
             let pg_dump =
                 safeshift_pgserver::find_client_program("pg_dump", major, scratch.bin_dir())?;
-            production::copy_schema(
-                &pg_dump,
-                url,
-                &mut connection,
-                &options.scope.excluded_schemas,
-                !scratch.is_throwaway(),
-            )?;
-            // The dump empties the session's search_path; start afresh.
-            connection = Connection::open(scratch.url(), APPLICATION_NAME)?;
+            copy_schema(&mut connection, scratch, &pg_dump, url, options)?;
+            copied_with = Some((pg_dump, url.clone()));
         }
         _ => {
-            for migration in set
-                .migrations
-                .iter()
-                .filter(|m| options.applied.contains(m.version.as_str()))
-            {
-                if let Err(failure) = run_section(&mut connection, &migration.up)? {
-                    report.starting_point.failure = Some(format!(
-                        "replaying applied migration {} failed at line {}: {}",
-                        migration.file().display(),
-                        failure.line,
-                        failure.error
-                    ));
-                    break;
-                }
-                report
-                    .starting_point
-                    .replayed
-                    .push(migration.version.as_str().to_owned());
-            }
+            report.starting_point.failure = replay_applied(
+                &mut connection,
+                set,
+                options,
+                &mut report.starting_point.replayed,
+            )?;
         }
     }
     report.starting_point.ms = milliseconds(building);
@@ -198,9 +192,59 @@ fn rehearse_on(
             real_sizes.as_ref(),
         )?;
         report.migrations.push(step.report);
-        match step.next {
-            Some(next) => before = next,
-            None => {
+        match (step.next, step.up_state) {
+            (Some(next), _) => before = next,
+            (None, Some(up_state)) if options.keep_going => {
+                progress(Progress::Rebuilding {
+                    version: migration.version.as_str(),
+                    replaying: position + 1,
+                });
+                let rebuilding = Instant::now();
+                let rebuilt = rebuild(
+                    scratch,
+                    &mut connection,
+                    set,
+                    options,
+                    copied_with.as_ref(),
+                    &pending[..=position],
+                )?;
+                let migration_report = report.migrations.last_mut().expect("pushed above");
+                if let Err(why) = rebuilt {
+                    migration_report.continued = Some(format!(
+                        "--keep-going could not rebuild the state after this migration's up: {why}"
+                    ));
+                    report.not_rehearsed = pending[position + 1..]
+                        .iter()
+                        .map(|m| m.version.as_str().to_owned())
+                        .collect();
+                    break;
+                }
+                let after = Snapshot::capture(&mut connection, &options.scope)?;
+                let differences = diff(&up_state, &after).differences.len();
+                let mut note = format!(
+                    "--keep-going: the scratch database was rebuilt to the state after this \
+                     migration's up ({}, then the up of {} pending migration{} replayed, in {:.2} s, \
+                     without synthetic rows); the next migration starts from there",
+                    match (&copied_with, report.starting_point.replayed.len()) {
+                        (Some(_), _) => "schema copied again".to_owned(),
+                        (None, 0) => "from an empty database".to_owned(),
+                        (None, applied) => format!("{applied} applied migrations replayed"),
+                    },
+                    position + 1,
+                    if position == 0 { "" } else { "s" },
+                    milliseconds(rebuilding) / 1000.0
+                );
+                if differences > 0 {
+                    note.push_str(&format!(
+                        "; the rebuilt schema differs from the one the first up made in \
+                         {differences} place{}, so later results may differ from a run in order",
+                        if differences == 1 { "" } else { "s" }
+                    ));
+                }
+                migration_report.continued = Some(note);
+                before = after;
+            }
+            (None, _) => {
                 report.not_rehearsed = pending[position + 1..]
                     .iter()
                     .map(|m| m.version.as_str().to_owned())
@@ -217,6 +261,8 @@ fn rehearse_on(
 struct Step {
     report: MigrationReport,
     next: Option<Snapshot>,
+    /// The schema after the first `up`, when it succeeded.
+    up_state: Option<Snapshot>,
 }
 
 fn rehearse_one(
@@ -241,6 +287,8 @@ fn rehearse_one(
         expectation_mismatches: Vec::new(),
         expectations_checked: false,
         policy_violations: Vec::new(),
+        irreversible: Vec::new(),
+        continued: None,
         verdict: Verdict::Pass,
         reasons: Vec::new(),
     };
@@ -248,9 +296,17 @@ fn rehearse_one(
         let tables = synthetic::tables_to_fill(before, migration.up.sql());
         report.fills = synthetic::fill(connection, &tables, rows)?;
     }
-    let rehearsal_sizes = match real_sizes {
-        Some(_) => Some(estimate::table_statistics(connection)?),
-        None => None,
+    let rehearsal_sizes = if real_sizes.is_some() || options.rows.is_some() {
+        let mut sizes = estimate::table_statistics(connection)?;
+        // A fill counted its table's rows exactly.
+        for fill in &report.fills {
+            if let Some(size) = sizes.get_mut(&fill.table) {
+                size.rows = Some(fill.rows_before + fill.rows_added);
+            }
+        }
+        Some(sizes)
+    } else {
+        None
     };
     let relations = Relations::read(connection)?;
     let traced = trace_section(connection, &migration.up, &relations)?;
@@ -268,12 +324,22 @@ fn rehearse_one(
             statement.estimate = Some(estimate::estimate(statement, real, here));
         }
     }
-    report.policy_violations = policy::violations(&report.statements, report.transactional);
+    let known_sizes = rehearsal_sizes.as_ref().map(|rehearsal| KnownSizes {
+        real: real_sizes,
+        rehearsal,
+    });
+    report.policy_violations = policy::violations(
+        &report.statements,
+        report.transactional,
+        known_sizes,
+        &options.thresholds,
+    );
     if let Some(failure) = traced.failure {
         report.up_failure = Some(failure);
         return Ok(Step {
             report: judged(report, options.strict),
             next: None,
+            up_state: None,
         });
     }
     let after_up = Snapshot::capture(connection, &options.scope)?;
@@ -290,9 +356,11 @@ fn rehearse_one(
         Ok(down) => down,
         Err(_) => {
             report.rollback = RollbackCheck::NoDown;
+            report.irreversible = changes.differences.iter().map(change).collect();
             return Ok(Step {
                 report: judged(report, options.strict),
-                next: Some(after_up),
+                next: Some(after_up.clone()),
+                up_state: Some(after_up),
             });
         }
     };
@@ -301,10 +369,11 @@ fn rehearse_one(
         Err(failure) => {
             report.rollback = RollbackCheck::Failed { failure };
             // A failed transactional down left the schema as `up` made it.
-            let next = down.options.transaction.then_some(after_up);
+            let next = down.options.transaction.then(|| after_up.clone());
             return Ok(Step {
                 report: judged(report, options.strict),
                 next,
+                up_state: Some(after_up),
             });
         }
     };
@@ -344,7 +413,31 @@ fn rehearse_one(
     Ok(Step {
         report: judged(report, options.strict),
         next,
+        up_state: Some(after_up),
     })
+}
+
+/// One schema change, as the irreversible list names it: `created table public.users`.
+fn change(difference: &crate::snapshot::Difference) -> String {
+    match (&difference.property, &difference.left, &difference.right) {
+        (None, None, _) => format!("created {}", difference.object()),
+        (None, _, None) => format!("dropped {}", difference.object()),
+        (Some(property), ..) => format!("changed the {property} of {}", difference.object()),
+        (None, Some(_), Some(_)) => format!("changed {}", difference.object()),
+    }
+}
+
+/// The finding for a migration without down whose `up` changed the schema.
+fn irreversible_reason(changes: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut listed = changes[..changes.len().min(SHOWN)].join(", ");
+    if changes.len() > SHOWN {
+        listed.push_str(&format!(" and {} more", changes.len() - SHOWN));
+    }
+    format!(
+        "irreversible: no down section, and up {listed}; nothing rolls this back \
+         (`safeshift down` refuses to go past it)"
+    )
 }
 
 /// Sets the verdict and its reasons.
@@ -376,7 +469,11 @@ fn judged(mut report: MigrationReport, strict: bool) -> MigrationReport {
             }
         }
         RollbackCheck::NoDown => {
-            let reason = "no down section: rollback not rehearsed".to_owned();
+            let reason = if report.irreversible.is_empty() {
+                "no down section: rollback not rehearsed (up changed no schema object)".to_owned()
+            } else {
+                irreversible_reason(&report.irreversible)
+            };
             if strict {
                 fail.push(reason)
             } else {
@@ -409,10 +506,15 @@ fn judged(mut report: MigrationReport, strict: bool) -> MigrationReport {
         ));
     }
     for violation in &report.policy_violations {
-        fail.push(format!(
-            "lock policy {}: {}",
-            violation.rule, violation.message
-        ));
+        let reason = format!(
+            "lock policy {} ({}): {} — {}",
+            violation.rule, violation.risk, violation.message, violation.grade
+        );
+        if violation.risk == Risk::High {
+            fail.push(reason)
+        } else {
+            warn.push(reason)
+        }
     }
     let disagreements: usize = report
         .statements

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::estimate::DurationEstimate;
 use crate::relations::RelationKind;
 use crate::snapshot::SchemaDiff;
-use safeshift_lint::{LockMode, TableName};
+use safeshift_lint::{LockMode, Risk, TableName};
 
 /// The whole rehearsal.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +21,9 @@ pub struct RehearsalReport {
     /// With `--from-database`: how the durations scaled to the real table sizes were made.
     pub estimate_method: Option<&'static str>,
     pub strict: bool,
+    /// `--keep-going`: after a failed `down` or re-run, the rehearsal went on from the state
+    /// after that migration's `up` (see [`MigrationReport::continued`]).
+    pub keep_going: bool,
     /// Everything, server start included.
     pub total_ms: f64,
 }
@@ -108,6 +111,12 @@ pub struct MigrationReport {
     /// Whether the expectations file had an entry for this migration.
     pub expectations_checked: bool,
     pub policy_violations: Vec<PolicyViolation>,
+    /// Without a down section: the schema changes `up` made that nothing rolls back
+    /// (`extension pgcrypto`, `table public.users`); empty when it has a down section.
+    pub irreversible: Vec<String>,
+    /// With `--keep-going`, after this migration's `down` or re-run failed: how the scratch
+    /// database was brought back to the state after its `up` for the next migration.
+    pub continued: Option<String>,
     pub verdict: Verdict,
     /// Why the verdict is not `pass`.
     pub reasons: Vec<String>,
@@ -274,4 +283,15 @@ pub struct PolicyViolation {
     pub line: u32,
     pub table: String,
     pub message: String,
+    /// Graded as lint grades a statement blocking a table in use: `high` (over the lock
+    /// budget) fails the migration; `medium` and `low` are warnings.
+    pub risk: Risk,
+    /// The table's rows as the rehearsal knows them (`--from-database`, else the rehearsal's
+    /// own table with `--rows`); `None` when unknown.
+    pub table_rows: Option<u64>,
+    /// The statement's time under the lock, scaled to the real sizes with `--from-database`;
+    /// `None` without `--rows` or `--from-database` (empty tables say nothing about time).
+    pub time_under_lock_ms: Option<f64>,
+    /// Why it has its risk, in words.
+    pub grade: String,
 }

@@ -131,6 +131,30 @@ impl Scratch {
         &self.report
     }
 
+    /// Drops the rehearsal database and creates it again, empty; every connection to it ends
+    /// (`--keep-going` rebuilds a known state from there).
+    pub fn recreate(&self) -> Result<(), RehearseError> {
+        let admin = match (&self.admin, &self.server) {
+            (Some(admin), _) => admin.clone(),
+            (None, Some(server)) => parse(&server.admin_url())?,
+            (None, None) => unreachable!("a scratch database has a server or an admin URL"),
+        };
+        let mut connection = Connection::open(&admin, APPLICATION_NAME)?;
+        let database = identifier(&self.database);
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+            format!("CREATE DATABASE {database}"),
+        ] {
+            connection.execute(&sql).map_err(|error| {
+                RehearseError::database(
+                    format!("creating the rehearsal database {} again", self.database),
+                    error,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     /// Drops the database from a scratch server, or stops the throwaway server.
     pub fn finish(self) {
         if let Some(admin) = &self.admin

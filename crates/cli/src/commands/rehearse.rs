@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_lint::{AppliedMigrations, LintOptions, Linter, PgVersion, Scope};
 use safeshift_rehearse::{
-    Expectations, Predictions, Progress, RehearsalOptions, RehearseError, ServerChoice,
-    SnapshotScope, StatementPrediction,
+    Expectations, GradingThresholds, Predictions, Progress, RehearsalOptions, RehearseError,
+    ServerChoice, SnapshotScope, StatementPrediction,
 };
 use safeshift_runner::HistoryState;
 use safeshift_source::MigrationSet;
@@ -58,6 +58,9 @@ pub fn run(context: &Context, args: &RehearseArgs) -> Result<Exit, CliError> {
         scope: SnapshotScope {
             excluded_schemas: vec![context.project.history.schema.clone()],
         },
+        keep_going: args.keep_going,
+        // The linter's defaults; they must agree with `[lint]`'s risk policy.
+        thresholds: GradingThresholds::default(),
     };
     let quiet = context.quiet;
     let mut progress = |event: Progress<'_>| {
@@ -73,6 +76,10 @@ pub fn run(context: &Context, args: &RehearseArgs) -> Result<Exit, CliError> {
                 version,
                 name,
             } => err(format!("[{position}/{total}] rehearsing {version} {name}")),
+            Progress::Rebuilding { version, replaying } => err(format!(
+                "--keep-going: rebuilding the state after {version}'s up ({replaying} up{} to replay)",
+                if replaying == 1 { "" } else { "s" }
+            )),
         }
     };
     let report =

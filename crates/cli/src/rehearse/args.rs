@@ -40,6 +40,12 @@ pub struct RehearseArgs {
     /// Fail on a rollback that only changes column order, and on a migration without down.
     #[arg(long)]
     pub strict: bool,
+    /// After a migration whose down or re-run fails, go on: the scratch database is rebuilt to
+    /// the state after its up (starting point, then every up so far replayed) and the next
+    /// migration starts from there. A failed first up still stops the rehearsal; the exit code
+    /// still says a migration failed.
+    #[arg(long)]
+    pub keep_going: bool,
     /// Rehearse every migration, as if none were applied (the database is not asked).
     #[arg(long, conflicts_with = "from_database")]
     pub all: bool,

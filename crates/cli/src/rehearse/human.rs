@@ -143,6 +143,9 @@ fn migration_lines(migration: &MigrationReport, estimates: bool, lines: &mut Vec
     if let Some(failure) = &migration.up_failure {
         lines.push(format!("    {}: {}", failure.sql, failure.error));
     }
+    if let Some(continued) = &migration.continued {
+        lines.push(format!("  {} {continued}", styled(YELLOW, "↻")));
+    }
     match &migration.rollback {
         RollbackCheck::Differs { diff, .. } | RollbackCheck::ColumnOrderOnly { diff, .. } => {
             for line in difference_lines(diff, "before up", "after down") {

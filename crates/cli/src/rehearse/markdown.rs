@@ -101,6 +101,9 @@ pub fn render(report: &RehearsalReport) -> String {
         for reason in &migration.reasons {
             out.push(format!("- {reason}"));
         }
+        if let Some(continued) = &migration.continued {
+            out.push(format!("- ↻ {continued}"));
+        }
         if let RollbackCheck::Differs { diff, .. } | RollbackCheck::ColumnOrderOnly { diff, .. } =
             &migration.rollback
         {

@@ -42,6 +42,8 @@ pub fn options() -> RehearsalOptions {
         strict: false,
         predictions: Predictions::default(),
         scope: SnapshotScope::default(),
+        keep_going: false,
+        thresholds: Default::default(),
     }
 }
 
