@@ -600,6 +600,10 @@ pub struct DownArgs {
     /// Print the SQL and transaction boundaries that would run, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Refuse to roll back a migration whose down section or file holds no statements, instead
+    /// of recording it as rolled back without running anything.
+    #[arg(long)]
+    pub strict: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -26,8 +26,9 @@ pub use interrupt::{Interrupt, InterruptReason};
 pub use migrator::{AppliedElsewhere, Migrator, Resolution};
 pub use plan::DownTarget;
 pub use report::{
-    CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, LastError,
-    PartialProgress, RepairReport, ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
+    CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, FileProblem, LastError,
+    PartialProgress, RepairReport, ResolveReport, RunFailure, RunReport, StatusCounts, StatusEntry,
+    StatusReport,
 };
 pub use safeshift_driver::Driver;
 pub use settings::{Identity, LockSettings, RetryPolicy, Settings};

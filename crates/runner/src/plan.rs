@@ -25,6 +25,9 @@ pub(crate) struct Step<'a> {
     /// is that attempt's leftover).
     pub resuming_failed_statement: bool,
     pub timeouts: Timeouts,
+    /// A rollback whose down section holds no statements: an explicit no-op, recorded as rolled
+    /// back without running anything.
+    pub noop: bool,
 }
 
 /// Which migrations `down` rolls back.
@@ -162,6 +165,7 @@ pub(crate) fn plan_down<'a>(
     target: &DownTarget,
     dialect: Dialect,
     defaults: &Timeouts,
+    strict: bool,
 ) -> Result<Vec<Step<'a>>, RunError> {
     let applied: Vec<&Version> = state
         .applied_newest_first()
@@ -213,13 +217,14 @@ pub(crate) fn plan_down<'a>(
                             migration.rollback_description()
                         ),
                     )),
-                    Err(MissingDown::Empty) => missing.push((
+                    Err(MissingDown::Empty) if strict => missing.push((
                         version.to_string(),
                         format!(
-                            "the down section of {} is empty",
-                            migration.up.path.display()
+                            "{} has no statements, and --strict refuses a rollback that does nothing",
+                            noop_description(migration)
                         ),
                     )),
+                    Err(MissingDown::Empty) => {}
                     Ok(_) => {}
                 }
                 if let Some(recorded) = state.get(version).and_then(|v| v.checksum.as_deref())
@@ -247,9 +252,22 @@ pub(crate) fn plan_down<'a>(
         let Some(migration) = set.get(version) else {
             continue;
         };
-        let Ok(section) = migration.down_section() else {
+        let Some(section) = migration.down.as_ref() else {
             continue;
         };
+        if section.is_empty() {
+            steps.push(Step {
+                migration,
+                direction: Direction::Down,
+                section,
+                statements: Vec::new(),
+                resume_from: 0,
+                resuming_failed_statement: false,
+                timeouts: *defaults,
+                noop: true,
+            });
+            continue;
+        }
         let partial = state
             .get(version)
             .and_then(|v| v.partial.as_ref())
@@ -272,6 +290,15 @@ pub(crate) fn plan_down<'a>(
         return Err(RunError::Source(SourceErrors(errors)));
     }
     Ok(steps)
+}
+
+/// A no-op down section, by its file: `migrations/0002_b.down.sql`, or `the down section of
+/// migrations/0002_b.sql` when it shares the up file.
+pub(crate) fn noop_description(migration: &Migration) -> String {
+    match &migration.down {
+        Some(down) if down.path != migration.up.path => down.path.display().to_string(),
+        _ => format!("the down section of {}", migration.up.path.display()),
+    }
 }
 
 /// Directives the linter reads (`-- safeshift:allow …`); the runner leaves them alone.
@@ -416,5 +443,6 @@ fn step<'a>(
                 .statement_timeout
                 .unwrap_or(defaults.statement_timeout),
         },
+        noop: false,
     })
 }

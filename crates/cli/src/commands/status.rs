@@ -15,7 +15,9 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<Exit, CliError> {
     } else {
         render::status(&report, &context.migrations_dir_display());
     }
-    Ok(if args.exit_code && report.pending > 0 {
+    Ok(if args.exit_code && !report.problems.is_empty() {
+        Exit::InvalidFiles
+    } else if args.exit_code && report.pending > 0 {
         Exit::Pending
     } else {
         Exit::Success

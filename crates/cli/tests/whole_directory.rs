@@ -1,0 +1,161 @@
+//! Real projects' histories (issue 16) on a real PostgreSQL 15: every file problem of the
+//! whole directory, both directions, in the first run and before the lint gate; empty and
+//! comment-only down files as explicit no-ops; the advice after a failed `down`.
+
+mod common;
+
+use common::{Project, exit, pg_rows, pg_table_exists};
+use safeshift_testkit::TestDatabase;
+
+/// Problems in up files and in down files arrive together, in the first run, before the lint
+/// gate looks at anything, and nothing is created, not even the history table.
+#[test]
+fn every_file_problem_in_both_directions_comes_before_the_lint_gate() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project
+        .write(
+            "0001_accounts.up.sql",
+            "CREATE TABLE accounts (id int PRIMARY KEY);\n",
+        )
+        .write("0001_accounts.down.sql", "")
+        .write(
+            "0002_balance.up.sql",
+            "BEGIN;\nALTER TABLE accounts ADD COLUMN balance int;\nCOMMIT;\n",
+        )
+        .write(
+            "0002_balance.down.sql",
+            "ALTER TABLE accounts DROP COLUMN balance;\n",
+        )
+        .write(
+            "0003_widen.up.sql",
+            "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n",
+        )
+        .write(
+            "0003_widen.down.sql",
+            "-- narrow it again\nBEGIN;\nALTER TABLE accounts ALTER COLUMN id TYPE int;\nCOMMIT;\n",
+        );
+
+    let up = project.run(&["up"]);
+    up.expect(exit::INVALID_FILES);
+    for expected in [
+        "migrations/0002_balance.up.sql:1:1",
+        "migrations/0003_widen.down.sql:2:1",
+        "2 problems in the migration files; nothing was applied",
+    ] {
+        assert!(
+            up.stderr.contains(expected),
+            "expected `{expected}` in\n{}",
+            up.stderr
+        );
+    }
+    assert!(
+        !up.stderr.contains("finding"),
+        "the files come before the lint gate:\n{}",
+        up.stderr
+    );
+    let mut client = db.client();
+    assert!(!pg_table_exists(&mut client, "safeshift.history"));
+    assert!(!pg_table_exists(&mut client, "public.accounts"));
+
+    // `plan` and `up --dry-run` see the same whole list.
+    let plan = project.run(&["plan"]);
+    plan.expect(exit::INVALID_FILES);
+    assert!(
+        plan.stderr.contains("0003_widen.down.sql:2:1"),
+        "{}",
+        plan.stderr
+    );
+    let dry_run = project.run(&["up", "--dry-run"]);
+    dry_run.expect(exit::INVALID_FILES);
+    assert!(
+        dry_run.stderr.contains("0003_widen.down.sql:2:1"),
+        "{}",
+        dry_run.stderr
+    );
+}
+
+/// A 0-byte down file and a comment-only down section are the same thing: an explicit no-op.
+/// `up` accepts both, `down` steps over them with a history row that says so, `--strict`
+/// refuses them naming the down file, and `--dry-run` says nothing would run for them.
+#[test]
+fn empty_and_comment_only_down_files_are_explicit_noops() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project
+        .write("0001_a.up.sql", "CREATE TABLE a (id int);\n")
+        .write("0001_a.down.sql", "DROP TABLE a;\n")
+        .write("0002_b.up.sql", "CREATE TABLE b (id int);\n")
+        .write("0002_b.down.sql", "")
+        .write(
+            "0003_c.sql",
+            "-- migrate:up\nCREATE TABLE c (id int);\n-- migrate:down\n-- c stays: other services read it\n",
+        );
+    project.run(&["up"]).expect(exit::OK);
+
+    let strict = project.run(&["down", "--to", "0", "--strict"]);
+    strict.expect(exit::REFUSED);
+    for expected in [
+        "0002: migrations/0002_b.down.sql has no statements",
+        "0003: the down section of migrations/0003_c.sql has no statements",
+    ] {
+        assert!(
+            strict.stderr.contains(expected),
+            "expected `{expected}` in\n{}",
+            strict.stderr
+        );
+    }
+    let mut client = db.client();
+    assert!(
+        pg_table_exists(&mut client, "public.a"),
+        "--strict rolls back nothing"
+    );
+
+    let dry_run = project.run(&["down", "--to", "0", "--dry-run"]);
+    dry_run.expect(exit::OK);
+    assert!(
+        dry_run.stdout.contains(
+            "-- 0002 b (migrations/0002_b.down.sql): its down section holds no statements; nothing runs"
+        ),
+        "{}",
+        dry_run.stdout
+    );
+
+    let down = project.run(&["down", "--to", "0"]);
+    down.expect(exit::OK);
+    assert!(
+        down.stderr.contains(
+            "0002: migrations/0002_b.down.sql has no statements; recorded as rolled back"
+        ),
+        "{}",
+        down.stderr
+    );
+    assert!(!pg_table_exists(&mut client, "public.a"));
+    assert!(
+        pg_table_exists(&mut client, "public.b"),
+        "a no-op runs nothing"
+    );
+    let rows = pg_rows(
+        &mut client,
+        "SELECT version, status, statements_total, note FROM safeshift.history \
+         WHERE direction = 'down' ORDER BY id",
+    );
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0][0].as_deref(), Some("0003"));
+    assert_eq!(rows[0][1].as_deref(), Some("succeeded"));
+    assert_eq!(rows[0][2].as_deref(), Some("0"));
+    assert!(
+        rows[0][3]
+            .as_deref()
+            .is_some_and(|note| note.contains("no-op rollback: the down section of")),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1][3]
+            .as_deref()
+            .is_some_and(|note| note.contains("0002_b.down.sql has no statements")),
+        "{rows:?}"
+    );
+    let status = project.run(&["status", "--json"]).json();
+    assert_eq!(status["pending"], 3);
+}
