@@ -17,6 +17,58 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments. `--help` names the environment variables without
+    /// their values (a URL's password must not show, and an unset variable shows nothing).
+    pub fn from_process() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        fn hide_env_values(command: clap::Command) -> clap::Command {
+            command
+                .mut_args(|arg| arg.hide_env_values(true))
+                .mut_subcommands(hide_env_values)
+        }
+        let matches = hide_env_values(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+
+    /// Whether the command prints its result as JSON on stdout, so that a failure is printed as
+    /// JSON there too.
+    pub fn wants_json(&self) -> bool {
+        use crate::rehearse::Format as RehearseFormat;
+        match &self.command {
+            Command::Status(args) => args.json,
+            Command::Up(args) => args.json,
+            Command::Down(args) => args.json,
+            Command::History(args) => args.json,
+            Command::Adopt(args) => args.json,
+            Command::Baseline(args) => args.json,
+            Command::Preflight(args) => args.json,
+            Command::Activity(args) => args.json,
+            Command::Backfill(args) => args.json,
+            Command::Schema(args) => args.json,
+            Command::Diff(args) => args.json,
+            Command::Plan(args) => args.format == PlanFormat::Json && args.output.is_none(),
+            Command::Lint(args) => matches!(
+                args.format,
+                crate::lint::Format::Json | crate::lint::Format::JsonReport
+            ),
+            Command::Rehearse(args) => args.format == RehearseFormat::Json,
+            Command::Backup(command) => match command {
+                BackupCommand::Create(args) => args.json,
+                BackupCommand::List(args) => args.json,
+                BackupCommand::Verify(args) => args.json,
+                BackupCommand::Restore(args) => args.json,
+                BackupCommand::Prune(args) => args.json,
+            },
+            Command::Init(_)
+            | Command::New(_)
+            | Command::Repair(_)
+            | Command::Resolve(_)
+            | Command::Explain(_) => false,
+        }
+    }
+}
+
 /// Exit codes, shown in `--help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:

@@ -239,3 +239,206 @@ fn the_shop_example_on_postgres_explains_its_sqlite_trigger_and_creates_nothing(
     );
     assert!(!pg_table_exists(&mut client, "public.customers"));
 }
+
+/// With `--json`, a failure of any kind prints the same `{"ok": false, "error": …}` object on
+/// stdout: a connection failure, malformed files and a usage error alike.
+#[test]
+fn every_failure_with_json_prints_the_error_object() {
+    let unreachable = Project::postgres("postgres://nobody@127.0.0.1:1/nothing".into());
+    for args in [
+        &["status", "--json"][..],
+        &["up", "--json"],
+        &["history", "--json"],
+    ] {
+        let run = unreachable.run(args);
+        run.expect(exit::CONNECTION);
+        let value = run.json();
+        assert_eq!(value["ok"], false, "{args:?}: {value}");
+        assert_eq!(value["error"]["kind"], "database", "{args:?}: {value}");
+        assert_eq!(value["error"]["exit_code"], 6, "{args:?}: {value}");
+        assert!(
+            value["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("could not connect")),
+            "{args:?}: {value}"
+        );
+    }
+
+    let project = Project::sqlite();
+    project.write("0001_a.sql", "-- migrate:up\n");
+    for args in [&["up", "--json"][..], &["down", "--json"], &["plan", "--format", "json"]] {
+        let run = project.run(args);
+        run.expect(exit::INVALID_FILES);
+        let value = run.json();
+        assert_eq!(value["ok"], false, "{args:?}: {value}");
+        assert_eq!(value["error"]["kind"], "invalid-migration-files", "{args:?}");
+        assert_eq!(
+            value["error"]["problems"][0]["message"],
+            "the up section has no statements"
+        );
+    }
+    let usage = project.run(&["history", "--json", "--version", "x1"]);
+    usage.expect(exit::USAGE);
+    assert_eq!(usage.json()["error"]["kind"], "usage");
+}
+
+/// `history --version V` with no rows says so, on a history that has rows; `--limit 0` is a
+/// usage error.
+#[test]
+fn history_says_what_was_asked() {
+    let project = Project::sqlite();
+    project.migration("0001_a.sql", "CREATE TABLE a (id INTEGER);", "DROP TABLE a;");
+    let empty = project.run(&["history"]);
+    empty.expect(exit::OK);
+    assert!(empty.stdout.contains("The history is empty."), "{}", empty.stdout);
+
+    project.run(&["up"]).expect(exit::OK);
+    let none = project.run(&["history", "--version", "42"]);
+    none.expect(exit::OK);
+    assert!(
+        none.stdout
+            .contains("No history rows for version 42 (the history has 1 row)."),
+        "{}",
+        none.stdout
+    );
+    let zero = project.run(&["history", "--limit", "0"]);
+    zero.expect(exit::USAGE);
+    assert!(zero.stderr.contains("--limit"), "{}", zero.stderr);
+    let one = project.run(&["history", "--limit", "1"]);
+    one.expect(exit::OK);
+    assert!(one.stdout.contains("0001"), "{}", one.stdout);
+}
+
+/// After a runner was killed, the running attempt is counted: the counts add up.
+#[test]
+fn status_counts_add_up_after_a_killed_runner() {
+    let project = Project::sqlite();
+    project
+        .migration("0001_a.sql", "CREATE TABLE a (id INTEGER);", "DROP TABLE a;")
+        .migration("0002_b.sql", "CREATE TABLE b (id INTEGER);", "DROP TABLE b;")
+        .migration("0003_c.sql", "CREATE TABLE c (id INTEGER);", "DROP TABLE c;");
+    project.run(&["up", "--to", "0001"]).expect(exit::OK);
+    // What a runner killed in the middle of 0002 leaves: its attempt still marked running.
+    rusqlite::Connection::open(project.path().join("app.db"))
+        .unwrap()
+        .execute(
+            "INSERT INTO safeshift_history (run_id, kind, version, name, file, direction, status, \
+             transactional, statements_total, installed_by, db_user, tool_version) \
+             VALUES ('killed', 'migrate', '0002', 'b', '0002_b.sql', 'up', 'running', 1, 1, 'u@h', 'main', 't')",
+            [],
+        )
+        .unwrap();
+    let status = project.run(&["status"]);
+    status.expect(exit::OK);
+    assert!(
+        status
+            .stdout
+            .contains("3 migration(s): 1 applied, 1 pending, 1 running."),
+        "{}",
+        status.stdout
+    );
+    let counts = project.run(&["status", "--json"]).json()["counts"].clone();
+    assert_eq!(counts["applied"], 1);
+    assert_eq!(counts["pending"], 1);
+    assert_eq!(counts["running"], 1);
+}
+
+/// The small things a new user notices: `explain` in columns, the same `[env: …]` in every
+/// line of `--help`, a colon after the version in a status note.
+#[test]
+fn explain_help_and_status_notes_read_cleanly() {
+    let project = Project::sqlite();
+    let explain = project.run(&["explain"]);
+    explain.expect(exit::OK);
+    let columns: Vec<usize> = explain
+        .stdout
+        .lines()
+        .filter(|line| line.contains("  high  ") || line.contains("  low  ") || line.contains("  medium  "))
+        .map(|line| {
+            let id_end = line.find(' ').unwrap();
+            let risk_start = id_end + line[id_end..].find(|c: char| c != ' ').unwrap();
+            let risk_end = risk_start + line[risk_start..].find(' ').unwrap();
+            risk_end + line[risk_end..].find(|c: char| c != ' ').unwrap()
+        })
+        .collect();
+    assert!(columns.len() > 10, "{}", explain.stdout);
+    assert!(
+        columns.iter().all(|c| *c == columns[0]),
+        "the titles start in one column:\n{}",
+        explain.stdout
+    );
+
+    let help = project.run(&["--help"]);
+    help.expect(exit::OK);
+    assert!(help.stdout.contains("[env: SAFESHIFT_CONFIG]"), "{}", help.stdout);
+    assert!(help.stdout.contains("[env: SAFESHIFT_DATABASE_URL]"), "{}", help.stdout);
+    assert!(!help.stdout.contains("=]"), "{}", help.stdout);
+
+    project.migration("0001_a.sql", "CREATE TABLE a (id INTEGER);\nINSERT INTO nowhere VALUES (1);", "DROP TABLE a;");
+    project.run(&["up"]).expect(exit::MIGRATION_FAILED);
+    let status = project.run(&["status"]);
+    assert!(
+        status.stdout.contains("! 0001: its last attempt failed"),
+        "{}",
+        status.stdout
+    );
+}
+
+/// A value of the wrong type in safeshift.toml says what to write instead.
+#[test]
+fn configuration_type_errors_say_what_to_write() {
+    let project = Project::sqlite();
+    std::fs::write(
+        project.path().join("safeshift.toml"),
+        "[migrate]\nlock_timeout = 5\n",
+    )
+    .unwrap();
+    let run = project.run(&["status"]);
+    run.expect(exit::USAGE);
+    assert!(run.stderr.contains("safeshift.toml:2"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(r#"write `lock_timeout = "5s"`"#),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::write(
+        project.path().join("safeshift.toml"),
+        "[migrate]\nretries = \"3\"\n",
+    )
+    .unwrap();
+    let run = project.run(&["status"]);
+    run.expect(exit::USAGE);
+    assert!(run.stderr.contains("write `retries = 3`"), "{}", run.stderr);
+}
+
+/// SIGTERM comes from a process manager, not a keyboard: the message says to send it again,
+/// not to press anything.
+#[test]
+fn sigterm_says_to_send_it_again() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project.migration("0001_slow.sql", "SELECT pg_sleep(60);", "SELECT 1;");
+    let child = project
+        .command(&["up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client = db.client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while common::backend_running(&mut client, "pg_sleep(60)").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the statement never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let run = common::Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 130, "{}", run.all());
+    assert!(
+        run.stderr.contains("(send SIGTERM again to exit at once)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("press"), "{}", run.stderr);
+}

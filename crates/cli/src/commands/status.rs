@@ -11,7 +11,9 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<Exit, CliError> {
     let mut db = context.connect(false)?;
     let report = migrator.status(db.as_mut())?;
     if args.json {
-        print_json(&report);
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        value["counts"] = serde_json::json!(report.counts());
+        print_json(&value);
     } else {
         render::status(&report, &context.migrations_dir_display());
     }
