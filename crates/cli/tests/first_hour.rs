@@ -442,3 +442,70 @@ fn sigterm_says_to_send_it_again() {
     );
     assert!(!run.stderr.contains("press"), "{}", run.stderr);
 }
+
+/// Each way a connection fails gets its own advice: a missing database (with the command that
+/// creates it), a missing role, a refused or missing password, a server without TLS for
+/// `sslmode=require`, and nothing listening.
+#[test]
+fn connection_failures_say_what_is_wrong() {
+    let db = TestDatabase::new();
+    let url = db.url();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let failure = |url: String| {
+        let run = Project::postgres(url).run(&["status"]);
+        run.expect(exit::CONNECTION);
+        run.stderr
+    };
+
+    let missing_database = failure(format!("{base}/no_such_db"));
+    assert!(
+        missing_database.contains("createdb") && missing_database.contains("no_such_db"),
+        "{missing_database}"
+    );
+    assert!(
+        missing_database.contains(r#"CREATE DATABASE "no_such_db";"#),
+        "{missing_database}"
+    );
+
+    let missing_role = failure(format!("{base}/postgres").replacen("postgres@", "no_such_role@", 1));
+    assert!(
+        missing_role.contains(r#"CREATE ROLE "no_such_role" LOGIN"#),
+        "{missing_role}"
+    );
+
+    let no_tls = failure(format!("{base}/postgres?sslmode=require"));
+    assert!(
+        no_tls.contains("does not accept TLS") && no_tls.contains("sslmode=prefer"),
+        "{no_tls}"
+    );
+
+    let nothing_listening = failure("postgres://postgres@127.0.0.1:1/postgres".into());
+    assert!(
+        nothing_listening.contains("nothing is listening on 127.0.0.1:1"),
+        "{nothing_listening}"
+    );
+
+    // A refused and a missing password, on a server of our own that asks for one.
+    let server = safeshift_testkit::PgServer::start().expect("private server");
+    let mut admin = server.connect("postgres").unwrap();
+    admin
+        .batch_execute("CREATE ROLE app LOGIN PASSWORD 'right-horse'")
+        .unwrap();
+    let hba = server.base_dir().join("data/pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all app 127.0.0.1/32 scram-sha-256\n{rules}"),
+    )
+    .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let port = server.port();
+    let refused = failure(format!(
+        "postgres://app:wrong-horse@127.0.0.1:{port}/postgres"
+    ));
+    assert!(refused.contains("password for role app was refused"), "{refused}");
+    assert!(!refused.contains("wrong-horse"), "{refused}");
+    let missing = failure(format!("postgres://app@127.0.0.1:{port}/postgres"));
+    assert!(missing.contains("PGPASSWORD"), "{missing}");
+}

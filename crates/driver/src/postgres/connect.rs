@@ -4,7 +4,7 @@
 use postgres::Client;
 
 use super::PostgresDriver;
-use super::errors::describe;
+use super::errors::{connection_hint, describe};
 use super::run_lock::advisory_key;
 use super::tls;
 use crate::error::{DriverError, ErrorKind};
@@ -41,7 +41,7 @@ impl PostgresDriver {
         config.ssl_mode(ssl_mode);
         let client = tls.connect(&config).map_err(|error| {
             DriverError::new(ErrorKind::Connect, format!("could not connect to {}: {}", url.redacted(), describe(&error)))
-                .with_hint("check that the server is running and that the URL's host, port, user, password and database are right")
+                .with_hint(connection_hint(&error, &config))
         })?;
         let location = options.history.clone();
         let quoted_schema = escape_identifier(&location.schema);
