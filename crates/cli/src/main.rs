@@ -21,7 +21,6 @@ mod signals;
 
 use std::process::ExitCode;
 
-
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -496,11 +496,11 @@ pub fn run_summary(report: &RunReport, direction: Direction, database: &str) {
         (Direction::Up, 0) => format!("Nothing to apply: {database} is up to date."),
         (Direction::Down, 0) => format!("Nothing to roll back on {database}."),
         (Direction::Up, n) => format!(
-            "Applied {n} migration(s) in {}.",
+            "Applied {n} migration(s); the whole run took {} (the run lock and commits included).",
             millis(report.duration_ms)
         ),
         (Direction::Down, n) => format!(
-            "Rolled back {n} migration(s) in {}.",
+            "Rolled back {n} migration(s); the whole run took {} (the run lock and commits included).",
             millis(report.duration_ms)
         ),
     };

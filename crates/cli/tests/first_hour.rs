@@ -266,12 +266,19 @@ fn every_failure_with_json_prints_the_error_object() {
 
     let project = Project::sqlite();
     project.write("0001_a.sql", "-- migrate:up\n");
-    for args in [&["up", "--json"][..], &["down", "--json"], &["plan", "--format", "json"]] {
+    for args in [
+        &["up", "--json"][..],
+        &["down", "--json"],
+        &["plan", "--format", "json"],
+    ] {
         let run = project.run(args);
         run.expect(exit::INVALID_FILES);
         let value = run.json();
         assert_eq!(value["ok"], false, "{args:?}: {value}");
-        assert_eq!(value["error"]["kind"], "invalid-migration-files", "{args:?}");
+        assert_eq!(
+            value["error"]["kind"], "invalid-migration-files",
+            "{args:?}"
+        );
         assert_eq!(
             value["error"]["problems"][0]["message"],
             "the up section has no statements"
@@ -287,10 +294,18 @@ fn every_failure_with_json_prints_the_error_object() {
 #[test]
 fn history_says_what_was_asked() {
     let project = Project::sqlite();
-    project.migration("0001_a.sql", "CREATE TABLE a (id INTEGER);", "DROP TABLE a;");
+    project.migration(
+        "0001_a.sql",
+        "CREATE TABLE a (id INTEGER);",
+        "DROP TABLE a;",
+    );
     let empty = project.run(&["history"]);
     empty.expect(exit::OK);
-    assert!(empty.stdout.contains("The history is empty."), "{}", empty.stdout);
+    assert!(
+        empty.stdout.contains("The history is empty."),
+        "{}",
+        empty.stdout
+    );
 
     project.run(&["up"]).expect(exit::OK);
     let none = project.run(&["history", "--version", "42"]);
@@ -314,9 +329,21 @@ fn history_says_what_was_asked() {
 fn status_counts_add_up_after_a_killed_runner() {
     let project = Project::sqlite();
     project
-        .migration("0001_a.sql", "CREATE TABLE a (id INTEGER);", "DROP TABLE a;")
-        .migration("0002_b.sql", "CREATE TABLE b (id INTEGER);", "DROP TABLE b;")
-        .migration("0003_c.sql", "CREATE TABLE c (id INTEGER);", "DROP TABLE c;");
+        .migration(
+            "0001_a.sql",
+            "CREATE TABLE a (id INTEGER);",
+            "DROP TABLE a;",
+        )
+        .migration(
+            "0002_b.sql",
+            "CREATE TABLE b (id INTEGER);",
+            "DROP TABLE b;",
+        )
+        .migration(
+            "0003_c.sql",
+            "CREATE TABLE c (id INTEGER);",
+            "DROP TABLE c;",
+        );
     project.run(&["up", "--to", "0001"]).expect(exit::OK);
     // What a runner killed in the middle of 0002 leaves: its attempt still marked running.
     rusqlite::Connection::open(project.path().join("app.db"))
@@ -353,7 +380,9 @@ fn explain_help_and_status_notes_read_cleanly() {
     let columns: Vec<usize> = explain
         .stdout
         .lines()
-        .filter(|line| line.contains("  high  ") || line.contains("  low  ") || line.contains("  medium  "))
+        .filter(|line| {
+            line.contains("  high  ") || line.contains("  low  ") || line.contains("  medium  ")
+        })
         .map(|line| {
             let id_end = line.find(' ').unwrap();
             let risk_start = id_end + line[id_end..].find(|c: char| c != ' ').unwrap();
@@ -370,11 +399,23 @@ fn explain_help_and_status_notes_read_cleanly() {
 
     let help = project.run(&["--help"]);
     help.expect(exit::OK);
-    assert!(help.stdout.contains("[env: SAFESHIFT_CONFIG]"), "{}", help.stdout);
-    assert!(help.stdout.contains("[env: SAFESHIFT_DATABASE_URL]"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("[env: SAFESHIFT_CONFIG]"),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        help.stdout.contains("[env: SAFESHIFT_DATABASE_URL]"),
+        "{}",
+        help.stdout
+    );
     assert!(!help.stdout.contains("=]"), "{}", help.stdout);
 
-    project.migration("0001_a.sql", "CREATE TABLE a (id INTEGER);\nINSERT INTO nowhere VALUES (1);", "DROP TABLE a;");
+    project.migration(
+        "0001_a.sql",
+        "CREATE TABLE a (id INTEGER);\nINSERT INTO nowhere VALUES (1);",
+        "DROP TABLE a;",
+    );
     project.run(&["up"]).expect(exit::MIGRATION_FAILED);
     let status = project.run(&["status"]);
     assert!(
@@ -428,7 +469,10 @@ fn sigterm_says_to_send_it_again() {
     let mut client = db.client();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while common::backend_running(&mut client, "pg_sleep(60)").is_none() {
-        assert!(std::time::Instant::now() < deadline, "the statement never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // SAFETY: sending a signal to our own child process.
@@ -467,7 +511,8 @@ fn connection_failures_say_what_is_wrong() {
         "{missing_database}"
     );
 
-    let missing_role = failure(format!("{base}/postgres").replacen("postgres@", "no_such_role@", 1));
+    let missing_role =
+        failure(format!("{base}/postgres").replacen("postgres@", "no_such_role@", 1));
     assert!(
         missing_role.contains(r#"CREATE ROLE "no_such_role" LOGIN"#),
         "{missing_role}"
@@ -504,8 +549,78 @@ fn connection_failures_say_what_is_wrong() {
     let refused = failure(format!(
         "postgres://app:wrong-horse@127.0.0.1:{port}/postgres"
     ));
-    assert!(refused.contains("password for role app was refused"), "{refused}");
+    assert!(
+        refused.contains("password for role app was refused"),
+        "{refused}"
+    );
     assert!(!refused.contains("wrong-horse"), "{refused}");
     let missing = failure(format!("postgres://app@127.0.0.1:{port}/postgres"));
     assert!(missing.contains("PGPASSWORD"), "{missing}");
+}
+
+/// The milliseconds in a line like `applied 0001 a (1 statement(s), 19 ms)`.
+fn printed_ms(output: &str, prefix: &str) -> u64 {
+    let line = output
+        .lines()
+        .find(|line| line.contains(prefix))
+        .unwrap_or_else(|| panic!("no line with `{prefix}` in\n{output}"));
+    let (number, unit) = line
+        .rsplit_once(", ")
+        .or_else(|| line.rsplit_once('('))
+        .map(|(_, rest)| rest.trim_end_matches(')'))
+        .and_then(|rest| rest.split_once(' '))
+        .unwrap_or_else(|| panic!("no duration in `{line}`"));
+    let value: f64 = number.parse().unwrap_or_else(|_| panic!("`{line}`"));
+    match unit {
+        "ms" => value as u64,
+        "s" => (value * 1000.0) as u64,
+        other => panic!("unit `{other}` in `{line}`"),
+    }
+}
+
+/// One meaning of a migration's duration: what `up` prints is what the history records and
+/// `status` shows, on SQLite (whose commit waits for the disk) as on PostgreSQL.
+#[test]
+fn up_prints_the_duration_the_history_records() {
+    let sqlite = Project::sqlite();
+    sqlite.migration(
+        "0001_a.sql",
+        "CREATE TABLE a (id INTEGER);",
+        "DROP TABLE a;",
+    );
+    let db = TestDatabase::new();
+    let postgres = Project::postgres(db.url());
+    postgres.migration(
+        "0001_a.sql",
+        "CREATE TABLE a (id int);\nSELECT pg_sleep(0.05);",
+        "DROP TABLE a;",
+    );
+    for project in [&sqlite, &postgres] {
+        let up = project.run(&["up"]);
+        up.expect(exit::OK);
+        let printed = printed_ms(&up.all(), "applied 0001 a");
+        let status = project.run(&["status", "--json"]).json();
+        let recorded = status["entries"][0]["duration_ms"].as_u64().unwrap();
+        assert_eq!(printed, recorded, "{}", up.all());
+    }
+}
+
+/// A migration without a transaction reports each statement's own time, not the time since
+/// the migration started.
+#[test]
+fn statement_progress_shows_each_statements_own_time() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project.write(
+        "0001_slow_then_quick.sql",
+        "-- migrate:up transaction:false\nSELECT pg_sleep(0.6);\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\nDROP TABLE a;\n",
+    );
+    let up = project.run(&["up"]);
+    up.expect(exit::OK);
+    let output = up.all();
+    assert!(printed_ms(&output, "statement 1/3 done") >= 600, "{output}");
+    assert!(
+        printed_ms(&output, "statement 3/3 done") < 500,
+        "an instant CREATE TABLE after a 0.6 s statement:\n{output}"
+    );
 }

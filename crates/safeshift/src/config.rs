@@ -483,9 +483,11 @@ fn what_to_write(text: &str, offset: usize, message: &str) -> Option<String> {
     let (key, value) = (key.trim(), value.trim());
     let value = value.split(" #").next().unwrap_or(value).trim();
     if message.starts_with("invalid type: integer") && message.contains("expected a string") {
-        let duration = ["timeout", "wait", "lease", "backoff", "age", "interval", "delay", "lag"]
-            .iter()
-            .any(|word| key.contains(word));
+        let duration = [
+            "timeout", "wait", "lease", "backoff", "age", "interval", "delay", "lag",
+        ]
+        .iter()
+        .any(|word| key.contains(word));
         let unit = if duration { "s" } else { "" };
         return Some(format!("{key} = \"{value}{unit}\""));
     }

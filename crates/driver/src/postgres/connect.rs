@@ -40,8 +40,15 @@ impl PostgresDriver {
         let (ssl_mode, tls) = tls::connector(&tls_parameters)?;
         config.ssl_mode(ssl_mode);
         let client = tls.connect(&config).map_err(|error| {
-            DriverError::new(ErrorKind::Connect, format!("could not connect to {}: {}", url.redacted(), describe(&error)))
-                .with_hint(connection_hint(&error, &config))
+            DriverError::new(
+                ErrorKind::Connect,
+                format!(
+                    "could not connect to {}: {}",
+                    url.redacted(),
+                    describe(&error)
+                ),
+            )
+            .with_hint(connection_hint(&error, &config))
         })?;
         let location = options.history.clone();
         let quoted_schema = escape_identifier(&location.schema);
@@ -71,6 +78,7 @@ impl PostgresDriver {
             prelude_error: None,
             lock_checked_up_front: false,
             backend_pid: None,
+            recorded_duration: None,
         };
         let row = driver.first_row(
             "SELECT current_setting('server_version'), current_setting('server_version_num'), current_database(), current_user, pg_backend_pid()",

@@ -85,7 +85,9 @@ pub(super) fn connection_hint(error: &postgres::Error, config: &postgres::Config
         _ => {}
     }
     if text.contains("lookup address") || text.contains("name or service not known") {
-        return format!("the host name {host} does not resolve: check the host in the URL (or PGHOST)");
+        return format!(
+            "the host name {host} does not resolve: check the host in the URL (or PGHOST)"
+        );
     }
     "check that the server is running and that the URL's host, port, user, password and database are right".to_owned()
 }
