@@ -762,16 +762,17 @@ pub struct BaselineArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("resolution")
+        .required(true)
+        .args(["applied", "rolled_back"])
+))]
 pub struct ResolveArgs {
     /// The migration's version.
     #[arg(value_name = "VERSION")]
     pub version: String,
     /// The migration was finished by hand: record it as applied.
-    #[arg(
-        long,
-        required_unless_present = "rolled_back",
-        conflicts_with = "rolled_back"
-    )]
+    #[arg(long)]
     pub applied: bool,
     /// The migration was undone by hand: record it as not applied.
     #[arg(long)]

@@ -624,3 +624,63 @@ fn statement_progress_shows_each_statements_own_time() {
         "an instant CREATE TABLE after a 0.6 s statement:\n{output}"
     );
 }
+
+/// A statement already applied by a migration without a transaction changed before the resume:
+/// the message names the file, the statement and its line, shows the text applied and the text
+/// now, and offers a command that works.
+#[test]
+fn a_changed_applied_statement_is_named_and_shown() {
+    let project = Project::sqlite();
+    let file = "0001_steps.sql";
+    let text = |first: &str, third: &str| {
+        format!(
+            "-- migrate:up transaction:false\n{first};\nCREATE TABLE b (id INTEGER);\n{third};\n-- migrate:down\nDROP TABLE b;\nDROP TABLE a;\n"
+        )
+    };
+    project.write(
+        file,
+        text(
+            "CREATE TABLE a (id INTEGER)",
+            "INSERT INTO nowhere VALUES (1)",
+        ),
+    );
+    project.run(&["up"]).expect(exit::MIGRATION_FAILED);
+    // The failed statement is fixed, and the first one edited by mistake.
+    project.write(
+        file,
+        text(
+            "CREATE TABLE a (id INTEGER, name TEXT)",
+            "CREATE TABLE c (id INTEGER)",
+        ),
+    );
+    let refused = project.run(&["up"]);
+    refused.expect(exit::REFUSED);
+    for expected in [
+        "migrations/0001_steps.sql: statement 1 (line 2) of migration 0001 was applied before it changed",
+        "applied: CREATE TABLE a (id INTEGER)",
+        "now:     CREATE TABLE a (id INTEGER, name TEXT)",
+        "`safeshift resolve 0001 --applied`",
+    ] {
+        assert!(
+            refused.stderr.contains(expected),
+            "expected `{expected}` in\n{}",
+            refused.stderr
+        );
+    }
+    assert!(
+        !refused.stderr.contains("statement 2 (line 3)"),
+        "{}",
+        refused.stderr
+    );
+    // Restoring the applied statement lets the run resume.
+    project.write(
+        file,
+        text("CREATE TABLE a (id INTEGER)", "CREATE TABLE c (id INTEGER)"),
+    );
+    project.run(&["up"]).expect(exit::OK);
+
+    // The command offered works as written; a missing resolution says both choices.
+    let usage = project.run(&["resolve", "0001"]);
+    usage.expect(exit::USAGE);
+    assert!(usage.stderr.contains("--rolled-back"), "{}", usage.stderr);
+}

@@ -159,3 +159,68 @@ fn empty_and_comment_only_down_files_are_explicit_noops() {
     let status = project.run(&["status", "--json"]).json();
     assert_eq!(status["pending"], 3);
 }
+
+/// After a failed `down`, the advice is about `down`: run the same `down` again (it resumes a
+/// rollback stopped part-way), or record a rollback finished by hand; never `up`.
+#[test]
+fn a_failed_down_advises_down() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project
+        .migration(
+            "0001_a.sql",
+            "CREATE TABLE a (id int);",
+            "DROP TABLE a_misspelt;",
+        )
+        .write(
+            "0002_b.sql",
+            "-- migrate:up\nCREATE TABLE b (id int);\nCREATE TABLE c (id int);\n-- migrate:down transaction:false\nDROP TABLE c;\nDROP TABLE b_misspelt;\n",
+        );
+    project.run(&["up"]).expect(exit::OK);
+
+    let partial = project.run(&["down"]);
+    partial.expect(exit::MIGRATION_FAILED);
+    for expected in [
+        "the first 1 statement(s) of the rollback stay applied",
+        "run the same `safeshift down` again: it resumes at the failed statement",
+        "`safeshift resolve 0002 --rolled-back`",
+    ] {
+        assert!(
+            partial.stderr.contains(expected),
+            "expected `{expected}` in\n{}",
+            partial.stderr
+        );
+    }
+    assert!(
+        !partial.stderr.contains("safeshift up"),
+        "{}",
+        partial.stderr
+    );
+
+    project.write(
+        "0002_b.sql",
+        "-- migrate:up\nCREATE TABLE b (id int);\nCREATE TABLE c (id int);\n-- migrate:down transaction:false\nDROP TABLE c;\nDROP TABLE b;\n",
+    );
+    project.run(&["down"]).expect(exit::OK);
+    let transactional = project.run(&["down"]);
+    transactional.expect(exit::MIGRATION_FAILED);
+    assert!(
+        transactional.stderr.contains(
+            "the rollback's transaction was rolled back: migration 0001 is still applied"
+        ),
+        "{}",
+        transactional.stderr
+    );
+    assert!(
+        transactional
+            .stderr
+            .contains("run the same `safeshift down` again"),
+        "{}",
+        transactional.stderr
+    );
+    assert!(
+        !transactional.stderr.contains("safeshift up"),
+        "{}",
+        transactional.stderr
+    );
+}

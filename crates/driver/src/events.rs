@@ -53,6 +53,9 @@ pub enum EventKind {
     Preflight,
     /// The watchdog aborted a run.
     Watchdog,
+    /// A migration without a transaction stopped part-way; `detail` holds the texts of the
+    /// statements it applied, so that a resume can show which of them changed since.
+    PartialAttempt,
 }
 
 impl EventKind {
@@ -66,6 +69,7 @@ impl EventKind {
             EventKind::Rollback => "rollback",
             EventKind::Preflight => "preflight",
             EventKind::Watchdog => "watchdog",
+            EventKind::PartialAttempt => "partial-attempt",
         }
     }
 
@@ -78,6 +82,7 @@ impl EventKind {
             EventKind::Rollback,
             EventKind::Preflight,
             EventKind::Watchdog,
+            EventKind::PartialAttempt,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

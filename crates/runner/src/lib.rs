@@ -8,6 +8,7 @@
 // is returned at most once per run, never in a loop, so its size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+mod applied_statements;
 mod apply;
 mod error;
 mod events;

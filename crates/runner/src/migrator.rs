@@ -10,6 +10,7 @@ use safeshift_driver::{
 };
 use safeshift_source::{MigrationSet, SourceError, SourceErrors, Version};
 
+use crate::applied_statements;
 use crate::apply::{run_step, sleep_unless_interrupted};
 use crate::error::RunError;
 use crate::events::{Event, Observer};
@@ -285,9 +286,11 @@ impl Migrator {
     ) -> Result<DryRun, RunError> {
         self.check_files(db.dialect())?;
         let state = HistoryState::from_records(&db.read_history()?);
+        let texts = applied_statements::read(db, &state);
         let steps = plan_up(
             &self.migrations,
             &state,
+            &texts,
             target,
             self.settings.allow_out_of_order,
             db.dialect(),
@@ -305,9 +308,11 @@ impl Migrator {
     ) -> Result<DryRun, RunError> {
         self.check_files(db.dialect())?;
         let state = HistoryState::from_records(&db.read_history()?);
+        let texts = applied_statements::read(db, &state);
         let steps = plan_down(
             &self.migrations,
             &state,
+            &texts,
             target,
             db.dialect(),
             &self.settings.timeouts,
@@ -363,9 +368,11 @@ impl Migrator {
         observer: &mut dyn Observer,
     ) -> Result<RunReport, RunFailure> {
         self.run(db, observer, |migrator, db, state| {
+            let texts = applied_statements::read(db, state);
             plan_up(
                 &migrator.migrations,
                 state,
+                &texts,
                 target,
                 migrator.settings.allow_out_of_order,
                 db.dialect(),
@@ -382,9 +389,11 @@ impl Migrator {
         observer: &mut dyn Observer,
     ) -> Result<RunReport, RunFailure> {
         self.run(db, observer, |migrator, db, state| {
+            let texts = applied_statements::read(db, state);
             plan_down(
                 &migrator.migrations,
                 state,
+                &texts,
                 target,
                 db.dialect(),
                 &migrator.settings.timeouts,
@@ -438,7 +447,8 @@ impl Migrator {
                     &self.interrupt,
                     hooks.as_mut(),
                     observer,
-                )?;
+                )
+                .inspect_err(|error| self.keep_applied_statements(db, step, error))?;
                 report.migrations.push(completed);
             }
             Ok(())
@@ -450,6 +460,28 @@ impl Migrator {
                 completed: report,
                 error,
             }),
+        }
+    }
+
+    /// After a migration without a transaction stopped part-way, keeps the texts of the
+    /// statements that stay applied, for the resume to compare the file with.
+    fn keep_applied_statements(&self, db: &mut dyn Driver, step: &Step<'_>, error: &RunError) {
+        if let RunError::MigrationFailed {
+            transactional: false,
+            recorded: true,
+            applied_statements,
+            ..
+        } = error
+        {
+            applied_statements::record(
+                db,
+                &self.settings,
+                step.migration.version.as_str(),
+                step.direction,
+                &step.section.relative_path.display().to_string(),
+                &step.statements,
+                *applied_statements,
+            );
         }
     }
 

@@ -8,6 +8,7 @@ use safeshift_source::{
     Version,
 };
 
+use crate::applied_statements::{AppliedTexts, changed_since_applied};
 use crate::error::{ChecksumMismatch, REFUSED, RunError};
 use crate::hooks::StatementHooks;
 use crate::state::{HistoryState, Partial};
@@ -65,9 +66,11 @@ pub(crate) fn checksum_mismatches(
 }
 
 /// The migrations `up` applies, in order.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_up<'a>(
     set: &'a MigrationSet,
     state: &HistoryState,
+    applied_texts: &AppliedTexts,
     target: Option<&Version>,
     allow_out_of_order: bool,
     dialect: Dialect,
@@ -136,6 +139,7 @@ pub(crate) fn plan_up<'a>(
             &migration.up,
             partial,
             state,
+            applied_texts,
             dialect,
             defaults,
         ) {
@@ -162,6 +166,7 @@ pub(crate) fn repeatable_changed(migration: &Migration, state: &HistoryState) ->
 pub(crate) fn plan_down<'a>(
     set: &'a MigrationSet,
     state: &HistoryState,
+    applied_texts: &AppliedTexts,
     target: &DownTarget,
     dialect: Dialect,
     defaults: &Timeouts,
@@ -278,6 +283,7 @@ pub(crate) fn plan_down<'a>(
             section,
             partial,
             state,
+            applied_texts,
             dialect,
             defaults,
         ) {
@@ -356,12 +362,14 @@ enum StepError {
     Run(RunError),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn step<'a>(
     migration: &'a Migration,
     direction: Direction,
     section: &'a Section,
     partial: Option<&Partial>,
     state: &HistoryState,
+    applied_texts: &AppliedTexts,
     dialect: Dialect,
     defaults: &Timeouts,
 ) -> Result<Step<'a>, StepError> {
@@ -396,7 +404,7 @@ fn step<'a>(
                     statements.len()
                 ),
                 format!(
-                    "restore the statements that were applied, or finish by hand and run `safeshift resolve {version}`"
+                    "restore the statements that were applied, or finish by hand and record that with `safeshift resolve {version} --applied`"
                 ),
             ));
         }
@@ -406,14 +414,14 @@ fn step<'a>(
             .as_deref()
             .is_some_and(|recorded| recorded != prefix.as_str())
         {
-            return Err(blocked(
-                format!(
-                    "the {applied} statement(s) of migration {version} that were already applied have changed since"
-                ),
-                format!(
-                    "only the failed statement and those after it may change before resuming; restore the first {applied}, or finish by hand and run `safeshift resolve {version}`"
-                ),
-            ));
+            let (message, help) = changed_since_applied(
+                &version,
+                &section.path.display().to_string(),
+                applied,
+                &statements,
+                applied_texts.get(&version, direction),
+            );
+            return Err(blocked(message, help));
         }
         resume_from = applied;
     }
