@@ -401,7 +401,10 @@ impl Linter {
             advance(&mut state, statement.index, &node, &effects, schema);
             schema.apply(&node);
             effects_by_statement.push(effects);
-            nodes.push(Some(node));
+            // Only the rules that look back at the whole migration need a tree again, and only
+            // an ALTER TABLE's: the others are dropped here, so a file of many statements does
+            // not keep every tree.
+            nodes.push(matches!(node, NodeEnum::AlterTableStmt(_)).then_some(node));
         }
         if !reported {
             return file;

@@ -987,7 +987,7 @@ fn read_sections_file(
         .help("keep one of the two rollbacks")),
         (Some(up_marker), down_marker, _) => {
             if let Some(token) = has_code(path, source, 0..up_marker.line_range.start)? {
-                let (line, column) = source.line_col(token.start);
+                let (line, column) = source.line_col(token.start());
                 return Err(SourceError::new(
                     SourceErrorKind::CodeBeforeUp,
                     path,
@@ -1025,7 +1025,7 @@ fn read_whole_file(
     let section = match &marker {
         Some(marker) => {
             if let Some(token) = has_code(&candidate.path, source, 0..marker.line_range.start)? {
-                let (line, column) = source.line_col(token.start);
+                let (line, column) = source.line_col(token.start());
                 return Err(SourceError::new(
                     SourceErrorKind::CodeBeforeUp,
                     &candidate.path,
