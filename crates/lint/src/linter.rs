@@ -318,7 +318,7 @@ impl Linter {
         let mut state = MigrationState::new(execution);
         let mut violations: Vec<(usize, Violation)> = Vec::new();
         let mut effects_by_statement: Vec<Effects> = Vec::with_capacity(statements.len());
-        let parsed = parse::parse_section(section.sql(), &statements);
+        let parsed = parse::parse_section(section.file_text(), &statements);
         let mut nodes: Vec<Option<NodeEnum>> = Vec::with_capacity(statements.len());
         for (statement, parsed) in statements.iter_mut().zip(parsed) {
             let node = match parsed {
