@@ -224,3 +224,131 @@ fn a_failed_down_advises_down() {
         transactional.stderr
     );
 }
+
+/// A generated history of 250 migrations with the shapes real projects have (up files that
+/// open and commit their own transaction, down files that do, empty down files): the first run
+/// reports every problem of both directions at once; fixed, the history goes up, down to 0 and
+/// rehearses in one pass each.
+#[test]
+fn a_history_of_250_migrations_is_checked_in_one_pass_then_goes_up_down_and_rehearses() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    let generator = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../bench/generate-rehearsal-project.sh");
+    let status = std::process::Command::new("bash")
+        .arg(generator)
+        .arg(project.path())
+        .arg("250")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut transaction_in_up = Vec::new();
+    let mut transaction_in_down = Vec::new();
+    let mut noop_downs = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(project.migrations())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for name in names {
+        let version: u32 = name[..4].parse().unwrap();
+        let path = project.migrations().join(&name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (up, down) = text.split_once("-- migrate:down\n").unwrap();
+        let up = up.trim_start_matches("-- migrate:up\n").trim();
+        if version % 50 == 10 {
+            project.write(
+                &name,
+                format!("-- migrate:up\nBEGIN;\n{up}\nCOMMIT;\n\n-- migrate:down\n{down}"),
+            );
+            transaction_in_up.push(name);
+        } else if version % 50 == 20 {
+            project.write(
+                &name,
+                format!(
+                    "-- migrate:up\n{up}\n\n-- migrate:down\nBEGIN;\n{}\nCOMMIT;\n",
+                    down.trim()
+                ),
+            );
+            transaction_in_down.push(name);
+        } else if name.contains("_function_") && version % 20 == 4 {
+            // Functions nothing else depends on: their rollback is an explicit no-op.
+            project.remove(&name);
+            let stem = name.trim_end_matches(".sql");
+            project
+                .write(&format!("{stem}.up.sql"), format!("{up}\n"))
+                .write(&format!("{stem}.down.sql"), "");
+            noop_downs.push(format!("{stem}.down.sql"));
+        }
+    }
+    assert_eq!((transaction_in_up.len(), transaction_in_down.len()), (5, 5));
+
+    let first = project.run(&["up"]);
+    first.expect(exit::INVALID_FILES);
+    for name in transaction_in_up.iter().chain(&transaction_in_down) {
+        assert!(
+            first.stderr.contains(name.as_str()),
+            "{name}:\n{}",
+            first.stderr
+        );
+    }
+    assert!(
+        first
+            .stderr
+            .contains("10 problems in the migration files; nothing was applied"),
+        "{}",
+        first.stderr
+    );
+    let mut client = db.client();
+    assert!(!pg_table_exists(&mut client, "safeshift.history"));
+
+    // What the messages say to do: manage the transaction themselves, without safeshift's.
+    for name in &transaction_in_up {
+        let text = std::fs::read_to_string(project.migrations().join(name)).unwrap();
+        project.write(
+            name,
+            text.replacen("-- migrate:up\n", "-- migrate:up transaction:false\n", 1),
+        );
+    }
+    for name in &transaction_in_down {
+        let text = std::fs::read_to_string(project.migrations().join(name)).unwrap();
+        project.write(
+            name,
+            text.replacen(
+                "-- migrate:down\n",
+                "-- migrate:down transaction:false\n",
+                1,
+            ),
+        );
+    }
+    let up = project.run(&["up"]);
+    up.expect(exit::OK);
+    assert!(
+        up.stdout.contains("Applied 250 migration(s)"),
+        "{}",
+        up.stdout
+    );
+    let down = project.run(&["down", "--to", "0"]);
+    down.expect(exit::OK);
+    assert!(
+        down.stdout.contains("Rolled back 250 migration(s)"),
+        "{}",
+        down.stdout
+    );
+    for name in &noop_downs {
+        assert!(
+            down.stderr.contains(name.as_str()),
+            "{name}: {}",
+            down.stderr
+        );
+    }
+    let scratch = safeshift_testkit::shared_server().admin_url();
+    let rehearsal = project.run(&["rehearse", "--all", "--scratch-url", &scratch]);
+    rehearsal.expect(exit::OK);
+    assert!(
+        rehearsal.stdout.contains("250 migrations rehearsed")
+            && rehearsal.stdout.contains(" 0 failed"),
+        "{}",
+        rehearsal.stdout
+    );
+}
