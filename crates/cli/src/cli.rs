@@ -80,7 +80,7 @@ Exit codes:
        section, partially applied migration, an adoption whose history and files disagree)
   5    the run lock could not be taken in time, or was lost
   6    could not connect to the database, or lost the connection
-  7    `status --exit-code`: migrations are pending
+  7    `status --exit-code`: migrations are pending (3 when a file is invalid)
   8    `lint`: a finding at or above --fail-on remains, or a file does not parse
   9    stopped by a production guard before applying more: a failed pre-flight check,
        backup, hook or confirmation, or a watchdog abort (the history records it)
@@ -598,7 +598,7 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Exit with code 7 when migrations are pending.
+    /// Exit with code 7 when migrations are pending, 3 when a migration file is invalid.
     #[arg(long)]
     pub exit_code: bool,
 }
