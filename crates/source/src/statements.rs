@@ -515,7 +515,7 @@ mod tests {
         let tokens = scan_tokens("  -- note\nSELECT 1").unwrap();
         assert_eq!(tokens.len(), 3);
         assert_eq!(tokens[0].token(), TokenKind::SqlComment);
-        assert_eq!((tokens[0].start(), tokens[0].end()), (2, 9));
+        assert_eq!((tokens[0].start, tokens[0].end), (2, 9));
         assert!(scan_tokens("SELECT 'open").is_err());
     }
 

@@ -412,7 +412,7 @@ fn check_reports_statements_of_both_directions() {
     let errors = set.check(safeshift_source::Dialect::Postgres).unwrap_err();
     let places: Vec<String> = errors
         .iter()
-        .map(|e| format!("{}", e.location()))
+        .map(|e| e.location())
         .map(|l| l.rsplit('/').next().unwrap().to_owned())
         .collect();
     assert_eq!(places, ["0001_a.sql:2:1", "0002_b.down.sql:1:1"]);
