@@ -56,6 +56,9 @@ pub enum EventKind {
     /// A migration without a transaction stopped part-way; `detail` holds the texts of the
     /// statements it applied, so that a resume can show which of them changed since.
     PartialAttempt,
+    /// A statement an interrupted run stopped at, settled when a later run resumed there:
+    /// recorded as applied, finished, or its leftovers dropped.
+    Reconcile,
 }
 
 impl EventKind {
@@ -70,6 +73,7 @@ impl EventKind {
             EventKind::Preflight => "preflight",
             EventKind::Watchdog => "watchdog",
             EventKind::PartialAttempt => "partial-attempt",
+            EventKind::Reconcile => "reconcile",
         }
     }
 
@@ -83,6 +87,7 @@ impl EventKind {
             EventKind::Preflight,
             EventKind::Watchdog,
             EventKind::PartialAttempt,
+            EventKind::Reconcile,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

@@ -39,6 +39,7 @@ impl PostgresDriver {
         config.connect_timeout(options.connect_timeout);
         let (ssl_mode, tls) = tls::connector(&tls_parameters)?;
         config.ssl_mode(ssl_mode);
+        let connecting = std::time::Instant::now();
         let client = tls.connect(&config).map_err(|error| {
             DriverError::new(
                 ErrorKind::Connect,
@@ -79,6 +80,8 @@ impl PostgresDriver {
             lock_checked_up_front: false,
             backend_pid: None,
             recorded_duration: None,
+            pooler_checked: false,
+            connecting,
         };
         let row = driver.first_row(
             "SELECT current_setting('server_version'), current_setting('server_version_num'), current_database(), current_user, pg_backend_pid()",
