@@ -630,7 +630,12 @@ fn statement_progress_shows_each_statements_own_time() {
 /// now, and offers a command that works.
 #[test]
 fn a_changed_applied_statement_is_named_and_shown() {
-    let project = Project::sqlite();
+    changed_applied_statement(&Project::sqlite());
+    let db = TestDatabase::new();
+    changed_applied_statement(&Project::postgres(db.url()));
+}
+
+fn changed_applied_statement(project: &Project) {
     let file = "0001_steps.sql";
     let text = |first: &str, third: &str| {
         format!(
