@@ -17,6 +17,58 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments. `--help` names the environment variables without
+    /// their values (a URL's password must not show, and an unset variable shows nothing).
+    pub fn from_process() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        fn hide_env_values(command: clap::Command) -> clap::Command {
+            command
+                .mut_args(|arg| arg.hide_env_values(true))
+                .mut_subcommands(hide_env_values)
+        }
+        let matches = hide_env_values(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+
+    /// Whether the command prints its result as JSON on stdout, so that a failure is printed as
+    /// JSON there too.
+    pub fn wants_json(&self) -> bool {
+        use crate::rehearse::Format as RehearseFormat;
+        match &self.command {
+            Command::Status(args) => args.json,
+            Command::Up(args) => args.json,
+            Command::Down(args) => args.json,
+            Command::History(args) => args.json,
+            Command::Adopt(args) => args.json,
+            Command::Baseline(args) => args.json,
+            Command::Preflight(args) => args.json,
+            Command::Activity(args) => args.json,
+            Command::Backfill(args) => args.json,
+            Command::Schema(args) => args.json,
+            Command::Diff(args) => args.json,
+            Command::Plan(args) => args.format == PlanFormat::Json && args.output.is_none(),
+            Command::Lint(args) => matches!(
+                args.format,
+                crate::lint::Format::Json | crate::lint::Format::JsonReport
+            ),
+            Command::Rehearse(args) => args.format == RehearseFormat::Json,
+            Command::Backup(command) => match command {
+                BackupCommand::Create(args) => args.json,
+                BackupCommand::List(args) => args.json,
+                BackupCommand::Verify(args) => args.json,
+                BackupCommand::Restore(args) => args.json,
+                BackupCommand::Prune(args) => args.json,
+            },
+            Command::Init(_)
+            | Command::New(_)
+            | Command::Repair(_)
+            | Command::Resolve(_)
+            | Command::Explain(_) => false,
+        }
+    }
+}
+
 /// Exit codes, shown in `--help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -28,7 +80,7 @@ Exit codes:
        section, partially applied migration, an adoption whose history and files disagree)
   5    the run lock could not be taken in time, or was lost
   6    could not connect to the database, or lost the connection
-  7    `status --exit-code`: migrations are pending
+  7    `status --exit-code`: migrations are pending (3 when a file is invalid)
   8    `lint`: a finding at or above --fail-on remains, or a file does not parse
   9    stopped by a production guard before applying more: a failed pre-flight check,
        backup, hook or confirmation, or a watchdog abort (the history records it)
@@ -546,7 +598,7 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Exit with code 7 when migrations are pending.
+    /// Exit with code 7 when migrations are pending, 3 when a migration file is invalid.
     #[arg(long)]
     pub exit_code: bool,
 }
@@ -600,6 +652,10 @@ pub struct DownArgs {
     /// Print the SQL and transaction boundaries that would run, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Refuse to roll back a migration whose down section or file holds no statements, instead
+    /// of recording it as rolled back without running anything.
+    #[arg(long)]
+    pub strict: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -706,16 +762,17 @@ pub struct BaselineArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("resolution")
+        .required(true)
+        .args(["applied", "rolled_back"])
+))]
 pub struct ResolveArgs {
     /// The migration's version.
     #[arg(value_name = "VERSION")]
     pub version: String,
     /// The migration was finished by hand: record it as applied.
-    #[arg(
-        long,
-        required_unless_present = "rolled_back",
-        conflicts_with = "rolled_back"
-    )]
+    #[arg(long)]
     pub applied: bool,
     /// The migration was undone by hand: record it as not applied.
     #[arg(long)]

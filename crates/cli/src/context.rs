@@ -82,6 +82,7 @@ impl Context {
         RunOptions {
             identity: self.identity.clone(),
             allow_out_of_order,
+            strict_rollbacks: false,
             online_events: crate::online::Renderer::sink(self.quiet),
         }
     }
@@ -100,8 +101,15 @@ impl Context {
         allow_out_of_order: bool,
         policy: Policy,
     ) -> Result<Deployment, CliError> {
-        Ok(self
-            .project
-            .deployment(&self.run_options(allow_out_of_order), policy)?)
+        self.deployment_with(&self.run_options(allow_out_of_order), policy)
+    }
+
+    /// [`Context::deployment`] with run options of the command's own.
+    pub fn deployment_with(
+        &self,
+        options: &RunOptions,
+        policy: Policy,
+    ) -> Result<Deployment, CliError> {
+        Ok(self.project.deployment(options, policy)?)
     }
 }

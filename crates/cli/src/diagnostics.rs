@@ -148,13 +148,24 @@ pub fn source_error(error: &SourceError) {
     );
 }
 
-/// A file's normalised text; a file that is not UTF-8 is read lossily, so the line holding the
-/// bad byte can still be shown.
+/// A file's normalised text; in a file that is not UTF-8 the bytes that are not are shown
+/// escaped (`\xE9`), so the line holding one can still be shown, with the byte itself.
 fn read_lossy(path: &Path) -> Option<SourceText> {
     let bytes = std::fs::read(path).ok()?;
     SourceText::from_bytes(path, &bytes)
-        .or_else(|_| SourceText::from_bytes(path, String::from_utf8_lossy(&bytes).as_bytes()))
+        .or_else(|_| SourceText::from_bytes(path, escape_invalid_utf8(&bytes).as_bytes()))
         .ok()
+}
+
+fn escape_invalid_utf8(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    text
 }
 
 fn run_error(error: &RunError) {

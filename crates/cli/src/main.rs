@@ -21,25 +21,33 @@ mod signals;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::from_process();
+    let json = cli.wants_json();
     if let Some(directory) = &cli.global.chdir
         && let Err(error) = std::env::set_current_dir(directory)
     {
         let error = exit::CliError::usage(format!("-C {}: {error}", directory.display()));
-        diagnostics::report(&error);
-        return error.exit().into();
+        return failed(&error, json);
     }
     match commands::run(cli) {
         Ok(exit) => exit.into(),
-        Err(error) => {
-            diagnostics::report(&error);
-            error.exit().into()
-        }
+        Err(error) => failed(&error, json),
     }
+}
+
+/// Reports a failure on stderr, and, for a command asked for JSON that printed nothing yet,
+/// as `{"ok": false, "error": …}` on stdout, whatever the failure.
+fn failed(error: &exit::CliError, json: bool) -> ExitCode {
+    if json && !output::stdout_written() {
+        commands::print_json(&serde_json::json!({
+            "ok": false,
+            "error": commands::error_json(error),
+        }));
+    }
+    diagnostics::report(error);
+    error.exit().into()
 }

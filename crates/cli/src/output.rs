@@ -9,9 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anstyle::{AnsiColor, Style};
 
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+static STDOUT_WRITTEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether anything was printed on stdout (a failure then adds nothing to it).
+pub fn stdout_written() -> bool {
+    STDOUT_WRITTEN.load(Ordering::Relaxed)
+}
 
 /// Prints a line of results to stdout.
 pub fn out(line: impl Display) {
+    STDOUT_WRITTEN.store(true, Ordering::Relaxed);
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
     }

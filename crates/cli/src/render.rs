@@ -21,7 +21,8 @@ fn state_cell(state: EntryState) -> String {
         | EntryState::FileMissing
         | EntryState::Failed
         | EntryState::Partial
-        | EntryState::PartiallyRolledBack => RED,
+        | EntryState::PartiallyRolledBack
+        | EntryState::Invalid => RED,
         EntryState::Running => CYAN,
     };
     styled(style, state.as_str())
@@ -125,9 +126,10 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
                         .map(|m| format!(" ({}{m}{})", error.and_then(|e| e.sqlstate.clone()).map(|c| format!("{c} ")).unwrap_or_default(),
                             error.and_then(|e| e.line).map(|l| format!(", line {l}")).unwrap_or_default()))
                         .unwrap_or_default();
-                    format!("{} {what}{cause}", entry.version)
+                    format!("{}: {what}{cause}", entry.version)
                 }
                 EntryState::Running => format!("{} has an attempt marked running: in progress now, or its runner died (the next `up` settles it)", entry.version),
+                EntryState::Invalid => return None,
                 _ if entry.out_of_order => format!("{} is older than the newest applied version; `up` refuses it without --allow-out-of-order", entry.version),
                 _ => return None,
             };
@@ -140,24 +142,60 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
             out(format!("{} {note}", styled(YELLOW, "!")));
         }
     }
+    if !report.problems.is_empty() {
+        out("");
+        for problem in &report.problems {
+            out(format!(
+                "{} {}: {}",
+                styled(RED, "✗"),
+                problem.location,
+                problem.message
+            ));
+            if let Some(help) = &problem.help {
+                out(format!("    {} {help}", styled(DIM, "help:")));
+            }
+        }
+    }
     for warning in &report.warnings {
         out(format!("{} {warning}", styled(YELLOW, "warning:")));
     }
     out("");
-    let applied = report
-        .entries
-        .iter()
-        .filter(|e| e.state.is_applied())
-        .count();
+    out(status_summary(report));
+}
+
+/// The last line of `status`: every entry counted once, so the counts add up.
+fn status_summary(report: &StatusReport) -> String {
+    let counts = report.counts();
+    let mut parts = vec![
+        format!("{} applied", counts.applied),
+        format!("{} pending", counts.pending),
+    ];
+    for (count, what) in [
+        (counts.running, "running"),
+        (counts.partially_rolled_back, "partially rolled back"),
+        (counts.invalid, "invalid"),
+        (counts.without_file, "recorded without a file"),
+    ] {
+        if count > 0 {
+            parts.push(format!("{count} {what}"));
+        }
+    }
     let summary = format!(
-        "{} migration(s): {applied} applied, {} pending.",
+        "{} migration(s): {}.",
         report.entries.len(),
-        report.pending
+        parts.join(", ")
     );
-    if report.pending > 0 {
-        out(format!("{summary} Run `safeshift up` to apply."));
+    if !report.problems.is_empty() {
+        let count = report.problems.len();
+        format!(
+            "{summary} {count} problem{} in the files: `up` and `down` run nothing until {} fixed.",
+            if count == 1 { "" } else { "s" },
+            if count == 1 { "it is" } else { "they are" }
+        )
+    } else if report.pending > 0 {
+        format!("{summary} Run `safeshift up` to apply.")
     } else {
-        out(summary);
+        summary
     }
 }
 
@@ -277,6 +315,13 @@ pub fn dry_run(plan: &DryRun, database: &str) {
         } else {
             "without a transaction: each statement commits on its own".to_owned()
         };
+        if step.statements.is_empty() && plan.direction == Direction::Down {
+            out(format!(
+                "-- {} {} ({}): its down section holds no statements; nothing runs, and the history records it as rolled back",
+                step.version, step.name, step.file
+            ));
+            continue;
+        }
         out(format!(
             "-- {} {} ({}) {mode}",
             step.version, step.name, step.file
@@ -484,11 +529,11 @@ pub fn run_summary(report: &RunReport, direction: Direction, database: &str) {
         (Direction::Up, 0) => format!("Nothing to apply: {database} is up to date."),
         (Direction::Down, 0) => format!("Nothing to roll back on {database}."),
         (Direction::Up, n) => format!(
-            "Applied {n} migration(s) in {}.",
+            "Applied {n} migration(s); the whole run took {} (the run lock and commits included).",
             millis(report.duration_ms)
         ),
         (Direction::Down, n) => format!(
-            "Rolled back {n} migration(s) in {}.",
+            "Rolled back {n} migration(s); the whole run took {} (the run lock and commits included).",
             millis(report.duration_ms)
         ),
     };

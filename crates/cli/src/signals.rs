@@ -37,10 +37,15 @@ impl Interrupts {
                     } else {
                         InterruptReason::CtrlC
                     };
+                    let again = if signal == SIGTERM {
+                        "send SIGTERM again"
+                    } else {
+                        "press Ctrl-C again"
+                    };
                     let name = reason.to_string();
                     interrupt.request(reason);
                     err(format!(
-                        "{name}: cancelling the running statement and recording the interrupted attempt (press again to exit at once)"
+                        "{name}: cancelling the running statement and recording the interrupted attempt ({again} to exit at once)"
                     ));
                     if let Some(cancel) =
                         canceller.lock().unwrap_or_else(|e| e.into_inner()).as_ref()

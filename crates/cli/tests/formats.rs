@@ -50,7 +50,8 @@ fn goose_envsub_takes_the_environment_and_a_missing_variable_is_named() {
         "00001_role.sql",
         "-- +goose Up\n-- +goose ENVSUB ON\nCREATE TABLE ${TABLE_NAME} (id int);\n-- +goose ENVSUB OFF\n-- +goose Down\nDROP TABLE audit;\n",
     );
-    let missing = project.run(&["status"]);
+    // `up` refuses the file (`status` lists it, flagged, and exits 0).
+    let missing = project.run(&["up"]);
     missing.expect(exit::INVALID_FILES);
     assert!(
         missing.stderr.contains("00001_role.sql:3:14"),
@@ -101,7 +102,7 @@ fn lint_reads_other_layouts_and_names_their_files() {
 fn a_forced_format_that_does_not_fit_is_refused() {
     let project = Project::sqlite();
     project.migration("0001_a.sql", "CREATE TABLE a (id int);", "DROP TABLE a;");
-    let forced = project.run(&["--migration-format", "goose", "status"]);
+    let forced = project.run(&["--migration-format", "goose", "up"]);
     forced.expect(exit::INVALID_FILES);
     assert!(
         forced.stderr.contains("`-- migrate:up` markers"),

@@ -44,7 +44,7 @@ fn the_billing_example_rehearses_from_a_clean_checkout_on_a_throwaway_server() {
         .env_remove("DATABASE_URL")
         .env_remove("SAFESHIFT_DATABASE_URL")
         .env("NO_COLOR", "1")
-        .args(["rehearse", "--rows", "500"])
+        .args(["rehearse", "--rows", "500", "--details"])
         .output()
         .unwrap();
     let run = common::Run::from(output);
@@ -190,6 +190,9 @@ fn a_rewrite_under_access_exclusive_without_sizes_is_a_lock_policy_warning() {
         "{violation:#}"
     );
     assert_eq!(widen["verdict"], "warn");
+    // Statements count from 1 in JSON, as in the text reports.
+    assert_eq!(widen["policy_violations"][0]["statement"], 1);
+    assert_eq!(widen["statements"][0]["number"], 1);
     assert_eq!(
         widen["statements"][0]["rewrites"][0]["relation"],
         "public.orders"
@@ -619,4 +622,139 @@ fn schema_and_diff_describe_and_compare_databases() {
         "{}",
         differ.stdout
     );
+}
+
+/// A long history's report leads with one line per migration, then only what did not pass,
+/// with long SQL folded; the Markdown fits a pull-request comment (65,536 characters) and points
+/// at the full report, which `--full-report` writes.
+#[test]
+fn a_long_history_report_leads_with_a_summary_and_fits_a_pull_request_comment() {
+    let project = Project::sqlite();
+    let generator =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/generate-rehearsal-project.sh");
+    let status = Command::new("bash")
+        .arg(generator)
+        .arg(project.path())
+        .arg("150")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Every index migration (2, 7, 12, …) forgets its index in its down: 30 failures, each
+    // with a diff, and one long statement in each.
+    let mut failing = Vec::new();
+    for i in (2..=150).step_by(5) {
+        let base = (i - 1) / 5 * 5 + 1;
+        let padding = "x".repeat(400);
+        let name = format!("{i:04}_index_t{base}_name.sql");
+        project.write(
+            &name,
+            format!(
+                "-- migrate:up\nCREATE INDEX IF NOT EXISTS t{base}_name_idx ON t{base} (name);\nALTER TABLE t{base} ADD COLUMN note text DEFAULT '{padding}';\n\n-- migrate:down\nALTER TABLE t{base} DROP COLUMN note;\n"
+            ),
+        );
+        failing.push(format!("{i:04}"));
+    }
+    let full = project.path().join("full.md");
+    let markdown = rehearse(
+        &project,
+        &[
+            "--format",
+            "markdown",
+            "--full-report",
+            full.to_str().unwrap(),
+        ],
+    );
+    markdown.expect(REHEARSAL_FAILED);
+    let comment = markdown.stdout.trim_end();
+    assert!(
+        comment.chars().count() <= 65_536,
+        "{} characters",
+        comment.chars().count()
+    );
+    assert!(
+        comment.contains("150 migrations, 120 passed"),
+        "{}",
+        &comment[..500]
+    );
+    for version in ["0001", "0075", "0150"] {
+        assert!(
+            comment.contains(&format!("| `{version}` |")),
+            "{version} in the summary"
+        );
+    }
+    assert!(
+        comment.contains("full.md"),
+        "the comment points at the full report"
+    );
+    let full_text = std::fs::read_to_string(&full).unwrap();
+    for version in &failing {
+        assert!(
+            full_text.contains(&format!("### ❌ `{version}`")),
+            "{version} in the full report"
+        );
+    }
+    assert!(full_text.chars().count() > comment.chars().count());
+
+    let human = rehearse(&project, &[]);
+    human.expect(REHEARSAL_FAILED);
+    let lines: Vec<&str> = human.stdout.lines().collect();
+    let first_details = lines
+        .iter()
+        .position(|line| line.contains("LINE") && line.contains("STATEMENT"))
+        .expect("a statement table");
+    let last_summary_row = lines
+        .iter()
+        .rposition(|line| line.starts_with("0150 "))
+        .expect("a summary row for 0150");
+    assert!(
+        last_summary_row < first_details,
+        "the summary comes before the details"
+    );
+    let longest = lines.iter().map(|l| l.chars().count()).max().unwrap();
+    assert!(longest <= 200, "a line of {longest} characters");
+    // Passing migrations have their summary line only.
+    assert!(
+        !human.stdout.contains("0001 create_table_t1  PASS"),
+        "{}",
+        &human.stdout[..2000]
+    );
+    assert!(human.stdout.contains("0002 index_t1_name  FAIL"));
+}
+
+/// A long view definition that changed deep inside: the diff shows where.
+#[test]
+fn a_schema_diff_shows_the_changed_part() {
+    let project = Project::sqlite();
+    let columns: Vec<String> = (1..=40).map(|i| format!("c{i}")).collect();
+    let table = format!(
+        "CREATE TABLE wide (id bigint, {});",
+        columns
+            .iter()
+            .map(|c| format!("{c} integer"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let view = |condition: &str| {
+        format!(
+            "CREATE VIEW wide_view AS SELECT id, {} FROM wide WHERE {condition};",
+            columns.join(", ")
+        )
+    };
+    project
+        .migration("0001_wide.sql", &table, "DROP TABLE wide;")
+        .migration("0002_view.sql", &view("c40 > 0"), "DROP VIEW wide_view;")
+        .migration(
+            "0003_replace.sql",
+            "SELECT 1;",
+            &format!("DROP VIEW wide_view;\n{}", view("c40 >= 0")),
+        );
+    let run = rehearse(&project, &[]);
+    run.expect(REHEARSAL_FAILED);
+    let line = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("view public.wide_view"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(line.contains("> 0") && line.contains(">= 0"), "{line}");
+    assert!(line.chars().count() <= 300, "{line}");
 }

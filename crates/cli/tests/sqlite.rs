@@ -406,12 +406,16 @@ fn down_requires_a_down_section_and_names_the_migration() {
         "{}",
         refused.stderr
     );
+    // A comment-only down section is an explicit no-op, refused only with --strict.
+    assert!(!refused.stderr.contains("0002"), "{}", refused.stderr);
+    let strict = project.run(&["down", "--steps", "2", "--strict"]);
+    strict.expect(exit::REFUSED);
     assert!(
-        refused
+        strict
             .stderr
-            .contains("0002: the down section of migrations/0002_b.sql is empty"),
+            .contains("0002: the down section of migrations/0002_b.sql has no statements"),
         "{}",
-        refused.stderr
+        strict.stderr
     );
     assert!(
         table_exists(&project, "c"),
@@ -516,14 +520,15 @@ fn init_and_new_write_a_project() {
             .join("migrations/0002_add_e_mail_index.sql")
             .is_file()
     );
-    // The empty migration is an error until it is written.
+    // The empty migration is listed and flagged until it is written; `up` refuses it.
     let status = run(&["status"]);
-    status.expect(exit::INVALID_FILES);
+    status.expect(exit::OK);
     assert!(
-        status.stderr.contains("the up section has no statements"),
+        status.stdout.contains("the up section has no statements"),
         "{}",
-        status.stderr
+        status.stdout
     );
+    run(&["up"]).expect(exit::INVALID_FILES);
     std::fs::write(
         &first,
         text.replace(
@@ -645,7 +650,7 @@ fn malformed_file_output() {
         "0001_a.sql",
         "-- header\n-- migrate:up transaction:flase\nCREATE TABLE a (id INTEGER);\n",
     );
-    let run = project.run(&["status"]);
+    let run = project.run(&["up"]);
     run.expect(exit::INVALID_FILES);
     snapshot_settings(&project)
         .bind(|| insta::assert_snapshot!("sqlite_unknown_option", run.stderr));

@@ -215,9 +215,12 @@ impl Run<'_> {
         self.check_health()
     }
 
-    /// Reads where the database stands, builds the plan for a guarded run, and runs the lint
-    /// gate.
+    /// Checks the files, reads where the database stands, builds the plan for a guarded run,
+    /// and runs the lint gate.
     fn prepare(&mut self, target: Option<&Version>) -> Result<Prepared, DeployError> {
+        // Every file problem, both directions, before the gate and the guards: one run shows
+        // the whole list.
+        self.migrator.check_files(self.db.dialect())?;
         let status = self.migrator.status(self.db)?;
         let pending = pending_up_to(&status, target);
         let guarded = self.policy.guards_the_run();

@@ -110,6 +110,7 @@ pub fn build(
     database: &Database,
     target: Option<&Version>,
 ) -> Result<Plan, DeployError> {
+    migrator.check_files(db.dialect())?;
     let status = migrator.status(db)?;
     let postgres = db.engine() == Engine::Postgres;
     let pg_version = if postgres {

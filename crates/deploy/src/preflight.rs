@@ -221,6 +221,11 @@ fn history_check(migrator: &Migrator, db: &mut dyn Driver) -> Result<Check, Depl
                 "{} is pending but older than the newest applied version",
                 entry.version
             )),
+            EntryState::Invalid => problems.push(format!(
+                "{}: the file has a problem ({})",
+                entry.version,
+                entry.problems.join("; ")
+            )),
             EntryState::Pending | EntryState::Reapply => {}
         }
     }

@@ -53,6 +53,9 @@ pub enum EventKind {
     Preflight,
     /// The watchdog aborted a run.
     Watchdog,
+    /// A migration without a transaction stopped part-way; `detail` holds the texts of the
+    /// statements it applied, so that a resume can show which of them changed since.
+    PartialAttempt,
     /// A statement an interrupted run stopped at, settled when a later run resumed there:
     /// recorded as applied, finished, or its leftovers dropped.
     Reconcile,
@@ -69,6 +72,7 @@ impl EventKind {
             EventKind::Rollback => "rollback",
             EventKind::Preflight => "preflight",
             EventKind::Watchdog => "watchdog",
+            EventKind::PartialAttempt => "partial-attempt",
             EventKind::Reconcile => "reconcile",
         }
     }
@@ -82,6 +86,7 @@ impl EventKind {
             EventKind::Rollback,
             EventKind::Preflight,
             EventKind::Watchdog,
+            EventKind::PartialAttempt,
             EventKind::Reconcile,
         ]
         .into_iter()

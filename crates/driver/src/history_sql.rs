@@ -40,6 +40,10 @@ const COLUMNS: [&str; 26] = [
     "backup_ref",
 ];
 
+/// The name under which an inserted history row hands back the duration it recorded (unlikely
+/// to be a column of a migration's own last statement, sent in the same query string).
+pub(crate) const RECORDED_DURATION: &str = "safeshift_recorded_duration_ms";
+
 /// How a row being inserted ends.
 pub(crate) enum Ending<'a> {
     /// As the record says: a `running` row, or a finished audit row.
@@ -243,7 +247,7 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
              ({run_id}, {kind}, {version}, {name}, {file}, {direction}, {status}, {checksum}, {transactional}, \
              {total}, {applied}, {applied_checksum}, {attempt}, {error_sqlstate}, {error_message}, {error_statement}, \
              {error_line}, {started_at}, {finished}, {duration}, {installed_by}, {db_user}, {tool_version}, {note}, \
-             {backup_ref}) RETURNING id",
+             {backup_ref}) RETURNING id, duration_ms AS {RECORDED_DURATION}",
             table = self.table,
             run_id = self.literal(&record.run_id),
             kind = self.literal(record.kind.as_str()),

@@ -216,6 +216,13 @@ pub trait Driver: Send {
     /// Records that `applied` statements of a non-transactional attempt are done.
     fn record_progress(&mut self, applied: i64, applied_checksum: &str) -> Result<(), DriverError>;
 
+    /// The duration the history recorded for the attempt that succeeded last, from its start
+    /// to its completion row, when the driver knows it. A run reports this one, so that what
+    /// `up` prints is what `status` and `history` show.
+    fn recorded_duration(&self) -> Option<Duration> {
+        None
+    }
+
     /// Completes the attempt as succeeded (committing its transaction, if it has one).
     fn finish_attempt(
         &mut self,

@@ -157,7 +157,8 @@ pub struct MigrationEnd<'a> {
     pub state: &'a MigrationState,
     /// The schema after the migration.
     pub schema: &'a Schema,
-    /// Every statement's tree, by index (`None` for one that did not parse).
+    /// The tree of every `ALTER TABLE` statement, by statement index (`None` for the other
+    /// statements, whose trees are not kept, and for one that did not parse).
     pub nodes: &'a [Option<NodeEnum>],
     /// The newest applied version, when this pending migration's version is lower.
     pub out_of_order: Option<&'a str>,

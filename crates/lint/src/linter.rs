@@ -318,7 +318,7 @@ impl Linter {
         let mut state = MigrationState::new(execution);
         let mut violations: Vec<(usize, Violation)> = Vec::new();
         let mut effects_by_statement: Vec<Effects> = Vec::with_capacity(statements.len());
-        let parsed = parse::parse_section(section.sql(), &statements);
+        let parsed = parse::parse_section(section.file_text(), &statements);
         let mut nodes: Vec<Option<NodeEnum>> = Vec::with_capacity(statements.len());
         for (statement, parsed) in statements.iter_mut().zip(parsed) {
             let node = match parsed {
@@ -401,7 +401,10 @@ impl Linter {
             advance(&mut state, statement.index, &node, &effects, schema);
             schema.apply(&node);
             effects_by_statement.push(effects);
-            nodes.push(Some(node));
+            // Only the rules that look back at the whole migration need a tree again, and only
+            // an ALTER TABLE's: the others are dropped here, so a file of many statements does
+            // not keep every tree.
+            nodes.push(matches!(node, NodeEnum::AlterTableStmt(_)).then_some(node));
         }
         if !reported {
             return file;

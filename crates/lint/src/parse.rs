@@ -1,8 +1,12 @@
 //! Parsing one statement with the PostgreSQL grammar, and finding where a syntax error is:
 //! libpg_query knows the cursor position, but `pg_query`'s error carries only the message.
 
+use std::collections::VecDeque;
+use std::ops::Range;
+
 use pg_query::NodeEnum;
 use pg_query::protobuf::Token;
+use safeshift_source::{SourceText, Statement};
 
 /// A statement the grammar rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,28 +16,72 @@ pub struct ParseFailure {
     pub offset: usize,
 }
 
-/// Parses the statements of a section. The whole body goes to the parser in one call (one
-/// round trip through libpg_query's protobuf encoding instead of one per statement); when that
-/// fails, or does not find the statements the splitter found, each statement is parsed on its
-/// own so a syntax error is located and does not hide the others.
-pub fn parse_section(
-    body: &str,
-    statements: &[safeshift_source::Statement],
-) -> Vec<Result<Option<NodeEnum>, ParseFailure>> {
-    if let Ok(parsed) = pg_query::parse(body, pg_query::ParserOptions::default())
-        && parsed.protobuf.stmts.len() == statements.len()
-    {
-        return parsed
-            .protobuf
-            .stmts
-            .into_iter()
-            .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node)))
-            .collect();
+/// How much SQL goes to the parser in one call: a few dozen kilobytes, so that one call per
+/// chunk replaces one call per statement (a round trip through libpg_query's protobuf encoding
+/// each), while the trees of a chunk stay small: a whole large file in one call builds trees of
+/// hundreds of megabytes at once.
+const CHUNK_BYTES: usize = 32 << 10;
+
+/// The trees of a section's statements, in order, parsed a chunk at a time as they are taken,
+/// so that only one chunk's trees exist besides those the caller keeps. When a chunk fails, or
+/// does not yield the statements the splitter found, each of its statements is parsed on its
+/// own, so that a syntax error is located and does not hide the others.
+pub struct SectionTrees {
+    text: SourceText,
+    spans: Vec<Range<usize>>,
+    /// The next statement to put in a chunk.
+    next: usize,
+    ready: VecDeque<Result<Option<NodeEnum>, ParseFailure>>,
+}
+
+/// Parses the statements of a section (see [`SectionTrees`]); `text` is their file's text.
+pub fn parse_section(text: &SourceText, statements: &[Statement]) -> SectionTrees {
+    SectionTrees {
+        text: text.clone(),
+        spans: statements.iter().map(|s| s.span.clone()).collect(),
+        next: 0,
+        ready: VecDeque::new(),
     }
-    statements
-        .iter()
-        .map(|statement| parse_statement(&statement.sql))
-        .collect()
+}
+
+impl SectionTrees {
+    fn parse_next_chunk(&mut self) {
+        let start = self.next;
+        let mut end = start;
+        let mut chunk = String::new();
+        while end < self.spans.len() && (end == start || chunk.len() < CHUNK_BYTES) {
+            chunk.push_str(&self.text.as_str()[self.spans[end].clone()]);
+            // The newline ends a trailing `--` comment.
+            chunk.push_str("\n;\n");
+            end += 1;
+        }
+        self.next = end;
+        match pg_query::parse(&chunk, pg_query::ParserOptions::default()) {
+            Ok(tree) if tree.protobuf.stmts.len() == end - start => self.ready.extend(
+                tree.protobuf
+                    .stmts
+                    .into_iter()
+                    .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node))),
+            ),
+            _ => {
+                for span in &self.spans[start..end] {
+                    self.ready
+                        .push_back(parse_statement(&self.text.as_str()[span.clone()]));
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for SectionTrees {
+    type Item = Result<Option<NodeEnum>, ParseFailure>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ready.is_empty() && self.next < self.spans.len() {
+            self.parse_next_chunk();
+        }
+        self.ready.pop_front()
+    }
 }
 
 /// Parses one statement. `Ok(None)` for a statement with no syntax tree (only comments).

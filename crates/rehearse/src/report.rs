@@ -148,7 +148,8 @@ pub enum Observation {
 /// One statement of `up`, as observed.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatementReport {
-    /// 0-based index in the section.
+    /// 0-based index in the section; JSON has its 1-based `number`, as the text reports count.
+    #[serde(rename = "number", serialize_with = "one_based")]
     pub index: usize,
     pub line: u32,
     pub sql: String,
@@ -184,6 +185,11 @@ pub struct ObservedLock {
     pub held_ms: f64,
 }
 
+/// A 0-based index as the 1-based number people (and the text reports) count with.
+fn one_based<S: serde::Serializer>(index: &usize, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(*index as u64 + 1)
+}
+
 /// A lock mode as `pg_locks` names it (`AccessExclusiveLock`), as rehearsal reports have always
 /// written it.
 fn pg_locks_name<S: serde::Serializer>(mode: &LockMode, serializer: S) -> Result<S::Ok, S::Error> {
@@ -204,6 +210,8 @@ pub struct ObservedRelation {
 /// A statement that failed, with the database's error.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatementFailure {
+    /// 0-based index in the section; JSON has its 1-based `number`.
+    #[serde(rename = "number", serialize_with = "one_based")]
     pub index: usize,
     pub line: u32,
     pub sql: String,
@@ -279,6 +287,8 @@ impl std::fmt::Display for LockPolicy {
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyViolation {
     pub rule: LockPolicy,
+    /// The statement's 0-based index; JSON has its 1-based number, as the text reports count.
+    #[serde(serialize_with = "one_based")]
     pub statement: usize,
     pub line: u32,
     pub table: String,

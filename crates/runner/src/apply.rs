@@ -168,6 +168,7 @@ impl<'s> StepRun<'s> {
         // A migration without a transaction may open its own with BEGIN … COMMIT.
         let mut in_user_transaction = false;
         for (index, statement) in self.step.statements.iter().enumerate().skip(start_index) {
+            let statement_started = Instant::now();
             if self.interrupt.is_requested() {
                 return (ran, Some((Some(index), interrupted())));
             }
@@ -221,7 +222,7 @@ impl<'s> StepRun<'s> {
                     in_user_transaction = what == "BEGIN";
                 }
                 if let Err(failure) =
-                    self.after_statement(db, ran.applied, recorded, started, observer)
+                    self.after_statement(db, ran.applied, recorded, statement_started, observer)
                 {
                     return (ran, Some(failure));
                 }
@@ -315,13 +316,14 @@ impl<'s> StepRun<'s> {
     }
 
     /// After a statement of a non-transactional section: its progress record (unless it was
-    /// committed with the statement) and the run lock.
+    /// committed with the statement) and the run lock. `statement_started` times the statement
+    /// alone, for its progress line.
     fn after_statement(
         &self,
         db: &mut dyn Driver,
         applied: usize,
         recorded: bool,
-        started: Instant,
+        statement_started: Instant,
         observer: &mut dyn Observer,
     ) -> Result<(), StatementFailure> {
         if !recorded {
@@ -332,7 +334,7 @@ impl<'s> StepRun<'s> {
             version: self.version,
             number: applied,
             total: self.step.statements.len(),
-            elapsed: started.elapsed(),
+            elapsed: statement_started.elapsed(),
         });
         match db.lock_lost() {
             Some(reason) => Err((None, DriverError::new(ErrorKind::LockLost, reason))),
@@ -364,6 +366,8 @@ impl<'s> StepRun<'s> {
         }
         let migration = self.step.migration;
         let total = self.step.statements.len();
+        // What the history recorded, so that `up` and `status` show one duration.
+        let elapsed = db.recorded_duration().unwrap_or(elapsed);
         observer.event(Event::MigrationFinished {
             version: self.version,
             name: &migration.name,

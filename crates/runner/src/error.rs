@@ -128,6 +128,44 @@ impl RunError {
             RunError::MissingDown(_) => "write the rollback each line above asks for, or restore by other means".into(),
             RunError::Blocked { help, .. } => help.clone(),
             RunError::MigrationFailed {
+                version,
+                direction: Direction::Down,
+                transactional,
+                applied_statements,
+                recorded,
+                error,
+                ..
+            } => {
+                let mut help = if *transactional {
+                    format!(
+                        "the rollback's transaction was rolled back: migration {version} is still applied (those rolled back \
+                         before it stay rolled back). Fix the cause and run the same `safeshift down` again"
+                    )
+                } else if *applied_statements > 0 {
+                    format!(
+                        "the first {applied_statements} statement(s) of the rollback stay applied (its down section runs without a \
+                         transaction), so {version} is partially rolled back and `up` refuses until that is settled. Fix the cause \
+                         and run the same `safeshift down` again: it resumes at the failed statement. If you finished the \
+                         rollback by hand, `safeshift resolve {version} --rolled-back` records that"
+                    )
+                } else {
+                    format!(
+                        "nothing of the rollback was applied: migration {version} is still applied. Fix the cause and run the \
+                         same `safeshift down` again"
+                    )
+                };
+                if !recorded {
+                    help.push_str(
+                        ". The failure could not be recorded (the connection was lost); the next run marks the attempt as interrupted",
+                    );
+                }
+                if let Some(hint) = &error.hint {
+                    help = format!("{hint}\n{help}");
+                }
+                help
+            }
+            RunError::MigrationFailed {
+                version,
                 transactional,
                 applied_statements,
                 recorded,
@@ -142,7 +180,7 @@ impl RunError {
                     format!(
                         "the first {applied_statements} statement(s) stay applied (this migration runs without a transaction). \
                          Fix the cause and run `safeshift up` again: it resumes at the failed statement. \
-                         If you finished it by hand, `safeshift resolve <version> --applied` records that"
+                         If you finished it by hand, `safeshift resolve {version} --applied` records that"
                     )
                 } else {
                     "nothing of the migration was applied. Fix the cause and run `safeshift up` again".to_owned()
@@ -159,7 +197,9 @@ impl RunError {
             }
             RunError::Interrupted { recorded, .. } => {
                 if *recorded {
-                    "the running statement was cancelled and recorded; run `safeshift up` to continue".into()
+                    "the running statement was cancelled and recorded; run the same command again to continue (an `up` or \
+                     `down` stopped part-way resumes where it stopped)"
+                        .into()
                 } else {
                     "the next run marks the interrupted attempt in the history; run `safeshift status`".into()
                 }

@@ -37,6 +37,7 @@ pub enum Event<'a> {
         version: &'a str,
         number: usize,
         total: usize,
+        /// How long this statement took (with its progress record).
         elapsed: Duration,
     },
     /// An INVALID index left by an earlier failed attempt of the same statement was dropped.
@@ -90,6 +91,8 @@ pub enum Event<'a> {
         version: &'a str,
         name: &'a str,
         direction: Direction,
+        /// The attempt's duration as the history records it: from its start to its
+        /// completion row (the commit after it not included).
         duration: Duration,
         statements: usize,
     },

@@ -8,6 +8,7 @@
 // is returned at most once per run, never in a loop, so its size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+mod applied_statements;
 mod apply;
 mod error;
 mod events;
@@ -27,8 +28,9 @@ pub use interrupt::{Interrupt, InterruptReason};
 pub use migrator::{AppliedElsewhere, Migrator, Resolution};
 pub use plan::DownTarget;
 pub use report::{
-    CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, LastError,
-    PartialProgress, RepairReport, ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
+    CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, FileProblem, LastError,
+    PartialProgress, RepairReport, ResolveReport, RunFailure, RunReport, StatusCounts, StatusEntry,
+    StatusReport,
 };
 pub use safeshift_driver::Driver;
 pub use settings::{Identity, LockSettings, RetryPolicy, Settings};

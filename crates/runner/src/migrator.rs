@@ -5,21 +5,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
-    Direction, Driver, HistoryRecord, LockAttempt, LockRequest, NewRecord, RecordKind, Status,
+    Dialect, Direction, Driver, HistoryRecord, LockAttempt, LockRequest, NewRecord, RecordKind,
+    Status,
 };
-use safeshift_source::{MigrationSet, Version};
+use safeshift_source::{MigrationSet, SourceError, SourceErrors, Version};
 
+use crate::applied_statements;
 use crate::apply::{run_step, sleep_unless_interrupted};
 use crate::error::RunError;
 use crate::events::{Event, Observer};
 use crate::hooks::{NoHooks, StatementHooks};
 use crate::interrupt::Interrupt;
 use crate::plan::{
-    DownTarget, Step, check_directives, checksum_mismatches, plan_down, plan_up, repeatable_changed,
+    DownTarget, Step, check_directives, checksum_mismatches, noop_description, plan_down, plan_up,
+    repeatable_changed,
 };
 use crate::report::{
-    DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport,
-    ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
+    CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, LastError,
+    PartialProgress, RepairReport, ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
 };
 use crate::resume::interrupted_attempt_message;
 use crate::settings::Settings;
@@ -91,12 +94,36 @@ impl Migrator {
         self.hooks = RefCell::new(hooks);
     }
 
-    /// Where every migration stands. Takes no lock and writes nothing.
+    /// Every problem of every migration file, in both directions, for the database's dialect
+    /// (see [`MigrationSet::check`]). Everything that runs migrations calls it first, before it
+    /// takes the lock or creates the history: a directory with a broken file runs nothing.
+    pub fn check_files(&self, dialect: Dialect) -> Result<(), RunError> {
+        self.migrations.check(dialect).map_err(RunError::Source)
+    }
+
+    /// The files that could not be read at all: what records made from the files (repair,
+    /// resolve, adoption) cannot be trusted without.
+    fn require_readable_files(&self) -> Result<(), RunError> {
+        if self.migrations.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError::Source(SourceErrors(
+                self.migrations.problems.clone(),
+            )))
+        }
+    }
+
+    /// Where every migration stands. Takes no lock and writes nothing. Files with problems are
+    /// listed too, flagged with what is wrong.
     pub fn status(&self, db: &mut dyn Driver) -> Result<StatusReport, RunError> {
         let history_exists = db.history_exists()?;
         let records = db.read_history()?;
         let state = HistoryState::from_records(&records);
         let newest_applied = state.newest_applied().cloned();
+        let problems = match self.migrations.check(db.dialect()) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.0,
+        };
         let mut warnings: Vec<String> = self
             .migrations
             .warnings
@@ -122,8 +149,14 @@ impl Migrator {
                 .keys()
                 .filter(|v| self.migrations.get(v).is_none()),
         );
+        versions.extend(problems.iter().filter_map(|p| p.version.as_ref()));
         versions.sort();
+        versions.dedup();
         for version in versions {
+            let file_problems: Vec<&SourceError> = problems
+                .iter()
+                .filter(|p| p.version.as_ref() == Some(version))
+                .collect();
             let migration = self.migrations.get(version);
             let recorded = state.get(version);
             let running = state
@@ -135,7 +168,9 @@ impl Migrator {
             let current_checksum = migration.map(|m| m.up.checksum.to_string());
             let recorded_checksum = recorded.and_then(|r| r.checksum.clone());
             let reapply = migration.is_some_and(|m| repeatable_changed(m, &state));
-            let state_of = if running {
+            let state_of = if !file_problems.is_empty() && (!applied || migration.is_none()) {
+                EntryState::Invalid
+            } else if running {
                 EntryState::Running
             } else if let Some(partial) = partial {
                 match partial.direction {
@@ -160,11 +195,29 @@ impl Migrator {
                 version: version.to_string(),
                 repeatable: version.is_repeatable(),
                 name: migration.map_or_else(
-                    || recorded.map(|r| r.name.clone()).unwrap_or_default(),
+                    || {
+                        recorded.map(|r| r.name.clone()).unwrap_or_else(|| {
+                            file_problems
+                                .first()
+                                .map(|p| name_in_file_name(&p.path))
+                                .unwrap_or_default()
+                        })
+                    },
                     |m| m.name.clone(),
                 ),
-                file: migration.map(|m| m.file().display().to_string()),
+                file: migration
+                    .map(|m| m.file().display().to_string())
+                    .or_else(|| {
+                        file_problems.first().map(|p| {
+                            p.path
+                                .strip_prefix(&self.migrations.directory)
+                                .unwrap_or(&p.path)
+                                .display()
+                                .to_string()
+                        })
+                    }),
                 state: state_of,
+                problems: file_problems.iter().map(|p| p.to_string()).collect(),
                 applied_at: applied_record.and_then(|r| r.finished_at.or(Some(r.started_at))),
                 applied_by: applied_record.map(|r| r.installed_by.clone()),
                 duration_ms: applied_record.and_then(|r| r.duration_ms),
@@ -197,6 +250,15 @@ impl Migrator {
             .iter()
             .filter(|e| e.file.is_some() && e.state.runs_on_up())
             .count();
+        let problems = problems
+            .into_iter()
+            .map(|problem| crate::report::FileProblem {
+                version: problem.version.as_ref().map(|v| v.to_string()),
+                location: problem.location(),
+                message: problem.message,
+                help: problem.help,
+            })
+            .collect();
         Ok(StatusReport {
             format: self.migrations.detection.clone(),
             database: db.redacted_url().to_owned(),
@@ -207,6 +269,7 @@ impl Migrator {
             run_in_progress: db.lock_holder(self.settings.lock.mode)?,
             entries,
             pending,
+            problems,
             warnings,
         })
     }
@@ -222,10 +285,13 @@ impl Migrator {
         db: &mut dyn Driver,
         target: Option<&Version>,
     ) -> Result<DryRun, RunError> {
+        self.check_files(db.dialect())?;
         let state = HistoryState::from_records(&db.read_history()?);
+        let texts = applied_statements::read(db, &state);
         let steps = plan_up(
             &self.migrations,
             &state,
+            &texts,
             target,
             self.settings.allow_out_of_order,
             db.dialect(),
@@ -241,13 +307,17 @@ impl Migrator {
         db: &mut dyn Driver,
         target: &DownTarget,
     ) -> Result<DryRun, RunError> {
+        self.check_files(db.dialect())?;
         let state = HistoryState::from_records(&db.read_history()?);
+        let texts = applied_statements::read(db, &state);
         let steps = plan_down(
             &self.migrations,
             &state,
+            &texts,
             target,
             db.dialect(),
             &self.settings.timeouts,
+            self.settings.strict_rollbacks,
         )?;
         check_directives(&steps, self.hooks.borrow().as_ref())?;
         Ok(self.dry_run(db, Direction::Down, &steps))
@@ -299,9 +369,11 @@ impl Migrator {
         observer: &mut dyn Observer,
     ) -> Result<RunReport, RunFailure> {
         self.run(db, observer, |migrator, db, state| {
+            let texts = applied_statements::read(db, state);
             plan_up(
                 &migrator.migrations,
                 state,
+                &texts,
                 target,
                 migrator.settings.allow_out_of_order,
                 db.dialect(),
@@ -318,12 +390,15 @@ impl Migrator {
         observer: &mut dyn Observer,
     ) -> Result<RunReport, RunFailure> {
         self.run(db, observer, |migrator, db, state| {
+            let texts = applied_statements::read(db, state);
             plan_down(
                 &migrator.migrations,
                 state,
+                &texts,
                 target,
                 db.dialect(),
                 &migrator.settings.timeouts,
+                migrator.settings.strict_rollbacks,
             )
         })
     }
@@ -343,6 +418,7 @@ impl Migrator {
             run_id: self.settings.identity.run_id.clone(),
             ..RunReport::default()
         };
+        self.check_files(db.dialect())?;
         let outcome = self.with_lock(db, observer, |db, state, waited, observer| {
             report.lock_waited_ms = waited.as_millis() as u64;
             let steps = plan(self, db, state)?;
@@ -358,6 +434,12 @@ impl Migrator {
                 if let Some(reason) = db.lock_lost() {
                     return Err(RunError::LockLost(reason));
                 }
+                if step.noop {
+                    report
+                        .migrations
+                        .push(self.record_noop_rollback(db, step, observer)?);
+                    continue;
+                }
                 let mut hooks = self.hooks.borrow_mut();
                 let completed = run_step(
                     db,
@@ -366,7 +448,8 @@ impl Migrator {
                     &self.interrupt,
                     hooks.as_mut(),
                     observer,
-                )?;
+                )
+                .inspect_err(|error| self.keep_applied_statements(db, step, error))?;
                 report.migrations.push(completed);
             }
             Ok(())
@@ -381,6 +464,74 @@ impl Migrator {
         }
     }
 
+    /// After a migration without a transaction stopped part-way, keeps the texts of the
+    /// statements that stay applied, for the resume to compare the file with.
+    fn keep_applied_statements(&self, db: &mut dyn Driver, step: &Step<'_>, error: &RunError) {
+        if let RunError::MigrationFailed {
+            transactional: false,
+            recorded: true,
+            applied_statements,
+            ..
+        } = error
+        {
+            applied_statements::record(
+                db,
+                &self.settings,
+                step.migration.version.as_str(),
+                step.direction,
+                &step.section.relative_path.display().to_string(),
+                &step.statements,
+                *applied_statements,
+            );
+        }
+    }
+
+    /// Records a rollback whose down section holds no statements: nothing runs, and the
+    /// history row says so.
+    fn record_noop_rollback(
+        &self,
+        db: &mut dyn Driver,
+        step: &Step<'_>,
+        observer: &mut dyn Observer,
+    ) -> Result<CompletedMigration, RunError> {
+        let migration = step.migration;
+        let what = noop_description(migration);
+        let mut record = self.audit_record(
+            RecordKind::Migrate,
+            migration.version.as_str(),
+            migration.name.clone(),
+            migration.file().display().to_string(),
+            Direction::Down,
+            Some(migration.up.checksum.to_string()),
+            step.section.options.transaction,
+            format!("no-op rollback: {what} has no statements; nothing ran"),
+        );
+        record.statements_total = Some(0);
+        db.append_record(&record)?;
+        observer.event(Event::Warning(format!(
+            "{}: {what} has no statements; recorded as rolled back without running anything",
+            migration.version
+        )));
+        observer.event(Event::MigrationFinished {
+            version: migration.version.as_str(),
+            name: &migration.name,
+            direction: Direction::Down,
+            duration: Duration::ZERO,
+            statements: 0,
+        });
+        Ok(CompletedMigration {
+            version: migration.version.to_string(),
+            name: migration.name.clone(),
+            file: migration.file().display().to_string(),
+            direction: Direction::Down,
+            transactional: step.section.options.transaction,
+            statements: 0,
+            resumed_from: 0,
+            attempts: 0,
+            duration_ms: 0,
+        })
+    }
+
     /// Accepts changed files of applied migrations (all, or the given versions), writing an
     /// audit row for each.
     pub fn repair(
@@ -390,6 +541,7 @@ impl Migrator {
         reason: Option<&str>,
         observer: &mut dyn Observer,
     ) -> Result<RepairReport, RunError> {
+        self.require_readable_files()?;
         self.with_lock(db, observer, |db, state, _, _| {
             let mut mismatches = checksum_mismatches(&self.migrations, state);
             if !versions.is_empty() {
@@ -449,6 +601,7 @@ impl Migrator {
         reason: Option<&str>,
         observer: &mut dyn Observer,
     ) -> Result<ResolveReport, RunError> {
+        self.require_readable_files()?;
         self.with_lock(db, observer, |db, state, _, _| {
             let migration = self.migrations.get(version);
             let recorded = state.get(version);
@@ -519,6 +672,7 @@ impl Migrator {
         observer: &mut dyn Observer,
         choose: impl FnOnce(&mut dyn Driver, &HistoryState) -> Result<Vec<AppliedElsewhere>, RunError>,
     ) -> Result<Vec<HistoryRecord>, RunError> {
+        self.require_readable_files()?;
         self.with_lock(db, observer, |db, state, _, _| {
             let chosen = choose(db, state)?;
             let mut ids = Vec::with_capacity(chosen.len());
@@ -680,4 +834,17 @@ impl Migrator {
             }
         }
     }
+}
+
+/// The description in a migration-like file name (`add_users` in `0004_add_users.up.sql`), for
+/// a file that could not be read as a migration.
+fn name_in_file_name(path: &std::path::Path) -> String {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = file_name.split('.').next().unwrap_or_default();
+    stem.split_once('_')
+        .map(|(_, name)| name.to_owned())
+        .unwrap_or_default()
 }

@@ -8,6 +8,7 @@ use safeshift_source::{
     Version,
 };
 
+use crate::applied_statements::{AppliedTexts, changed_since_applied};
 use crate::error::{ChecksumMismatch, REFUSED, RunError};
 use crate::hooks::StatementHooks;
 use crate::state::{HistoryState, Partial};
@@ -25,6 +26,9 @@ pub(crate) struct Step<'a> {
     /// is that attempt's leftover).
     pub resuming_failed_statement: bool,
     pub timeouts: Timeouts,
+    /// A rollback whose down section holds no statements: an explicit no-op, recorded as rolled
+    /// back without running anything.
+    pub noop: bool,
 }
 
 /// Which migrations `down` rolls back.
@@ -62,9 +66,11 @@ pub(crate) fn checksum_mismatches(
 }
 
 /// The migrations `up` applies, in order.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_up<'a>(
     set: &'a MigrationSet,
     state: &HistoryState,
+    applied_texts: &AppliedTexts,
     target: Option<&Version>,
     allow_out_of_order: bool,
     dialect: Dialect,
@@ -133,6 +139,7 @@ pub(crate) fn plan_up<'a>(
             &migration.up,
             partial,
             state,
+            applied_texts,
             dialect,
             defaults,
         ) {
@@ -159,9 +166,11 @@ pub(crate) fn repeatable_changed(migration: &Migration, state: &HistoryState) ->
 pub(crate) fn plan_down<'a>(
     set: &'a MigrationSet,
     state: &HistoryState,
+    applied_texts: &AppliedTexts,
     target: &DownTarget,
     dialect: Dialect,
     defaults: &Timeouts,
+    strict: bool,
 ) -> Result<Vec<Step<'a>>, RunError> {
     let applied: Vec<&Version> = state
         .applied_newest_first()
@@ -213,13 +222,14 @@ pub(crate) fn plan_down<'a>(
                             migration.rollback_description()
                         ),
                     )),
-                    Err(MissingDown::Empty) => missing.push((
+                    Err(MissingDown::Empty) if strict => missing.push((
                         version.to_string(),
                         format!(
-                            "the down section of {} is empty",
-                            migration.up.path.display()
+                            "{} has no statements, and --strict refuses a rollback that does nothing",
+                            noop_description(migration)
                         ),
                     )),
+                    Err(MissingDown::Empty) => {}
                     Ok(_) => {}
                 }
                 if let Some(recorded) = state.get(version).and_then(|v| v.checksum.as_deref())
@@ -247,9 +257,22 @@ pub(crate) fn plan_down<'a>(
         let Some(migration) = set.get(version) else {
             continue;
         };
-        let Ok(section) = migration.down_section() else {
+        let Some(section) = migration.down.as_ref() else {
             continue;
         };
+        if section.is_empty() {
+            steps.push(Step {
+                migration,
+                direction: Direction::Down,
+                section,
+                statements: Vec::new(),
+                resume_from: 0,
+                resuming_failed_statement: false,
+                timeouts: *defaults,
+                noop: true,
+            });
+            continue;
+        }
         let partial = state
             .get(version)
             .and_then(|v| v.partial.as_ref())
@@ -260,6 +283,7 @@ pub(crate) fn plan_down<'a>(
             section,
             partial,
             state,
+            applied_texts,
             dialect,
             defaults,
         ) {
@@ -272,6 +296,15 @@ pub(crate) fn plan_down<'a>(
         return Err(RunError::Source(SourceErrors(errors)));
     }
     Ok(steps)
+}
+
+/// A no-op down section, by its file: `migrations/0002_b.down.sql`, or `the down section of
+/// migrations/0002_b.sql` when it shares the up file.
+pub(crate) fn noop_description(migration: &Migration) -> String {
+    match &migration.down {
+        Some(down) if down.path != migration.up.path => down.path.display().to_string(),
+        _ => format!("the down section of {}", migration.up.path.display()),
+    }
 }
 
 /// Directives the linter reads (`-- safeshift:allow …`); the runner leaves them alone.
@@ -329,12 +362,14 @@ enum StepError {
     Run(RunError),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn step<'a>(
     migration: &'a Migration,
     direction: Direction,
     section: &'a Section,
     partial: Option<&Partial>,
     state: &HistoryState,
+    applied_texts: &AppliedTexts,
     dialect: Dialect,
     defaults: &Timeouts,
 ) -> Result<Step<'a>, StepError> {
@@ -369,7 +404,7 @@ fn step<'a>(
                     statements.len()
                 ),
                 format!(
-                    "restore the statements that were applied, or finish by hand and run `safeshift resolve {version}`"
+                    "restore the statements that were applied, or finish by hand and record that with `safeshift resolve {version} --applied`"
                 ),
             ));
         }
@@ -379,14 +414,14 @@ fn step<'a>(
             .as_deref()
             .is_some_and(|recorded| recorded != prefix.as_str())
         {
-            return Err(blocked(
-                format!(
-                    "the {applied} statement(s) of migration {version} that were already applied have changed since"
-                ),
-                format!(
-                    "only the failed statement and those after it may change before resuming; restore the first {applied}, or finish by hand and run `safeshift resolve {version}`"
-                ),
-            ));
+            let (message, help) = changed_since_applied(
+                &version,
+                &section.path.display().to_string(),
+                applied,
+                &statements,
+                applied_texts.get(&version, direction),
+            );
+            return Err(blocked(message, help));
         }
         resume_from = applied;
     }
@@ -416,5 +451,6 @@ fn step<'a>(
                 .statement_timeout
                 .unwrap_or(defaults.statement_timeout),
         },
+        noop: false,
     })
 }

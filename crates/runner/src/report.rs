@@ -25,10 +25,57 @@ pub struct StatusReport {
     pub entries: Vec<StatusEntry>,
     /// Versions to apply with `up`.
     pub pending: usize,
+    /// Every problem of the migration files (both directions), which stops `up` and `down`
+    /// until fixed; those of a known version also mark its entry.
+    pub problems: Vec<FileProblem>,
     pub warnings: Vec<String>,
 }
 
+/// A problem with a migration file, as `status` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileProblem {
+    /// The migration's version, when the file name gives one.
+    pub version: Option<String>,
+    /// `path:line:column`, as far as known.
+    pub location: String,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// How many entries of `status` stand where: every entry counted once, so the counts add up to
+/// the number of entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub applied: usize,
+    /// What `up` runs: pending, failed, stopped part-way, or a changed repeatable migration.
+    pub pending: usize,
+    /// An attempt marked running: in progress, or its runner died.
+    pub running: usize,
+    pub partially_rolled_back: usize,
+    /// The file cannot be read as a migration, or holds statements that cannot run as it asks.
+    pub invalid: usize,
+    /// Recorded in the history, not applied, and without a file.
+    pub without_file: usize,
+}
+
 impl StatusReport {
+    /// Every entry counted by where it stands.
+    pub fn counts(&self) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for entry in &self.entries {
+            let count = match entry.state {
+                state if state.is_applied() => &mut counts.applied,
+                EntryState::Running => &mut counts.running,
+                EntryState::PartiallyRolledBack => &mut counts.partially_rolled_back,
+                EntryState::Invalid => &mut counts.invalid,
+                _ if entry.file.is_none() => &mut counts.without_file,
+                _ => &mut counts.pending,
+            };
+            *count += 1;
+        }
+        counts
+    }
+
     /// The newest applied version (entries are in version order).
     pub fn newest_applied(&self) -> Option<&str> {
         self.entries
@@ -49,6 +96,8 @@ pub struct StatusEntry {
     /// The up file, relative to the migrations directory; `None` when the file is gone.
     pub file: Option<String>,
     pub state: EntryState,
+    /// What is wrong with the migration's files (`path:line: message`), if anything.
+    pub problems: Vec<String>,
     pub applied_at: Option<DateTime<Utc>>,
     pub applied_by: Option<String>,
     pub duration_ms: Option<i64>,
@@ -85,6 +134,9 @@ pub enum EntryState {
     /// A repeatable migration that was applied and whose file changed since: `up` applies it
     /// again.
     Reapply,
+    /// Not applied (or applied, with a file that can no longer be read), and its file has a
+    /// problem: `up` refuses to run until it is fixed.
+    Invalid,
 }
 
 impl EntryState {
@@ -115,6 +167,7 @@ impl EntryState {
             EntryState::PartiallyRolledBack => "partially rolled back",
             EntryState::Running => "running",
             EntryState::Reapply => "changed, runs again",
+            EntryState::Invalid => "invalid",
         }
     }
 }

@@ -16,6 +16,9 @@ pub struct Settings {
     pub identity: Identity,
     /// The backup taken before this run, recorded in every attempt's history row.
     pub backup_ref: Option<String>,
+    /// `down` refuses a migration whose down section holds no statements, instead of stepping
+    /// over it as an explicit no-op.
+    pub strict_rollbacks: bool,
 }
 
 impl Default for Settings {
@@ -27,6 +30,7 @@ impl Default for Settings {
             allow_out_of_order: false,
             identity: Identity::current(),
             backup_ref: None,
+            strict_rollbacks: false,
         }
     }
 }

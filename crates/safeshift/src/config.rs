@@ -493,14 +493,46 @@ fn read_config(path: &Path) -> Result<FileConfig, ProjectError> {
                 format!(":{line}")
             })
             .unwrap_or_default();
+        let suggestion = error
+            .span()
+            .and_then(|span| what_to_write(&text, span.start, error.message()))
+            .map(|write| format!("; write `{write}`"))
+            .unwrap_or_default();
         ProjectError::with_help(
-            format!("{}{location}: {}", path.display(), error.message()),
+            format!("{}{location}: {}{suggestion}", path.display(), error.message()),
             "see the configuration reference in the README (keys: directory, [database] url, [history] schema/table, \
              [lock] mode/wait/lease, [migrate] lock_timeout/statement_timeout/retries/retry_backoff/allow_out_of_order, \
              [new] version_scheme, [backup] dir/prefix/keep/max_age/fingerprints, [environments.<name>]; \
              see docs/production.md for environments)",
         )
     })
+}
+
+/// For a value of the wrong type, the line as it should be written: a number where a string
+/// is expected becomes a string (a duration with its unit: `lock_timeout = "5s"`), a quoted
+/// number where a number is expected loses its quotes (`retries = 3`).
+fn what_to_write(text: &str, offset: usize, message: &str) -> Option<String> {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let (key, value) = text[line_start..line_end].split_once('=')?;
+    let (key, value) = (key.trim(), value.trim());
+    let value = value.split(" #").next().unwrap_or(value).trim();
+    if message.starts_with("invalid type: integer") && message.contains("expected a string") {
+        let duration = [
+            "timeout", "wait", "lease", "backoff", "age", "interval", "delay", "lag",
+        ]
+        .iter()
+        .any(|word| key.contains(word));
+        let unit = if duration { "s" } else { "" };
+        return Some(format!("{key} = \"{value}{unit}\""));
+    }
+    if message.starts_with("invalid type: string") && !message.contains("expected a string") {
+        let unquoted = value.trim_matches('"').trim_matches('\'');
+        if unquoted.parse::<f64>().is_ok() || matches!(unquoted, "true" | "false") {
+            return Some(format!("{key} = {unquoted}"));
+        }
+    }
+    None
 }
 
 fn config_error(origin: &str, key: &str, message: String) -> ProjectError {

@@ -18,6 +18,9 @@ pub struct RunOptions {
     pub identity: Identity,
     /// Apply pending migrations older than the newest applied one.
     pub allow_out_of_order: bool,
+    /// `down` refuses a rollback whose down section holds no statements instead of recording
+    /// it as a no-op.
+    pub strict_rollbacks: bool,
     /// Where the online operations report progress (backfill batches, index builds, waits for
     /// locks); [`safeshift_online::quiet`] shows nothing.
     pub online_events: EventSink,
@@ -28,6 +31,7 @@ impl Default for RunOptions {
         RunOptions {
             identity: Identity::current(),
             allow_out_of_order: false,
+            strict_rollbacks: false,
             online_events: safeshift_online::quiet(),
         }
     }
@@ -82,12 +86,19 @@ impl Project {
             allow_out_of_order: allow_out_of_order || self.allow_out_of_order,
             identity: identity.clone(),
             backup_ref: None,
+            strict_rollbacks: false,
         }
     }
 
     /// Every migration in the project's directory; any malformed file is an error.
     pub fn migrations(&self) -> Result<MigrationSet, SourceErrors> {
         MigrationSet::load_with(&self.migrations_dir, &self.load_options())
+    }
+
+    /// Every migration in the project's directory that can be read, with the problems of the
+    /// files that cannot (a migrator refuses to run while there are any; `status` lists them).
+    pub fn all_migrations(&self) -> Result<MigrationSet, SourceErrors> {
+        MigrationSet::read_with(&self.migrations_dir, &self.load_options())
     }
 
     /// How to read the migrations directory: the chosen layout and the template values (`--var`,
@@ -106,10 +117,9 @@ impl Project {
     /// run lock-safe, `-- safeshift:backfill` statements run as resumable batched backfills,
     /// `CREATE INDEX CONCURRENTLY` is watched and retried.
     pub fn migrator(&self, options: &RunOptions) -> Result<Migrator, SourceErrors> {
-        let mut migrator = Migrator::new(
-            self.migrations()?,
-            self.settings(&options.identity, options.allow_out_of_order),
-        );
+        let mut settings = self.settings(&options.identity, options.allow_out_of_order);
+        settings.strict_rollbacks = options.strict_rollbacks;
+        let mut migrator = Migrator::new(self.all_migrations()?, settings);
         migrator.set_hooks(Box::new(OnlineHooks::new(
             self.online.clone(),
             options.online_events.clone(),

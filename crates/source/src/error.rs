@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::version::Version;
+
 /// What kind of problem a [`SourceError`] reports, for callers that react to specific cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -55,6 +57,9 @@ pub enum SourceErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceError {
     pub kind: SourceErrorKind,
+    /// The version of the migration the file belongs to, when its name says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
     /// The file, as found under the migrations directory.
     pub path: PathBuf,
     /// 1-based line, when the problem has a place in the file.
@@ -70,6 +75,7 @@ impl SourceError {
     pub(crate) fn new(kind: SourceErrorKind, path: &Path, message: impl Into<String>) -> Self {
         SourceError {
             kind,
+            version: None,
             path: path.to_path_buf(),
             line: None,
             column: None,
@@ -109,6 +115,12 @@ impl SourceError {
 
     pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// The same problem, said to belong to the migration with this version.
+    pub fn of_version(mut self, version: &Version) -> Self {
+        self.version = Some(version.clone());
         self
     }
 

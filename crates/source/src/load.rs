@@ -16,7 +16,7 @@ use crate::format::{Detection, Format, LoadOptions, detect_format};
 use crate::layouts::{self, goose, plain};
 use crate::migration::{Layout, Migration, Section, SectionParts};
 use crate::options::{self, Direction, KNOWN_OPTIONS, MarkerLine, SectionOptions};
-use crate::statements::has_code;
+use crate::statements::{Dialect, has_code};
 use crate::template::{FileText, Variables};
 use crate::version::Version;
 
@@ -42,10 +42,16 @@ pub(crate) struct Loaded {
 #[derive(Debug, Clone)]
 pub struct MigrationSet {
     pub directory: PathBuf,
+    /// The migrations that could be read.
     pub migrations: Vec<Migration>,
     pub warnings: Vec<SourceWarning>,
     /// The layout the directory was read in, and why.
     pub detection: Detection,
+    /// Every file that could not be read as a migration, with why. Empty in a set from
+    /// [`MigrationSet::load_with`]; a set from [`MigrationSet::read_with`] keeps them, so that
+    /// `status` can list every migration and flag the broken ones, while anything that runs
+    /// migrations refuses.
+    pub problems: Vec<SourceError>,
 }
 
 impl MigrationSet {
@@ -57,8 +63,24 @@ impl MigrationSet {
     }
 
     /// Reads every migration in `directory` in the layout `options` names (or the detected one),
-    /// expanding template placeholders with the values it gives.
+    /// expanding template placeholders with the values it gives. Any problem with any file is an
+    /// error, and all of them are reported together.
     pub fn load_with(
+        directory: impl AsRef<Path>,
+        options: &LoadOptions,
+    ) -> Result<MigrationSet, SourceErrors> {
+        let set = MigrationSet::read_with(directory, options)?;
+        if set.problems.is_empty() {
+            Ok(set)
+        } else {
+            Err(SourceErrors(set.problems))
+        }
+    }
+
+    /// Reads every migration in `directory` that can be read, keeping the problems of the
+    /// others in [`MigrationSet::problems`]. Fails only when the directory itself cannot be read
+    /// (or its layout's configuration cannot).
+    pub fn read_with(
         directory: impl AsRef<Path>,
         options: &LoadOptions,
     ) -> Result<MigrationSet, SourceErrors> {
@@ -97,19 +119,39 @@ impl MigrationSet {
                             pair[0].up.path.display()
                         ),
                     )
-                    .help("give each migration its own version; renumber one of them"),
+                    .help("give each migration its own version; renumber one of them")
+                    .of_version(&pair[1].version),
                 );
             }
         }
-        if errors.is_empty() {
-            Ok(MigrationSet {
-                directory: directory.to_path_buf(),
-                migrations,
-                warnings,
-                detection,
-            })
+        sort_problems(&mut errors);
+        Ok(MigrationSet {
+            directory: directory.to_path_buf(),
+            migrations,
+            warnings,
+            detection,
+            problems: errors,
+        })
+    }
+
+    /// Every problem of every file, in both directions, for a database of `dialect`: the files
+    /// that could not be read, and the statements that cannot run in their section's
+    /// transaction mode, up and down sections alike. One pass, so a user fixes the whole
+    /// directory at once instead of meeting the problems one command at a time.
+    pub fn check(&self, dialect: Dialect) -> Result<(), SourceErrors> {
+        let mut problems = self.problems.clone();
+        for migration in &self.migrations {
+            for direction in [Direction::Up, Direction::Down] {
+                if let Err(error) = migration.executable_statements(direction, dialect) {
+                    problems.push(error.of_version(&migration.version));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
         } else {
-            Err(SourceErrors(errors))
+            sort_problems(&mut problems);
+            Err(SourceErrors(problems))
         }
     }
 
@@ -125,6 +167,11 @@ impl MigrationSet {
     pub fn last(&self) -> Option<&Migration> {
         self.migrations.last()
     }
+}
+
+/// Problems in the order of the directory: by version, file and line.
+fn sort_problems(problems: &mut [SourceError]) {
+    problems.sort_by(|a, b| (&a.version, &a.path, a.line).cmp(&(&b.version, &b.path, b.line)));
 }
 
 /// The versions and layouts of the migrations in a directory, from file names (and, for
@@ -352,10 +399,12 @@ fn load_numbered_files(
 }
 
 /// Reads a candidate file: normalised text with Go template placeholders expanded, refusing an
-/// empty file.
+/// empty migration file. An empty down or rollback file is an explicit no-op rollback, as
+/// golang-migrate reads it.
 fn read_candidate(candidate: &Candidate, variables: &Variables) -> Result<FileText, SourceError> {
     let file = layouts::read_file(&candidate.path, variables)?;
-    if file.text.as_str().trim().is_empty() {
+    let rollback = matches!(candidate.role, Role::PairDown | Role::Rollback);
+    if !rollback && file.text.as_str().trim().is_empty() {
         return Err(layouts::empty_file_error(&candidate.path));
     }
     Ok(file)
@@ -434,8 +483,48 @@ impl Found {
                 self.go_files.push(path);
                 continue;
             }
-            if name.starts_with('.') || !name.ends_with(".sql") || !path.is_file() {
+            if name.starts_with('.') {
                 continue;
+            }
+            let numbered = name.starts_with(|c: char| c.is_ascii_digit());
+            // The version a migration-like name gives, for problems found before the file is
+            // read.
+            let version_of = |name: &str| match parse_file_name(name, in_rollback) {
+                FileName::Migration { version, .. } => Some(version),
+                _ => None,
+            };
+            if !name.ends_with(".sql") {
+                if numbered && name.to_ascii_lowercase().ends_with(".sql") {
+                    let stem = &name[..name.len() - ".sql".len()];
+                    let mut error = SourceError::new(
+                        SourceErrorKind::BadFileName,
+                        &path,
+                        format!("`{name}` ends in `{}`, and safeshift reads only `.sql` files, so it would never run", &name[stem.len()..]),
+                    )
+                    .help(format!("rename it to {stem}.sql"));
+                    error.version = version_of(&format!("{stem}.sql"));
+                    self.errors.push(error);
+                }
+                continue;
+            }
+            match std::fs::metadata(&path) {
+                Ok(metadata) if metadata.is_file() => {}
+                Ok(_) => continue,
+                Err(error) => {
+                    let problem = unreadable_entry(&path, &error);
+                    if numbered {
+                        let mut error = SourceError::new(SourceErrorKind::Io, &path, problem)
+                            .help("point the link at the migration file, or delete it");
+                        error.version = version_of(name);
+                        self.errors.push(error);
+                    } else {
+                        self.warnings.push(SourceWarning {
+                            path,
+                            message: format!("ignored: {problem}"),
+                        });
+                    }
+                    continue;
+                }
             }
             match parse_file_name(name, in_rollback) {
                 FileName::Migration { role, version, name } => self.candidates.push(Candidate {
@@ -456,6 +545,22 @@ impl Found {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a directory entry cannot be read: a symbolic link to nothing, a loop of links, or the
+/// system's reason.
+fn unreadable_entry(path: &Path, error: &std::io::Error) -> String {
+    match std::fs::read_link(path) {
+        Ok(target) if error.kind() == std::io::ErrorKind::NotFound => format!(
+            "a symbolic link to `{}`, which does not exist, so the migration cannot be read",
+            target.display()
+        ),
+        Ok(target) => format!(
+            "a symbolic link to `{}` that cannot be followed ({error}), so the migration cannot be read",
+            target.display()
+        ),
+        Err(_) => format!("cannot be read: {error}"),
     }
 }
 
@@ -508,11 +613,13 @@ fn parse_file_name(file_name: &str, in_rollback: bool) -> FileName {
     }
 }
 
-/// Builds one migration from the files that share a version.
+/// Builds one migration from the files that share a version. Every problem of the group is
+/// reported: a duplicate version does not hide what is wrong inside the files.
 fn assemble(
     group: Vec<Candidate>,
     files: &NumberedFiles<'_>,
 ) -> Result<Migration, Vec<SourceError>> {
+    let version = group[0].version.clone();
     let (ups, others): (Vec<_>, Vec<_>) = group
         .into_iter()
         .partition(|c| matches!(c.role, Role::Single | Role::PairUp));
@@ -520,11 +627,14 @@ fn assemble(
         others.into_iter().partition(|c| c.role == Role::PairDown);
 
     let mut errors = Vec::new();
+    let tag = |errors: Vec<SourceError>| -> Vec<SourceError> {
+        errors.into_iter().map(|e| e.of_version(&version)).collect()
+    };
     let Some(up) = ups.first() else {
         for orphan in pair_downs.iter().chain(&rollbacks) {
             errors.push(orphan_error(orphan));
         }
-        return Err(errors);
+        return Err(tag(errors));
     };
     for duplicate in ups
         .iter()
@@ -541,92 +651,107 @@ fn assemble(
             .help("give each migration its own version; renumber one of them (safeshift new picks the next free version)"),
         );
     }
-    let pair_down = pair_downs.first();
+    // A duplicate's own problems are reported with the duplicate, not left for the next run.
+    for duplicate in ups.iter().skip(1) {
+        if let Err(error) = read_migration(duplicate, None, None, files) {
+            errors.push(error);
+        }
+    }
+    let mut pair_down = pair_downs.first();
     if let Some(down) = pair_down
         && (up.role != Role::PairUp || down.name != up.name)
     {
         errors.push(orphan_error(down));
+        pair_down = None;
     }
-    let rollback = rollbacks.first();
-    if let (Some(rollback), Some(down)) = (rollback, pair_down)
-        && up.role == Role::PairUp
-        && down.name == up.name
-    {
+    let mut rollback = rollbacks.first();
+    if let (Some(extra), Some(down)) = (rollback, pair_down) {
         errors.push(
             SourceError::new(
                 SourceErrorKind::DuplicateVersion,
-                &rollback.path,
+                &extra.path,
                 format!(
                     "version {} already has a down file, {}",
-                    rollback.version,
+                    extra.version,
                     down.path.display()
                 ),
             )
             .help("keep one of the two down files"),
         );
+        rollback = None;
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    match read_migration(up, pair_down, rollback, files) {
+        Ok(migration) if errors.is_empty() => Ok(migration),
+        Ok(_) => Err(tag(errors)),
+        Err(error) => {
+            errors.push(error);
+            Err(tag(errors))
+        }
     }
+}
 
+/// Reads an up file with its down or rollback file, if it has one.
+fn read_migration(
+    up: &Candidate,
+    pair_down: Option<&Candidate>,
+    rollback: Option<&Candidate>,
+    files: &NumberedFiles<'_>,
+) -> Result<Migration, SourceError> {
     let read = |candidate: &Candidate| -> Result<FileText, SourceError> {
         match files.texts.get(&candidate.path) {
             Some(text) => text.clone(),
             None => read_candidate(candidate, files.variables),
         }
     };
-    let result = (|| -> Result<Migration, SourceError> {
-        let up_text = read(up)?;
-        let rollback_text = rollback
-            .map(|r| read(r).map(|text| (r, text)))
-            .transpose()?;
-        let (layout, up_section, mut down_section) = match up.role {
-            Role::Single => {
-                let flavour = files
-                    .flavours
-                    .get(&up.path)
-                    .copied()
-                    .unwrap_or(Flavour::Unmarked);
-                read_numbered_file(
-                    up,
-                    up_text,
-                    rollback_text.as_ref().map(|(r, _)| *r),
-                    flavour,
-                    files,
-                )?
-            }
-            _ => {
-                if files.forced == Some(Format::Goose) {
-                    return Err(SourceError::new(
-                        SourceErrorKind::Layout,
-                        &up.path,
-                        "an .up.sql file in a directory read as goose files",
-                    )
-                    .help("goose keeps up and down in one file with `-- +goose Up` / `-- +goose Down`; drop --migration-format goose to read .up.sql/.down.sql pairs"));
-                }
-                (
-                    Layout::Pair,
-                    read_whole_file(up, up_text, Direction::Up)?,
-                    None,
+    let up_text = read(up)?;
+    let rollback_text = rollback
+        .map(|r| read(r).map(|text| (r, text)))
+        .transpose()?;
+    let (layout, up_section, mut down_section) = match up.role {
+        Role::Single => {
+            let flavour = files
+                .flavours
+                .get(&up.path)
+                .copied()
+                .unwrap_or(Flavour::Unmarked);
+            read_numbered_file(
+                up,
+                up_text,
+                rollback_text.as_ref().map(|(r, _)| *r),
+                flavour,
+                files,
+            )?
+        }
+        _ => {
+            if files.forced == Some(Format::Goose) {
+                return Err(SourceError::new(
+                    SourceErrorKind::Layout,
+                    &up.path,
+                    "an .up.sql file in a directory read as goose files",
                 )
+                .help("goose keeps up and down in one file with `-- +goose Up` / `-- +goose Down`; drop --migration-format goose to read .up.sql/.down.sql pairs"));
             }
-        };
-        if let Some(down) = pair_down {
-            down_section = Some(read_whole_file(down, read(down)?, Direction::Down)?);
+            (
+                Layout::Pair,
+                read_whole_file(up, up_text, Direction::Up)?,
+                None,
+            )
         }
-        if let Some((rollback, text)) = rollback_text {
-            down_section = Some(read_whole_file(rollback, text, Direction::Down)?);
-        }
-        Ok(Migration {
-            version: up.version.clone(),
-            name: up.name.clone(),
-            layout,
-            up: up_section,
-            down: down_section,
-            verify: None,
-        })
-    })();
-    result.map_err(|error| vec![error])
+    };
+    if let Some(down) = pair_down {
+        down_section = Some(read_whole_file(down, read(down)?, Direction::Down)?);
+    }
+    if let Some((rollback, text)) = rollback_text {
+        down_section = Some(read_whole_file(rollback, text, Direction::Down)?);
+    }
+    Ok(Migration {
+        version: up.version.clone(),
+        name: up.name.clone(),
+        layout,
+        up: up_section,
+        down: down_section,
+        verify: None,
+    })
 }
 
 /// Reads a `{version}_{name}.sql` file by the markers it carries (and the format `--migration-format`
@@ -862,7 +987,7 @@ fn read_sections_file(
         .help("keep one of the two rollbacks")),
         (Some(up_marker), down_marker, _) => {
             if let Some(token) = has_code(path, source, 0..up_marker.line_range.start)? {
-                let (line, column) = source.line_col(token.start);
+                let (line, column) = source.line_col(token.start());
                 return Err(SourceError::new(
                     SourceErrorKind::CodeBeforeUp,
                     path,
@@ -900,7 +1025,7 @@ fn read_whole_file(
     let section = match &marker {
         Some(marker) => {
             if let Some(token) = has_code(&candidate.path, source, 0..marker.line_range.start)? {
-                let (line, column) = source.line_col(token.start);
+                let (line, column) = source.line_col(token.start());
                 return Err(SourceError::new(
                     SourceErrorKind::CodeBeforeUp,
                     &candidate.path,

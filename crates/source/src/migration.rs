@@ -264,12 +264,53 @@ impl Section {
     /// error that says how to fix the file.
     pub fn executable_statements(&self, dialect: Dialect) -> Result<Vec<Statement>, SourceError> {
         let statements = self.statements(dialect)?;
+        if dialect == Dialect::Postgres {
+            for pair in statements.windows(2) {
+                self.refuse_sqlite_trigger_body(&pair[0], &pair[1])?;
+            }
+        }
         if self.options.transaction {
             for statement in &statements {
                 self.check_fits_transaction(statement)?;
             }
         }
         Ok(statements)
+    }
+
+    /// A SQLite trigger (`CREATE TRIGGER … BEGIN … END;`) read as PostgreSQL: its body's first
+    /// semicolon ends the statement and the `END` left over is PostgreSQL's `COMMIT`. Said as
+    /// what it is, rather than as a stray `COMMIT`.
+    fn refuse_sqlite_trigger_body(
+        &self,
+        statement: &Statement,
+        next: &Statement,
+    ) -> Result<(), SourceError> {
+        let words: Vec<String> = statement
+            .sql
+            .split_whitespace()
+            .take_while(|word| !word.starts_with("--"))
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let creates_trigger = words.first().is_some_and(|w| w == "CREATE")
+            && words.iter().take(4).any(|w| w == "TRIGGER");
+        if !creates_trigger
+            || !words.iter().any(|w| w == "BEGIN")
+            || !next.sql.trim().eq_ignore_ascii_case("END")
+        {
+            return Ok(());
+        }
+        Err(SourceError::new(
+            SourceErrorKind::TransactionMode,
+            &self.path,
+            "a SQLite trigger (`CREATE TRIGGER … BEGIN … END`), which PostgreSQL cannot run: it ends the \
+             statement at the body's first `;` and reads the `END` as `COMMIT`",
+        )
+        .at(statement.line, statement.column)
+        .help(
+            "this migration is written for SQLite: run it on SQLite, or write the trigger the PostgreSQL way, \
+             a function (`CREATE FUNCTION … RETURNS trigger LANGUAGE plpgsql AS $$ … $$`) and \
+             `CREATE TRIGGER … EXECUTE FUNCTION …`",
+        ))
     }
 
     pub(crate) fn check_fits_transaction(&self, statement: &Statement) -> Result<(), SourceError> {

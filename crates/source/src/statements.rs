@@ -142,17 +142,29 @@ impl Statement {
     }
 }
 
-/// A lexer token with its byte range in the file text.
+/// A lexer token with its byte range in the file text. Twelve bytes: a file of many small
+/// statements has hundreds of thousands of tokens, and this size lets the lexer's own token list
+/// be turned into these in place.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Token {
-    pub start: usize,
-    pub end: usize,
+    start: u32,
+    end: u32,
     pub kind: TokenKind,
 }
 
 impl Token {
     pub fn is_comment(&self) -> bool {
         matches!(self.kind, TokenKind::SqlComment | TokenKind::CComment)
+    }
+
+    /// Byte offset of the token's first character in the file text.
+    pub fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    /// Byte offset just after the token in the file text.
+    pub fn end(&self) -> usize {
+        self.end as usize
     }
 }
 
@@ -198,12 +210,16 @@ pub(crate) fn scan(
             "the file contains a NUL character".into(),
         ));
     }
+    // Offsets fit in u32: the lexer's own are i32.
+    let base = range.start as u32;
     match scan_tokens(sql) {
+        // `into_iter` … `collect` reuses the lexer's list (the standard library collects in
+        // place when the new items are no larger), instead of holding two lists at once.
         Ok(tokens) => Ok(tokens
-            .iter()
+            .into_iter()
             .map(|token| Token {
-                start: range.start + token.start as usize,
-                end: range.start + token.end as usize,
+                start: base + token.start as u32,
+                end: base + token.end as u32,
                 kind: token.token(),
             })
             .collect()),
@@ -277,7 +293,7 @@ pub(crate) fn split_statements(
             tokens.first(),
             tokens.iter().rev().find(|t| !t.is_comment()),
         ) {
-            let span = first.start..last.end;
+            let span = first.start()..last.end();
             let sql = text[span.clone()].to_owned();
             let (line, column) = source.line_col(span.start);
             let transactionality = match dialect {
@@ -306,8 +322,8 @@ pub(crate) fn split_statements(
             if !current.is_empty() {
                 current.push(token);
             } else if let Some(directive) = Directive::parse(
-                &text[token.start..token.end],
-                source.line_col(token.start).0,
+                &text[token.start()..token.end()],
+                source.line_col(token.start()).0,
             ) {
                 directives.push(directive);
             }
@@ -468,7 +484,7 @@ fn classify_sqlite(text: &str, tokens: &[Token]) -> Transactionality {
         .iter()
         .filter(|t| !t.is_comment())
         .take(3)
-        .map(|t| text[t.start..t.end].to_ascii_uppercase())
+        .map(|t| text[t.start()..t.end()].to_ascii_uppercase())
         .collect();
     let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     match word(0) {

@@ -346,3 +346,96 @@ fn transaction_mode_errors_say_how_to_fix_the_file() {
     assert!(error.message.contains("`BEGIN`"), "{}", error.message);
     assert!(error.help.unwrap().contains("first line"));
 }
+
+#[test]
+fn an_empty_down_file_is_an_explicit_noop_rollback() {
+    let set = MigrationSet::load(
+        dir_with(&[
+            ("0001_a.up.sql", b"CREATE TABLE a (id int);\n"),
+            ("0001_a.down.sql", b""),
+            ("0002_b.sql", b"CREATE TABLE b (id int);\n"),
+            ("rollback/0002_rollback_b.sql", b"-- nothing to undo\n"),
+        ])
+        .path(),
+    )
+    .unwrap();
+    for migration in &set.migrations {
+        assert_eq!(migration.down_section().unwrap_err(), MissingDown::Empty);
+    }
+    // An empty up file is still an error.
+    let error = only_error(&[("0001_a.up.sql", b""), ("0001_a.down.sql", b"")]);
+    assert_eq!(error.kind, SourceErrorKind::Empty);
+}
+
+#[test]
+fn read_with_keeps_the_readable_migrations_and_every_problem() {
+    let dir = dir_with(&[
+        ("0001_a.sql", NATIVE),
+        ("0002_b.sql", b"CREATE TABLE b (id int);\n"),
+        ("0002_c.sql", b"-- migrate:up\n"),
+        ("0003_d.SQL", NATIVE),
+    ]);
+    let set = MigrationSet::read_with(dir.path(), &Default::default()).unwrap();
+    let versions: Vec<_> = set.migrations.iter().map(|m| m.version.as_str()).collect();
+    assert_eq!(versions, ["0001"]);
+    let problems: Vec<(SourceErrorKind, Option<&str>)> = set
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.version.as_ref().map(|v| v.as_str())))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (SourceErrorKind::MissingUp, Some("0002")),
+            (SourceErrorKind::DuplicateVersion, Some("0002")),
+            (SourceErrorKind::EmptyUp, Some("0002")),
+            (SourceErrorKind::BadFileName, Some("0003")),
+        ]
+    );
+    assert_eq!(
+        MigrationSet::load(dir.path()).unwrap_err().0.len(),
+        set.problems.len()
+    );
+}
+
+#[test]
+fn check_reports_statements_of_both_directions() {
+    let dir = dir_with(&[
+        (
+            "0001_a.sql",
+            b"-- migrate:up\nBEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n-- migrate:down\nDROP TABLE a;\n",
+        ),
+        ("0002_b.up.sql", b"CREATE TABLE b (id int);\n"),
+        ("0002_b.down.sql", b"VACUUM;\nDROP TABLE b;\n"),
+    ]);
+    let set = MigrationSet::load(dir.path()).unwrap();
+    let errors = set.check(safeshift_source::Dialect::Postgres).unwrap_err();
+    let places: Vec<String> = errors
+        .iter()
+        .map(|e| e.location())
+        .map(|l| l.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(places, ["0001_a.sql:2:1", "0002_b.down.sql:1:1"]);
+}
+
+#[test]
+fn unreadable_migration_like_files_are_problems() {
+    let dir = dir_with(&[("0001_a.sql", NATIVE)]);
+    std::os::unix::fs::symlink("missing.sql", dir.path().join("0002_gone.sql")).unwrap();
+    std::os::unix::fs::symlink("missing.sql", dir.path().join("notes.sql")).unwrap();
+    let set = MigrationSet::read_with(dir.path(), &Default::default()).unwrap();
+    assert_eq!(set.problems.len(), 1, "{:?}", set.problems);
+    assert_eq!(set.problems[0].kind, SourceErrorKind::Io);
+    assert!(
+        set.problems[0]
+            .message
+            .contains("symbolic link to `missing.sql`"),
+        "{}",
+        set.problems[0].message
+    );
+    assert_eq!(
+        set.warnings.len(),
+        1,
+        "a link that is not migration-like is a warning"
+    );
+}

@@ -123,6 +123,7 @@ pub fn record_baseline(
                 format: context.project.format.unwrap_or(Format::Safeshift),
                 reason: "no migrations yet".into(),
             },
+            problems: Vec::new(),
         }
     };
     let history_schema = context.project.history.schema.clone();

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use safeshift::{DeployFailure, Policy, Stage};
+use safeshift::{DeployFailure, Policy, RunOptions, Stage};
 use safeshift_driver::Direction;
 use safeshift_runner::DownTarget;
 
@@ -28,7 +28,11 @@ pub fn run(context: &Context, args: &DownArgs) -> Result<Exit, CliError> {
         environment: environment.environment,
         ..Policy::default()
     };
-    let mut deployment = context.deployment(false, policy)?;
+    let options = RunOptions {
+        strict_rollbacks: args.strict,
+        ..context.run_options(false)
+    };
+    let mut deployment = context.deployment_with(&options, policy)?;
     if args.dry_run {
         let plan = deployment.dry_run_down(&target)?;
         if args.json {

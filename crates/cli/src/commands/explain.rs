@@ -3,7 +3,7 @@
 
 use crate::cli::ExplainArgs;
 use crate::exit::{CliError, Exit};
-use crate::output::out;
+use crate::output::{out, table};
 
 pub fn run(args: &ExplainArgs) -> Result<Exit, CliError> {
     match &args.rule {
@@ -15,12 +15,18 @@ pub fn run(args: &ExplainArgs) -> Result<Exit, CliError> {
         }
         None => {
             let rules = safeshift_lint::rules();
-            let width = rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
-            for rule in rules {
-                out(format!(
-                    "{:<width$}  {:<6}  {}",
-                    rule.id, rule.risk, rule.title
-                ));
+            let rows: Vec<Vec<String>> = rules
+                .iter()
+                .map(|rule| {
+                    vec![
+                        rule.id.to_string(),
+                        rule.risk.as_str().to_owned(),
+                        rule.title.to_string(),
+                    ]
+                })
+                .collect();
+            for line in table(&rows) {
+                out(line);
             }
             out(format!(
                 "\n{} rules. `safeshift explain <rule>` prints one in full.",

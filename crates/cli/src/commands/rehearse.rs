@@ -16,7 +16,9 @@ use crate::commands::print_json;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{err, out};
-use crate::rehearse::{Format, RehearseArgs, render_human, render_markdown};
+use crate::rehearse::{
+    COMMENT_LIMIT, Format, MarkdownOptions, RehearseArgs, render_human, render_markdown,
+};
 
 /// Rehearses the pending migrations and prints the report in the chosen format.
 pub fn run(context: &Context, args: &RehearseArgs) -> Result<Exit, CliError> {
@@ -84,9 +86,38 @@ pub fn run(context: &Context, args: &RehearseArgs) -> Result<Exit, CliError> {
     };
     let report =
         safeshift_rehearse::rehearse(&set, &options, &mut progress).map_err(from_rehearse)?;
+    let full_report = args
+        .full_report
+        .as_deref()
+        .map(|path| path.display().to_string());
+    if let Some(path) = &args.full_report {
+        let whole = match args.format {
+            Format::Human => render_human(&report, true),
+            Format::Markdown => render_markdown(
+                &report,
+                &MarkdownOptions {
+                    limit: None,
+                    every_migration: true,
+                    full_report: None,
+                },
+            ),
+            Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
+        };
+        let plain = anstream::adapter::strip_str(&whole).to_string();
+        std::fs::write(path, plain + "\n").map_err(|error| {
+            CliError::usage(format!("--full-report {}: {error}", path.display()))
+        })?;
+    }
     match args.format {
-        Format::Human => out(render_human(&report)),
-        Format::Markdown => out(render_markdown(&report)),
+        Format::Human => out(render_human(&report, args.details)),
+        Format::Markdown => out(render_markdown(
+            &report,
+            &MarkdownOptions {
+                limit: Some(COMMENT_LIMIT),
+                every_migration: args.details,
+                full_report: full_report.as_deref(),
+            },
+        )),
         Format::Json => print_json(&report),
     }
     Ok(if report.failed() {

@@ -11,11 +11,15 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<Exit, CliError> {
     let mut db = context.connect(false)?;
     let report = migrator.status(db.as_mut())?;
     if args.json {
-        print_json(&report);
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        value["counts"] = serde_json::json!(report.counts());
+        print_json(&value);
     } else {
         render::status(&report, &context.migrations_dir_display());
     }
-    Ok(if args.exit_code && report.pending > 0 {
+    Ok(if args.exit_code && !report.problems.is_empty() {
+        Exit::InvalidFiles
+    } else if args.exit_code && report.pending > 0 {
         Exit::Pending
     } else {
         Exit::Success

@@ -52,6 +52,14 @@ pub struct RehearseArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Show the statements of the migrations that passed too (by default the report gives them
+    /// a summary line; the details are for the ones that did not pass).
+    #[arg(long)]
+    pub details: bool,
+    /// Also write the whole report, every migration in detail, to FILE (in --format's format);
+    /// the Markdown comment, cut to fit a pull request, points at it.
+    #[arg(long, value_name = "FILE")]
+    pub full_report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

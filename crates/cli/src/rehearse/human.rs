@@ -1,6 +1,8 @@
-//! The terminal view of a rehearsal: per migration, a table of its statements (lock, what it
-//! blocks, rewrite, scan, duration, how long the lock is held), then the rollback and re-run
-//! checks and the verdict with its reasons.
+//! The terminal view of a rehearsal: the summary first (one line per migration: verdict,
+//! `up`, rollback, re-run), then the details of the migrations that did not pass (every one
+//! with `details`): a table of its statements (lock, what it blocks, rewrite, scan, duration,
+//! how long the lock is held), the checks, the verdict's reasons and the schema differences.
+//! Long SQL is folded to one line; the JSON report has it whole.
 
 use safeshift_rehearse::{
     MigrationReport, ReapplyCheck, RehearsalReport, RollbackCheck, StatementReport, Verdict,
@@ -10,12 +12,31 @@ use crate::output::{BOLD, DIM, GREEN, RED, YELLOW, styled, table};
 
 use super::diff::difference_lines;
 
-/// The report as terminal text.
-pub fn render(report: &RehearsalReport) -> String {
-    let mut lines = vec![header(report), String::new()];
+/// The longest SQL shown on a line of the report.
+const SQL_WIDTH: usize = 120;
+
+/// The report as terminal text; `details` shows the statements of passing migrations too.
+pub fn render(report: &RehearsalReport, details: bool) -> String {
+    let mut lines = vec![header(report), summary(report), String::new()];
+    lines.extend(summary_table(report));
+    lines.push(String::new());
+    let mut hidden = 0;
     for migration in &report.migrations {
+        if !details && migration.verdict == Verdict::Pass {
+            hidden += 1;
+            continue;
+        }
         migration_lines(migration, report.estimate_method.is_some(), &mut lines);
         lines.push(String::new());
+    }
+    if hidden > 0 {
+        lines.push(styled(
+            DIM,
+            format!(
+                "The statements of the {hidden} migration{} that passed are left out: --details shows them, --format json has everything.",
+                if hidden == 1 { "" } else { "s" }
+            ),
+        ));
     }
     if let Some(failure) = &report.starting_point.failure {
         lines.push(format!("{} {failure}", styled(RED, "error:")));
@@ -32,6 +53,30 @@ pub fn render(report: &RehearsalReport) -> String {
     }
     lines.push(summary(report));
     lines.join("\n")
+}
+
+/// One line per migration: its verdict and how `up`, the rollback and the re-run went.
+fn summary_table(report: &RehearsalReport) -> Vec<String> {
+    let mut rows = vec![
+        ["VERSION", "NAME", "VERDICT", "UP", "ROLLBACK", "RE-RUN"]
+            .map(|h| styled(DIM, h))
+            .to_vec(),
+    ];
+    for migration in &report.migrations {
+        rows.push(vec![
+            migration.version.clone(),
+            migration.name.clone(),
+            verdict(migration.verdict),
+            if migration.up_failure.is_some() {
+                styled(RED, "failed")
+            } else {
+                milliseconds(migration.up_ms)
+            },
+            rollback(&migration.rollback),
+            reapply(&migration.reapply),
+        ]);
+    }
+    table(&rows)
 }
 
 fn header(report: &RehearsalReport) -> String {
@@ -115,6 +160,7 @@ fn migration_lines(migration: &MigrationReport, estimates: bool, lines: &mut Vec
             styled(RED, "failed"),
         ]);
     }
+
     lines.extend(table(&rows).into_iter().map(|line| format!("  {line}")));
     lines.push(format!(
         "  up {} (commit {}) · {} · {}",
@@ -141,7 +187,11 @@ fn migration_lines(migration: &MigrationReport, estimates: bool, lines: &mut Vec
         lines.push(format!("  {mark} {reason}"));
     }
     if let Some(failure) = &migration.up_failure {
-        lines.push(format!("    {}: {}", failure.sql, failure.error));
+        lines.push(format!(
+            "    {}: {}",
+            fold(&failure.sql, SQL_WIDTH),
+            failure.error
+        ));
     }
     if let Some(continued) = &migration.continued {
         lines.push(format!("  {} {continued}", styled(YELLOW, "↻")));
@@ -155,14 +205,20 @@ fn migration_lines(migration: &MigrationReport, estimates: bool, lines: &mut Vec
         RollbackCheck::Failed { failure } => {
             lines.push(format!(
                 "    down line {}: {}: {}",
-                failure.line, failure.sql, failure.error
+                failure.line,
+                fold(&failure.sql, SQL_WIDTH),
+                failure.error
             ));
         }
         _ => {}
     }
     match &migration.reapply {
         ReapplyCheck::Failed { failure } => {
-            lines.push(format!("    line {}: {}", failure.line, failure.sql));
+            lines.push(format!(
+                "    line {}: {}",
+                failure.line,
+                fold(&failure.sql, SQL_WIDTH)
+            ));
             lines.push(format!("    {}", failure.error));
         }
         ReapplyCheck::DifferentSchema { diff, .. } => {
@@ -250,8 +306,9 @@ fn rollback(check: &RollbackCheck) -> String {
         RollbackCheck::Differs { diff, .. } => styled(
             RED,
             format!(
-                "rollback not exact ({} differences)",
-                diff.differences.len()
+                "rollback not exact ({} difference{})",
+                diff.differences.len(),
+                if diff.differences.len() == 1 { "" } else { "s" }
             ),
         ),
         RollbackCheck::Failed { .. } => styled(RED, "down failed"),
@@ -302,6 +359,16 @@ fn join<'a>(names: impl Iterator<Item = &'a str>) -> String {
         "-".to_owned()
     } else {
         names.join(", ")
+    }
+}
+
+/// SQL on one line, runs of whitespace folded, cut at `width` characters.
+pub fn fold(sql: &str, width: usize) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > width {
+        format!("{}…", flat.chars().take(width - 1).collect::<String>())
+    } else {
+        flat
     }
 }
 

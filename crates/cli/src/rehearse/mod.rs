@@ -10,5 +10,5 @@ mod schema;
 pub use args::{DiffArgs, Format, RehearseArgs, SchemaArgs};
 pub use diff::{difference_lines, render as render_diff};
 pub use human::render as render_human;
-pub use markdown::render as render_markdown;
+pub use markdown::{COMMENT_LIMIT, MarkdownOptions, render as render_markdown};
 pub use schema::render as render_schema;

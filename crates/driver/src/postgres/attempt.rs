@@ -8,7 +8,7 @@ use postgres::SimpleQueryMessage;
 
 use super::errors::from_postgres;
 use super::run_lock::fence_error;
-use super::{PostgresDriver, column_value, first_id};
+use super::{PostgresDriver, column_value, first_id, recorded_duration_in};
 use crate::attempt::{Attempt, no_attempt};
 use crate::error::{DriverError, ErrorKind};
 use crate::history::{Failure, NewRecord, Timeouts};
@@ -202,6 +202,7 @@ impl PostgresDriver {
         self.attempt = None;
         self.pending_prelude = None;
         self.prelude_error = None;
+        self.recorded_duration = None;
         if record.transactional && self.lease.is_none() && self.lock_checked_up_front {
             // Nothing is sent yet: the transaction opens with the first statement.
             self.pending_prelude = Some(self.deferred_prelude(timeouts));
@@ -349,17 +350,31 @@ impl PostgresDriver {
         match attempt.id {
             None => {
                 let completion = self.completion(&attempt, applied, applied_checksum);
-                let completed = self.run(&completion).map_err(fence_error);
-                if completed.is_err() {
-                    // Still open (or already rolled back by the failed COMMIT): `fail_attempt`
-                    // rolls it back and records the failure.
-                    self.attempt = Some(attempt);
+                let completed = self
+                    .flush_prelude()
+                    .and_then(|()| {
+                        self.client
+                            .simple_query(&completion)
+                            .map_err(|error| from_postgres(&error))
+                    })
+                    .map_err(fence_error);
+                match completed {
+                    Ok(messages) => {
+                        self.recorded_duration = recorded_duration_in(&messages);
+                        Ok(())
+                    }
+                    Err(error) => {
+                        // Still open (or already rolled back by the failed COMMIT):
+                        // `fail_attempt` rolls it back and records the failure.
+                        self.attempt = Some(attempt);
+                        Err(error)
+                    }
                 }
-                completed
             }
             Some(id) => {
                 let update = self.sql.succeeded(id, applied, applied_checksum, duration);
                 self.run(&update)?;
+                self.recorded_duration = Some(duration);
                 self.reset_session_timeouts()
             }
         }
@@ -382,8 +397,9 @@ impl PostgresDriver {
         let checks_the_lock = attempt.started_at == TRANSACTION_START;
         let completion = self.completion(attempt, applied, applied_checksum);
         match self.send_joined(sql, Some(&completion), checks_the_lock) {
-            Ok(_) => {
+            Ok(messages) => {
                 self.attempt = None;
+                self.recorded_duration = recorded_duration_in(&messages);
                 Ok(())
             }
             Err((Part::Completion, error)) => Err(Finishing::Completion(error)),

@@ -4,7 +4,7 @@
 use postgres::Client;
 
 use super::PostgresDriver;
-use super::errors::describe;
+use super::errors::{connection_hint, describe};
 use super::run_lock::advisory_key;
 use super::tls;
 use crate::error::{DriverError, ErrorKind};
@@ -41,8 +41,15 @@ impl PostgresDriver {
         config.ssl_mode(ssl_mode);
         let connecting = std::time::Instant::now();
         let client = tls.connect(&config).map_err(|error| {
-            DriverError::new(ErrorKind::Connect, format!("could not connect to {}: {}", url.redacted(), describe(&error)))
-                .with_hint("check that the server is running and that the URL's host, port, user, password and database are right")
+            DriverError::new(
+                ErrorKind::Connect,
+                format!(
+                    "could not connect to {}: {}",
+                    url.redacted(),
+                    describe(&error)
+                ),
+            )
+            .with_hint(connection_hint(&error, &config))
         })?;
         let location = options.history.clone();
         let quoted_schema = escape_identifier(&location.schema);
@@ -72,6 +79,7 @@ impl PostgresDriver {
             prelude_error: None,
             lock_checked_up_front: false,
             backend_pid: None,
+            recorded_duration: None,
             pooler_checked: false,
             connecting,
         };

@@ -16,6 +16,82 @@ pub(super) fn describe(error: &postgres::Error) -> String {
     }
 }
 
+/// What to do about a failed connection, by what failed: a missing database (with the command
+/// that creates it), a missing role, a refused or missing password, a server without TLS when
+/// TLS is required, nothing listening, a host name that does not resolve.
+pub(super) fn connection_hint(error: &postgres::Error, config: &postgres::Config) -> String {
+    let user = config.get_user().unwrap_or("postgres");
+    let database = config.get_dbname().unwrap_or(user);
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    if let Some(db) = error.as_db_error() {
+        match db.code().code() {
+            "3D000" => {
+                return format!(
+                    "the server has no database {database}: create it with `createdb -h {host} -p {port} -U {user} {database}` \
+                     (or `CREATE DATABASE {};` as a role allowed to), or fix the database name in the URL",
+                    quoted(database)
+                );
+            }
+            "28000" if db.message().contains("role") => {
+                return format!(
+                    "the server has no role {user}: connect as an existing role (the URL's user, or PGUSER), \
+                     or create it with `CREATE ROLE {} LOGIN PASSWORD '…';`",
+                    quoted(user)
+                );
+            }
+            "28000" => {
+                return format!(
+                    "the server's pg_hba.conf lets no role {user} connect to {database} from here: add an entry for this host, or connect from an allowed one"
+                );
+            }
+            "28P01" => {
+                return format!(
+                    "the password for role {user} was refused: check the password in the URL (or PGPASSWORD); safeshift never prints it"
+                );
+            }
+            _ => {}
+        }
+    }
+    let text = describe(error).to_lowercase();
+    if text.contains("password missing") {
+        return format!(
+            "the server asks role {user} for a password and none was given: put it in the URL (postgres://{user}:PASSWORD@…) or in PGPASSWORD"
+        );
+    }
+    if text.contains("server does not support tls") {
+        return "the server does not accept TLS connections, and the URL's sslmode insists on TLS: turn `ssl` on in the server's \
+                configuration, or, on a network you trust, use sslmode=prefer (TLS when the server offers it)"
+            .to_owned();
+    }
+    let io = std::error::Error::source(error).and_then(|e| e.downcast_ref::<std::io::Error>());
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::ConnectionRefused) => {
+            return format!(
+                "nothing is listening on {host}:{port}: start the server, or fix the host and port in the URL (or PGHOST and PGPORT)"
+            );
+        }
+        Some(std::io::ErrorKind::TimedOut) => {
+            return format!(
+                "{host}:{port} did not answer in time: check the host, the port and any firewall between here and the server"
+            );
+        }
+        _ => {}
+    }
+    if text.contains("lookup address") || text.contains("name or service not known") {
+        return format!(
+            "the host name {host} does not resolve: check the host in the URL (or PGHOST)"
+        );
+    }
+    "check that the server is running and that the URL's host, port, user, password and database are right".to_owned()
+}
+
 /// Classifies an error from a `postgres::Client` (from [`PostgresDriver::client`] or
 /// [`PostgresDriver::connect_again`]) the way the driver classifies its own.
 pub fn classify_postgres_error(error: &postgres::Error) -> DriverError {

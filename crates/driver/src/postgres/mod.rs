@@ -71,6 +71,8 @@ pub struct PostgresDriver {
     lock_checked_up_front: bool,
     /// The server process of this connection (meaningful on a direct connection only).
     backend_pid: Option<i64>,
+    /// The duration recorded for the attempt that succeeded last.
+    recorded_duration: Option<Duration>,
     /// The connection was probed for a transaction pooler (before the advisory lock is taken).
     pooler_checked: bool,
     /// When this connection began to connect: a server process older than that is not its own.
@@ -315,6 +317,10 @@ impl Driver for PostgresDriver {
         PostgresDriver::execute_and_finish(self, sql, applied, applied_checksum, duration)
     }
 
+    fn recorded_duration(&self) -> Option<Duration> {
+        self.recorded_duration
+    }
+
     fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError> {
         PostgresDriver::fail_attempt(self, failure)
     }
@@ -377,6 +383,13 @@ fn column_value(messages: &[SimpleQueryMessage], column: &str) -> Option<String>
         }
         _ => None,
     })
+}
+
+/// The duration a history row inserted in this query string recorded (server-timed).
+fn recorded_duration_in(messages: &[SimpleQueryMessage]) -> Option<Duration> {
+    column_value(messages, crate::history_sql::RECORDED_DURATION)
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis)
 }
 
 fn first_id(messages: &[SimpleQueryMessage]) -> Result<i64, DriverError> {

@@ -45,6 +45,8 @@ pub struct SqliteDriver {
     statement_timeout: Duration,
     /// The attempt in progress.
     attempt: Option<Attempt>,
+    /// The duration recorded for the attempt that succeeded last.
+    recorded_duration: Option<Duration>,
 }
 
 impl SqliteDriver {
@@ -133,6 +135,7 @@ impl SqliteDriver {
             epoch,
             statement_timeout: Duration::ZERO,
             attempt: None,
+            recorded_duration: None,
         })
     }
 
@@ -392,6 +395,7 @@ impl Driver for SqliteDriver {
     ) -> Result<(), DriverError> {
         self.refuse_if_missing()?;
         self.attempt = None;
+        self.recorded_duration = None;
         self.connection
             .busy_timeout(busy_timeout(timeouts.lock_timeout))
             .map_err(|e| from_sqlite(&e))?;
@@ -494,7 +498,12 @@ impl Driver for SqliteDriver {
         self.connection
             .busy_timeout(DEFAULT_BUSY)
             .map_err(|e| from_sqlite(&e))?;
+        self.recorded_duration = result.is_ok().then_some(duration);
         result
+    }
+
+    fn recorded_duration(&self) -> Option<Duration> {
+        self.recorded_duration
     }
 
     fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError> {

@@ -102,7 +102,8 @@ fn read_migration(
     );
     let section = |file_path: &Path, relative_path: &Path, direction: Direction| {
         let file = read_file(file_path, &options.variables)?;
-        if file.text.as_str().trim().is_empty() {
+        // An empty down.sql is an explicit no-op rollback.
+        if direction == Direction::Up && file.text.as_str().trim().is_empty() {
             return Err(empty_file_error(file_path));
         }
         let end = file.text.as_str().len();

@@ -431,7 +431,8 @@ fn read_section(
     options: &LoadOptions,
 ) -> Result<Section, SourceError> {
     let mut file = read_file(path, &options.variables)?;
-    if file.text.as_str().trim().is_empty() {
+    // An empty undo file is an explicit no-op rollback.
+    if direction == Direction::Up && file.text.as_str().trim().is_empty() {
         return Err(empty_file_error(path));
     }
     if config.placeholder_replacement {

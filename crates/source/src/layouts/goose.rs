@@ -214,7 +214,7 @@ pub(crate) fn read(
     };
     let source = &file.text;
     if let Some(token) = has_code(path, source, 0..source.line_start(up_line))? {
-        let (line, column) = source.line_col(token.start);
+        let (line, column) = source.line_col(token.start());
         return Err(SourceError::new(
             SourceErrorKind::CodeBeforeUp,
             path,

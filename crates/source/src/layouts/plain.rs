@@ -76,7 +76,7 @@ pub(crate) fn read(
     let (up_line, up_range, up_body) = match up {
         Some((line, start)) => {
             if let Some(token) = has_code(path, source, 0..start)? {
-                let (code_line, column) = source.line_col(token.start);
+                let (code_line, column) = source.line_col(token.start());
                 return Err(SourceError::new(
                     SourceErrorKind::CodeBeforeUp,
                     path,

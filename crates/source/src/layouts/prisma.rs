@@ -69,7 +69,8 @@ fn read_migration(
         |file: &str| PathBuf::from(path.strip_prefix(directory).unwrap_or(path)).join(file);
     let section = |file_path: &Path, direction: Direction, relative_path: PathBuf| {
         let file = read_file(file_path, &options.variables)?;
-        if file.text.as_str().trim().is_empty() {
+        // An empty down.sql is an explicit no-op rollback.
+        if direction == Direction::Up && file.text.as_str().trim().is_empty() {
             return Err(empty_file_error(file_path));
         }
         let end = file.text.as_str().len();
