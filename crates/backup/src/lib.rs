@@ -126,6 +126,7 @@ pub fn space_check(database: &Database, dir: &Path) -> Result<SpaceCheck, Backup
                     .map(|m| m.len())
                     .unwrap_or(0)
         }
+        Engine::Mysql => return Err(mysql_pending()),
     };
     Ok(SpaceCheck {
         database_bytes,
@@ -234,7 +235,12 @@ pub fn create(database: &Database, options: &CreateOptions) -> Result<Backup, Ba
                 },
             )
         }
+        Engine::Mysql => Err(mysql_pending()),
     }
+}
+
+fn mysql_pending() -> BackupError {
+    BackupError::Refused("MySQL backups are not built yet".into())
 }
 
 fn finish(partial: &Path, path: PathBuf, metadata: Metadata) -> Result<Backup, BackupError> {
@@ -507,6 +513,7 @@ pub fn restore_preview(
             };
             (file.display().to_string(), tables)
         }
+        (Engine::Mysql, RestoreTarget::InPlace) => return Err(mysql_pending()),
     };
     let (replaced, kept): (Vec<_>, Vec<_>) = current
         .into_iter()
@@ -607,6 +614,7 @@ pub fn restore(
                 Ok(path.display().to_string())
             }
         },
+        Engine::Mysql => Err(mysql_pending()),
     }
 }
 
@@ -654,5 +662,6 @@ pub fn describe_server(database: &Database) -> Result<(String, String), BackupEr
             rusqlite::version().to_owned(),
             database.sqlite_file()?.display().to_string(),
         )),
+        Engine::Mysql => Err(mysql_pending()),
     }
 }

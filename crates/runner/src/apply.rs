@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
-    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, PostgresDriver, RecordKind,
-    Status,
+    Driver, DriverError, ErrorKind, Failure, Finishing, MysqlDriver, NewRecord, PostgresDriver,
+    RecordKind, Status,
 };
 use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
 
@@ -93,7 +93,7 @@ impl<'s> StepRun<'s> {
             step,
             settings,
             interrupt,
-            transactional: step.section.options.transaction,
+            transactional: step.transactional,
             version: step.migration.version.as_str(),
             file: step.section.relative_path.display().to_string(),
             prefixes: Checksum::of_statement_prefixes(
@@ -173,10 +173,15 @@ impl<'s> StepRun<'s> {
             let applied_after = index + 1;
             // Without a migration transaction, a statement that can run in a transaction gets
             // one of its own, committed with its progress record: applied if and only if
-            // recorded, even when the runner dies in between.
+            // recorded, even when the runner dies in between. A statement that commits
+            // implicitly (MySQL DDL) is sent with its progress record, which the server writes
+            // only if the statement succeeded.
             let own_transaction = !self.transactional
                 && !in_user_transaction
-                && statement.transactionality == Transactionality::Any;
+                && matches!(
+                    statement.transactionality,
+                    Transactionality::Any | Transactionality::CommitsImplicitly { .. }
+                );
             let context = StatementContext {
                 run_id: &self.settings.identity.run_id,
                 version: self.version,
@@ -243,6 +248,7 @@ impl<'s> StepRun<'s> {
         let outside = matches!(
             statement.transactionality,
             Transactionality::OutsideTransaction { .. }
+                | Transactionality::CommitsImplicitly { .. }
         );
         if !self.transactional && outside {
             refuse_if_still_running(db, statement).map_err(at)?;
@@ -538,21 +544,33 @@ fn clear_invalid_index(
 /// while running it leaves it running on the server until the server notices (through a
 /// connection pooler it may not notice at all). Running it again then would apply it twice.
 fn refuse_if_still_running(db: &mut dyn Driver, statement: &Statement) -> Result<(), DriverError> {
-    let still_running = match PostgresDriver::of_mut(db) {
-        Some(postgres) => postgres.statement_in_progress(&statement.sql)?,
-        // Only a server keeps running a statement whose client is gone.
-        None => None,
+    // Only a server keeps running a statement whose client is gone.
+    let (still_running, cancel) = if let Some(postgres) = PostgresDriver::of_mut(db) {
+        let pid = postgres.statement_in_progress(&statement.sql)?;
+        (
+            pid.map(|pid| format!("process {pid}")),
+            pid.map(|pid| format!("SELECT pg_cancel_backend({pid});")),
+        )
+    } else if let Some(mysql) = MysqlDriver::of_mut(db) {
+        // MySQL records the statement's progress when it finishes, even for a dead runner.
+        let id = mysql.statement_in_progress(&statement.sql)?;
+        (
+            id.map(|id| format!("connection {id}")),
+            id.map(|id| format!("KILL QUERY {id};")),
+        )
+    } else {
+        (None, None)
     };
-    match still_running {
-        None => Ok(()),
-        Some(pid) => Err(DriverError::new(
+    match (still_running, cancel) {
+        (Some(process), Some(cancel)) => Err(DriverError::new(
             ErrorKind::Statement,
-            format!("this statement is still running on the server in process {pid}, left by an interrupted run"),
+            format!("this statement is still running on the server in {process}, left by an interrupted run"),
         )
         .with_sqlstate(REFUSED)
         .with_hint(format!(
-            "wait for it to finish, or cancel it with `SELECT pg_cancel_backend({pid});`, then run `safeshift up` again"
+            "wait for it to finish, or cancel it with `{cancel}`, then run `safeshift up` again"
         ))),
+        _ => Ok(()),
     }
 }
 

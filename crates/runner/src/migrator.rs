@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use safeshift_driver::{
     Direction, Driver, HistoryRecord, LockAttempt, LockRequest, NewRecord, RecordKind, Status,
 };
-use safeshift_source::{MigrationSet, Version};
+use safeshift_source::{Dialect, Migration, MigrationSet, Version, implicit_commit};
 
 use crate::apply::{run_step, sleep_unless_interrupted};
 use crate::error::RunError;
@@ -23,6 +23,17 @@ use crate::report::{
 };
 use crate::settings::Settings;
 use crate::state::HistoryState;
+
+/// The kind of the first statement of a migration's up section that commits implicitly, on
+/// the one engine that has such statements (MySQL); a section that does not split is left to
+/// the run to report.
+fn implicit_commit_of(migration: &Migration, dialect: Dialect) -> Option<String> {
+    if dialect != Dialect::Mysql {
+        return None;
+    }
+    let statements = migration.up.statements(dialect).ok()?;
+    implicit_commit(&statements).map(str::to_owned)
+}
 
 /// A migration applied without safeshift, to record as applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +103,7 @@ impl Migrator {
 
     /// Where every migration stands. Takes no lock and writes nothing.
     pub fn status(&self, db: &mut dyn Driver) -> Result<StatusReport, RunError> {
+        let dialect = db.dialect();
         let history_exists = db.history_exists()?;
         let records = db.read_history()?;
         let state = HistoryState::from_records(&records);
@@ -170,7 +182,11 @@ impl Migrator {
                 checksum: current_checksum,
                 recorded_checksum,
                 has_down: migration.is_some_and(|m| m.down_section().is_ok()),
-                transactional: migration.map(|m| m.up.options.transaction),
+                transactional: migration
+                    .map(|m| m.up.options.transaction && implicit_commit_of(m, dialect).is_none()),
+                implicit_commit: migration
+                    .filter(|m| m.up.options.transaction)
+                    .and_then(|m| implicit_commit_of(m, dialect)),
                 partial: partial.map(|p| PartialProgress {
                     direction: p.direction,
                     applied: p.applied,
@@ -262,9 +278,12 @@ impl Migrator {
                     version: step.migration.version.to_string(),
                     name: step.migration.name.clone(),
                     file: step.section.path.display().to_string(),
-                    transactional: step.section.options.transaction,
+                    transactional: step.transactional,
+                    implicit_commit: implicit_commit(&step.statements)
+                        .filter(|_| step.section.options.transaction)
+                        .map(str::to_owned),
                     resume_from: step.resume_from,
-                    frame: db.attempt_frame(step.section.options.transaction, &step.timeouts),
+                    frame: db.attempt_frame(step.transactional, &step.timeouts),
                     statements: step
                         .statements
                         .iter()
