@@ -25,7 +25,7 @@ mod postgres;
 mod sqlite;
 mod url;
 
-pub use error::{DriverError, ErrorKind};
+pub use error::{DriverError, ErrorKind, code_label};
 pub use events::{EventKind, EventOutcome, EventRecord, NewEvent};
 pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,

@@ -119,6 +119,16 @@ fn offset_of(text: &str, line: u64, column: u64) -> usize {
     LineOffsets::new(text).offset(line, column)
 }
 
+/// What a single MySQL statement needs from the transaction around it (see [`split`]); a
+/// statement the lexer rejects is left to the server, which reports it.
+pub fn classify_mysql(sql: &str) -> Transactionality {
+    let source = SourceText::from_normalized(sql);
+    match scan(Path::new(""), &source, 0..sql.len()) {
+        Ok(tokens) => classify(&leading_words(&tokens.iter().collect::<Vec<_>>())),
+        Err(_) => Transactionality::Any,
+    }
+}
+
 /// The first token in `range` that is not a comment, if any.
 pub(crate) fn first_code(
     path: &Path,

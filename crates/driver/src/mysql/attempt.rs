@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use mysql::prelude::Queryable;
 
-use super::{MysqlDriver, from_mysql, rows};
+use safeshift_source::{Transactionality, classify_mysql};
+
+use super::{MysqlDriver, MysqlFlavor, from_mysql, rows};
 use crate::attempt::{Attempt, no_attempt};
 use crate::error::{DriverError, ErrorKind};
 use crate::history::{Failure, NewRecord, Timeouts};
@@ -86,7 +88,7 @@ impl MysqlDriver {
     }
 
     pub(super) fn execute(&mut self, sql: &str) -> Result<(), DriverError> {
-        self.with_statement_timeout(sql, None)
+        self.with_statement_timeout(sql, sql)
             .map_err(|(_, error)| error)
     }
 
@@ -101,14 +103,33 @@ impl MysqlDriver {
             applied,
             applied_checksum,
         );
+        let commits_implicitly = matches!(
+            classify_mysql(sql),
+            Transactionality::CommitsImplicitly { .. }
+        );
+        if commits_implicitly && self.flavor == MysqlFlavor::Mariadb {
+            self.lock_check()?;
+            // One compound statement: the server runs its body to the end whatever happens to
+            // the client, and stops at the first statement that fails. A statement a compound
+            // statement cannot hold (creating a stored program) goes the other way.
+            let compound = format!("BEGIN NOT ATOMIC {sql}\n;\n{progress};\nEND");
+            match self.with_statement_timeout(sql, &compound) {
+                Err((_, error)) if not_in_a_compound_statement(&error) => {}
+                other => return other.map_err(|(_, error)| error),
+            }
+        }
         self.run("START TRANSACTION")?;
         if let Err(error) = self.lock_check() {
             let _ = self.run("ROLLBACK");
             return Err(error);
         }
-        // The newline ends a trailing `--` comment of the statement.
-        let completion = format!("\n;\n{progress};\nCOMMIT");
-        match self.with_statement_timeout(sql, Some(&completion)) {
+        // The newline ends a trailing `--` comment of the statement. The server stops at the
+        // first statement that fails; but a client killed during a statement that commits
+        // implicitly (on MySQL, which has no compound statements outside stored programs)
+        // leaves it applied and its record unwritten: the next run finds it still running, or
+        // fails on running it again, and says so.
+        let text = format!("{sql}\n;\n{progress};\nCOMMIT");
+        match self.with_statement_timeout(sql, &text) {
             Ok(()) => Ok(()),
             Err((part, error)) => {
                 // A statement that commits implicitly has committed what it did; a statement
@@ -207,25 +228,17 @@ impl MysqlDriver {
         AttemptFrame { before, after }
     }
 
-    /// Sends `sql`, followed in the same query string by `completion` when given, with the
-    /// attempt's `statement_timeout` enforced: MySQL limits only SELECTs by itself, so a
-    /// watcher thread sends `KILL QUERY` when the time is up. An error says which part failed.
-    fn with_statement_timeout(
-        &mut self,
-        sql: &str,
-        completion: Option<&str>,
-    ) -> Result<(), (Part, DriverError)> {
+    /// Sends `text`, the statement `sql` with whatever goes with it, with the attempt's
+    /// `statement_timeout` enforced: MySQL limits only SELECTs by itself, so a watcher thread
+    /// sends `KILL QUERY` when the time is up. An error says which part failed.
+    fn with_statement_timeout(&mut self, sql: &str, text: &str) -> Result<(), (Part, DriverError)> {
         let timeout = self
             .attempt
             .as_ref()
             .map(|attempt| attempt.timeouts.statement_timeout)
             .unwrap_or_default();
-        let text = match completion {
-            Some(completion) => format!("{sql}{completion}"),
-            None => sql.to_owned(),
-        };
         if timeout.is_zero() {
-            return send(&mut self.conn, &text, sql);
+            return send(&mut self.conn, text, sql);
         }
         let cancel = self.canceller();
         let expired = Arc::new(AtomicBool::new(false));
@@ -239,7 +252,7 @@ impl MysqlDriver {
                 }
             })
         };
-        let result = send(&mut self.conn, &text, sql);
+        let result = send(&mut self.conn, text, sql);
         drop(finished);
         // A KILL QUERY sent as the statement ended must land before the next statement starts.
         let _ = watcher.join();
@@ -254,6 +267,12 @@ impl MysqlDriver {
             (part, error)
         })
     }
+}
+
+/// MariaDB refuses this statement inside a compound statement (`ER_SP_BADSTATEMENT`,
+/// `ER_SP_NO_RECURSIVE_CREATE`): nothing ran.
+fn not_in_a_compound_statement(error: &DriverError) -> bool {
+    matches!(error.sqlstate.as_deref(), Some("MySQL 1314" | "MySQL 1303"))
 }
 
 /// Which part of a query string an error belongs to.

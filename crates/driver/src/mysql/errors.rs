@@ -32,7 +32,7 @@ pub(crate) fn from_mysql(error: &mysql::Error, sql: Option<&str>) -> DriverError
                 _ => ErrorKind::Statement,
             };
             let mut driver_error = DriverError::new(kind, server.message.clone())
-                .with_sqlstate(server.code.to_string());
+                .with_sqlstate(format!("MySQL {}", server.code));
             if server.code == PARSE_ERROR {
                 driver_error.position =
                     sql.and_then(|sql| syntax_error_position(sql, &server.message));
@@ -103,7 +103,7 @@ mod tests {
         let other = from_mysql(&server(1054), None);
         assert_eq!(
             (other.kind, other.sqlstate.as_deref()),
-            (ErrorKind::Statement, Some("1054"))
+            (ErrorKind::Statement, Some("MySQL 1054"))
         );
     }
 }

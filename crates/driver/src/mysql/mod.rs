@@ -4,11 +4,13 @@
 //!
 //! MySQL commits the open transaction before and after every DDL statement, so a migration
 //! holding DDL cannot be applied together with its history row. The runner runs such a
-//! migration statement by statement, and this driver sends each DDL statement in one query
-//! string with its progress record: the server runs the record only if the statement
-//! succeeded, and runs it even if the runner was killed meanwhile, so the statement counts as
-//! applied if and only if it is recorded. Statements that can run in a transaction run in one
-//! of their own, committed with their progress record.
+//! migration statement by statement. On MariaDB this driver sends each DDL statement inside a
+//! compound statement (`BEGIN NOT ATOMIC … END`) with its progress record: the server writes
+//! the record only if the statement succeeded, and writes it even if the runner was killed
+//! meanwhile, so the statement counts as applied if and only if it is recorded. MySQL has no
+//! compound statements outside stored programs; there the record follows in the same query
+//! string, which the server abandons when the client is gone (see [`attempt`]). Statements that
+//! can run in a transaction run in one of their own, committed with their progress record.
 //!
 //! The history lives in the database the URL names, as the table `{schema}_{table}`
 //! (`safeshift_history`): on MySQL a schema is a database, and keeping the history beside the
@@ -118,9 +120,10 @@ impl MysqlDriver {
     /// are run again.
     pub fn statement_in_progress(&mut self, sql: &str) -> Result<Option<i64>, DriverError> {
         let text = literal(Dialect::Mysql, sql);
+        // The statement may run inside the compound statement it was sent in.
         let found = self.first_value(&format!(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
-             AND COMMAND IN ('Query', 'Execute') AND LEFT(INFO, CHAR_LENGTH({text})) = {text} LIMIT 1"
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND DB = DATABASE() \
+             AND COMMAND IN ('Query', 'Execute') AND LOCATE({text}, INFO) > 0 LIMIT 1"
         ))?;
         Ok(found.and_then(|id| id.parse().ok()))
     }
