@@ -716,3 +716,89 @@ fn a_runner_killed_in_a_transaction_leaves_nothing_applied() {
         ]
     );
 }
+
+/// A user with a password, allowed on `db` only, and a project that connects as that user.
+fn password_project(db: &TestMysqlDatabase, password: &str) -> Project {
+    let user = format!("u{}", &db.name()[db.name().len().saturating_sub(12)..]);
+    let mut conn = db.conn();
+    conn.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; GRANT ALL ON *.* TO '{user}'@'%'"
+    ))
+    .unwrap();
+    let url = db
+        .url()
+        .replacen("safeshift@", &format!("{user}:{password}@"), 1);
+    Project::mysql(url)
+}
+
+#[test]
+fn backups_are_dumped_verified_and_restored_without_showing_the_password() {
+    const PASSWORD: &str = "s3cret-Pw";
+    let db = TestMysqlDatabase::new();
+    let project = password_project(&db, PASSWORD);
+    project.migration(
+        "0001_accounts.sql",
+        "CREATE TABLE accounts (id int PRIMARY KEY, note text);\n\
+         INSERT INTO accounts VALUES (1, 'a (b); c'), (2, 'it\\'s\\nthere');",
+        "DROP TABLE accounts;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    let created = project.run(&["backup", "create"]);
+    created.expect(exit::OK);
+    let dir = project.path().join("backups");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|e| e == "sql"))
+        .expect("a .sql dump");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let metadata = std::fs::read_to_string(file.with_extension("sql.json")).unwrap();
+    assert!(metadata.contains("mariadb-dump"), "{metadata}");
+    let file_arg = file.display().to_string();
+    let verified = project.run(&["backup", "verify", "--deep", &file_arg]);
+    verified.expect(exit::OK);
+    assert!(verified.stdout.contains("0 differ"), "{}", verified.stdout);
+
+    let mut conn = db.conn();
+    conn.query_drop("DELETE FROM accounts WHERE id = 2; INSERT INTO accounts VALUES (3, 'later')")
+        .unwrap();
+    project
+        .run(&["backup", "restore", &file_arg, "--yes"])
+        .expect(exit::OK);
+    assert_eq!(
+        my_rows(&mut conn, "SELECT id, note FROM accounts ORDER BY id"),
+        [
+            vec![Some("1".into()), Some("a (b); c".into())],
+            vec![Some("2".into()), Some("it's\nthere".into())],
+        ]
+    );
+    let copy = format!("copy{}", &db.name()[db.name().len().saturating_sub(12)..]);
+    project
+        .run(&["backup", "restore", &file_arg, "--to", &copy, "--yes"])
+        .expect(exit::OK);
+    assert_eq!(
+        my_value(
+            &mut conn,
+            &format!("SELECT COUNT(*) FROM `{copy}`.accounts")
+        ),
+        "2"
+    );
+    conn.query_drop(format!("DROP DATABASE `{copy}`")).unwrap();
+
+    // A dump cut short is caught by its checksum, and by its missing last line.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, &text[..text.len() / 2]).unwrap();
+    let damaged = project.run(&["backup", "verify", &file_arg]);
+    assert_ne!(damaged.code, exit::OK, "{}", damaged.all());
+    assert!(damaged.all().contains("checksum"), "{}", damaged.all());
+
+    for run in [&created, &verified, &damaged] {
+        assert!(!run.all().contains(PASSWORD), "{}", run.all());
+    }
+    assert!(!metadata.contains(PASSWORD), "{metadata}");
+}

@@ -33,7 +33,7 @@ use crate::events::{EventRecord, EventsSql, NewEvent, parse_event};
 use crate::history::{Failure, HistoryRecord, NewRecord, Timeouts};
 use crate::history_sql::{Ending, HistorySql, literal, parse_row};
 use crate::lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
-use crate::{AttemptFrame, Canceller, Dialect, Driver, Engine, ServerInfo};
+use crate::{AttemptFrame, Canceller, Dialect, Driver, Engine, ServerInfo, TableSize};
 
 pub(crate) use errors::from_mysql;
 use lease::Lease;
@@ -126,6 +126,28 @@ impl MysqlDriver {
              AND COMMAND IN ('Query', 'Execute') AND LOCATE({text}, INFO) > 0 LIMIT 1"
         ))?;
         Ok(found.and_then(|id| id.parse().ok()))
+    }
+
+    /// Every base table of the database with the server's estimates of its rows and its size
+    /// (data and indexes), from `information_schema.TABLES`: no table is opened or locked.
+    pub fn table_sizes(&mut self) -> Result<Vec<TableSize>, DriverError> {
+        Ok(rows(
+            &mut self.conn,
+            "SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) \
+             FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' \
+             ORDER BY TABLE_NAME",
+        )?
+        .into_iter()
+        .map(|row| {
+            let number = |i: usize| row[i].as_deref().and_then(|n| n.parse().ok()).unwrap_or(0);
+            TableSize {
+                schema: None,
+                table: row[0].clone().unwrap_or_default(),
+                rows: number(1),
+                bytes: number(2),
+            }
+        })
+        .collect())
     }
 
     fn run(&mut self, sql: &str) -> Result<(), DriverError> {
