@@ -802,3 +802,72 @@ fn backups_are_dumped_verified_and_restored_without_showing_the_password() {
     }
     assert!(!metadata.contains(PASSWORD), "{metadata}");
 }
+
+/// DDL waiting behind an open transaction: `activity` shows the waiting ALTER under the
+/// transaction that blocks it, and the watchdog names the blocker and, past its lock-wait limit,
+/// stops the run (the statement is killed, the attempt recorded as interrupted).
+#[test]
+fn activity_and_the_watchdog_name_the_transaction_blocking_ddl() {
+    const GUARD: i32 = 9;
+    let db = TestMysqlDatabase::new();
+    let project = Project::mysql(db.url());
+    project.migration("0001_t.sql", "CREATE TABLE t (a int);", "DROP TABLE t;");
+    project.run(&["up"]).expect(exit::OK);
+    project.migration(
+        "0002_alter.sql",
+        "ALTER TABLE t ADD COLUMN b int;",
+        "ALTER TABLE t DROP COLUMN b;",
+    );
+    let mut blocker = hold_metadata_lock(&db, "t");
+    let blocker_id = my_value(&mut blocker, "SELECT CONNECTION_ID()");
+    let runner = spawn(
+        &project,
+        &["up", "--abort-on", "lock-wait=2s", "--lock-timeout", "60s"],
+    );
+    let mut conn = db.conn();
+    let mut alter = None;
+    wait_until("the ALTER waits for its metadata lock", || {
+        alter = connection_running(&mut conn, "ADD COLUMN b");
+        alter
+            .as_ref()
+            .is_some_and(|(_, state)| state.contains("metadata lock"))
+    });
+    let (alter_id, _) = alter.unwrap();
+    let activity = project.run(&["activity"]);
+    activity.expect(exit::OK);
+    assert!(
+        activity.stdout.contains(&format!("pid {blocker_id} (")),
+        "{}",
+        activity.stdout
+    );
+    assert!(
+        activity
+            .stdout
+            .contains(&format!("└ waits for the one above: pid {alter_id} (")),
+        "{}",
+        activity.stdout
+    );
+    let json = project.run(&["activity", "--json"]).json();
+    assert_eq!(json["engine"], "MariaDB");
+    let run = finish(runner);
+    run.expect(GUARD);
+    assert!(
+        run.stderr.contains(&format!("pid {blocker_id} (")),
+        "the watchdog names the blocker:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("watchdog: the migration has waited"),
+        "{}",
+        run.stderr
+    );
+    blocker.query_drop("COMMIT").unwrap();
+    assert_eq!(column_count(&mut conn, "t", "b"), "0");
+    assert_eq!(
+        my_rows(
+            &mut conn,
+            "SELECT status FROM safeshift_history WHERE version = '0002'"
+        ),
+        [vec![Some("failed".to_owned())]]
+    );
+}

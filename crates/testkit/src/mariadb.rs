@@ -36,6 +36,8 @@ const TEST_SETTINGS: &[&str] = &[
     "--innodb-log-file-size=32M",
     "--max-connections=500",
     "--character-set-server=utf8mb4",
+    // Names the holders of metadata locks, as a production server with the plugin would.
+    "--plugin-load-add=metadata_lock_info",
 ];
 
 /// A MariaDB server on 127.0.0.1, stopped (and its directory removed) when dropped, and at the
