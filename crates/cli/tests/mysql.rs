@@ -871,3 +871,66 @@ fn activity_and_the_watchdog_name_the_transaction_blocking_ddl() {
         [vec![Some("failed".to_owned())]]
     );
 }
+
+#[test]
+fn lint_grades_alters_by_what_the_connected_server_does_online() {
+    let db = TestMysqlDatabase::new();
+    let project = Project::mysql(db.url());
+    project.migration(
+        "0001_accounts.sql",
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, email varchar(20) NOT NULL, note text);",
+        "DROP TABLE accounts;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    project.migration(
+        "0002_changes.sql",
+        "ALTER TABLE accounts ADD COLUMN age int;\n\
+         ALTER TABLE accounts MODIFY COLUMN email bigint NOT NULL;",
+        "ALTER TABLE accounts DROP COLUMN age;",
+    );
+    let lint = project.run(&["lint"]);
+    lint.expect(8);
+    assert!(
+        lint.stdout.contains(
+            "high[mysql-alter-copies-table]: `MODIFY COLUMN email` copies accounts on MariaDB"
+        ),
+        "{}",
+        lint.stdout
+    );
+    assert!(
+        lint.stdout
+            .contains("         ALTER TABLE accounts ADD COLUMN age int, ALGORITHM=INSTANT"),
+        "{}",
+        lint.stdout
+    );
+    assert!(
+        lint.stdout
+            .contains("migrations/0002_changes.sql (version 0002): risk high"),
+        "{}",
+        lint.stdout
+    );
+    assert!(
+        !lint.stdout.contains("0001_accounts"),
+        "applied migrations are not reported: {}",
+        lint.stdout
+    );
+    let json = project.run(&["lint", "--format", "json"]).json();
+    assert_eq!(json["files"][0]["findings"][1]["algorithm"], "copy");
+    assert_eq!(json["files"][0]["findings"][1]["blocks_writes"], true);
+    // Without a server, the version given decides: MySQL 8.0.20 adds a column in place only
+    // as the last column, instantly.
+    let offline = project.run(&[
+        "lint",
+        "--all",
+        "--mysql-version",
+        "8.0.20",
+        "--fail-on",
+        "low",
+    ]);
+    offline.expect(8);
+    assert!(
+        offline.stdout.contains("for MySQL 8.0.20"),
+        "{}",
+        offline.stdout
+    );
+}
