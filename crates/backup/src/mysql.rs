@@ -9,13 +9,14 @@
 //! copy restored into a scratch database (row counts only: the content of a restored copy has
 //! nothing of the dump's to be hashed against).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use safeshift_driver::{
-    ConnectOptions, DatabaseUrl, Driver, MysqlDriver, MysqlFlavor, TableSize, redact,
+    ClientOptionFile, ConnectOptions, DatabaseUrl, Driver, MysqlDriver, MysqlFlavor, TableSize,
+    redact,
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -33,7 +34,7 @@ const COMPLETED: &str = "-- Dump completed";
 /// the server.
 pub(crate) struct Connection {
     pub driver: MysqlDriver,
-    options_file: OptionFile,
+    options_file: ClientOptionFile,
 }
 
 impl Connection {
@@ -43,11 +44,21 @@ impl Connection {
             ..ConnectOptions::default()
         };
         let driver = MysqlDriver::connect(url, &options)?;
-        let options_file = OptionFile::write(&driver)?;
+        let options_file = driver.client_option_file()?;
         Ok(Connection {
             driver,
             options_file,
         })
+    }
+
+    /// A command for one of the client programs, reading the option file first.
+    fn client_command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command.arg(format!(
+            "--defaults-extra-file={}",
+            self.options_file.path().display()
+        ));
+        command
     }
 
     pub fn database(&self) -> String {
@@ -124,65 +135,6 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// A `[client]` option file with the connection's host, port, user and password, mode 0600 in
-/// a private temporary directory, removed when dropped.
-struct OptionFile {
-    dir: PathBuf,
-    path: PathBuf,
-    flavor: MysqlFlavor,
-}
-
-impl OptionFile {
-    fn write(driver: &MysqlDriver) -> Result<OptionFile, BackupError> {
-        let dir =
-            std::env::temp_dir().join(format!("safeshift-mysql-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| BackupError::io(format!("creating {}", dir.display()), e))?;
-        let path = dir.join("client.cnf");
-        let opts = driver.options();
-        let value = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
-        let mut text = String::from("[client]\n");
-        text.push_str(&format!("host={}\n", value(&opts.get_ip_or_hostname())));
-        text.push_str(&format!("port={}\n", opts.get_tcp_port()));
-        if let Some(user) = opts.get_user() {
-            text.push_str(&format!("user={}\n", value(user)));
-        }
-        if let Some(password) = opts.get_pass() {
-            text.push_str(&format!("password={}\n", value(password)));
-        }
-        if let Some(socket) = opts.get_socket() {
-            text.push_str(&format!("socket={}\n", value(socket)));
-        }
-        text.push_str("default-character-set=utf8mb4\n");
-        let file = OptionFile {
-            dir,
-            path,
-            flavor: driver.flavor(),
-        };
-        create_private(&file.path)?
-            .write_all(text.as_bytes())
-            .map_err(|e| BackupError::io(format!("writing {}", file.path.display()), e))?;
-        Ok(file)
-    }
-
-    /// A command for one of the client programs, reading this file first.
-    fn command(&self, program: &Path) -> Command {
-        let mut command = Command::new(program);
-        command.arg(format!("--defaults-extra-file={}", self.path.display()));
-        command
-    }
-}
-
-impl Drop for OptionFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-use std::os::unix::fs::DirBuilderExt;
-
 /// The first of `names` found on `PATH`, MariaDB's names first on MariaDB.
 fn client_program(flavor: MysqlFlavor, mariadb: &str, mysql: &str) -> Result<PathBuf, BackupError> {
     let names = match flavor {
@@ -215,11 +167,10 @@ pub(crate) fn dump(
     file: &Path,
     fingerprints: bool,
 ) -> Result<Dumped, BackupError> {
-    let program = client_program(connection.options_file.flavor, "mariadb-dump", "mysqldump")?;
+    let program = client_program(connection.driver.flavor(), "mariadb-dump", "mysqldump")?;
     create_private(file)?;
     let output = connection
-        .options_file
-        .command(&program)
+        .client_command(&program)
         .args([
             "--single-transaction",
             "--quick",
@@ -376,13 +327,12 @@ pub(crate) fn restore(
     database: &str,
     lock_timeout: Duration,
 ) -> Result<(), BackupError> {
-    let program = client_program(connection.options_file.flavor, "mariadb", "mysql")?;
+    let program = client_program(connection.driver.flavor(), "mariadb", "mysql")?;
     let input = std::fs::File::open(file)
         .map_err(|e| BackupError::io(format!("reading {}", file.display()), e))?;
     let seconds = lock_timeout.as_millis().div_ceil(1000).max(1);
     let output = connection
-        .options_file
-        .command(&program)
+        .client_command(&program)
         .arg("--batch")
         .arg(format!(
             "--init-command=SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"

@@ -934,3 +934,84 @@ fn lint_grades_alters_by_what_the_connected_server_does_online() {
         offline.stdout
     );
 }
+
+/// `-- safeshift:online-schema-change` runs a copying ALTER with pt-online-schema-change:
+/// writes go on during the copy, the change lands, the step is recorded, and progress is shown.
+/// Leftovers of a change that is not this run's stop it with how to remove them.
+#[test]
+fn an_online_schema_change_lets_writes_through_and_is_recorded() {
+    let db = TestMysqlDatabase::new();
+    let project = Project::mysql(db.url());
+    project.migration(
+        "0001_orders.sql",
+        "CREATE TABLE orders (id int PRIMARY KEY AUTO_INCREMENT, total int NOT NULL);\n\
+         INSERT INTO orders (total) SELECT seq FROM seq_1_to_20000;",
+        "DROP TABLE orders;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    project.write(
+        "0002_total.sql",
+        "-- migrate:up\n-- safeshift:online-schema-change chunk-time=0.05s max-load=Threads_running=400\n\
+         ALTER TABLE orders MODIFY COLUMN total bigint NOT NULL;\n\n\
+         -- migrate:down\nALTER TABLE orders MODIFY COLUMN total int NOT NULL;\n",
+    );
+    let mut conn = db.conn();
+    conn.query_drop("CREATE TABLE _orders_new (id int)")
+        .unwrap();
+    let refused = project.run(&["up"]);
+    refused.expect(exit::MIGRATION_FAILED);
+    assert!(refused.stderr.contains("DROP TABLE"), "{}", refused.stderr);
+    conn.query_drop("DROP TABLE _orders_new").unwrap();
+
+    let url = db.url();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut conn = mysql::Conn::new(url.as_str()).unwrap();
+            let mut written = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                conn.query_drop("INSERT INTO orders (total) VALUES (7)")
+                    .unwrap();
+                written += 1;
+            }
+            written
+        })
+    };
+    let run = project.run(&["up"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    run.expect(exit::OK);
+    assert!(
+        run.stderr.contains("online schema change of"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("swapped in the new"), "{}", run.stderr);
+    assert!(written > 0);
+    assert_eq!(
+        my_value(
+            &mut conn,
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = 'orders' AND COLUMN_NAME = 'total'"
+        ),
+        "bigint"
+    );
+    assert_eq!(
+        my_value(&mut conn, "SELECT COUNT(*) FROM orders"),
+        (20_000 + written).to_string(),
+        "every row written during the copy is in the new table"
+    );
+    assert_eq!(
+        my_value(
+            &mut conn,
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"
+        ),
+        "0",
+        "the tool's triggers are gone"
+    );
+    assert_eq!(
+        my_history(&mut conn).last().unwrap(),
+        &row("0002", "up", "succeeded")
+    );
+}

@@ -31,7 +31,7 @@ pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
 };
 pub use lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
-pub use mysql::{MysqlDriver, MysqlFlavor, mysql_rows};
+pub use mysql::{ClientOptionFile, MysqlDriver, MysqlFlavor, mysql_rows};
 pub use postgres::{
     ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error, simple_query_rows,
 };

@@ -14,8 +14,8 @@ use crate::production::render;
 
 /// Where the activity is read.
 enum Source {
-    Postgres(PostgresDriver),
-    Mysql(MysqlSampler),
+    Postgres(Box<PostgresDriver>),
+    Mysql(Box<MysqlSampler>),
 }
 
 /// Prints the server's activity; with `--watch`, again every few seconds until interrupted
@@ -23,13 +23,14 @@ enum Source {
 pub fn run(context: &Context, args: &ActivityArgs) -> Result<Exit, CliError> {
     let url = context.database_url()?;
     let mut source = match url.engine() {
-        Engine::Postgres => {
-            Source::Postgres(PostgresDriver::connect(&url, &context.connect_options()?)?)
-        }
-        Engine::Mysql => Source::Mysql(MysqlSampler::new(MysqlDriver::connect(
+        Engine::Postgres => Source::Postgres(Box::new(PostgresDriver::connect(
             &url,
             &context.connect_options()?,
-        )?)?),
+        )?)),
+        Engine::Mysql => Source::Mysql(Box::new(MysqlSampler::new(MysqlDriver::connect(
+            &url,
+            &context.connect_options()?,
+        )?)?)),
         Engine::Sqlite => {
             return Err(CliError::usage(
                 "safeshift activity reads the server's sessions and locks; this project's database is SQLite",

@@ -20,6 +20,7 @@ mod attempt;
 mod connect;
 mod errors;
 mod lease;
+mod option_file;
 mod run_lock;
 
 use std::time::Duration;
@@ -37,6 +38,7 @@ use crate::{AttemptFrame, Canceller, Dialect, Driver, Engine, ServerInfo, TableS
 
 pub(crate) use errors::from_mysql;
 use lease::Lease;
+pub use option_file::ClientOptionFile;
 use run_lock::NamedLock;
 
 /// Which server answers: MySQL or MariaDB (their online DDL differs).
