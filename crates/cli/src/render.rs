@@ -356,7 +356,40 @@ impl Observer for Progress {
                 time(&record.started_at),
                 record.installed_by
             )),
+            // What a resumed run found of an interrupted statement is said even when quiet:
+            // it explains why a statement was skipped or replaced.
+            Event::StatementInEffect {
+                number, evidence, ..
+            } => self.say(format!(
+                "    statement {number} is already in effect: {evidence}; recorded it as applied without running it again"
+            )),
+            Event::StatementHalfDone {
+                number,
+                evidence,
+                finish,
+                ..
+            } => self.say(format!(
+                "    statement {number} was cut off half-way: {evidence}; finishing it with {finish}"
+            )),
+            Event::LeftoverDropped {
+                number, leftover, ..
+            } => self.say(format!(
+                "    dropped {leftover}; running statement {number} again"
+            )),
+            Event::WaitingForStatement {
+                version,
+                number,
+                pid,
+                patience,
+            } => self.say(format!(
+                "    statement {number} of {version} is still running on the server in process {pid}, left by an \
+                 interrupted run; waiting for it to end (up to {}s)",
+                patience.as_secs()
+            )),
             _ if self.quiet => {}
+            Event::StatementRepeated { number, note, .. } => {
+                self.say(format!("    statement {number} runs again: {note}"));
+            }
             Event::WaitingForLock { holder, waited } => {
                 let due = self
                     .last_wait_message

@@ -570,6 +570,7 @@ impl Run<'_> {
             run_id: &self.migrator.settings().identity.run_id,
             database: self.database.url.redacted(),
             outcome,
+            withheld: &self.policy.hooks.withheld,
         };
         let ran = hooks::run(phase, argv, &context, self.policy.hooks.timeout);
         self.report.step(Step::Hook(&ran));

@@ -33,7 +33,13 @@ pub struct HookContext<'a> {
     pub database: &'a str,
     /// `ok` or `failed` for `after` hooks.
     pub outcome: Option<&'a str>,
+    /// Environment variables the hook is not handed: every one a database password may be read
+    /// from (`Project::credential_variables`).
+    pub withheld: &'a [String],
 }
+
+/// The variables libpq and safeshift read credentials from, whatever the configuration says.
+pub const CREDENTIAL_VARIABLES: &[&str] = &["PGPASSWORD", "DATABASE_URL", "SAFESHIFT_DATABASE_URL"];
 
 /// Runs one hook to completion or until `timeout` (then kills it).
 pub fn run(
@@ -61,11 +67,11 @@ pub fn run(
         .env("SAFESHIFT_ENV", context.environment)
         .env("SAFESHIFT_RUN_ID", context.run_id)
         .env("SAFESHIFT_DATABASE", context.database)
-        .env("SAFESHIFT_HOOK_PHASE", phase)
-        // The hook does not need our credentials.
-        .env_remove("PGPASSWORD")
-        .env_remove("SAFESHIFT_DATABASE_URL")
-        .env_remove("DATABASE_URL");
+        .env("SAFESHIFT_HOOK_PHASE", phase);
+    // The hook does not need our credentials.
+    for name in context.withheld {
+        command.env_remove(name);
+    }
     if let Some(result) = context.outcome {
         command.env("SAFESHIFT_OUTCOME", result);
     }
@@ -138,6 +144,7 @@ mod tests {
             run_id: "r1",
             database: "postgres://app:***@db/shop",
             outcome: None,
+            withheld: &[],
         }
     }
 

@@ -9,6 +9,8 @@ use safeshift_lint::Risk;
 use safeshift_source::parse_duration;
 use safeshift_watch::{HealthCheck, Limits, Threshold};
 
+use crate::hooks;
+
 /// What a run does around the migrations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -100,6 +102,9 @@ pub struct Hooks {
     pub after: Vec<Vec<String>>,
     /// How long one hook may run before it is killed.
     pub timeout: Duration,
+    /// Environment variables the hooks are not handed: every one a database password may be
+    /// read from (at least [`hooks::CREDENTIAL_VARIABLES`]).
+    pub withheld: Vec<String>,
 }
 
 impl Default for Hooks {
@@ -108,6 +113,10 @@ impl Default for Hooks {
             before: Vec::new(),
             after: Vec::new(),
             timeout: Duration::from_secs(300),
+            withheld: hooks::CREDENTIAL_VARIABLES
+                .iter()
+                .map(|&name| name.to_owned())
+                .collect(),
         }
     }
 }

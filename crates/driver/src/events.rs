@@ -53,6 +53,9 @@ pub enum EventKind {
     Preflight,
     /// The watchdog aborted a run.
     Watchdog,
+    /// A statement an interrupted run stopped at, settled when a later run resumed there:
+    /// recorded as applied, finished, or its leftovers dropped.
+    Reconcile,
 }
 
 impl EventKind {
@@ -66,6 +69,7 @@ impl EventKind {
             EventKind::Rollback => "rollback",
             EventKind::Preflight => "preflight",
             EventKind::Watchdog => "watchdog",
+            EventKind::Reconcile => "reconcile",
         }
     }
 
@@ -78,6 +82,7 @@ impl EventKind {
             EventKind::Rollback,
             EventKind::Preflight,
             EventKind::Watchdog,
+            EventKind::Reconcile,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

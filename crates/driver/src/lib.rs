@@ -19,6 +19,7 @@ mod error;
 mod events;
 mod history;
 mod history_sql;
+mod interrupted;
 mod lock;
 mod mysql;
 mod postgres;
@@ -30,6 +31,7 @@ pub use events::{EventKind, EventOutcome, EventRecord, NewEvent};
 pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
 };
+pub use interrupted::{InterruptedOutcome, Leftover};
 pub use lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 pub use mysql::{ClientOptionFile, MysqlDriver, MysqlFlavor, mysql_rows};
 pub use postgres::{
@@ -247,6 +249,21 @@ pub trait Driver: Send {
     /// Completes the attempt as failed: rolls back its transaction, if it has one, and records
     /// the error. The recorded progress stays what was committed.
     fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError>;
+
+    /// The server process still running this exact statement for another client (a killed
+    /// runner's statement that has not noticed yet), if any. Statements that cannot run in a
+    /// transaction are checked before they are run again.
+    fn statement_in_progress(&mut self, _sql: &str) -> Result<Option<i64>, DriverError> {
+        Ok(None)
+    }
+
+    /// What a statement that cannot run in a transaction left in the database, when an
+    /// attempt stopped at it (a killed runner, a lost connection, a failure part-way): whether
+    /// it finished anyway, stopped half-way, or left something behind. Called during the
+    /// resuming attempt, before the statement runs again.
+    fn interrupted_outcome(&mut self, _sql: &str) -> Result<InterruptedOutcome, DriverError> {
+        Ok(InterruptedOutcome::RunAgain { note: None })
+    }
 
     /// Whether `lock_timeout` and `statement_timeout` can be applied to statements that run
     /// outside a transaction (not through a transaction pooler, where session settings leak).

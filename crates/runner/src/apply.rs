@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
-    Driver, DriverError, ErrorKind, Failure, Finishing, MysqlDriver, NewRecord, PostgresDriver,
+    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, PostgresDriver,
     RecordKind, Status,
 };
 use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
@@ -15,6 +15,7 @@ use crate::hooks::{Progress, StatementContext, StatementHooks};
 use crate::interrupt::{Interrupt, InterruptReason};
 use crate::plan::Step;
 use crate::report::CompletedMigration;
+use crate::resume::{self, Resuming, Resumption};
 use crate::settings::Settings;
 
 /// Runs a step to completion, retrying lock timeouts and deadlocks as the policy allows.
@@ -213,6 +214,10 @@ impl<'s> StepRun<'s> {
                     false
                 }
                 Ok(Executed::Recorded(recorded)) => recorded,
+                Ok(Executed::InEffect) => {
+                    ran.applied = applied_after;
+                    continue;
+                }
                 Err(failure) => return (ran, Some(failure)),
             };
             ran.applied = applied_after;
@@ -250,8 +255,32 @@ impl<'s> StepRun<'s> {
             Transactionality::OutsideTransaction { .. }
                 | Transactionality::CommitsImplicitly { .. }
         );
+        let finishing;
+        let mut statement = statement;
         if !self.transactional && outside {
-            refuse_if_still_running(db, statement).map_err(at)?;
+            let resuming = Resuming {
+                version: self.version,
+                number: context.number,
+                stopped_here: context.resuming,
+                settings: self.settings,
+                interrupt: self.interrupt,
+            };
+            match resume::prepare(db, statement, &resuming, observer).map_err(at)? {
+                Resumption::Run => {}
+                Resumption::RunInstead(sql) => {
+                    finishing = Statement {
+                        sql,
+                        ..statement.clone()
+                    };
+                    statement = &finishing;
+                }
+                Resumption::AlreadyApplied => {
+                    let applied = context.number;
+                    db.record_progress(applied as i64, self.prefixes[applied].as_str())
+                        .map_err(|error| (None, error))?;
+                    return Ok(Executed::InEffect);
+                }
+            }
         }
         let concurrent_index = statement.concurrent_index();
         if let Some(target) = &concurrent_index {
@@ -451,6 +480,9 @@ enum Executed {
     Finished,
     /// It ran; `true` when its progress record was committed with it.
     Recorded(bool),
+    /// An interrupted attempt's execution of it had taken effect: recorded as applied without
+    /// running it again.
+    InEffect,
 }
 
 fn interrupted() -> DriverError {
@@ -538,40 +570,6 @@ fn clear_invalid_index(
     .with_hint(format!(
         "drop it with `DROP INDEX CONCURRENTLY {quoted};` and run `safeshift up` again"
     )))
-}
-
-/// Before re-running a statement that cannot run in a transaction: a runner that was killed
-/// while running it leaves it running on the server until the server notices (through a
-/// connection pooler it may not notice at all). Running it again then would apply it twice.
-fn refuse_if_still_running(db: &mut dyn Driver, statement: &Statement) -> Result<(), DriverError> {
-    // Only a server keeps running a statement whose client is gone.
-    let (still_running, cancel) = if let Some(postgres) = PostgresDriver::of_mut(db) {
-        let pid = postgres.statement_in_progress(&statement.sql)?;
-        (
-            pid.map(|pid| format!("process {pid}")),
-            pid.map(|pid| format!("SELECT pg_cancel_backend({pid});")),
-        )
-    } else if let Some(mysql) = MysqlDriver::of_mut(db) {
-        // MySQL records the statement's progress when it finishes, even for a dead runner.
-        let id = mysql.statement_in_progress(&statement.sql)?;
-        (
-            id.map(|id| format!("connection {id}")),
-            id.map(|id| format!("KILL QUERY {id};")),
-        )
-    } else {
-        (None, None)
-    };
-    match (still_running, cancel) {
-        (Some(process), Some(cancel)) => Err(DriverError::new(
-            ErrorKind::Statement,
-            format!("this statement is still running on the server in {process}, left by an interrupted run"),
-        )
-        .with_sqlstate(REFUSED)
-        .with_hint(format!(
-            "wait for it to finish, or cancel it with `{cancel}`, then run `safeshift up` again"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// After `CREATE INDEX CONCURRENTLY`: the index must be valid.

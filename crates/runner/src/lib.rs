@@ -16,6 +16,7 @@ mod interrupt;
 mod migrator;
 mod plan;
 mod report;
+mod resume;
 mod settings;
 mod state;
 

@@ -21,6 +21,7 @@ use crate::report::{
     DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport,
     ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
 };
+use crate::resume::interrupted_attempt_message;
 use crate::settings::Settings;
 use crate::state::HistoryState;
 
@@ -620,14 +621,15 @@ impl Migrator {
                      the transaction was rolled back, so nothing of this attempt was applied"
                         .to_owned()
                 } else {
-                    format!(
-                        "interrupted: the runner stopped after {} of {} statement(s); those stay applied and the next run resumes at statement {}",
-                        record.statements_applied,
-                        record
-                            .statements_total
-                            .map_or_else(|| "?".to_owned(), |t| t.to_string()),
-                        record.statements_applied + 1
-                    )
+                    let next = Version::parse(&record.version)
+                        .and_then(|version| self.migrations.get(&version))
+                        .and_then(|migration| migration.section(record.direction))
+                        .and_then(|section| section.executable_statements(db.dialect()).ok())
+                        .and_then(|statements| {
+                            let index = usize::try_from(record.statements_applied).ok()?;
+                            statements.into_iter().nth(index)
+                        });
+                    interrupted_attempt_message(record, next.as_ref())
                 };
                 db.complete_interrupted(record.id, &message)?;
                 observer.event(Event::SettledInterrupted { record });

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use safeshift_driver::{HistoryLocation, RunLockMode, Timeouts};
 use safeshift_runner::{LockSettings, RetryPolicy};
-use safeshift_source::{VersionScheme, parse_duration};
+use safeshift_source::{VersionScheme, parse_duration, parse_timeout};
 
 /// What the command line (or an embedding application) sets over the configuration file: each
 /// field given wins over the file. `Default` is "nothing given".
@@ -165,6 +165,9 @@ pub struct Project {
     pub backup: crate::environment::BackupSettings,
     /// `[online]`: lock-safe DDL, backfills, concurrent index retries.
     pub online: safeshift_online::OnlineSettings,
+    /// Environment variables that may hold a database password (see `credential_variables`),
+    /// withheld from hooks.
+    pub credential_variables: Vec<String>,
 }
 
 impl Project {
@@ -320,21 +323,40 @@ impl Project {
                     "the {key} name must have 1 to 50 characters, not `{value}`"
                 )));
             }
+            if value.contains('\0') {
+                return Err(ProjectError::new(format!(
+                    "the {key} name `{}` contains a NUL character, which PostgreSQL and SQLite names cannot hold",
+                    value.escape_default()
+                )));
+            }
+        }
+        // PostgreSQL keeps these for itself: creating the history there fails, or (as a
+        // superuser, in information_schema) mixes it into the system's views.
+        if history.schema.starts_with("pg_") || history.schema == "information_schema" {
+            return Err(ProjectError::with_help(
+                format!(
+                    "the history schema `{}` is PostgreSQL's own (information_schema, and every name starting with pg_)",
+                    history.schema
+                ),
+                "pick a schema of your own, such as the default `safeshift` (--history-schema, [history] schema)",
+            ));
         }
 
-        let duration = |flag: &Option<String>,
+        // `parse` is `parse_timeout` for what the database is given (and must accept).
+        let duration = |parse: fn(&str) -> Result<Duration, String>,
+                        flag: &Option<String>,
                         flag_name: &str,
                         value: &Option<String>,
                         key: &str|
          -> Result<Option<Duration>, ProjectError> {
             if let Some(text) = flag {
-                return parse_duration(text)
+                return parse(text)
                     .map(Some)
                     .map_err(|m| ProjectError::new(format!("{flag_name}: {m}")));
             }
             value
                 .as_deref()
-                .map(|v| parse_duration(v).map_err(|m| config_error(&origin, key, m)))
+                .map(|v| parse(v).map_err(|m| config_error(&origin, key, m)))
                 .transpose()
         };
         let defaults = LockSettings::default();
@@ -343,6 +365,7 @@ impl Project {
                 .lock_mode
                 .unwrap_or(file.lock.mode.unwrap_or(defaults.mode)),
             wait: duration(
+                parse_duration,
                 &args.lock_wait,
                 "--lock-wait",
                 match environment_section {
@@ -352,7 +375,9 @@ impl Project {
                 "lock.wait",
             )?
             .unwrap_or(defaults.wait),
-            lease: duration(&None, "", &file.lock.lease, "lock.lease")?.unwrap_or(defaults.lease),
+            // The lease's expiry is computed by the server.
+            lease: duration(parse_timeout, &None, "", &file.lock.lease, "lock.lease")?
+                .unwrap_or(defaults.lease),
             poll: defaults.poll,
         };
         if lock.lease < Duration::from_secs(1) {
@@ -365,6 +390,7 @@ impl Project {
         let default_timeouts = Timeouts::default();
         let timeouts = Timeouts {
             lock_timeout: duration(
+                parse_timeout,
                 &args.lock_timeout,
                 "--lock-timeout",
                 match environment_section {
@@ -375,6 +401,7 @@ impl Project {
             )?
             .unwrap_or(default_timeouts.lock_timeout),
             statement_timeout: duration(
+                parse_timeout,
                 &args.statement_timeout,
                 "--statement-timeout",
                 match environment_section {
@@ -395,6 +422,7 @@ impl Project {
                 .or(file.migrate.retries)
                 .unwrap_or(default_retry.retries),
             backoff: duration(
+                parse_duration,
                 &None,
                 "",
                 &file.migrate.retry_backoff,
@@ -402,8 +430,14 @@ impl Project {
             )?
             .unwrap_or(default_retry.backoff),
             max_backoff: default_retry.max_backoff,
-            max_stall: duration(&None, "", &file.migrate.max_stall, "migrate.max_stall")?
-                .or(default_retry.max_stall),
+            max_stall: duration(
+                parse_duration,
+                &None,
+                "",
+                &file.migrate.max_stall,
+                "migrate.max_stall",
+            )?
+            .or(default_retry.max_stall),
         };
         let online = crate::online::settings(&file.online, &history.schema, &config_error_for)?;
         Ok(Project {
@@ -421,6 +455,7 @@ impl Project {
             environment,
             backup,
             online,
+            credential_variables: credential_variables(&file),
         })
     }
 }
@@ -474,6 +509,46 @@ fn config_error(origin: &str, key: &str, message: String) -> ProjectError {
 
 /// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
 pub fn interpolate(text: &str) -> Result<String, String> {
+    expand(text, |name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })
+}
+
+/// The variables `${VAR}` references in `text` name, set or not.
+fn referenced_variables(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = expand(text, |name| {
+        names.push(name.to_owned());
+        Some(String::new())
+    });
+    names
+}
+
+/// Every variable a database URL of the configuration may be read from (the file's own `url`
+/// and every environment's, used or not): a child process such as a hook is not handed them,
+/// since a URL may carry a password.
+fn credential_variables(file: &FileConfig) -> Vec<String> {
+    let mut names: Vec<String> = safeshift_deploy::hooks::CREDENTIAL_VARIABLES
+        .iter()
+        .map(|&n| n.to_owned())
+        .collect();
+    let urls = std::iter::once(&file.database.url)
+        .chain(
+            file.environments
+                .values()
+                .map(|environment| &environment.url),
+        )
+        .flatten();
+    for url in urls {
+        names.extend(referenced_variables(url));
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Expands `text`, asking `lookup` for each variable's value.
+fn expand(text: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(index) = rest.find('$') {
@@ -496,7 +571,7 @@ pub fn interpolate(text: &str) -> Result<String, String> {
                     "`${{{expression}}}` is not a variable reference; write ${{NAME}} or ${{NAME:-default}}"
                 ));
             }
-            match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
+            match (lookup(name), default) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
@@ -550,6 +625,13 @@ mod tests {
             "{error}"
         );
         assert!(interpolate("${oops").is_err());
+        assert_eq!(
+            referenced_variables(
+                "postgres://app:${DB_PASS}@${DB_HOST:-localhost}/${SAFESHIFT_TEST_UNSET}"
+            ),
+            ["DB_PASS", "DB_HOST", "SAFESHIFT_TEST_UNSET"]
+        );
+        assert!(referenced_variables("postgres://app@db/app$$x").is_empty());
         assert!(interpolate("${a b}").is_err());
     }
 }

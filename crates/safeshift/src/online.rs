@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use safeshift_online::{BackfillOptions, LockSafety, OnlineSettings, Probe};
-use safeshift_source::parse_duration;
+use safeshift_source::{parse_duration, parse_timeout};
 
 use crate::config::ProjectError;
 
@@ -45,22 +45,28 @@ pub fn settings(
     checkpoint_schema: &str,
     config_error: &dyn Fn(&str, String) -> ProjectError,
 ) -> Result<OnlineSettings, ProjectError> {
-    let duration = |value: &Option<String>, key: &str| -> Result<Option<Duration>, ProjectError> {
+    let parsed = |parse: fn(&str) -> Result<Duration, String>,
+                  value: &Option<String>,
+                  key: &str|
+     -> Result<Option<Duration>, ProjectError> {
         value
             .as_deref()
-            .map(|v| parse_duration(v).map_err(|m| config_error(&format!("online.{key}"), m)))
+            .map(|v| parse(v).map_err(|m| config_error(&format!("online.{key}"), m)))
             .transpose()
     };
+    let duration = |value: &Option<String>, key: &str| parsed(parse_duration, value, key);
+    // What the database is given as a lock_timeout.
+    let timeout = |value: &Option<String>, key: &str| parsed(parse_timeout, value, key);
     let lock_defaults = LockSafety::default();
     let lock_safety = LockSafety {
-        lock_timeout: duration(&section.lock_timeout, "lock_timeout")?
+        lock_timeout: timeout(&section.lock_timeout, "lock_timeout")?
             .unwrap_or(lock_defaults.lock_timeout),
         attempts: section
             .lock_attempts
             .unwrap_or(lock_defaults.attempts)
             .max(1),
         max_stall: duration(&section.max_stall, "max_stall")?.unwrap_or(lock_defaults.max_stall),
-        wait_for_transactions: duration(&section.wait_for_transactions, "wait_for_transactions")?
+        wait_for_transactions: timeout(&section.wait_for_transactions, "wait_for_transactions")?
             .or(lock_defaults.wait_for_transactions),
         ..lock_defaults
     };

@@ -149,6 +149,7 @@ impl Project {
                 before: environment.hooks_before.clone(),
                 after: environment.hooks_after.clone(),
                 timeout: environment.hook_timeout,
+                withheld: self.credential_variables.clone(),
             },
             watch: Some(environment.watch.clone()),
             health: environment.health.clone(),

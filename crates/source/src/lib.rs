@@ -54,7 +54,10 @@ pub use new::{
     NewMigration, VersionScheme, default_directory, plan_migration_with_sql, plan_new_migration,
     slugify, write_new_migration,
 };
-pub use options::{Direction, KNOWN_OPTIONS, SectionOptions, parse_duration};
+pub use options::{
+    Direction, KNOWN_OPTIONS, MAX_TIMEOUT, SectionOptions, check_timeout, parse_duration,
+    parse_timeout,
+};
 pub use statements::{
     ConcurrentIndex, Dialect, Directive, Statement, Transactionality, scan_tokens,
     transactionality_of,

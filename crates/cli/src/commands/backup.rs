@@ -8,7 +8,7 @@ use safeshift_backup::{Backup, CreateOptions, Database, RestoreTarget, Retention
 use safeshift_deploy::Step;
 use safeshift_deploy::events::{Entry, Recorder};
 use safeshift_driver::{Driver, EventKind, EventOutcome};
-use safeshift_source::parse_duration;
+use safeshift_source::{parse_duration, parse_timeout};
 
 use crate::cli::{
     BackupCommand, BackupCreateArgs, BackupListArgs, BackupPruneArgs, BackupRestoreArgs,
@@ -216,7 +216,7 @@ fn verify(context: &Context, args: &BackupVerifyArgs) -> Result<Exit, CliError> 
 fn restore(context: &Context, args: &BackupRestoreArgs) -> Result<Exit, CliError> {
     let backup = locate(context, &args.file, &args.backup_dir)?;
     let url = context.database_url()?;
-    let lock_timeout = parse_duration(&args.restore_lock_timeout)
+    let lock_timeout = parse_timeout(&args.restore_lock_timeout)
         .map_err(|m| CliError::usage(format!("--restore-lock-timeout: {m}")))?;
     let target = match &args.to {
         Some(name) => RestoreTarget::New(name.clone()),

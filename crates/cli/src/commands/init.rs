@@ -41,6 +41,19 @@ statement_timeout = "0"
 retries = 3
 "#;
 
+/// Writes the configuration file (never over an existing one); readable and writable by its
+/// owner only (0600) when `private`.
+fn write_config(path: &std::path::Path, contents: &str, private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    if private {
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
 pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
     let config_path = global
         .config
@@ -56,13 +69,14 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
             .url
             .clone()
             .unwrap_or_else(|| "sqlite://app.db".to_owned());
-        if safeshift_driver::redact(&url) != url {
-            out(format!(
-                "{} the URL holds a password, which is now in {}; consider url = \"${{DATABASE_URL}}\" instead",
-                styled(YELLOW, "warning:"),
-                config_path.display()
-            ));
-        }
+        let redacted = safeshift_driver::redact(&url);
+        let holds_password = redacted != url;
+        // A password never goes into the file: it reads the URL from DATABASE_URL instead.
+        let written_url = if holds_password {
+            "${DATABASE_URL}".to_owned()
+        } else {
+            url.replace('\\', "\\\\").replace('"', "\\\"")
+        };
         // An existing project keeps its migrations where its tool keeps them.
         let directory = match global
             .migrations_dir
@@ -84,13 +98,24 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
                 "{directory}",
                 &directory.replace('\\', "/").replace('"', "\\\""),
             )
-            .replace("{url}", &url.replace('\\', "\\\\").replace('"', "\\\""));
-        std::fs::write(&config_path, contents)
+            .replace("{url}", &written_url);
+        write_config(&config_path, &contents, holds_password)
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", config_path.display())))?;
+        if holds_password {
+            out(format!(
+                "{} the URL holds a password, so {} does not keep it: it reads the URL from ${{DATABASE_URL}}. \
+                 Set DATABASE_URL to {redacted} with the password (in your shell, CI secrets or secret manager) \
+                 before running safeshift; the file is readable by you only",
+                styled(YELLOW, "note:"),
+                config_path.display()
+            ));
+        }
         out(format!("created {}", config_path.display()));
     }
     let global_with_config = GlobalArgs {
         config: Some(config_path),
+        // The file may read the URL from a variable that is not set yet.
+        database_url: global.database_url.clone().or_else(|| args.url.clone()),
         ..clone_global(global)
     };
     let context = Context::new(&global_with_config)?;

@@ -342,3 +342,50 @@ pub fn regex_escape(text: &str) -> String {
         })
         .collect()
 }
+
+/// Polls `condition` every 25 ms until it holds, failing the test with `what` after `within`.
+#[track_caller]
+pub fn wait_until(what: &str, within: std::time::Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// Starts `up` with its output thrown away (it is killed anyway).
+pub fn spawn_up(project: &Project) -> std::process::Child {
+    spawn_quiet(project, &["up"])
+}
+
+/// Starts the binary with its output thrown away.
+pub fn spawn_quiet(project: &Project, args: &[&str]) -> std::process::Child {
+    project
+        .command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start safeshift")
+}
+
+/// SIGKILL, and reap the process so it is really gone.
+#[track_caller]
+pub fn kill(mut child: std::process::Child) {
+    child.kill().expect("SIGKILL safeshift");
+    let status = child.wait().expect("reap safeshift");
+    assert!(
+        status.code().is_none(),
+        "safeshift ended on its own before the kill: {status:?}"
+    );
+}
+
+/// Whether the server process `pid` still exists.
+pub fn backend_alive(client: &mut postgres::Client, pid: &str) -> bool {
+    pg_value(
+        client,
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+    ) != "0"
+}

@@ -316,6 +316,10 @@ impl Driver for MysqlDriver {
         MysqlDriver::fail_attempt(self, failure)
     }
 
+    fn statement_in_progress(&mut self, sql: &str) -> Result<Option<i64>, DriverError> {
+        MysqlDriver::statement_in_progress(self, sql)
+    }
+
     fn timeouts_outside_transactions(&self) -> bool {
         // Session variables stay with the connection (a proxy such as ProxySQL tracks them).
         true

@@ -39,6 +39,7 @@ impl PostgresDriver {
         config.connect_timeout(options.connect_timeout);
         let (ssl_mode, tls) = tls::connector(&tls_parameters)?;
         config.ssl_mode(ssl_mode);
+        let connecting = std::time::Instant::now();
         let client = tls.connect(&config).map_err(|error| {
             DriverError::new(ErrorKind::Connect, format!("could not connect to {}: {}", url.redacted(), describe(&error)))
                 .with_hint("check that the server is running and that the URL's host, port, user, password and database are right")
@@ -71,6 +72,8 @@ impl PostgresDriver {
             prelude_error: None,
             lock_checked_up_front: false,
             backend_pid: None,
+            pooler_checked: false,
+            connecting,
         };
         let row = driver.first_row(
             "SELECT current_setting('server_version'), current_setting('server_version_num'), current_database(), current_user, pg_backend_pid()",

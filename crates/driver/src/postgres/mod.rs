@@ -9,7 +9,9 @@ mod client_env;
 mod connect;
 mod errors;
 mod events;
+mod interrupted;
 mod lease;
+mod pooler;
 mod run_lock;
 mod table_sizes;
 mod tls;
@@ -25,6 +27,7 @@ use crate::error::{DriverError, ErrorKind};
 use crate::events::{EventRecord, NewEvent};
 use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
 use crate::history_sql::{Ending, HistorySql, literal, parse_row};
+use crate::interrupted::InterruptedOutcome;
 use crate::lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 use crate::{AttemptFrame, Canceller, Dialect, Driver, Engine, ServerInfo};
 
@@ -68,6 +71,10 @@ pub struct PostgresDriver {
     lock_checked_up_front: bool,
     /// The server process of this connection (meaningful on a direct connection only).
     backend_pid: Option<i64>,
+    /// The connection was probed for a transaction pooler (before the advisory lock is taken).
+    pooler_checked: bool,
+    /// When this connection began to connect: a server process older than that is not its own.
+    connecting: std::time::Instant,
 }
 
 impl PostgresDriver {
@@ -310,6 +317,20 @@ impl Driver for PostgresDriver {
 
     fn fail_attempt(&mut self, failure: &Failure) -> Result<(), DriverError> {
         PostgresDriver::fail_attempt(self, failure)
+    }
+
+    fn statement_in_progress(&mut self, sql: &str) -> Result<Option<i64>, DriverError> {
+        PostgresDriver::statement_in_progress(self, sql)
+    }
+
+    fn interrupted_outcome(&mut self, sql: &str) -> Result<InterruptedOutcome, DriverError> {
+        let lock_timeout = self
+            .attempt
+            .as_ref()
+            .map_or(Duration::from_secs(5), |attempt| {
+                attempt.timeouts.lock_timeout
+            });
+        interrupted::inspect(self, sql, lock_timeout)
     }
 
     fn timeouts_outside_transactions(&self) -> bool {

@@ -5,6 +5,7 @@ use postgres::SimpleQueryMessage;
 use sha2::{Digest, Sha256};
 
 use super::lease::{self, Lease};
+use super::pooler;
 use super::{PostgresDriver, column_value};
 use crate::Dialect;
 use crate::error::{DriverError, ErrorKind};
@@ -13,14 +14,14 @@ use crate::history_sql::literal;
 use crate::lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 
 /// The session setting that names the run holding the advisory lock on a session.
-const OWNER_SETTING: &str = "safeshift.run_lock_owner";
+pub(super) const OWNER_SETTING: &str = "safeshift.run_lock_owner";
 
 /// The text of the error a deferred prelude raises when this connection does not hold the run
 /// lock (see [`PostgresDriver::raising_fence_expression`]).
 const FENCE_MARKER: &str = "safeshift: the run lock is not held by this server connection";
 
 impl PostgresDriver {
-    fn advisory_holder(&mut self) -> Result<Option<LockHolder>, DriverError> {
+    pub(super) fn advisory_holder(&mut self) -> Result<Option<LockHolder>, DriverError> {
         let key = self.lock_key as u64;
         let rows = self.rows(&format!(
             "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
@@ -117,18 +118,30 @@ impl PostgresDriver {
     pub(super) fn try_lock(&mut self, request: &LockRequest) -> Result<LockAttempt, DriverError> {
         match request.mode {
             RunLockMode::Advisory => {
+                if !self.pooler_checked {
+                    self.pooler_checked = true;
+                    if let Some(evidence) = pooler::transaction_pooling(self)? {
+                        return Err(pooler::refusal(&evidence));
+                    }
+                }
+                // One statement takes the lock and tags its session with the owner, so both
+                // land on the same server connection even through a pooler the probe missed.
+                // The lock is re-entrant: on a server connection shared through a transaction
+                // pooler, another run's lock is "acquired" again; the owner tag gives it away,
+                // and that second hold is given back at once.
                 let row = self.first_row(&format!(
-                    "SELECT pg_try_advisory_lock({}), coalesce(current_setting('{OWNER_SETTING}', true), '')",
-                    self.lock_key
+                    "SELECT got, previous, CASE WHEN got AND previous NOT IN ('', {run}) THEN pg_advisory_unlock({key}) \
+                     WHEN got THEN set_config('{OWNER_SETTING}', {run}, false) IS NOT NULL END \
+                     FROM (SELECT pg_try_advisory_lock({key}) AS got, \
+                     coalesce(current_setting('{OWNER_SETTING}', true), '') AS previous OFFSET 0) AS attempt",
+                    key = self.lock_key,
+                    run = literal(Dialect::Postgres, &request.run_id),
                 ))?;
                 if row[0].as_deref() != Some("t") {
                     return Ok(LockAttempt::Busy(self.advisory_holder()?));
                 }
-                // The lock is re-entrant: on a server connection shared through a transaction
-                // pooler, another run's lock is "acquired" again. The owner tag gives it away.
                 let owner = row[1].clone().unwrap_or_default();
                 if !owner.is_empty() && owner != request.run_id {
-                    self.run(&format!("SELECT pg_advisory_unlock({})", self.lock_key))?;
                     return Err(DriverError::new(
                         ErrorKind::LockLost,
                         format!(
@@ -142,10 +155,6 @@ impl PostgresDriver {
                          transaction pooler, or connect to the server directly",
                     ));
                 }
-                self.run(&format!(
-                    "SELECT set_config('{OWNER_SETTING}', {}, false)",
-                    literal(Dialect::Postgres, &request.run_id)
-                ))?;
                 self.advisory_owner = Some(request.run_id.clone());
                 Ok(LockAttempt::Acquired)
             }
@@ -205,11 +214,8 @@ impl PostgresDriver {
         // An attempt abandoned before its first statement opened no transaction.
         self.pending_prelude = None;
         self.lock_checked_up_front = false;
-        if self.advisory_owner.take().is_some() {
-            self.run(&format!(
-                "SELECT pg_advisory_unlock({}); SELECT set_config('{OWNER_SETTING}', '', false)",
-                self.lock_key
-            ))?;
+        if let Some(run_id) = self.advisory_owner.take() {
+            pooler::release_advisory_lock(self, &run_id)?;
         }
         if let Some(lease) = self.lease.take() {
             let release = lease.release_sql(&self.quoted_schema, &self.location);
@@ -253,9 +259,10 @@ pub(super) fn advisory_key(location: &HistoryLocation) -> i64 {
 fn advisory_lock_not_held() -> DriverError {
     DriverError::new(
         ErrorKind::LockLost,
+        // The advice is in the message too: the runner reports a lost lock by its message.
         "the run lock is not held by the server connection this statement ran on: the \
          connection goes through a transaction-pooling proxy (such as PgBouncer), where a \
-         session advisory lock does not protect anything",
+         session advisory lock does not protect anything; use `--lock-mode lease` there",
     )
     .with_hint(
         "nothing was applied; use `--lock-mode lease` (or `[lock] mode = \"lease\"`) through a \

@@ -103,15 +103,30 @@ pub fn restore_preview(preview: &RestorePreview, backup: &Backup, say: &dyn Fn(S
         metadata.schema_version.as_deref().unwrap_or("none")
     ));
     if !preview.into_new_database {
-        let bytes: u64 = preview.replaced.iter().map(|(_, b)| b).sum();
+        let bytes: u64 = preview.replaced.iter().map(|t| t.bytes).sum();
+        let estimated = preview.replaced.iter().filter(|t| !t.exact).count();
         say(format!(
-            "  replaces {} table(s) now holding {} with the backup's {} table(s)",
+            "  replaces {} table(s) now holding {}{} with the backup's {} table(s)",
             preview.replaced.len(),
+            if estimated > 0 { "about " } else { "" },
             human_bytes(bytes),
             preview.backup_tables.len()
         ));
-        for (table, size) in preview.replaced.iter().take(20) {
-            say(format!("    {table} ({})", human_bytes(*size)));
+        for table in preview.replaced.iter().take(20) {
+            if table.exact {
+                say(format!(
+                    "    {} ({})",
+                    table.table,
+                    human_bytes(table.bytes)
+                ));
+            } else {
+                say(format!(
+                    "    {} (about {}: an estimate from the catalog, whose page counts are as old as the \
+                     last VACUUM or ANALYZE; the table's lock was not free to read its files)",
+                    table.table,
+                    human_bytes(table.bytes)
+                ));
+            }
         }
         if !preview.kept.is_empty() {
             say(format!(
