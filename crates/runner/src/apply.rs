@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
-    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, PostgresDriver,
-    RecordKind, Status,
+    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, PostgresDriver, RecordKind,
+    Status,
 };
 use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
 

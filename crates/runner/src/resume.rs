@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
-    Driver, DriverError, Engine, ErrorKind, EventKind, EventOutcome, HistoryRecord, InterruptedOutcome,
-    NewEvent,
+    Driver, DriverError, Engine, ErrorKind, EventKind, EventOutcome, HistoryRecord,
+    InterruptedOutcome, NewEvent,
 };
 use safeshift_source::{Statement, Transactionality};
 
