@@ -186,6 +186,11 @@ fn lint_section(section: &Section, target: &MysqlTarget, schema: &mut Schema) ->
             }
         };
         let mut findings = rules::check(&ast, statement, target, schema);
+        if statement.directive(ONLINE_SCHEMA_CHANGE).is_some() {
+            // pt-online-schema-change runs the change on a copy while writes go on: what the
+            // server would do with the ALTER itself no longer matters.
+            findings.retain(|finding| !rules::ONLINE_SCHEMA_CHANGE_SOLVES.contains(&finding.rule));
+        }
         for finding in &mut findings {
             finding.suppressed = acknowledgement(statement, finding.rule);
         }
@@ -194,6 +199,9 @@ fn lint_section(section: &Section, target: &MysqlTarget, schema: &mut Schema) ->
     }
     report
 }
+
+/// The directive that runs an ALTER with pt-online-schema-change (safeshift's online crate).
+const ONLINE_SCHEMA_CHANGE: &str = "online-schema-change";
 
 /// The reason of a `-- safeshift:allow <rule> <reason>` directive for `rule`.
 fn acknowledgement(statement: &Statement, rule: &str) -> Option<String> {

@@ -23,6 +23,10 @@ pub struct MysqlRule {
     pub help: &'static str,
 }
 
+/// The findings an online schema change answers (it copies in chunks while writes go on).
+pub(super) const ONLINE_SCHEMA_CHANGE_SOLVES: &[&str] =
+    &[COPIES.id, BLOCKS_WRITES.id, REBUILDS.id, NOT_STATED.id];
+
 const COPIES: MysqlRule = MysqlRule {
     id: "mysql-alter-copies-table",
     risk: Risk::High,

@@ -251,3 +251,31 @@ fn an_acknowledged_finding_keeps_its_reason() {
     assert_eq!(report.files[0].risk(), None);
     assert!(!report.fails(Risk::Low));
 }
+
+/// The safe form the lint proposes is not reported again: an ALTER run with
+/// pt-online-schema-change copies online, so its copy, rebuild and write-blocking findings go;
+/// a clause the server cannot honour still fails it.
+#[test]
+fn an_alter_run_as_an_online_schema_change_is_not_flagged() {
+    assert!(
+        lint(
+            mariadb(),
+            "-- safeshift:online-schema-change\nALTER TABLE accounts MODIFY COLUMN email varchar(10) NOT NULL;"
+        )
+        .is_empty()
+    );
+    assert!(
+        lint(
+            mariadb(),
+            "-- safeshift:online-schema-change chunk-time=1s\nALTER TABLE accounts ADD FULLTEXT INDEX ft (note);"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        lint(
+            mariadb(),
+            "ALTER TABLE accounts MODIFY COLUMN email varchar(10) NOT NULL;"
+        ),
+        [found("mysql-alter-copies-table", Algorithm::Copy)]
+    );
+}
