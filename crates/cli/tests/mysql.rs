@@ -1022,3 +1022,85 @@ fn an_online_schema_change_lets_writes_through_and_is_recorded() {
         &row("0002", "up", "succeeded")
     );
 }
+
+/// A runner killed during an online schema change takes pt-online-schema-change with it (left
+/// running, the tool would swap the tables behind a history that says the change is not
+/// applied); the next run drops what the tool left and runs the change once.
+#[test]
+fn a_runner_killed_during_an_online_schema_change_stops_the_tool_and_the_next_run_finishes_it() {
+    let db = TestMysqlDatabase::new();
+    let project = Project::mysql(db.url());
+    project.migration(
+        "0001_orders.sql",
+        "CREATE TABLE orders (id int PRIMARY KEY AUTO_INCREMENT, total int NOT NULL);\n\
+         INSERT INTO orders (total) SELECT seq FROM seq_1_to_5000;",
+        "DROP TABLE orders;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    project.write(
+        "0002_total.sql",
+        "-- migrate:up\n-- safeshift:online-schema-change\n\
+         ALTER TABLE orders ADD COLUMN note varchar(20) NULL;\n\n\
+         -- migrate:down\nALTER TABLE orders DROP COLUMN note;\n",
+    );
+    // A row lock the tool's chunk copy (a shared-lock read) waits for.
+    let mut blocker = db.conn();
+    blocker
+        .query_drop("START TRANSACTION; SELECT * FROM orders WHERE id = 10 FOR UPDATE")
+        .unwrap();
+    let runner = spawn(&project, &["up"]);
+    let mut conn = db.conn();
+    wait_until("the tool's chunk copy waits for the row lock", || {
+        connection_running(&mut conn, "_orders_new").is_some()
+    });
+    assert!(tool_running_on(db.name()));
+    kill(runner);
+    // At once, not whenever the tool next writes to its dead runner's pipe.
+    let killed = Instant::now();
+    while tool_running_on(db.name()) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "pt-online-schema-change outlived its runner"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    blocker.query_drop("COMMIT").unwrap();
+    wait_until("the tool's connections are gone", || {
+        connection_running(&mut conn, "_orders_new").is_none()
+    });
+    let resumed = project.run(&["up"]);
+    resumed.expect(exit::OK);
+    assert!(
+        resumed.stderr.contains("swapped in the new"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(column_count(&mut conn, "orders", "note"), "1");
+    assert_eq!(my_value(&mut conn, "SELECT COUNT(*) FROM orders"), "5000");
+    assert_eq!(
+        my_value(
+            &mut conn,
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME LIKE '\\_%'"
+        ),
+        "0",
+        "no copy of the table is left"
+    );
+    assert_eq!(
+        my_history(&mut conn).last().unwrap(),
+        &row("0002", "up", "succeeded")
+    );
+}
+
+/// Whether a pt-online-schema-change process works on `database` (read from /proc).
+fn tool_running_on(database: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
+            let text = String::from_utf8_lossy(&cmdline);
+            text.contains("pt-online-schema-change") && text.contains(&format!("D={database},"))
+        })
+    })
+}

@@ -10,6 +10,7 @@
 //! become [`OnlineEvent`]s.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -269,6 +270,18 @@ pub fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Left running by a killed runner, the tool would swap the tables behind a history that
+    // says the change is not applied: the kernel sends it SIGTERM when the thread that started
+    // it ends (this one, which waits for it), so a killed runner takes it along.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = command.spawn().map_err(|error| {
         DriverError::new(
             ErrorKind::Statement,
