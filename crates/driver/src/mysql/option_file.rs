@@ -39,8 +39,9 @@ impl MysqlDriver {
                 format!("cannot write the client option file ({what}): {error}"),
             )
         };
+        remove_files_of_dead_processes();
         let dir = std::env::temp_dir().join(format!(
-            "safeshift-mysql-{}-{}",
+            "{PREFIX}{}-{}",
             std::process::id(),
             fastrand_suffix()
         ));
@@ -78,6 +79,32 @@ impl MysqlDriver {
     }
 }
 
+/// The start of the directories' names, before the owning process's id.
+const PREFIX: &str = "safeshift-mysql-";
+
+/// Removes the directories a killed process left (its `Drop` never ran), so a password does not
+/// stay on disk longer than the next run.
+fn remove_files_of_dead_processes() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            // Another user's directory cannot be removed; that is theirs to clean.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A few random hex digits, so concurrent runs in one process get their own directory.
 fn fastrand_suffix() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -89,4 +116,24 @@ fn fastrand_suffix() -> String {
             .unwrap_or_default(),
     );
     format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_process_s_option_file_is_removed_and_a_live_one_s_kept() {
+        // A pid far above any Linux pid_max is never alive.
+        let dead = std::env::temp_dir().join(format!("{PREFIX}4294967295-test"));
+        let live = std::env::temp_dir().join(format!("{PREFIX}{}-test", std::process::id()));
+        for dir in [&dead, &live] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("client.cnf"), "[client]\npassword=\"secret\"\n").unwrap();
+        }
+        remove_files_of_dead_processes();
+        assert!(!dead.exists());
+        assert!(live.exists());
+        std::fs::remove_dir_all(&live).unwrap();
+    }
 }
