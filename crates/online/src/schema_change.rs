@@ -342,7 +342,10 @@ pub fn run(
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            // Both streams closed: the tool is ending; wait for it without spinning.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
         }
         if interrupt.is_requested() && !interrupted {
             // The tool drops its triggers and its copy when it is told to stop.
