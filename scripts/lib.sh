@@ -29,8 +29,10 @@ safeshift_missing_build_packages() {
     echo "${missing[*]}"
 }
 
-# Packages needed to *test* safeshift, printed space-separated: a PostgreSQL 15 server and
-# PgBouncer (the test suite starts its own throwaway instances of both).
+# Packages needed to *test* safeshift, printed space-separated: a PostgreSQL 15 server,
+# PgBouncer and a MariaDB server (the test suite starts its own throwaway instances of each;
+# mariadb-server brings mariadb-dump and the mariadb client, which MySQL backups use), and
+# percona-toolkit for pt-online-schema-change.
 safeshift_missing_test_packages() {
     local missing=()
     if [[ -z ${SAFESHIFT_PG_BIN:-} || ! -x ${SAFESHIFT_PG_BIN:-}/postgres ]]; then
@@ -39,6 +41,10 @@ safeshift_missing_test_packages() {
     if [[ ! -x /usr/sbin/pgbouncer ]] && ! command -v pgbouncer >/dev/null 2>&1; then
         missing+=(pgbouncer)
     fi
+    if [[ -z ${SAFESHIFT_MARIADB_BIN:-} || ! -x ${SAFESHIFT_MARIADB_BIN:-}/mariadbd ]]; then
+        [[ -x /usr/sbin/mariadbd ]] || missing+=(mariadb-server)
+    fi
+    command -v pt-online-schema-change >/dev/null 2>&1 || missing+=(percona-toolkit)
     echo "${missing[*]}"
 }
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use safeshift_driver::{Dialect, Driver, DriverError};
+use safeshift_driver::{Dialect, Driver, DriverError, ErrorKind};
 use safeshift_source::Format;
 
 /// A migration tool whose history table safeshift reads.
@@ -185,7 +185,17 @@ pub(crate) fn existing_tables(
             .into_iter()
             .map(|row| (None, row[0].clone().unwrap_or_default()))
             .collect(),
+        Dialect::Mysql => return Err(not_on_mysql()),
     })
+}
+
+/// Other tools' history tables are read on PostgreSQL and SQLite only.
+fn not_on_mysql() -> DriverError {
+    DriverError::new(
+        ErrorKind::Statement,
+        "reading another tool's history table is not supported on MySQL and MariaDB",
+    )
+    .with_hint("record what the other tool applied with `safeshift resolve <version> --applied` for each version")
 }
 
 /// The columns of a table.
@@ -208,6 +218,7 @@ pub(crate) fn columns(
             "SELECT name FROM pragma_table_info({}) ORDER BY cid",
             literal(table)
         ),
+        (Dialect::Mysql, _) => return Err(not_on_mysql()),
     };
     Ok(db
         .query_rows(&sql)?

@@ -5,9 +5,12 @@
 //!   is missing), reading the same snapshot in which every table is fingerprinted; `pg_restore`
 //!   to restore. Credentials reach the programs through libpq's environment, never their
 //!   command line.
+//! * MySQL and MariaDB: `mariadb-dump` (or `mysqldump`) `--single-transaction`, restored with
+//!   the `mariadb` (or `mysql`) client; credentials go through a 0600 option file.
 //! * SQLite: the online backup API.
 //!
-//! Every backup is a file `{prefix}_{database}_{version}_{timestamp}.dump` (`.sqlite3` for SQLite)
+//! Every backup is a file `{prefix}_{database}_{version}_{timestamp}.dump` (`.sql` for MySQL,
+//! `.sqlite3` for SQLite)
 //! with a metadata file beside it (`<file>.json`), both created with mode 0600. The version is
 //! whatever the caller says the schema version is; this crate knows nothing of migrations.
 //!
@@ -16,6 +19,7 @@
 mod error;
 mod fingerprint;
 mod metadata;
+mod mysql;
 mod postgres;
 mod restore_watch;
 mod retention;
@@ -129,6 +133,7 @@ pub fn space_check(database: &Database, dir: &Path) -> Result<SpaceCheck, Backup
                     .map(|m| m.len())
                     .unwrap_or(0)
         }
+        Engine::Mysql => mysql::Connection::open(database.url)?.database_size()?,
     };
     Ok(SpaceCheck {
         database_bytes,
@@ -237,6 +242,52 @@ pub fn create(database: &Database, options: &CreateOptions) -> Result<Backup, Ba
                 },
             )
         }
+        Engine::Mysql => {
+            let mut connection = mysql::Connection::open(database.url)?;
+            let needed = connection.database_size()?;
+            let available = free_bytes(&options.dir)?;
+            if available < needed {
+                return Err(BackupError::NoSpace {
+                    dir: options.dir.clone(),
+                    needed,
+                    available,
+                });
+            }
+            let server = connection.driver.server().clone();
+            let name = metadata::file_name(
+                &options.prefix,
+                &server.database,
+                options.schema_version.as_deref(),
+                created_at,
+                "sql",
+            );
+            let path = options.dir.join(&name);
+            let partial = options.dir.join(format!(".{name}.partial"));
+            let dumped =
+                mysql::dump(&mut connection, &partial, options.fingerprints).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&partial);
+                })?;
+            finish(
+                &partial,
+                path,
+                Metadata {
+                    format: metadata::FORMAT,
+                    engine: "mysql".into(),
+                    database: server.database,
+                    source: database.url.redacted().to_owned(),
+                    server_version: server.version,
+                    schema_version: options.schema_version.clone(),
+                    created_at,
+                    created_by: options.created_by.clone(),
+                    tool_version: tool_version(),
+                    dump_tool: dumped.dump_tool,
+                    size_bytes: dumped.size,
+                    sha256: dumped.sha256,
+                    tables: dumped.tables,
+                    verified: None,
+                },
+            )
+        }
     }
 }
 
@@ -275,7 +326,10 @@ pub fn list(dir: &Path) -> Result<(Vec<Backup>, Vec<BackupError>), BackupError> 
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !(name.ends_with(".dump") || name.ends_with(".sqlite3")) {
+        let is_backup = [".dump", ".sql", ".sqlite3"]
+            .iter()
+            .any(|extension| name.ends_with(extension));
+        if name.starts_with('.') || !is_backup {
             continue;
         }
         match Backup::open(&path) {
@@ -297,7 +351,7 @@ pub struct Verification {
     pub actual_sha256: String,
     /// PostgreSQL: the archive's table of contents, as `pg_restore --list` reads it.
     pub contents: Option<ArchiveContents>,
-    /// SQLite: `PRAGMA integrity_check`.
+    /// SQLite: `PRAGMA integrity_check`. MySQL: whether the dump ends with its completion line.
     pub integrity: Option<String>,
     /// With `deep`: the copy restored and compared table by table.
     pub deep: Option<DeepCheck>,
@@ -356,6 +410,29 @@ pub fn verify(backup: &mut Backup, deep: Option<&Database>) -> Result<Verificati
             && let Some(database) = deep
         {
             let check = deep_postgres(backup, database)?;
+            verification.problems.extend(mismatch_problems(&check));
+            verification.deep = Some(check);
+        }
+    } else if backup.metadata.engine == "mysql" {
+        let contents = mysql::contents(&backup.path)?;
+        verification.integrity = Some(if contents.complete {
+            "ok".to_owned()
+        } else {
+            "incomplete".to_owned()
+        });
+        if !contents.complete {
+            verification
+                .problems
+                .push("the dump ends before its `-- Dump completed` line: it was cut short".into());
+        } else if contents.tables.is_empty() {
+            verification
+                .problems
+                .push("the dump creates no tables".into());
+        }
+        if verification.problems.is_empty()
+            && let Some(database) = deep
+        {
+            let check = deep_mysql(backup, database)?;
             verification.problems.extend(mismatch_problems(&check));
             verification.deep = Some(check);
         }
@@ -450,6 +527,33 @@ fn deep_postgres(backup: &Backup, database: &Database) -> Result<DeepCheck, Back
     })
 }
 
+/// Restores a MySQL dump into a scratch database on the server and compares its row counts
+/// with those the dump holds.
+fn deep_mysql(backup: &Backup, database: &Database) -> Result<DeepCheck, BackupError> {
+    if backup.metadata.tables.is_empty() {
+        return Err(BackupError::Refused(format!(
+            "{} was taken without table fingerprints, so a restored copy has nothing to be compared with",
+            backup.reference()
+        )));
+    }
+    let mut connection = mysql::Connection::open(database.url)?;
+    let scratch = format!(
+        "safeshift_verify_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    connection.create_database(&scratch)?;
+    let result = mysql::restore(&connection, &backup.path, &scratch, Duration::from_secs(60))
+        .and_then(|()| connection.row_counts(&scratch));
+    let dropped = connection.drop_database(&scratch);
+    let actual = result?;
+    dropped?;
+    Ok(DeepCheck {
+        scratch,
+        tables_compared: backup.metadata.tables.len(),
+        mismatches: compare(&backup.metadata.tables, &actual),
+    })
+}
+
 /// What a restore would replace.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestorePreview {
@@ -483,6 +587,8 @@ pub fn restore_preview(
     check_engine(backup, database)?;
     let backup_tables: Vec<String> = if backup.metadata.engine == "postgres" {
         postgres::contents(&backup.path, backup.server_major())?.tables
+    } else if backup.metadata.engine == "mysql" {
+        mysql::contents(&backup.path)?.tables
     } else {
         sqlite::fingerprints(&backup.path)?
             .into_iter()
@@ -504,6 +610,20 @@ pub fn restore_preview(
                 Vec::new()
             };
             (file.display().to_string(), tables)
+        }
+        (Engine::Mysql, RestoreTarget::InPlace) => {
+            let mut connection = mysql::Connection::open(database.url)?;
+            // information_schema's figures are the server's estimates (InnoDB samples pages).
+            let tables = connection
+                .tables()?
+                .into_iter()
+                .map(|(table, bytes)| table_sizes::TableSize {
+                    table,
+                    bytes,
+                    exact: false,
+                })
+                .collect();
+            (connection.database(), tables)
         }
     };
     let (replaced, kept): (Vec<_>, Vec<_>) = current
@@ -532,7 +652,8 @@ fn check_engine(backup: &Backup, database: &Database) -> Result<(), BackupError>
 
 /// Restores a backup after checking its checksum. In place, PostgreSQL runs `pg_restore --clean
 /// --if-exists` in one transaction (all or nothing) and gives up on lock waits after
-/// `lock_timeout`; SQLite copies the backup's pages over the database. Returns the database
+/// `lock_timeout`; MySQL loads the dump, which drops and creates each table it holds (one by
+/// one: MySQL has no transactional DDL); SQLite copies the backup's pages over the database. Returns the database
 /// written to (PostgreSQL: its name; SQLite: its path).
 pub fn restore(
     backup: &Backup,
@@ -607,6 +728,31 @@ pub fn restore(
                 Ok(path.display().to_string())
             }
         },
+        Engine::Mysql => {
+            let mut connection = mysql::Connection::open(database.url)?;
+            match target {
+                RestoreTarget::InPlace => {
+                    let name = connection.database();
+                    mysql::restore(&connection, &backup.path, &name, lock_timeout)?;
+                    Ok(name)
+                }
+                RestoreTarget::New(name) => {
+                    if connection.database_exists(name)? {
+                        return Err(BackupError::Refused(format!(
+                            "the database {name} already exists; `--to` restores into a new database only"
+                        )));
+                    }
+                    connection.create_database(name)?;
+                    if let Err(error) =
+                        mysql::restore(&connection, &backup.path, name, lock_timeout)
+                    {
+                        let _ = connection.drop_database(name);
+                        return Err(error);
+                    }
+                    Ok(name.clone())
+                }
+            }
+        }
     }
 }
 
@@ -654,5 +800,10 @@ pub fn describe_server(database: &Database) -> Result<(String, String), BackupEr
             rusqlite::version().to_owned(),
             database.sqlite_file()?.display().to_string(),
         )),
+        Engine::Mysql => {
+            let connection = mysql::Connection::open(database.url)?;
+            let server = connection.driver.server();
+            Ok((server.version.clone(), server.database.clone()))
+        }
     }
 }

@@ -515,6 +515,11 @@ pub struct LintArgs {
     /// The PostgreSQL version the migrations will run on [default: the connected server's, else 15].
     #[arg(long, value_name = "VERSION", env = "SAFESHIFT_PG_VERSION")]
     pub pg_version: Option<String>,
+    /// Lint as MySQL or MariaDB migrations for this server version (`8.0.36`, `10.11-MariaDB`)
+    /// [default, on a MySQL project: the connected server's, else MySQL 8.0.36, or MariaDB
+    /// 10.11 for a mariadb:// URL].
+    #[arg(long, value_name = "VERSION", env = "SAFESHIFT_MYSQL_VERSION")]
+    pub mysql_version: Option<String>,
     /// Rules not to run (repeatable).
     #[arg(long, value_name = "RULE")]
     pub disable: Vec<String>,

@@ -203,11 +203,9 @@ fn run_error(error: &RunError) {
                 help_text.push_str(&format!("detail: {detail}\n"));
             }
             help_text.push_str(&help.unwrap_or_default());
-            let label = match &cause.sqlstate {
-                Some(code) if code.starts_with("SQLITE_") => code.clone(),
-                Some(code) => format!("SQLSTATE {code}"),
-                None => "failed here".to_owned(),
-            };
+            let label = cause
+                .code_label()
+                .unwrap_or_else(|| "failed here".to_owned());
             match statement {
                 Some(statement) => located(
                     file,

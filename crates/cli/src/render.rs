@@ -131,6 +131,11 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
                 EntryState::Running => format!("{} has an attempt marked running: in progress now, or its runner died (the next `up` settles it)", entry.version),
                 EntryState::Invalid => return None,
                 _ if entry.out_of_order => format!("{} is older than the newest applied version; `up` refuses it without --allow-out-of-order", entry.version),
+                _ if entry.state.runs_on_up() && entry.implicit_commit.is_some() => format!(
+                    "{} runs statement by statement: {}",
+                    entry.version,
+                    implicit_commit_note(entry.implicit_commit.as_deref().unwrap_or_default())
+                ),
                 _ => return None,
             };
             Some(note)
@@ -197,6 +202,15 @@ fn status_summary(report: &StatusReport) -> String {
     } else {
         summary
     }
+}
+
+/// Why a migration that asks for a transaction runs statement by statement on MySQL, and what
+/// that means for a failure.
+fn implicit_commit_note(what: &str) -> String {
+    format!(
+        "`{what}` commits implicitly on MySQL and MariaDB, so each statement is its own step, \
+         recorded as it completes; a failed or interrupted run resumes at the first statement not recorded"
+    )
 }
 
 fn short(checksum: Option<&str>) -> String {
@@ -312,6 +326,8 @@ pub fn dry_run(plan: &DryRun, database: &str) {
         out("");
         let mode = if step.transactional {
             "in one transaction".to_owned()
+        } else if let Some(what) = &step.implicit_commit {
+            format!("statement by statement: {}", implicit_commit_note(what))
         } else {
             "without a transaction: each statement commits on its own".to_owned()
         };

@@ -817,10 +817,23 @@ fn bad_and_missing_urls_are_usage_errors() {
         "CREATE TABLE a (id INTEGER);",
         "DROP TABLE a;",
     );
-    let mysql = project.run(&["--database-url", "mysql://root:hunter2@db/app", "status"]);
-    mysql.expect(exit::USAGE);
+    let redis = project.run(&["--database-url", "redis://root:hunter2@db/app", "status"]);
+    redis.expect(exit::USAGE);
     assert!(
-        mysql.stderr.contains("not supported yet"),
+        redis.stderr.contains("unsupported database URL scheme"),
+        "{}",
+        redis.stderr
+    );
+    assert!(!redis.all().contains("hunter2"));
+    // A MySQL URL is accepted; a server that cannot be reached is a connection error.
+    let mysql = project.run(&[
+        "--database-url",
+        "mysql://root:hunter2@unreachable.invalid/app",
+        "status",
+    ]);
+    mysql.expect(exit::CONNECTION);
+    assert!(
+        mysql.stderr.contains("could not connect"),
         "{}",
         mysql.stderr
     );

@@ -1,7 +1,9 @@
 //! Where the database is: the migration's own connection, and the run's other connections
 //! (table sizes for the plan, pre-flight probes, the watchdog, health checks, backups).
 
-use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, DriverError, PostgresDriver};
+use safeshift_driver::{
+    ConnectOptions, DatabaseUrl, Driver, DriverError, MysqlDriver, PostgresDriver,
+};
 
 /// The database a run works on.
 #[derive(Debug, Clone)]
@@ -46,6 +48,11 @@ impl Database {
     /// Another PostgreSQL connection, beside the migration's.
     pub fn connect_postgres(&self) -> Result<PostgresDriver, DriverError> {
         PostgresDriver::connect(&self.url, &self.other_options())
+    }
+
+    /// Another MySQL connection, beside the migration's.
+    pub fn connect_mysql(&self) -> Result<MysqlDriver, DriverError> {
+        MysqlDriver::connect(&self.url, &self.other_options())
     }
 
     /// The database as the backup library names it.

@@ -194,11 +194,8 @@ fn plan_migration(
     let findings: Vec<PlanFinding> = file_report
         .map(|f| f.findings.iter().map(PlanFinding::from).collect())
         .unwrap_or_default();
-    let statements = migration
-        .up
-        .statements(dialect)
-        .map(|s| s.len())
-        .unwrap_or(0);
+    let split = migration.up.statements(dialect).unwrap_or_default();
+    let statements = split.len();
     // The longest size-based estimate per statement, plus a small floor for every statement.
     let mut estimated = BASE_STATEMENT_TIME * statements as u32;
     if let Some(file) = file_report {
@@ -224,7 +221,7 @@ fn plan_migration(
         version: migration.version.to_string(),
         name: migration.name.clone(),
         file: migration.file().display().to_string(),
-        transactional: migration.up.options.transaction,
+        transactional: migration.up.runs_in_one_transaction(&split),
         statements,
         risk: file_report.and_then(|f| f.risk()),
         findings,

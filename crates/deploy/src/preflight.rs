@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use std::path::Path;
 
-use safeshift_driver::{Driver, Engine, PostgresDriver};
+use safeshift_driver::{Driver, Engine, MysqlDriver, PostgresDriver};
 use safeshift_lint::Risk;
 use safeshift_runner::{EntryState, Migrator};
 use safeshift_source::Version;
@@ -129,6 +129,8 @@ pub fn run(
             match engine {
                 Engine::Postgres => "PostgreSQL",
                 Engine::Sqlite => "SQLite",
+                Engine::Mysql =>
+                    MysqlDriver::of(db.as_ref()).map_or("MySQL", |d| d.flavor().name()),
             },
             server.version,
             server.database,

@@ -3,16 +3,17 @@
 
 use std::time::Duration;
 
-use safeshift_driver::{Driver, Engine, PostgresDriver};
+use safeshift_driver::{Driver, DriverError, Engine, MysqlDriver, PostgresDriver};
 use safeshift_runner::InterruptReason;
-use safeshift_watch::{WatchConfig, Watchdog};
+use safeshift_watch::mysql::MysqlSampler;
+use safeshift_watch::{Sampler, WatchConfig, Watchdog};
 
 use crate::database::Database;
 use crate::frontend::{NoWatchdog, Report, Step, Stop};
 use crate::policy::WatchSettings;
 
 /// Starts the watchdog when the migration connection has a fixed server process (a direct
-/// PostgreSQL connection); otherwise reports why there is none. `estimate` is the plan's: when
+/// PostgreSQL connection, or any MySQL connection); otherwise reports why there is none. `estimate` is the plan's: when
 /// no duration limit is set, twice the estimate (and never under 30 s) is the limit.
 pub fn start(
     db: &dyn Driver,
@@ -22,14 +23,28 @@ pub fn start(
     stop: Stop,
     report: &mut dyn Report,
 ) -> Option<Watchdog> {
-    if db.engine() != Engine::Postgres {
-        return None;
-    }
-    let Some(pid) = PostgresDriver::of(db).and_then(PostgresDriver::session_pid) else {
-        report.step(Step::NoWatchdog(NoWatchdog::Pooled));
-        return None;
+    let (pid, connection): (i64, Result<Box<dyn Sampler>, DriverError>) = match db.engine() {
+        Engine::Postgres => {
+            let Some(pid) = PostgresDriver::of(db).and_then(PostgresDriver::session_pid) else {
+                report.step(Step::NoWatchdog(NoWatchdog::Pooled));
+                return None;
+            };
+            let connection = database
+                .connect_postgres()
+                .map(|c| Box::new(c) as Box<dyn Sampler>);
+            (pid, connection)
+        }
+        Engine::Mysql => {
+            let pid = MysqlDriver::of(db).map_or(0, |d| i64::from(d.connection_id()));
+            let connection = database
+                .connect_mysql()
+                .and_then(MysqlSampler::new)
+                .map(|c| Box::new(c) as Box<dyn Sampler>);
+            (pid, connection)
+        }
+        Engine::Sqlite => return None,
     };
-    let connection = match database.connect_postgres() {
+    let connection = match connection {
         Ok(connection) => connection,
         Err(error) => {
             report.step(Step::NoWatchdog(NoWatchdog::Failed(&error)));

@@ -33,7 +33,8 @@ pub enum ErrorKind {
 pub struct DriverError {
     pub kind: ErrorKind,
     pub message: String,
-    /// The SQLSTATE code (PostgreSQL) or extended result code name (SQLite).
+    /// The SQLSTATE code (PostgreSQL), extended result code name (SQLite, `SQLITE_BUSY`) or
+    /// error number (MySQL and MariaDB, `MySQL 1054`).
     pub sqlstate: Option<String>,
     pub detail: Option<String>,
     pub hint: Option<String>,
@@ -68,6 +69,11 @@ impl DriverError {
         matches!(self.kind, ErrorKind::LockTimeout | ErrorKind::Deadlock)
     }
 
+    /// The error code as people look it up: `SQLSTATE 42P01`, `SQLITE_BUSY`, `MySQL 1054`.
+    pub fn code_label(&self) -> Option<String> {
+        self.sqlstate.as_deref().map(code_label)
+    }
+
     /// `SQLSTATE message`, the form stored in the history.
     pub fn summary(&self) -> String {
         match &self.sqlstate {
@@ -80,8 +86,8 @@ impl DriverError {
 impl fmt::Display for DriverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
-        if let Some(code) = &self.sqlstate {
-            write!(f, " (SQLSTATE {code})")?;
+        if let Some(label) = self.code_label() {
+            write!(f, " ({label})")?;
         }
         if let Some(detail) = &self.detail {
             write!(f, "\ndetail: {detail}")?;
@@ -94,3 +100,15 @@ impl fmt::Display for DriverError {
 }
 
 impl std::error::Error for DriverError {}
+
+/// An error code (as stored in the history) as people look it up: PostgreSQL's five-character
+/// SQLSTATEs are named so; SQLite's result code names, MySQL's numbers and safeshift's own
+/// codes carry their own prefix.
+pub fn code_label(code: &str) -> String {
+    let is_sqlstate = code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric());
+    if is_sqlstate {
+        format!("SQLSTATE {code}")
+    } else {
+        code.to_owned()
+    }
+}

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::Dialect;
 use crate::error::{DriverError, ErrorKind};
-use crate::history_sql::literal;
+use crate::history_sql::{literal, now, returning_id};
 
 /// An event to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,18 +161,20 @@ impl EventsSql {
     }
 
     pub fn create_table(&self) -> String {
-        let (id, timestamp, now) = match self.dialect {
+        let (id, timestamp, options) = match self.dialect {
             Dialect::Postgres => (
                 "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
                 "timestamptz",
-                "clock_timestamp()",
+                "",
             ),
-            Dialect::Sqlite => (
-                "INTEGER PRIMARY KEY AUTOINCREMENT",
-                "TEXT",
-                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", ""),
+            Dialect::Mysql => (
+                "bigint AUTO_INCREMENT PRIMARY KEY",
+                "datetime(6)",
+                " ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
             ),
         };
+        let now = now(self.dialect);
         format!(
             "CREATE TABLE IF NOT EXISTS {table} (
   id           {id},
@@ -187,7 +189,7 @@ impl EventsSql {
   installed_by text NOT NULL,
   db_user      text NOT NULL,
   tool_version text NOT NULL
-)",
+){options}",
             table = self.table
         )
     }
@@ -198,7 +200,7 @@ impl EventsSql {
         };
         format!(
             "INSERT INTO {} (run_id, at, kind, outcome, environment, summary, detail, backup_ref, installed_by, db_user, tool_version) \
-             VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
+             VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}){}",
             self.table,
             literal(self.dialect, &event.run_id),
             match (event.at, self.dialect) {
@@ -208,8 +210,11 @@ impl EventsSql {
                     self.dialect,
                     &at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
                 ),
-                (None, Dialect::Postgres) => "clock_timestamp()".to_owned(),
-                (None, Dialect::Sqlite) => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_owned(),
+                (Some(at), Dialect::Mysql) => literal(
+                    self.dialect,
+                    &at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+                ),
+                (None, dialect) => now(dialect).to_owned(),
             },
             literal(self.dialect, event.kind.as_str()),
             literal(self.dialect, event.outcome.as_str()),
@@ -220,6 +225,7 @@ impl EventsSql {
             literal(self.dialect, &event.installed_by),
             literal(self.dialect, db_user),
             literal(self.dialect, &event.tool_version),
+            returning_id(self.dialect),
         )
     }
 
@@ -229,10 +235,12 @@ impl EventsSql {
                 "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
             }
             Dialect::Sqlite => "at",
+            Dialect::Mysql => "DATE_FORMAT(at, '%Y-%m-%dT%H:%i:%s.%fZ')",
         };
         let id = match self.dialect {
             Dialect::Postgres => "id::text",
             Dialect::Sqlite => "CAST(id AS TEXT)",
+            Dialect::Mysql => "id",
         };
         format!(
             "SELECT {id}, run_id, {at}, kind, outcome, environment, summary, detail, backup_ref, installed_by, db_user, tool_version \

@@ -90,18 +90,15 @@ impl HistorySql {
     }
 
     fn now(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Postgres => "clock_timestamp()",
-            Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        }
+        now(self.dialect)
     }
 
     fn boolean(&self, value: bool) -> &'static str {
         match (self.dialect, value) {
             (Dialect::Postgres, true) => "true",
             (Dialect::Postgres, false) => "false",
-            (Dialect::Sqlite, true) => "1",
-            (Dialect::Sqlite, false) => "0",
+            (Dialect::Sqlite | Dialect::Mysql, true) => "1",
+            (Dialect::Sqlite | Dialect::Mysql, false) => "0",
         }
     }
 
@@ -114,6 +111,17 @@ impl HistorySql {
                 "boolean",
             ),
             Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "INTEGER"),
+            // UTC, written with UTC_TIMESTAMP(6): DATETIME keeps no time zone.
+            Dialect::Mysql => (
+                "bigint AUTO_INCREMENT PRIMARY KEY",
+                "datetime(6)",
+                "boolean",
+            ),
+        };
+        // MySQL indexes only bounded strings.
+        let version = match self.dialect {
+            Dialect::Mysql => "varchar(255)",
+            Dialect::Postgres | Dialect::Sqlite => "text",
         };
         let now = self.now();
         format!(
@@ -121,7 +129,7 @@ impl HistorySql {
   id                 {id},
   run_id             text NOT NULL,
   kind               text NOT NULL CHECK (kind IN ('migrate', 'resolve', 'repair')),
-  version            text NOT NULL,
+  version            {version} NOT NULL,
   name               text NOT NULL,
   file               text NOT NULL,
   direction          text NOT NULL CHECK (direction IN ('up', 'down')),
@@ -143,10 +151,26 @@ impl HistorySql {
   db_user            text NOT NULL,
   tool_version       text NOT NULL,
   note               text,
-  backup_ref         text
-);
-CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
+  backup_ref         text{inline_index}
+){options}{index}",
             table = self.table,
+            // MySQL has no CREATE INDEX IF NOT EXISTS (MariaDB has): the index is declared
+            // with the table.
+            inline_index = match self.dialect {
+                Dialect::Mysql => format!(",\n  INDEX {index_name} (version, id)"),
+                Dialect::Postgres | Dialect::Sqlite => String::new(),
+            },
+            options = match self.dialect {
+                Dialect::Mysql => " ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+                Dialect::Postgres | Dialect::Sqlite => "",
+            },
+            index = match self.dialect {
+                Dialect::Mysql => String::new(),
+                Dialect::Postgres | Dialect::Sqlite => format!(
+                    ";\nCREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
+                    table = self.table
+                ),
+            },
         )
     }
 
@@ -162,6 +186,10 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
                 }
                 (Dialect::Postgres, _) => column.to_string(),
                 (Dialect::Sqlite, _) => format!("CAST({column} AS TEXT)"),
+                (Dialect::Mysql, "started_at" | "finished_at") => {
+                    format!("DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%fZ')")
+                }
+                (Dialect::Mysql, _) => column.to_string(),
             })
             .collect();
         format!(
@@ -247,7 +275,7 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
              ({run_id}, {kind}, {version}, {name}, {file}, {direction}, {status}, {checksum}, {transactional}, \
              {total}, {applied}, {applied_checksum}, {attempt}, {error_sqlstate}, {error_message}, {error_statement}, \
              {error_line}, {started_at}, {finished}, {duration}, {installed_by}, {db_user}, {tool_version}, {note}, \
-             {backup_ref}) RETURNING id, duration_ms AS {RECORDED_DURATION}",
+             {backup_ref}){returning}",
             table = self.table,
             run_id = self.literal(&record.run_id),
             kind = self.literal(record.kind.as_str()),
@@ -265,6 +293,7 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
             tool_version = self.literal(&record.tool_version),
             note = self.optional(record.note.as_deref()),
             backup_ref = self.optional(record.backup_ref.as_deref()),
+            returning = returning_record(self.dialect),
         )
     }
 
@@ -324,12 +353,49 @@ CREATE INDEX IF NOT EXISTS {index_name} ON {table} (version, id)",
     }
 }
 
+/// The current time as the history stores it.
+pub(crate) fn now(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "clock_timestamp()",
+        Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        Dialect::Mysql => "UTC_TIMESTAMP(6)",
+    }
+}
+
+/// What ends an `INSERT` so that it hands back the new row's id: MySQL has no `RETURNING`
+/// (MariaDB has), and its driver reads `LAST_INSERT_ID()` instead.
+pub(crate) fn returning_id(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres | Dialect::Sqlite => " RETURNING id",
+        Dialect::Mysql => "",
+    }
+}
+
+/// What ends a history row's `INSERT`: its id, and the duration the database recorded (so the
+/// run reports what the history says). MySQL has no `RETURNING`: its driver reads
+/// `LAST_INSERT_ID()` and times the step itself.
+pub(crate) fn returning_record(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres | Dialect::Sqlite => {
+            format!(" RETURNING id, duration_ms AS {RECORDED_DURATION}")
+        }
+        Dialect::Mysql => String::new(),
+    }
+}
+
 /// A string literal in a dialect. PostgreSQL literals go through `postgres-protocol`'s escaping,
-/// which stays correct whatever `standard_conforming_strings` is.
+/// which stays correct whatever `standard_conforming_strings` is. On MySQL a backslash is an
+/// escape unless the session's `sql_mode` has `NO_BACKSLASH_ESCAPES`, so text holding one (or
+/// a quote) is written as hex bytes, which read the same in every mode.
 pub(crate) fn literal(dialect: Dialect, text: &str) -> String {
     match dialect {
         Dialect::Postgres => postgres_protocol::escape::escape_literal(text),
         Dialect::Sqlite => format!("'{}'", text.replace('\'', "''")),
+        Dialect::Mysql if text.contains(['\\', '\'', '\0']) => {
+            let hex: String = text.bytes().map(|b| format!("{b:02X}")).collect();
+            format!("CONVERT(X'{hex}' USING utf8mb4)")
+        }
+        Dialect::Mysql => format!("'{text}'"),
     }
 }
 

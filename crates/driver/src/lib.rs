@@ -1,4 +1,5 @@
-//! Database drivers for safeshift: one per engine, behind the [`Driver`] trait.
+//! Database drivers for safeshift: one per engine (PostgreSQL, SQLite, MySQL and MariaDB),
+//! behind the [`Driver`] trait.
 //!
 //! A driver stores the history log, holds the run lock, and runs statements with the
 //! transaction handling and timeouts the runner asks for. It decides nothing about ordering,
@@ -20,17 +21,19 @@ mod history;
 mod history_sql;
 mod interrupted;
 mod lock;
+mod mysql;
 mod postgres;
 mod sqlite;
 mod url;
 
-pub use error::{DriverError, ErrorKind};
+pub use error::{DriverError, ErrorKind, code_label};
 pub use events::{EventKind, EventOutcome, EventRecord, NewEvent};
 pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
 };
 pub use interrupted::{InterruptedOutcome, Leftover};
 pub use lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
+pub use mysql::{ClientOptionFile, MysqlDriver, MysqlFlavor, mysql_rows};
 pub use postgres::{
     ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error, simple_query_rows,
 };
@@ -97,6 +100,7 @@ pub fn connect(
     match url.engine() {
         Engine::Postgres => Ok(Box::new(PostgresDriver::connect(url, options)?)),
         Engine::Sqlite => Ok(Box::new(SqliteDriver::connect(url, options)?)),
+        Engine::Mysql => Ok(Box::new(MysqlDriver::connect(url, options)?)),
     }
 }
 
@@ -135,6 +139,7 @@ pub trait Driver: Send {
         match self.engine() {
             Engine::Postgres => Dialect::Postgres,
             Engine::Sqlite => Dialect::Sqlite,
+            Engine::Mysql => Dialect::Mysql,
         }
     }
 

@@ -5,13 +5,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// How the run lock is held on PostgreSQL.
+/// How the run lock is held on a server (PostgreSQL, MySQL, MariaDB; SQLite always locks a file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunLockMode {
-    /// A session advisory lock, polled with `pg_try_advisory_lock` on the migration connection.
-    /// Released by the server the moment the connection ends, so a killed runner never leaves
-    /// it behind. Needs a direct (or session-pooled) connection.
+    /// A session advisory lock, polled with `pg_try_advisory_lock` on the migration connection
+    /// (on MySQL, `GET_LOCK` on a connection of its own). Released by the server the moment the
+    /// connection ends, so a killed runner never leaves it behind. Needs a direct (or
+    /// session-pooled) connection.
     Advisory,
     /// A lease row with an expiry, renewed by a heartbeat. Works through PgBouncer's transaction
     /// pooling, where session state (advisory locks, `SET`) does not survive between

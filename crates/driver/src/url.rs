@@ -15,6 +15,8 @@ use crate::error::{DriverError, ErrorKind};
 pub enum Engine {
     Postgres,
     Sqlite,
+    /// MySQL or MariaDB (the server's version says which).
+    Mysql,
 }
 
 impl Engine {
@@ -22,6 +24,7 @@ impl Engine {
         match self {
             Engine::Postgres => "postgres",
             Engine::Sqlite => "sqlite",
+            Engine::Mysql => "mysql",
         }
     }
 }
@@ -39,6 +42,7 @@ enum Target {
     Postgres,
     SqliteFile(PathBuf),
     SqliteMemory,
+    Mysql,
 }
 
 /// Where a SQLite URL points.
@@ -51,11 +55,12 @@ pub enum SqliteTarget {
 }
 
 const ACCEPTED: &str = "postgres://user:password@host:5432/database, a libpq key=value string (host=… dbname=…), \
-     sqlite://relative/path.db, sqlite:///absolute/path.db or sqlite::memory:";
+     mysql://user:password@host:3306/database (or mariadb://…), sqlite://relative/path.db, sqlite:///absolute/path.db \
+     or sqlite::memory:";
 
 impl DatabaseUrl {
     /// Parses a URL. PostgreSQL: `postgres://` or `postgresql://` URLs and libpq `key=value`
-    /// strings. SQLite: `sqlite://path` (relative), `sqlite:///path` (absolute), `sqlite:path`,
+    /// strings. MySQL and MariaDB: `mysql://` or `mariadb://` URLs naming a database. SQLite: `sqlite://path` (relative), `sqlite:///path` (absolute), `sqlite:path`,
     /// `sqlite::memory:`.
     pub fn parse(text: &str) -> Result<DatabaseUrl, DriverError> {
         let text = text.trim();
@@ -89,14 +94,22 @@ impl DatabaseUrl {
             }
         } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             Target::Postgres
+        } else if let Some(rest) = ["mysql://", "mariadb://"]
+            .iter()
+            .find_map(|scheme| text.strip_prefix(scheme))
+        {
+            let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+            let database = path.split_once('/').map_or("", |(_, database)| database);
+            if database.is_empty() {
+                return Err(invalid(format!(
+                    "`{redacted}` names no database: MySQL keeps the history in the database the URL names"
+                )));
+            }
+            Target::Mysql
         } else if let Some((scheme, _)) = text.split_once("://") {
-            let message = match scheme {
-                "mysql" | "mariadb" => format!(
-                    "`{scheme}://` URLs are not supported yet: safeshift drives PostgreSQL and SQLite"
-                ),
-                _ => format!("unsupported database URL scheme `{scheme}://`"),
-            };
-            return Err(invalid(message));
+            return Err(invalid(format!(
+                "unsupported database URL scheme `{scheme}://`"
+            )));
         } else if text.contains('=') {
             Target::Postgres
         } else {
@@ -113,6 +126,7 @@ impl DatabaseUrl {
         match self.target {
             Target::Postgres => Engine::Postgres,
             Target::SqliteFile(_) | Target::SqliteMemory => Engine::Sqlite,
+            Target::Mysql => Engine::Mysql,
         }
     }
 
@@ -131,7 +145,7 @@ impl DatabaseUrl {
     pub fn with_database(&self, database: &str) -> Result<DatabaseUrl, DriverError> {
         let raw = match self.target {
             Target::SqliteFile(_) | Target::SqliteMemory => format!("sqlite://{database}"),
-            Target::Postgres if self.raw.contains("://") => {
+            Target::Postgres | Target::Mysql if self.raw.contains("://") => {
                 let (base, query) = match self.raw.split_once('?') {
                     Some((base, query)) => (base, Some(query)),
                     None => (self.raw.as_str(), None),
@@ -157,7 +171,7 @@ impl DatabaseUrl {
                 }
                 url
             }
-            Target::Postgres => {
+            Target::Postgres | Target::Mysql => {
                 let kept: Vec<&str> = self
                     .raw
                     .split_whitespace()
@@ -181,7 +195,7 @@ impl DatabaseUrl {
             }
             Target::SqliteFile(path) => Some(SqliteTarget::File(base.join(path))),
             Target::SqliteMemory => Some(SqliteTarget::Memory),
-            Target::Postgres => None,
+            Target::Postgres | Target::Mysql => None,
         }
     }
 }
@@ -333,13 +347,32 @@ mod tests {
     }
 
     #[test]
-    fn bad_urls_say_what_is_accepted_without_the_password() {
-        let error = DatabaseUrl::parse("mysql://root:pw@h/d").unwrap_err();
+    fn mysql_and_mariadb_urls_name_a_database() {
+        for url in [
+            "mysql://root:pw@h:3306/shop",
+            "mariadb://root@h/shop?prefer_socket=false",
+        ] {
+            assert_eq!(DatabaseUrl::parse(url).unwrap().engine(), Engine::Mysql);
+        }
+        let error = DatabaseUrl::parse("mysql://root:topsecret@h:3306/").unwrap_err();
         assert!(
-            error.message.contains("not supported yet"),
+            error.message.contains("names no database"),
             "{}",
             error.message
         );
+        assert!(!error.to_string().contains("topsecret"));
+        assert_eq!(
+            DatabaseUrl::parse("mysql://u:pw@h/shop")
+                .unwrap()
+                .with_database("scratch")
+                .unwrap()
+                .expose_secret(),
+            "mysql://u:pw@h/scratch"
+        );
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_accepted_without_the_password() {
         let error = DatabaseUrl::parse("redis://u:topsecret@h").unwrap_err();
         assert!(!error.to_string().contains("topsecret"));
         assert!(DatabaseUrl::parse("").is_err());

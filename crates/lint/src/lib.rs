@@ -1,4 +1,5 @@
-//! Linting PostgreSQL migrations before they run: every statement is parsed with the real
+//! Linting migrations before they run. MySQL and MariaDB migrations have rules of their own
+//! in [`mysql`]. PostgreSQL migrations: every statement is parsed with the real
 //! PostgreSQL grammar (`pg_query`), followed through the whole migration history (which tables
 //! exist, which constraints are validated, which objects are new), and checked by rules that know
 //! the lock each statement takes and what that lock blocks.
@@ -33,6 +34,7 @@ mod gate;
 mod linter;
 mod lock;
 mod metadata;
+pub mod mysql;
 mod naming;
 mod options;
 mod parse;

@@ -157,6 +157,29 @@ pub enum OnlineEvent {
         #[serde(serialize_with = "milliseconds")]
         duration: Duration,
     },
+    /// An online schema change (pt-online-schema-change) started on `table`.
+    SchemaChangeStarted {
+        table: String,
+        tool: String,
+    },
+    /// How far the online schema change has copied the table.
+    SchemaChangeProgress {
+        table: String,
+        percent: f64,
+        /// The tool's estimate (`00:12`).
+        remaining: String,
+    },
+    /// The online schema change paused: the replicas lag, or the server is loaded.
+    SchemaChangeThrottled {
+        table: String,
+        reason: String,
+    },
+    /// The online schema change swapped the tables.
+    SchemaChangeFinished {
+        table: String,
+        #[serde(serialize_with = "milliseconds")]
+        duration: Duration,
+    },
     /// A concurrent index build failed for good; the INVALID index it left was dropped.
     IndexCleanedUp {
         index: String,

@@ -1,11 +1,12 @@
 //! The online operations as runner hooks, so `safeshift up` and `down` run every statement the
 //! safe way: DDL lock-safe, `-- safeshift:backfill` statements as resumable batched backfills,
-//! and `CREATE INDEX CONCURRENTLY` with progress, cleanup and retries.
+//! `CREATE INDEX CONCURRENTLY` with progress, cleanup and retries, and on MySQL
+//! `-- safeshift:online-schema-change` ALTERs with pt-online-schema-change.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use safeshift_driver::{Direction, Driver, DriverError, ErrorKind, PostgresDriver};
+use safeshift_driver::{Direction, Driver, DriverError, ErrorKind, MysqlDriver, PostgresDriver};
 use safeshift_lint::{PgVersion, TableLock};
 use safeshift_runner::{StatementContext, StatementHooks};
 use safeshift_source::{Section, Statement, Transactionality};
@@ -14,6 +15,9 @@ use crate::backfill::{self, BackfillRequest, BackfillStatement, Existing, direct
 use crate::events::EventSink;
 use crate::index::{self, IndexBuild};
 use crate::lock_safe::{self, Frame, Restore};
+use crate::schema_change::{
+    self, ONLINE_SCHEMA_CHANGE_DIRECTIVE, SchemaChange, SchemaChangeOptions,
+};
 use crate::settings::OnlineSettings;
 
 /// The directive that turns an `UPDATE` into a batched backfill.
@@ -100,14 +104,46 @@ impl OnlineHooks {
         };
         backfill::run(driver, &request, context.interrupt, &self.sink).map(|_| ())
     }
+
+    fn run_schema_change(
+        &mut self,
+        db: &mut dyn Driver,
+        statement: &Statement,
+        arguments: &str,
+        context: &StatementContext<'_>,
+    ) -> Result<(), DriverError> {
+        let invalid = |message: String| DriverError::new(ErrorKind::Statement, message);
+        let mut options = SchemaChangeOptions::default();
+        options.apply(arguments).map_err(invalid)?;
+        let change = SchemaChange::parse(&statement.sql).map_err(invalid)?;
+        let Some(driver) = MysqlDriver::of_mut(db) else {
+            return Err(invalid(
+                "an online schema change runs on MySQL and MariaDB (pt-online-schema-change)"
+                    .into(),
+            ));
+        };
+        schema_change::run(
+            driver,
+            &change,
+            &options,
+            context.timeouts.lock_timeout,
+            context.resuming,
+            context.interrupt,
+            &self.sink,
+        )
+    }
 }
 
 impl StatementHooks for OnlineHooks {
     fn directives(&self) -> &[&'static str] {
-        &[BACKFILL_DIRECTIVE]
+        &[BACKFILL_DIRECTIVE, ONLINE_SCHEMA_CHANGE_DIRECTIVE]
     }
 
     fn validate(&self, statement: &Statement, section: &Section) -> Result<(), String> {
+        if let Some(directive) = statement.directive(ONLINE_SCHEMA_CHANGE_DIRECTIVE) {
+            SchemaChange::parse(&statement.sql)?;
+            return SchemaChangeOptions::default().apply(&directive.arguments);
+        }
         let Some(directive) = statement.directive(BACKFILL_DIRECTIVE) else {
             return Ok(());
         };
@@ -159,6 +195,10 @@ impl StatementHooks for OnlineHooks {
         if let Some(directive) = statement.directive(BACKFILL_DIRECTIVE) {
             let arguments = directive.arguments.clone();
             return Some(self.run_backfill(db, statement, &arguments, context));
+        }
+        if let Some(directive) = statement.directive(ONLINE_SCHEMA_CHANGE_DIRECTIVE) {
+            let arguments = directive.arguments.clone();
+            return Some(self.run_schema_change(db, statement, &arguments, context));
         }
         let pg_version =
             PgVersion::from_server_version_num(PostgresDriver::of_mut(db)?.server().version_number);

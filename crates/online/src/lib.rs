@@ -22,6 +22,7 @@ pub mod expand;
 mod hooks;
 pub mod index;
 pub mod lock_safe;
+pub mod schema_change;
 pub mod session;
 mod settings;
 

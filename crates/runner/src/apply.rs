@@ -94,7 +94,7 @@ impl<'s> StepRun<'s> {
             step,
             settings,
             interrupt,
-            transactional: step.section.options.transaction,
+            transactional: step.transactional,
             version: step.migration.version.as_str(),
             file: step.section.relative_path.display().to_string(),
             prefixes: Checksum::of_statement_prefixes(
@@ -175,10 +175,15 @@ impl<'s> StepRun<'s> {
             let applied_after = index + 1;
             // Without a migration transaction, a statement that can run in a transaction gets
             // one of its own, committed with its progress record: applied if and only if
-            // recorded, even when the runner dies in between.
+            // recorded, even when the runner dies in between. A statement that commits
+            // implicitly (MySQL DDL) is sent with its progress record, which the server writes
+            // only if the statement succeeded.
             let own_transaction = !self.transactional
                 && !in_user_transaction
-                && statement.transactionality == Transactionality::Any;
+                && matches!(
+                    statement.transactionality,
+                    Transactionality::Any | Transactionality::CommitsImplicitly { .. }
+                );
             let context = StatementContext {
                 run_id: &self.settings.identity.run_id,
                 version: self.version,
@@ -249,6 +254,7 @@ impl<'s> StepRun<'s> {
         let outside = matches!(
             statement.transactionality,
             Transactionality::OutsideTransaction { .. }
+                | Transactionality::CommitsImplicitly { .. }
         );
         let finishing;
         let mut statement = statement;

@@ -8,7 +8,7 @@ use safeshift_driver::{
     Dialect, Direction, Driver, HistoryRecord, LockAttempt, LockRequest, NewRecord, RecordKind,
     Status,
 };
-use safeshift_source::{MigrationSet, SourceError, SourceErrors, Version};
+use safeshift_source::{Migration, MigrationSet, SourceError, SourceErrors, Version, implicit_commit};
 
 use crate::applied_statements;
 use crate::apply::{run_step, sleep_unless_interrupted};
@@ -27,6 +27,17 @@ use crate::report::{
 use crate::resume::interrupted_attempt_message;
 use crate::settings::Settings;
 use crate::state::HistoryState;
+
+/// The kind of the first statement of a migration's up section that commits implicitly, on
+/// the one engine that has such statements (MySQL); a section that does not split is left to
+/// the run to report.
+fn implicit_commit_of(migration: &Migration, dialect: Dialect) -> Option<String> {
+    if dialect != Dialect::Mysql {
+        return None;
+    }
+    let statements = migration.up.statements(dialect).ok()?;
+    implicit_commit(&statements).map(str::to_owned)
+}
 
 /// A migration applied without safeshift, to record as applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +127,7 @@ impl Migrator {
     /// Where every migration stands. Takes no lock and writes nothing. Files with problems are
     /// listed too, flagged with what is wrong.
     pub fn status(&self, db: &mut dyn Driver) -> Result<StatusReport, RunError> {
+        let dialect = db.dialect();
         let history_exists = db.history_exists()?;
         let records = db.read_history()?;
         let state = HistoryState::from_records(&records);
@@ -224,7 +236,11 @@ impl Migrator {
                 checksum: current_checksum,
                 recorded_checksum,
                 has_down: migration.is_some_and(|m| m.down_section().is_ok()),
-                transactional: migration.map(|m| m.up.options.transaction),
+                transactional: migration
+                    .map(|m| m.up.options.transaction && implicit_commit_of(m, dialect).is_none()),
+                implicit_commit: migration
+                    .filter(|m| m.up.options.transaction)
+                    .and_then(|m| implicit_commit_of(m, dialect)),
                 partial: partial.map(|p| PartialProgress {
                     direction: p.direction,
                     applied: p.applied,
@@ -333,9 +349,12 @@ impl Migrator {
                     version: step.migration.version.to_string(),
                     name: step.migration.name.clone(),
                     file: step.section.path.display().to_string(),
-                    transactional: step.section.options.transaction,
+                    transactional: step.transactional,
+                    implicit_commit: implicit_commit(&step.statements)
+                        .filter(|_| step.section.options.transaction)
+                        .map(str::to_owned),
                     resume_from: step.resume_from,
-                    frame: db.attempt_frame(step.section.options.transaction, &step.timeouts),
+                    frame: db.attempt_frame(step.transactional, &step.timeouts),
                     statements: step
                         .statements
                         .iter()

@@ -20,6 +20,9 @@ pub(crate) struct Step<'a> {
     pub direction: Direction,
     pub section: &'a Section,
     pub statements: Vec<Statement>,
+    /// Whether the step runs in one transaction: its section asks for one and none of its
+    /// statements commits implicitly (MySQL DDL). Otherwise it runs statement by statement.
+    pub transactional: bool,
     /// Statements already applied by an earlier attempt.
     pub resume_from: usize,
     /// The earlier attempt stopped at `resume_from` (so an INVALID index that statement builds
@@ -387,7 +390,7 @@ fn step<'a>(
                 help,
             })
         };
-        if section.options.transaction {
+        if section.runs_in_one_transaction(&statements) {
             return Err(blocked(
                 format!(
                     "migration {version} stopped after {applied} statement(s) without a transaction, and its {direction} section now asks for one"
@@ -438,6 +441,7 @@ fn step<'a>(
         migration,
         direction,
         section,
+        transactional: section.runs_in_one_transaction(&statements),
         statements,
         resume_from,
         resuming_failed_statement,

@@ -106,7 +106,11 @@ pub struct StatusEntry {
     /// The checksum recorded when it was applied (or repaired).
     pub recorded_checksum: Option<String>,
     pub has_down: bool,
+    /// Whether the up section runs in one transaction.
     pub transactional: Option<bool>,
+    /// The kind of the first statement that commits implicitly (MySQL DDL, `ALTER TABLE`) when
+    /// that makes a section that asks for a transaction run statement by statement instead.
+    pub implicit_commit: Option<String>,
     pub partial: Option<PartialProgress>,
     pub last_error: Option<LastError>,
     /// Pending, but older than the newest applied version.
@@ -202,6 +206,8 @@ pub struct DryRunStep {
     pub name: String,
     pub file: String,
     pub transactional: bool,
+    /// See [`StatusEntry::implicit_commit`].
+    pub implicit_commit: Option<String>,
     /// Statements skipped because an earlier attempt applied them.
     pub resume_from: usize,
     pub frame: AttemptFrame,

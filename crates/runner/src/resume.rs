@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
-    Driver, DriverError, ErrorKind, EventKind, EventOutcome, HistoryRecord, InterruptedOutcome,
-    NewEvent,
+    Driver, DriverError, Engine, ErrorKind, EventKind, EventOutcome, HistoryRecord,
+    InterruptedOutcome, NewEvent,
 };
 use safeshift_source::{Statement, Transactionality};
 
@@ -139,23 +139,39 @@ fn wait_while_still_running(
     resuming: &Resuming<'_>,
     observer: &mut dyn Observer,
 ) -> Result<(), DriverError> {
-    let patience = resuming.settings.lock.wait;
+    // On MySQL the killed run's statement went to the server with its progress record, so
+    // once it finishes the history moves past it: this run, which read the history before,
+    // must not run it again, and refuses at once; the next run resumes after it.
+    let patience = match db.engine() {
+        Engine::Mysql => Duration::ZERO,
+        _ => resuming.settings.lock.wait,
+    };
     let started = Instant::now();
     let mut announced = None;
     while let Some(pid) = db.statement_in_progress(&statement.sql)? {
         let waited = started.elapsed();
         if waited >= patience {
+            let (process, cancel) = match db.engine() {
+                Engine::Mysql => (format!("connection {pid}"), format!("KILL QUERY {pid};")),
+                _ => (
+                    format!("process {pid}"),
+                    format!("SELECT pg_cancel_backend({pid});"),
+                ),
+            };
+            let waited = if patience.is_zero() {
+                String::new()
+            } else {
+                format!(" (waited {}s for it to end)", waited.as_secs())
+            };
             return Err(DriverError::new(
                 ErrorKind::Statement,
                 format!(
-                    "this statement is still running on the server in process {pid}, left by an interrupted run \
-                     (waited {}s for it to end)",
-                    waited.as_secs()
+                    "this statement is still running on the server in {process}, left by an interrupted run{waited}"
                 ),
             )
             .with_sqlstate(REFUSED)
             .with_hint(format!(
-                "wait for it to finish, or cancel it with `SELECT pg_cancel_backend({pid});`, then run `safeshift up` again"
+                "wait for it to finish, or cancel it with `{cancel}`, then run `safeshift up` again"
             )));
         }
         if announced != Some(pid) {

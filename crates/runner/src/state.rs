@@ -90,14 +90,21 @@ impl HistoryState {
                 }
                 (RecordKind::Migrate, Status::Failed | Status::Running, direction) => {
                     entry.last_failure = Some(record.clone());
-                    entry.partial =
+                    // Statements applied stay applied: an older attempt of the same direction
+                    // may have recorded more than a newer one (a killed runner's statement that
+                    // the server finished, and recorded, after the newer attempt stopped).
+                    let earlier = entry.partial.take().filter(|p| {
+                        p.direction == direction && p.applied > record.statements_applied
+                    });
+                    entry.partial = earlier.or_else(|| {
                         (!record.transactional && record.statements_applied > 0).then(|| Partial {
                             direction,
                             applied: record.statements_applied,
                             total: record.statements_total,
                             applied_checksum: record.applied_checksum.clone(),
                             record: record.clone(),
-                        });
+                        })
+                    });
                 }
                 _ => {}
             }
@@ -252,5 +259,31 @@ mod tests {
         assert!(second.partial.is_none());
         assert!(second.last_failure.is_some());
         assert_eq!(state.running.len(), 1);
+    }
+
+    /// A killed runner's statement that the server finished later records its progress on the
+    /// killed attempt's row, after a newer attempt (refused while the statement still ran) was
+    /// recorded with less: the statements applied are the most any attempt recorded.
+    #[test]
+    fn progress_recorded_late_on_an_older_attempt_counts() {
+        let attempt = |id: i64, applied: i64| {
+            let mut row = record(
+                id,
+                "0001",
+                RecordKind::Migrate,
+                Direction::Up,
+                Status::Failed,
+            );
+            row.transactional = false;
+            row.statements_applied = applied;
+            row.applied_checksum = Some(format!("sha256:prefix-{applied}"));
+            row
+        };
+        let state = HistoryState::from_records(&[attempt(1, 2), attempt(2, 1)]);
+        let version = state.get(&Version::parse("0001").unwrap()).unwrap();
+        let partial = version.partial.as_ref().unwrap();
+        assert_eq!(partial.applied, 2);
+        assert_eq!(partial.applied_checksum.as_deref(), Some("sha256:prefix-2"));
+        assert_eq!(version.last_failure.as_ref().unwrap().id, 2);
     }
 }

@@ -31,6 +31,7 @@ mod layouts;
 mod load;
 mod loose;
 mod migration;
+mod mysql;
 mod new;
 mod options;
 mod statements;
@@ -47,7 +48,8 @@ pub use layouts::prisma::prisma_checksum_matches;
 pub use layouts::sqitch::{SqitchChange, SqitchPlan, sqitch_script_hash};
 pub use load::{MigrationSet, ROLLBACK_DIRECTORY, SourceWarning, existing_versions};
 pub use loose::LooseFile;
-pub use migration::{Layout, Migration, MissingDown, Section};
+pub use migration::{Layout, Migration, MissingDown, Section, implicit_commit};
+pub use mysql::classify_mysql;
 pub use new::{
     NewMigration, VersionScheme, default_directory, plan_migration_with_sql, plan_new_migration,
     slugify, write_new_migration,

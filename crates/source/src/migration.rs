@@ -176,6 +176,29 @@ impl Migration {
     }
 }
 
+/// The first statement that commits implicitly, as `what` of its kind (`ALTER TABLE`).
+pub fn implicit_commit(statements: &[Statement]) -> Option<&str> {
+    statements
+        .iter()
+        .find_map(|statement| match &statement.transactionality {
+            Transactionality::CommitsImplicitly { what } => Some(what.as_str()),
+            _ => None,
+        })
+}
+
+/// Whether a section body holds no statements. A body PostgreSQL's lexer rejects may be
+/// MySQL text (backslash escapes, `#` comments); it is empty only if MySQL's lexer finds
+/// nothing either, and the PostgreSQL lexer's error stands when both reject it.
+fn is_empty(path: &Path, source: &SourceText, body: Range<usize>) -> Result<bool, SourceError> {
+    match has_code(path, source, body.clone()) {
+        Ok(token) => Ok(token.is_none()),
+        Err(postgres_error) => match crate::mysql::first_code(path, source, body) {
+            Ok(token) => Ok(token.is_none()),
+            Err(_) => Err(postgres_error),
+        },
+    }
+}
+
 const VERIFY_SAVEPOINT_NAME: &str = "safeshift_verify";
 const VERIFY_SAVEPOINT: &str = "SAVEPOINT safeshift_verify";
 
@@ -219,7 +242,7 @@ pub(crate) struct SectionParts<'a> {
 impl Section {
     pub(crate) fn build(parts: SectionParts<'_>) -> Result<Section, SourceError> {
         let source = &parts.file.text;
-        let empty = has_code(parts.path, source, parts.body.clone())?.is_none();
+        let empty = is_empty(parts.path, source, parts.body.clone())?;
         Ok(Section {
             direction: parts.direction,
             path: parts.path.to_path_buf(),
@@ -252,6 +275,13 @@ impl Section {
     /// Whether the body holds no statements (only whitespace and comments).
     pub fn is_empty(&self) -> bool {
         self.empty
+    }
+
+    /// Whether the section runs in one transaction on `dialect`: it asks for one, and none of its
+    /// statements commits implicitly (MySQL DDL). When it does not, [`implicit_commit`]
+    /// says which statement stops it.
+    pub fn runs_in_one_transaction(&self, statements: &[Statement]) -> bool {
+        self.options.transaction && implicit_commit(statements).is_none()
     }
 
     /// The section's statements, split for `dialect`.
@@ -326,7 +356,9 @@ impl Section {
             ),
         };
         let (message, help) = match &statement.transactionality {
-            Transactionality::Any => return Ok(()),
+            // The runner runs such a section statement by statement (see
+            // `Section::runs_in_one_transaction`).
+            Transactionality::Any | Transactionality::CommitsImplicitly { .. } => return Ok(()),
             Transactionality::OutsideTransaction { what, reason } => (
                 format!("`{what}` {reason}, and this migration runs in one transaction"),
                 format!(

@@ -25,6 +25,8 @@ use crate::text::SourceText;
 pub enum Dialect {
     Postgres,
     Sqlite,
+    /// MySQL and MariaDB.
+    Mysql,
 }
 
 /// What a statement needs from the transaction around it.
@@ -41,6 +43,10 @@ pub enum Transactionality {
     },
     /// Begins or ends a transaction itself (`BEGIN`, `COMMIT`, …).
     TransactionControl { what: String },
+    /// Commits the open transaction before and after it runs, whatever the migration asks
+    /// (MySQL and MariaDB DDL): a section holding one runs statement by statement, each
+    /// statement its own recorded step.
+    CommitsImplicitly { what: String },
 }
 
 /// One statement of a section, located in its file.
@@ -77,7 +83,7 @@ pub struct Directive {
 
 impl Directive {
     /// Parses a comment's text; `None` when it is not a safeshift directive.
-    fn parse(comment: &str, line: u32) -> Option<Directive> {
+    pub(crate) fn parse(comment: &str, line: u32) -> Option<Directive> {
         let body = comment
             .strip_prefix("--")?
             .trim_start()
@@ -279,6 +285,9 @@ pub(crate) fn split_statements(
     dialect: Dialect,
     classify: bool,
 ) -> Result<Vec<Statement>, SourceError> {
+    if dialect == Dialect::Mysql {
+        return crate::mysql::split(path, source, range);
+    }
     let tokens = scan(path, source, range)?;
     let text = source.as_str();
     let mut statements = Vec::new();
@@ -300,6 +309,7 @@ pub(crate) fn split_statements(
                 Dialect::Postgres if !classify => Transactionality::Any,
                 Dialect::Postgres => classify_postgres(&sql),
                 Dialect::Sqlite => classify_sqlite(text, tokens),
+                Dialect::Mysql => unreachable!("MySQL statements are split by crate::mysql"),
             };
             statements.push(Statement {
                 index: statements.len(),
@@ -383,6 +393,7 @@ fn opens_block(dialect: Dialect, tokens: &[Token]) -> bool {
             }
             next == Some(TokenKind::Trigger)
         }
+        Dialect::Mysql => unreachable!("MySQL statements are split by crate::mysql"),
     }
 }
 
@@ -593,6 +604,7 @@ mod tests {
                 Transactionality::Any => "any".to_owned(),
                 Transactionality::OutsideTransaction { what, .. } => format!("outside:{what}"),
                 Transactionality::TransactionControl { what } => format!("control:{what}"),
+                Transactionality::CommitsImplicitly { what } => format!("implicit:{what}"),
             })
             .collect();
         assert_eq!(

@@ -170,7 +170,7 @@ fn connect(url: &str) -> Result<postgres::Client, TestkitError> {
 
 /// `t_<test name>_<pid>_<n>`: unique among live processes, and the test name (the test
 /// thread's name) makes a leftover database easy to trace.
-fn unique_name() -> String {
+pub(crate) fn unique_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let suffix = format!(
         "_{}_{}",

@@ -21,6 +21,25 @@ pub enum TestkitError {
         searched: String,
     },
 
+    /// No MariaDB server binaries were found.
+    #[error(
+        "mariadbd or mariadb-install-db not found (looked in: {searched}); install MariaDB with \
+         `apt-get install --no-install-recommends mariadb-server` or point SAFESHIFT_MARIADB_BIN at their directory"
+    )]
+    MariaDbNotFound {
+        /// The places that were tried, comma-separated.
+        searched: String,
+    },
+
+    /// A MariaDB server could not be started or used.
+    #[error("{context}: {detail}")]
+    MariaDb {
+        /// What was being done.
+        context: String,
+        /// The server's or tool's own words.
+        detail: String,
+    },
+
     /// A file-system or process operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -43,10 +62,9 @@ pub enum TestkitError {
         source: postgres::Error,
     },
 
-    /// A server URL (for example from `SAFESHIFT_TEST_PG_URL`) could not be understood.
-    #[error(
-        "invalid PostgreSQL URL `{url}`: {reason} (expected postgres://USER@HOST:PORT/DATABASE)"
-    )]
+    /// A server URL (for example from `SAFESHIFT_TEST_PG_URL` or `SAFESHIFT_TEST_MYSQL_URL`)
+    /// could not be understood.
+    #[error("invalid server URL `{url}`: {reason}")]
     InvalidUrl {
         /// The URL as given.
         url: String,

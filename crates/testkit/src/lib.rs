@@ -1,4 +1,4 @@
-//! Real, throwaway PostgreSQL servers and PgBouncer for safeshift's tests.
+//! Real, throwaway PostgreSQL servers, PgBouncer and MariaDB servers for safeshift's tests.
 //!
 //! Most tests need only [`TestDatabase`]: a fresh database cloned from a template on a server
 //! shared by the whole test process (or by the whole test run, when `scripts/test` exports
@@ -34,6 +34,8 @@
 //! |---|---|
 //! | `SAFESHIFT_TEST_PG_URL` | use this server instead of starting one per process |
 //! | `SAFESHIFT_TEST_PGBOUNCER_URL` | use this transaction-pooling PgBouncer in front of it |
+//! | `SAFESHIFT_TEST_MYSQL_URL` | use this MariaDB server (for [`TestMysqlDatabase`]) instead of starting one per process |
+//! | `SAFESHIFT_MARIADB_BIN` | the directory holding `mariadbd` and `mariadb-install-db` |
 //! | `SAFESHIFT_PG_BIN` | the directory holding `initdb` and `postgres` |
 //! | `SAFESHIFT_PGBOUNCER_BIN` | the `pgbouncer` binary |
 //! | `SAFESHIFT_TESTKIT_DIR` | where template clusters and server directories are kept (default: `/dev/shm/safeshift-testkit-<uid>`, or under `$TMPDIR` when `/dev/shm` is small) |
@@ -41,13 +43,18 @@
 mod database;
 mod detached;
 mod error;
+mod mariadb;
 mod pgbouncer;
 mod server;
 mod shared;
 
 pub use database::{TEMPLATE_DATABASE, TestDatabase};
-pub use detached::{DetachedServers, start_detached, stop_detached};
+pub use detached::{DetachedServers, Extras, start_detached, stop_detached};
 pub use error::TestkitError;
+pub use mariadb::{
+    MARIADB_BIN_ENV, MYSQL_URL_ENV, MariaDbServer, SharedMariaDb, TestMysqlDatabase,
+    shared_mariadb, test_url,
+};
 pub use pgbouncer::{PGBOUNCER_BIN_ENV, PgBouncer, PoolMode};
 pub use safeshift_pgserver::PG_BIN_ENV;
 pub use server::{DIR_ENV, PgServer};

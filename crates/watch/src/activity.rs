@@ -93,6 +93,8 @@ impl TableActivity {
 /// Everything `safeshift activity` shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Activity {
+    /// `PostgreSQL`, `MySQL` or `MariaDB`.
+    pub engine: String,
     pub database: String,
     pub server_version: String,
     pub connections: Connections,
@@ -242,6 +244,7 @@ impl Activity {
         })
         .collect();
         Ok(Activity {
+            engine: "PostgreSQL".to_owned(),
             database: text(&header, 0),
             server_version: text(&header, 1),
             connections: connections(client)?,

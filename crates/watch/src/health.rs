@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use safeshift_driver::{ConnectOptions, DatabaseUrl, Engine, PostgresDriver, SqliteDriver, redact};
+use safeshift_driver::{
+    ConnectOptions, DatabaseUrl, Engine, MysqlDriver, MysqlFlavor, PostgresDriver, SqliteDriver,
+    redact,
+};
 
 use crate::query::rows;
 
@@ -128,6 +131,27 @@ fn sql(
                     rusqlite::Error::QueryReturnedNoRows => Ok(None),
                     other => Err(other.to_string()),
                 })
+        })(),
+        Engine::Mysql => (|| {
+            let mut options = options.clone();
+            options.connect_timeout = timeout;
+            let mut driver = MysqlDriver::connect(database, &options).map_err(|e| e.to_string())?;
+            let limit = match driver.flavor() {
+                MysqlFlavor::Mariadb => format!(
+                    "SET SESSION max_statement_time = {}",
+                    timeout.as_secs_f64().max(0.001)
+                ),
+                MysqlFlavor::Mysql => format!(
+                    "SET SESSION max_execution_time = {}",
+                    timeout.as_millis().max(1)
+                ),
+            };
+            driver.query_rows(&limit).map_err(|e| e.message)?;
+            let rows = driver.query_rows(query).map_err(|e| e.message)?;
+            Ok(rows
+                .into_iter()
+                .next()
+                .and_then(|row| row.into_iter().next().flatten()))
         })(),
     };
     match value {

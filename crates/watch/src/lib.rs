@@ -1,5 +1,5 @@
-//! What a PostgreSQL server is doing while safeshift changes it, read from a connection of its
-//! own: the sessions and what blocks whom ([`activity`]), a [`watchdog`] that samples the
+//! What a PostgreSQL, MySQL or MariaDB server is doing while safeshift changes it, read from a
+//! connection of its own: the sessions and what blocks whom ([`activity`]), a [`watchdog`] that samples the
 //! migration's session during `up` and trips thresholds, the server-side [`probes`] of a
 //! pre-flight check, and the [`health`] checks run after a migration.
 //!
@@ -9,10 +9,13 @@
 
 pub mod activity;
 pub mod health;
+pub mod mysql;
 pub mod probes;
 mod query;
+pub mod sampler;
 pub mod watchdog;
 
 pub use activity::{Activity, Connections, IndexBuild, LockWait, Session, TableActivity};
 pub use health::{HealthCheck, HealthOutcome};
+pub use sampler::{OwnSession, Sampler};
 pub use watchdog::{Limits, Threshold, WatchConfig, WatchEvent, WatchSummary, Watchdog};

@@ -10,13 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use postgres::Client;
 use serde::Serialize;
 
-use safeshift_driver::PostgresDriver;
-
-use crate::activity::{Session, connections, sessions_where};
-use crate::query::{Row, millis, rows, text};
+use crate::activity::Session;
+use crate::sampler::{OwnSession, Sampler};
 
 /// A threshold the watchdog watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -79,7 +76,8 @@ impl Default for Limits {
 /// How the watchdog runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchConfig {
-    /// The migration connection's server process (`Driver::session_pid`).
+    /// The migration connection's server process (`PostgresDriver::session_pid`) or connection
+    /// id (`MysqlDriver::connection_id`).
     pub pid: i64,
     pub interval: Duration,
     pub limits: Limits,
@@ -152,7 +150,7 @@ type Abort = Box<dyn Fn(String) + Send>;
 impl Watchdog {
     /// Starts sampling on `connection` (a connection of its own, not the migration's).
     pub fn start(
-        mut connection: PostgresDriver,
+        mut connection: Box<dyn Sampler>,
         config: WatchConfig,
         mut report: Report,
         abort: Abort,
@@ -163,7 +161,7 @@ impl Watchdog {
             let mut state = State::new(config);
             while !stopping.load(Ordering::SeqCst) {
                 let started = Instant::now();
-                match state.sample(connection.client()) {
+                match state.sample(connection.as_mut()) {
                     Ok(events) => {
                         for event in events {
                             if let WatchEvent::Crossed {
@@ -249,14 +247,16 @@ impl State {
         }
     }
 
-    fn sample(&mut self, client: &mut Client) -> Result<Vec<WatchEvent>, String> {
+    fn sample(&mut self, sampler: &mut dyn Sampler) -> Result<Vec<WatchEvent>, String> {
         let mut events = Vec::new();
         self.summary.samples += 1;
-        let own = self.own_session(client)?;
-        let total_wait = self.track_lock_wait(client, &own, &mut events)?;
-        self.track_queue(client, &mut events)?;
+        let own = sampler
+            .own_session(self.config.pid)
+            .map_err(|e| e.message)?;
+        let total_wait = self.track_lock_wait(sampler, &own, &mut events)?;
+        self.track_queue(sampler, &mut events)?;
         self.check_statement(&own, total_wait, &mut events);
-        self.track_connections(client, total_wait, &mut events)?;
+        self.track_connections(sampler, total_wait, &mut events)?;
         let limits = self.config.limits;
         if let Some(limit) = limits.duration
             && self.started.elapsed() >= limit
@@ -274,39 +274,18 @@ impl State {
         Ok(events)
     }
 
-    /// The migration's session: its state, wait event, how long its statement has run, and the
-    /// lock it waits for, if any (since when, how long, on what).
-    fn own_session(&self, client: &mut Client) -> Result<Row, String> {
-        let pid = self.config.pid;
-        let own = rows(
-            client,
-            &format!(
-                "SELECT a.state, a.wait_event_type, extract(epoch FROM clock_timestamp() - a.query_start) * 1000, \
-                        w.waitstart::text, extract(epoch FROM clock_timestamp() - w.waitstart) * 1000, w.what \
-                 FROM pg_stat_activity a \
-                 LEFT JOIN LATERAL (SELECT l.waitstart, \
-                          l.mode || CASE WHEN l.relation IS NOT NULL THEN ' on ' || l.relation::regclass::text \
-                                         ELSE ' (' || l.locktype || ')' END AS what \
-                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) w ON true \
-                 WHERE a.pid = {pid}"
-            ),
-        )
-        .map_err(|e| e.message)?;
-        Ok(own.into_iter().next().unwrap_or_default())
-    }
-
     /// Follows the migration's lock waits (and who blocks them); returns the time waited for
     /// locks in all.
     fn track_lock_wait(
         &mut self,
-        client: &mut Client,
-        own: &Row,
+        sampler: &mut dyn Sampler,
+        own: &OwnSession,
         events: &mut Vec<WatchEvent>,
     ) -> Result<u64, String> {
         let pid = self.config.pid;
-        let waiting = text(own, 1) == "Lock";
-        let wait_start = own.get(3).cloned().flatten();
-        let waited_ms = millis(own, 4).unwrap_or(0);
+        let waiting = own.waiting;
+        let wait_start = own.wait_started.clone();
+        let waited_ms = own.waited_ms;
         match (&self.current_wait, waiting, &wait_start) {
             (Some((start, last)), true, Some(now_start)) if start == now_start => {
                 let _ = last;
@@ -330,15 +309,14 @@ impl State {
         }
         if let Some((_, current)) = &self.current_wait {
             self.summary.longest_lock_wait_ms = self.summary.longest_lock_wait_ms.max(*current);
-            let blockers = sessions_where(client, &format!("a.pid = ANY(pg_blocking_pids({pid}))"))
-                .map_err(|e| e.message)?;
+            let blockers = sampler.blockers(pid).map_err(|e| e.message)?;
             let mut pids: Vec<i64> = blockers.iter().map(|s| s.pid).collect();
             pids.sort_unstable();
             if pids != self.blockers && !blockers.is_empty() {
                 self.blockers = pids;
                 events.push(WatchEvent::Blocked {
                     waited_ms: *current,
-                    lock: own.get(5).cloned().flatten(),
+                    lock: own.lock.clone(),
                     blockers,
                 });
             }
@@ -355,15 +333,12 @@ impl State {
     /// The sessions queued behind the migration's lock.
     fn track_queue(
         &mut self,
-        client: &mut Client,
+        sampler: &mut dyn Sampler,
         events: &mut Vec<WatchEvent>,
     ) -> Result<(), String> {
-        let pid = self.config.pid;
-        let queued = sessions_where(
-            client,
-            &format!("a.wait_event_type = 'Lock' AND {pid} = ANY(pg_blocking_pids(a.pid))"),
-        )
-        .map_err(|e| e.message)?;
+        let queued = sampler
+            .queued_behind(self.config.pid)
+            .map_err(|e| e.message)?;
         if queued.len() != self.queued {
             self.queued = queued.len();
             self.summary.most_queued = self.summary.most_queued.max(queued.len());
@@ -373,8 +348,8 @@ impl State {
     }
 
     /// The lock-wait and long-statement thresholds.
-    fn check_statement(&mut self, own: &Row, total_wait: u64, events: &mut Vec<WatchEvent>) {
-        let waiting = text(own, 1) == "Lock";
+    fn check_statement(&mut self, own: &OwnSession, total_wait: u64, events: &mut Vec<WatchEvent>) {
+        let waiting = own.waiting;
         let limits = self.config.limits;
         if total_wait >= limits.lock_wait.as_millis() as u64 {
             self.cross(
@@ -387,11 +362,8 @@ impl State {
                 events,
             );
         }
-        let running_ms = millis(own, 2).unwrap_or(0);
-        if !waiting
-            && text(own, 0) == "active"
-            && running_ms >= limits.long_query.as_millis() as u64
-        {
+        let running_ms = own.running_ms;
+        if !waiting && own.active && running_ms >= limits.long_query.as_millis() as u64 {
             self.cross(
                 Threshold::LongQuery,
                 format!(
@@ -407,12 +379,12 @@ impl State {
     /// Progress every few seconds, and connection use against its threshold.
     fn track_connections(
         &mut self,
-        client: &mut Client,
+        sampler: &mut dyn Sampler,
         total_wait: u64,
         events: &mut Vec<WatchEvent>,
     ) -> Result<(), String> {
         let limits = self.config.limits;
-        let connections = connections(client).map_err(|e| e.message)?;
+        let connections = sampler.connections().map_err(|e| e.message)?;
         if self.last_progress.elapsed() >= self.config.progress_every {
             self.last_progress = Instant::now();
             events.push(WatchEvent::Progress {

@@ -21,6 +21,9 @@ use crate::output::out;
 /// Lints the given files and directories (default: the project's migrations), prints the report
 /// in the chosen format, and fails when a finding at or above `--fail-on` remains.
 pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
+    if super::lint_mysql::applies(context, args) {
+        return super::lint_mysql::run(context, args);
+    }
     let mut database = connect_if_given(context)?;
     let pg_version = match (&args.pg_version, &database) {
         (Some(version), _) => version.parse::<PgVersion>().map_err(CliError::usage)?,

@@ -13,6 +13,7 @@ mod explain;
 mod history;
 mod init;
 pub mod lint;
+mod lint_mysql;
 mod new;
 mod plan;
 mod preflight;

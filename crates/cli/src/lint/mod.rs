@@ -7,6 +7,7 @@ mod github;
 mod human;
 pub mod json;
 mod markdown;
+pub mod mysql;
 mod sarif;
 #[cfg(test)]
 mod snapshot_tests;

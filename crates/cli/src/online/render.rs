@@ -228,6 +228,35 @@ impl Renderer {
                     "    dropped the INVALID index {index} the failed build left"
                 ));
             }
+            OnlineEvent::SchemaChangeStarted { table, tool } => self.say(format!(
+                "    online schema change of {table} with {tool}: copying in throttled chunks while writes go on"
+            )),
+            OnlineEvent::SchemaChangeProgress {
+                table,
+                percent,
+                remaining,
+            } => {
+                if self.terminal {
+                    let bar = self.bar(1000, "    {spinner} {prefix} [{bar:30}] {msg}");
+                    bar.set_prefix(format!("copying {table}"));
+                    bar.set_position((percent * 10.0) as u64);
+                    bar.set_message(format!("{percent:.0} %, {remaining} remain"));
+                } else {
+                    self.plain_progress(|| {
+                        format!("    copying {table}: {percent:.0} %, {remaining} remain")
+                    });
+                }
+            }
+            OnlineEvent::SchemaChangeThrottled { reason, .. } => {
+                self.say(format!("    {} {reason}", styled(YELLOW, "paused:")))
+            }
+            OnlineEvent::SchemaChangeFinished { table, duration } => {
+                self.finish_bar();
+                self.say(format!(
+                    "    swapped in the new {table} after an online copy of {:.1}s",
+                    duration.as_secs_f64()
+                ));
+            }
         }
     }
 }

@@ -32,6 +32,11 @@ impl Project {
         Project { dir, url }
     }
 
+    /// A project pointed at a MySQL or MariaDB URL.
+    pub fn mysql(url: String) -> Project {
+        Project::postgres(url)
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -241,6 +246,52 @@ pub fn live_leases(client: &mut postgres::Client) -> i64 {
     )
     .parse()
     .unwrap()
+}
+
+/// Rows of a query on MySQL or MariaDB, as text.
+pub fn my_rows(conn: &mut mysql::Conn, sql: &str) -> Vec<Vec<Option<String>>> {
+    use mysql::prelude::Queryable;
+    let rows: Vec<mysql::Row> = conn.query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.into_iter()
+        .map(|row| {
+            row.unwrap()
+                .into_iter()
+                .map(|value| match value {
+                    mysql::Value::NULL => None,
+                    mysql::Value::Bytes(bytes) => {
+                        Some(String::from_utf8_lossy(&bytes).into_owned())
+                    }
+                    other => Some(other.as_sql(true)),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The single value of a query on MySQL.
+pub fn my_value(conn: &mut mysql::Conn, sql: &str) -> String {
+    my_rows(conn, sql)
+        .first()
+        .and_then(|row| row.first().cloned().flatten())
+        .unwrap_or_else(|| panic!("no value from {sql}"))
+}
+
+/// `(version, direction, status, kind)` of every history row on MySQL, oldest first.
+pub fn my_history(conn: &mut mysql::Conn) -> Vec<(String, String, String, String)> {
+    my_rows(
+        conn,
+        "SELECT version, direction, status, kind FROM safeshift_history ORDER BY id",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            r[0].clone().unwrap(),
+            r[1].clone().unwrap(),
+            r[2].clone().unwrap(),
+            r[3].clone().unwrap(),
+        )
+    })
+    .collect()
 }
 
 /// Filters for snapshots of the human output: times, durations, users, run ids and temporary

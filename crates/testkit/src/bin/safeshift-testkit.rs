@@ -8,14 +8,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use safeshift_testkit::{DetachedServers, PG_URL_ENV, PGBOUNCER_URL_ENV};
+use safeshift_testkit::{DetachedServers, Extras, MYSQL_URL_ENV, PG_URL_ENV, PGBOUNCER_URL_ENV};
 
-const USAGE: &str = "usage: safeshift-testkit start [--pgbouncer] [--dir DIR]
+const USAGE: &str = "usage: safeshift-testkit start [--pgbouncer] [--mariadb] [--dir DIR]
        safeshift-testkit stop DIR
 
 start  starts a PostgreSQL server (and, with --pgbouncer, a transaction-pooling PgBouncer in
-       front of it) that keep running after this command exits, and prints shell `export`
-       lines for SAFESHIFT_TEST_PG_URL, SAFESHIFT_TEST_PGBOUNCER_URL and SAFESHIFT_TEST_PG_BASE
+       front of it; with --mariadb, a MariaDB server) that keep running after this command
+       exits, and prints shell `export` lines for SAFESHIFT_TEST_PG_URL,
+       SAFESHIFT_TEST_PGBOUNCER_URL, SAFESHIFT_TEST_MYSQL_URL and SAFESHIFT_TEST_PG_BASE
 stop   stops the servers started in DIR and removes DIR";
 
 /// The environment variable naming the directory to pass to `stop`.
@@ -23,7 +24,7 @@ const BASE_ENV: &str = "SAFESHIFT_TEST_PG_BASE";
 
 enum Mode {
     Start {
-        with_pgbouncer: bool,
+        extras: Extras,
         dir: Option<PathBuf>,
     },
     Stop {
@@ -45,10 +46,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(())
         }
-        Mode::Start {
-            with_pgbouncer,
-            dir,
-        } => safeshift_testkit::start_detached(dir.as_deref(), with_pgbouncer)
+        Mode::Start { extras, dir } => safeshift_testkit::start_detached(dir.as_deref(), extras)
             .map(|servers| print!("{}", export_lines(&servers))),
         Mode::Stop { dir } => safeshift_testkit::stop_detached(&dir),
     };
@@ -65,11 +63,12 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Mode, 
     let command = arguments.next().ok_or("missing command")?;
     match command.as_str() {
         "start" => {
-            let mut with_pgbouncer = false;
+            let mut extras = Extras::default();
             let mut dir = None;
             while let Some(argument) = arguments.next() {
                 match argument.as_str() {
-                    "--pgbouncer" => with_pgbouncer = true,
+                    "--pgbouncer" => extras.pgbouncer = true,
+                    "--mariadb" => extras.mariadb = true,
                     "--dir" => {
                         dir = Some(PathBuf::from(
                             arguments.next().ok_or("--dir needs a value")?,
@@ -78,10 +77,7 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Mode, 
                     other => return Err(format!("unknown argument `{other}`")),
                 }
             }
-            Ok(Mode::Start {
-                with_pgbouncer,
-                dir,
-            })
+            Ok(Mode::Start { extras, dir })
         }
         "stop" => {
             let dir = arguments.next().ok_or("stop needs the directory")?;
@@ -105,6 +101,9 @@ fn export_lines(servers: &DetachedServers) -> String {
     ];
     if let Some(url) = &servers.pgbouncer_url {
         lines.push(export(PGBOUNCER_URL_ENV, url));
+    }
+    if let Some(url) = &servers.mysql_url {
+        lines.push(export(MYSQL_URL_ENV, url));
     }
     lines.join("")
 }

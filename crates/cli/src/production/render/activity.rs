@@ -9,9 +9,10 @@ use safeshift_deploy::describe::session_line;
 /// `safeshift activity`.
 pub fn activity(activity: &Activity) {
     out(format!(
-        "{} {} · PostgreSQL {} · connections {}/{} ({:.0} %)",
+        "{} {} · {} {} · connections {}/{} ({:.0} %)",
         styled(BOLD, "Activity"),
         activity.database,
+        activity.engine,
         activity.server_version,
         activity.connections.used,
         activity.connections.max,

@@ -119,6 +119,12 @@ pub fn restore_preview(preview: &RestorePreview, backup: &Backup, say: &dyn Fn(S
                     table.table,
                     human_bytes(table.bytes)
                 ));
+            } else if backup.metadata.engine == "mysql" {
+                say(format!(
+                    "    {} (about {}: the server's estimate from information_schema)",
+                    table.table,
+                    human_bytes(table.bytes)
+                ));
             } else {
                 say(format!(
                     "    {} (about {}: an estimate from the catalog, whose page counts are as old as the \
