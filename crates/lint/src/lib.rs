@@ -24,6 +24,7 @@
 //! `rules/<rule-id>.toml` (risk, lock, why, safe alternative, examples); [`explain`] renders the
 //! metadata, so documentation and behaviour share one source.
 
+mod ahead;
 mod coercion;
 mod context;
 mod effects;

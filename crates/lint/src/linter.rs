@@ -79,8 +79,9 @@ impl Linter {
     ) -> LintReport {
         let mut report = LintReport::default();
         self.walk_set(set, applied, scope, |visit| {
-            let mut file = self.lint_section(
+            let mut file = self.lint_parsed(
                 &visit.migration.up,
+                visit.parsed,
                 visit.execution,
                 visit.schema,
                 visit.reported,
@@ -106,6 +107,12 @@ impl Linter {
         mut visit: impl FnMut(SetVisit<'_>),
     ) {
         let mut schema = Schema::default();
+        // Paths are compared canonicalised, each once: comparing every migration with every
+        // named file would make `lint dir/*.sql` quadratic in the directory.
+        let named: Option<std::collections::HashSet<PathBuf>> = match scope {
+            Scope::Files(files) => Some(files.iter().map(|f| canonical(f)).collect()),
+            _ => None,
+        };
         let newest_applied = applied.and_then(|applied| {
             set.migrations
                 .iter()
@@ -113,39 +120,48 @@ impl Linter {
                 .map(|m| m.version.clone())
                 .max()
         });
-        for migration in &set.migrations {
-            let is_applied = applied.map(|a| a.versions.contains_key(migration.version.as_str()));
-            let reported = match scope {
-                Scope::All => true,
-                Scope::Pending => is_applied != Some(true),
-                Scope::Files(files) => files.iter().any(|f| same_file(f, &migration.up.path)),
-            };
-            let history = HistoryFacts {
-                out_of_order: match (&newest_applied, is_applied) {
-                    (Some(newest), Some(false)) if migration.version < *newest => {
-                        Some(newest.as_str().to_owned())
-                    }
-                    _ => None,
-                },
-                changed_since_applied: applied
-                    .and_then(|a| a.versions.get(migration.version.as_str()))
-                    .and_then(Option::as_ref)
-                    .is_some_and(|checksum| *checksum != migration.up.checksum),
-            };
-            visit(SetVisit {
-                migration,
-                execution: Execution::Runner {
-                    transaction: migration.up.options.transaction,
-                },
-                schema: &mut schema,
-                reported,
-                applied: is_applied == Some(true),
-                history,
-            });
-            if is_applied != Some(false) {
-                schema.settle();
-            }
-        }
+        crate::ahead::in_order(
+            &set.migrations,
+            |migration| migration.up.sql().len(),
+            |migration| ParsedSection::of(&migration.up),
+            |migration, parsed| {
+                let is_applied =
+                    applied.map(|a| a.versions.contains_key(migration.version.as_str()));
+                let reported = match scope {
+                    Scope::All => true,
+                    Scope::Pending => is_applied != Some(true),
+                    Scope::Files(_) => named
+                        .as_ref()
+                        .is_some_and(|named| named.contains(&canonical(&migration.up.path))),
+                };
+                let history = HistoryFacts {
+                    out_of_order: match (&newest_applied, is_applied) {
+                        (Some(newest), Some(false)) if migration.version < *newest => {
+                            Some(newest.as_str().to_owned())
+                        }
+                        _ => None,
+                    },
+                    changed_since_applied: applied
+                        .and_then(|a| a.versions.get(migration.version.as_str()))
+                        .and_then(Option::as_ref)
+                        .is_some_and(|checksum| *checksum != migration.up.checksum),
+                };
+                visit(SetVisit {
+                    migration,
+                    parsed,
+                    execution: Execution::Runner {
+                        transaction: migration.up.options.transaction,
+                    },
+                    schema: &mut schema,
+                    reported,
+                    applied: is_applied == Some(true),
+                    history,
+                });
+                if is_applied != Some(false) {
+                    schema.settle();
+                }
+            },
+        );
     }
 
     /// Lints files on their own, each with a fresh schema, in parallel. A file with a
@@ -286,6 +302,24 @@ impl Linter {
         schema: &mut Schema,
         reported: bool,
         history: &HistoryFacts,
+        collect: Option<&mut Vec<StatementEffects>>,
+    ) -> FileReport {
+        let parsed = ParsedSection::of(section);
+        self.lint_parsed(
+            section, parsed, execution, schema, reported, history, collect,
+        )
+    }
+
+    /// Lints a section already split and parsed (see [`ParsedSection`]), advancing `schema`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lint_parsed(
+        &self,
+        section: &Section,
+        parsed: ParsedSection,
+        execution: Execution,
+        schema: &mut Schema,
+        reported: bool,
+        history: &HistoryFacts,
         mut collect: Option<&mut Vec<StatementEffects>>,
     ) -> FileReport {
         let mut file = FileReport {
@@ -297,7 +331,8 @@ impl Linter {
             diagnostics: Vec::new(),
             source: Some(section.file_text().clone()),
         };
-        let mut statements = match section.statements_unclassified(Dialect::Postgres) {
+        let ParsedSection { statements, parsed } = parsed;
+        let mut statements = match statements {
             Ok(statements) => statements,
             Err(error) => {
                 file.diagnostics.push(Diagnostic {
@@ -317,7 +352,6 @@ impl Linter {
         let mut state = MigrationState::new(execution);
         let mut violations: Vec<(usize, Violation)> = Vec::new();
         let mut effects_by_statement: Vec<Effects> = Vec::with_capacity(statements.len());
-        let parsed = parse::parse_section(section.sql(), &statements);
         let mut nodes: Vec<Option<NodeEnum>> = Vec::with_capacity(statements.len());
         for (statement, parsed) in statements.iter_mut().zip(parsed) {
             let node = match parsed {
@@ -344,7 +378,6 @@ impl Linter {
                     continue;
                 }
             };
-            statement.transactionality = safeshift_source::transactionality_of(&node);
             let statement = &*statement;
             let effects = effects::of(&node, schema, self.options.pg_version);
             if let Some(collected) = collect.as_deref_mut() {
@@ -478,6 +511,37 @@ impl Linter {
     }
 }
 
+/// A section split into statements and parsed with the PostgreSQL grammar: the part of linting
+/// that needs no history, so [`Linter::walk_set`] runs it ahead on other threads while the
+/// history is followed in order.
+pub(crate) struct ParsedSection {
+    statements: Result<Vec<Statement>, safeshift_source::SourceError>,
+    parsed: Vec<Result<Option<NodeEnum>, parse::ParseFailure>>,
+}
+
+impl ParsedSection {
+    pub(crate) fn of(section: &Section) -> ParsedSection {
+        match section.statements_unclassified(Dialect::Postgres) {
+            Ok(mut statements) => {
+                let parsed = parse::parse_section(section.sql(), &statements);
+                for (statement, node) in statements.iter_mut().zip(&parsed) {
+                    if let Ok(Some(node)) = node {
+                        statement.transactionality = safeshift_source::transactionality_of(node);
+                    }
+                }
+                ParsedSection {
+                    statements: Ok(statements),
+                    parsed,
+                }
+            }
+            Err(error) => ParsedSection {
+                statements: Err(error),
+                parsed: Vec::new(),
+            },
+        }
+    }
+}
+
 /// Facts about a migration that come from the database's history.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HistoryFacts {
@@ -488,6 +552,8 @@ pub(crate) struct HistoryFacts {
 /// One migration of a set, as [`Linter::walk_set`] hands it over.
 pub(crate) struct SetVisit<'a> {
     pub migration: &'a safeshift_source::Migration,
+    /// Its up section, split and parsed ahead on another thread.
+    pub parsed: ParsedSection,
     pub execution: Execution,
     /// The schema before the migration; linting the migration advances it.
     pub schema: &'a mut Schema,
@@ -685,6 +751,7 @@ fn body_range(section: &Section) -> std::ops::Range<usize> {
     start..start + body.len()
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+/// The path with symbolic links and `..` resolved, or as given when it cannot be.
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }

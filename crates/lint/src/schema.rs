@@ -110,6 +110,9 @@ pub struct Schema {
     index_tables: HashMap<String, TableName>,
     /// Enum types created in the history: `schema.name` → origin.
     enums: HashMap<String, Origin>,
+    /// Keys of the tables and enums made `New` since the last [`Schema::settle`], so settling
+    /// costs what the migration created, not the size of the whole history.
+    fresh: Vec<String>,
 }
 
 impl Schema {
@@ -170,12 +173,22 @@ impl Schema {
 
     /// Marks everything new as existing: the migration that created it has been applied.
     pub fn settle(&mut self) {
-        for table in self.tables.values_mut() {
-            table.origin = Origin::Existing;
+        for key in std::mem::take(&mut self.fresh) {
+            if let Some(table) = self.tables.get_mut(&key) {
+                table.origin = Origin::Existing;
+            }
+            if let Some(origin) = self.enums.get_mut(&key) {
+                *origin = Origin::Existing;
+            }
         }
-        for origin in self.enums.values_mut() {
-            *origin = Origin::Existing;
+    }
+
+    fn insert_table(&mut self, table: Table) {
+        let key = table.name.key().to_owned();
+        if table.origin == Origin::New {
+            self.fresh.push(key.clone());
         }
+        self.tables.insert(key, table);
     }
 
     /// Updates the model with the effect of one statement.
@@ -202,8 +215,8 @@ impl Schema {
                         _ => {}
                     }
                 }
-                self.register_indexes(&table);
-                self.tables.insert(name.key().to_owned(), table);
+                register_indexes(&mut self.index_tables, &table);
+                self.insert_table(table);
             }
             NodeEnum::CreateTableAsStmt(create) => {
                 let Some(relation) = create.into.as_ref().and_then(|into| into.rel.as_ref()) else {
@@ -256,8 +269,7 @@ impl Schema {
                 for command in alter_commands(alter) {
                     alter_table(table, command);
                 }
-                let snapshot = table.clone();
-                self.register_indexes(&snapshot);
+                register_indexes(&mut self.index_tables, table);
             }
             NodeEnum::RenameStmt(rename) => self.rename(rename),
             NodeEnum::DropStmt(drop) => {
@@ -292,6 +304,7 @@ impl Schema {
             NodeEnum::CreateEnumStmt(create) => {
                 if let Some(name) = TableName::from_names(&create.type_name) {
                     self.enums.insert(name.key().to_owned(), Origin::New);
+                    self.fresh.push(name.key().to_owned());
                 }
             }
             _ => {}
@@ -299,22 +312,13 @@ impl Schema {
     }
 
     fn insert_empty(&mut self, name: TableName) {
-        let table = Table {
-            name: name.clone(),
+        self.insert_table(Table {
+            name,
             origin: Origin::New,
             columns: Vec::new(),
             constraints: Vec::new(),
             indexes: Vec::new(),
-        };
-        self.tables.insert(name.key().to_owned(), table);
-    }
-
-    fn register_indexes(&mut self, table: &Table) {
-        for index in &table.indexes {
-            let name = TableName::new(table.name.schema.as_deref(), &index.name);
-            self.index_tables
-                .insert(name.key().to_owned(), table.name.clone());
-        }
+        });
     }
 
     fn rename(&mut self, rename: &pg_query::protobuf::RenameStmt) {
@@ -326,7 +330,7 @@ impl Schema {
             ObjectType::ObjectTable | ObjectType::ObjectView | ObjectType::ObjectMatview => {
                 if let Some(mut table) = self.tables.remove(name.key()) {
                     table.name = TableName::new(name.schema.as_deref(), &rename.newname);
-                    self.tables.insert(table.name.key().to_owned(), table);
+                    self.insert_table(table);
                 }
             }
             ObjectType::ObjectColumn => {
@@ -340,6 +344,14 @@ impl Schema {
             }
             _ => {}
         }
+    }
+}
+
+/// Records which table each of `table`'s indexes belongs to.
+fn register_indexes(index_tables: &mut HashMap<String, TableName>, table: &Table) {
+    for index in &table.indexes {
+        let name = TableName::new(table.name.schema.as_deref(), &index.name);
+        index_tables.insert(name.key().to_owned(), table.name.clone());
     }
 }
 

@@ -128,28 +128,46 @@ fn read_targets(
     } else {
         args.paths.clone()
     };
-    let mut targets = Vec::new();
     let mut directories = Directories::default();
+    let mut named: Vec<Named> = Vec::new();
     for path in &paths {
-        for target in directories.classify(path)? {
-            targets.push(match target {
-                Target::Set(set, scope, _) => {
-                    let applied = match database.as_deref_mut() {
-                        Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
-                            let migrator = Migrator::new(set.clone(), context.settings(true));
-                            Some(applied(&migrator, db)?)
-                        }
-                        _ => None,
-                    };
-                    let scope = match (&scope, &applied, args.all) {
-                        (Scope::All, Some(_), false) => Scope::Pending,
-                        _ => scope,
-                    };
-                    Target::Set(set, scope, applied)
-                }
-                loose => loose,
-            });
+        for found in directories.classify(path)? {
+            match found {
+                // Files of one directory are linted in one pass over its history.
+                Named::MigrationFiles { directory, files } => match named.iter_mut().find(
+                    |n| matches!(n, Named::MigrationFiles { directory: d, .. } if *d == directory),
+                ) {
+                    Some(Named::MigrationFiles { files: all, .. }) => all.extend(files),
+                    _ => named.push(Named::MigrationFiles { directory, files }),
+                },
+                other => named.push(other),
+            }
         }
+    }
+    let mut targets = Vec::new();
+    for found in named {
+        let (set, scope) = match found {
+            Named::Directory(set) => (set, Scope::All),
+            Named::MigrationFiles { directory, files } => {
+                (directories.take(&directory), Scope::Files(files))
+            }
+            Named::Loose(file) => {
+                targets.push(Target::Loose(file));
+                continue;
+            }
+        };
+        let applied = match database.as_deref_mut() {
+            Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
+                let migrator = Migrator::new(set.clone(), context.settings(true));
+                Some(applied(&migrator, db)?)
+            }
+            _ => None,
+        };
+        let scope = match (&scope, &applied, args.all) {
+            (Scope::All, Some(_), false) => Scope::Pending,
+            _ => scope,
+        };
+        targets.push(Target::Set(set, scope, applied));
     }
     Ok(targets)
 }
@@ -237,32 +255,66 @@ enum Target {
     Loose(Box<LooseFile>),
 }
 
+/// What one path on the command line names.
+enum Named {
+    /// A directory of migrations.
+    Directory(MigrationSet),
+    /// Migration files of a directory (loaded in [`Directories`]), linted with the rest of the
+    /// directory read for context.
+    MigrationFiles {
+        directory: PathBuf,
+        files: Vec<PathBuf>,
+    },
+    /// A SQL file outside any migrations directory.
+    Loose(Box<LooseFile>),
+}
+
+/// A migrations directory read once, with its files' canonical paths to recognise them.
+struct LoadedSet {
+    set: MigrationSet,
+    files: std::collections::HashSet<PathBuf>,
+}
+
 /// Reads what the command line names, loading each migrations directory once.
 #[derive(Default)]
 struct Directories {
     /// Directories already loaded: `None` when the directory holds no migrations.
-    loaded: HashMap<PathBuf, Option<MigrationSet>>,
+    loaded: HashMap<PathBuf, Option<LoadedSet>>,
 }
 
 impl Directories {
-    fn load(&mut self, directory: &Path) -> Option<&MigrationSet> {
+    fn load(&mut self, directory: &Path) -> Option<&LoadedSet> {
         self.loaded
             .entry(directory.to_path_buf())
             .or_insert_with(|| {
-                MigrationSet::load(directory)
+                let set = MigrationSet::load(directory)
                     .ok()
-                    .filter(|set| !set.migrations.is_empty())
+                    .filter(|set| !set.migrations.is_empty())?;
+                let files = set
+                    .migrations
+                    .iter()
+                    .map(|m| canonical(&m.up.path))
+                    .collect();
+                Some(LoadedSet { set, files })
             })
             .as_ref()
     }
 
+    /// The set loaded for `directory` by [`Directories::classify`].
+    fn take(&mut self, directory: &Path) -> MigrationSet {
+        match self.loaded.get_mut(directory).and_then(Option::take) {
+            Some(loaded) => loaded.set,
+            None => unreachable!("classify loaded {} before naming it", directory.display()),
+        }
+    }
+
     /// A directory of migrations is linted as one history; a directory of other SQL files file by
     /// file; a migration file with its directory's history for context; any other file on its own.
-    fn classify(&mut self, path: &Path) -> Result<Vec<Target>, CliError> {
+    fn classify(&mut self, path: &Path) -> Result<Vec<Named>, CliError> {
         if path.is_dir() {
             let set = MigrationSet::load(path)?;
             if !set.migrations.is_empty() {
-                return Ok(vec![Target::Set(set, Scope::All, None)]);
+                return Ok(vec![Named::Directory(set)]);
             }
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|error| CliError::usage(format!("{}: {error}", path.display())))?
@@ -282,23 +334,27 @@ impl Directories {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if let Some(set) = self.load(parent)
-            && set.migrations.iter().any(|m| same_file(&m.up.path, path))
+        if let Some(loaded) = self.load(parent)
+            && loaded.files.contains(&canonical(path))
         {
-            return Ok(vec![Target::Set(
-                set.clone(),
-                Scope::Files(vec![path.to_path_buf()]),
-                None,
-            )]);
+            return Ok(vec![Named::MigrationFiles {
+                directory: parent.to_path_buf(),
+                files: vec![path.to_path_buf()],
+            }]);
         }
         Ok(vec![read_loose(path)?])
     }
 }
 
-fn read_loose(path: &Path) -> Result<Target, CliError> {
+fn read_loose(path: &Path) -> Result<Named, CliError> {
     let file = LooseFile::read(path)
         .map_err(|error| CliError::Source(safeshift_source::SourceErrors(vec![error])))?;
-    Ok(Target::Loose(Box::new(file)))
+    Ok(Named::Loose(Box::new(file)))
+}
+
+/// The path with symbolic links and `..` resolved, or as given when it cannot be.
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

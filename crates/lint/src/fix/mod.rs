@@ -134,8 +134,9 @@ impl Linter {
         let mut fixes = Vec::new();
         self.walk_set(set, applied, scope, |visit| {
             let before = visit.schema.clone();
-            let report = self.lint_section(
+            let report = self.lint_parsed(
                 &visit.migration.up,
+                visit.parsed,
                 visit.execution,
                 visit.schema,
                 visit.reported,
