@@ -41,6 +41,18 @@ pub struct FileConfig {
     pub environments: std::collections::BTreeMap<String, crate::environment::EnvironmentSection>,
     #[serde(default)]
     pub online: crate::online::OnlineSection,
+    #[serde(default)]
+    pub lint: LintSection,
+}
+
+/// `[lint]`: the risk policy `lint`, `plan` and `up` share.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintSection {
+    /// Tables with fewer rows are small: a statement that blocks them may be graded low.
+    pub small_table_rows: Option<u64>,
+    /// The longest a lock blocking reads or writes may be held before the statement is high.
+    pub lock_budget: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +124,8 @@ pub struct Project {
     pub backup: crate::environment::BackupSettings,
     /// `[online]`: lock-safe DDL, backfills, concurrent index retries.
     pub online: safeshift_online::OnlineSettings,
+    /// `[lint]`: how table sizes grade risk.
+    pub risk_policy: safeshift_lint::RiskPolicy,
 }
 
 impl Project {
@@ -317,6 +331,15 @@ impl Project {
                 .or(default_retry.max_stall),
         };
         let online = crate::online::settings(&file.online, &history.schema, &config_error_for)?;
+        let default_policy = safeshift_lint::RiskPolicy::default();
+        let risk_policy = safeshift_lint::RiskPolicy {
+            small_table_rows: file
+                .lint
+                .small_table_rows
+                .unwrap_or(default_policy.small_table_rows),
+            lock_budget: duration(&None, "", &file.lint.lock_budget, "lint.lock_budget")?
+                .unwrap_or(default_policy.lock_budget),
+        };
         Ok(Project {
             root,
             migrations_dir,
@@ -330,6 +353,7 @@ impl Project {
             environment,
             backup,
             online,
+            risk_policy,
         })
     }
 }
@@ -371,7 +395,8 @@ fn read_config(path: &Path) -> Result<FileConfig, CliError> {
             format!("{}{location}: {}", path.display(), error.message()),
             "see the configuration reference in the README (keys: directory, [database] url, [history] schema/table, \
              [lock] mode/wait/lease, [migrate] lock_timeout/statement_timeout/retries/retry_backoff/allow_out_of_order, \
-             [new] version_scheme, [backup] dir/prefix/keep/max_age/fingerprints, [environments.<name>]; \
+             [new] version_scheme, [backup] dir/prefix/keep/max_age/fingerprints, [lint] small_table_rows/lock_budget, \
+             [environments.<name>]; \
              see docs/production.md for environments)",
         )
     })

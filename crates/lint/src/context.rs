@@ -42,6 +42,10 @@ pub struct MigrationState {
     pub explicit_begin: Option<usize>,
     pub lock_timeout_set: bool,
     pub statement_timeout_set: bool,
+    /// Whether the session's time zone is UTC (fixed zero offset) on PostgreSQL 12+, so
+    /// `timestamp` ↔ `timestamptz` changes rewrite nothing: from the database's setting, or a
+    /// `SET TIME ZONE` earlier in the migration.
+    pub utc_conversions: bool,
     /// Locks held in the current transaction, strongest per table.
     pub held: Vec<HeldLock>,
     /// Locks that were held until a commit, kept for the end-of-migration rules.
@@ -67,7 +71,7 @@ pub struct Alterations {
 }
 
 impl MigrationState {
-    pub fn new(execution: Execution) -> MigrationState {
+    pub fn new(execution: Execution, utc_conversions: bool) -> MigrationState {
         let (in_transaction, timeouts) = match execution {
             Execution::Runner { transaction } => (transaction, true),
             Execution::Script => (false, false),
@@ -78,6 +82,7 @@ impl MigrationState {
             explicit_begin: None,
             lock_timeout_set: timeouts,
             statement_timeout_set: timeouts,
+            utc_conversions,
             held: Vec::new(),
             released: Vec::new(),
             not_valid_in_transaction: Vec::new(),

@@ -37,6 +37,7 @@ mod metadata;
 mod naming;
 mod options;
 mod parse;
+mod policy;
 mod report;
 mod risk;
 mod rules;
@@ -51,13 +52,14 @@ pub use effects::{StatementEffects, TableLock};
 pub use finding::{Diagnostic, DiagnosticKind, Finding, Severity, SizeEstimate};
 pub use fix::{FileFix, LeftAlone, Rewrite, encode_like};
 pub use gate::{BlockingFinding, gate};
-pub use linter::{AppliedMigrations, Linter, Scope, UnknownRule};
+pub use linter::{AppliedMigrations, Evaluation, Linter, Scope, UnknownRule};
 pub use lock::{Blocks, LockMode};
 pub use metadata::{Cost, ExampleMode, Examples, RuleMetadata};
 pub use options::{LintOptions, PgVersion};
+pub use policy::{Grading, Hazard, RiskPolicy, grade};
 pub use report::{FileReport, LintReport, Summary};
 pub use risk::Risk;
-pub use size::{TableSize, TableStatistics, grade};
+pub use size::{TableSize, TableStatistics};
 pub use sql::TableName;
 
 /// The lock the lock model says a statement takes on each table it names, strongest per table,
@@ -78,7 +80,7 @@ pub use sql::TableName;
 pub fn statement_locks(sql: &str, pg_version: PgVersion) -> Option<Vec<TableLock>> {
     let node = parse::parse_statement(sql).ok()?;
     Some(node.map_or_else(Vec::new, |node| {
-        effects::of(&node, &schema::Schema::default(), pg_version).locks
+        effects::of(&node, &schema::Schema::default(), pg_version, false).locks
     }))
 }
 

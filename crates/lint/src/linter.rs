@@ -45,6 +45,16 @@ pub enum Scope {
     Pending,
     /// Only these files (paths as found in the set).
     Files(Vec<PathBuf>),
+    /// Only migrations not yet applied, up to and including this version (`up --to`).
+    PendingThrough(safeshift_source::Version),
+}
+
+/// The result of [`Linter::evaluate`]: the findings of the migrations in scope, graded.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub report: LintReport,
+    /// Whether table sizes graded the findings.
+    pub grading: crate::policy::Grading,
 }
 
 /// Lints migrations. Cheap to create; holds no connection.
@@ -66,6 +76,35 @@ impl Linter {
 
     pub fn options(&self) -> &LintOptions {
         &self.options
+    }
+
+    /// The evaluation `safeshift lint`, `plan` and `up` share, so they grade the same migrations
+    /// identically: lints the migrations of `scope` with the whole history read for context,
+    /// then grades the findings by the risk policy with the sizes `statistics` reads from the
+    /// database (one lookup for all of them), or without sizes when there is none.
+    pub fn evaluate(
+        &self,
+        set: &MigrationSet,
+        applied: Option<&AppliedMigrations>,
+        scope: &Scope,
+        statistics: Option<&mut dyn crate::size::TableStatistics>,
+    ) -> Evaluation {
+        let mut report = self.lint_set(set, applied, scope);
+        let grading = self.grade(&mut report, statistics);
+        Evaluation { report, grading }
+    }
+
+    /// Grades a report's findings by this linter's risk policy: with the sizes `statistics`
+    /// reads, or without sizes (each finding keeps its rule's risk, raised to its floor).
+    pub fn grade(
+        &self,
+        report: &mut LintReport,
+        statistics: Option<&mut dyn crate::size::TableStatistics>,
+    ) -> crate::policy::Grading {
+        match statistics {
+            Some(statistics) => crate::policy::grade(report, &self.options.policy, statistics),
+            None => crate::policy::Grading::FilesAlone,
+        }
     }
 
     /// Lints a migrations directory in version order. Every migration is read for context; those
@@ -130,6 +169,9 @@ impl Linter {
                 let reported = match scope {
                     Scope::All => true,
                     Scope::Pending => is_applied != Some(true),
+                    Scope::PendingThrough(target) => {
+                        is_applied != Some(true) && migration.version <= *target
+                    }
                     Scope::Files(_) => named
                         .as_ref()
                         .is_some_and(|named| named.contains(&canonical(&migration.up.path))),
@@ -162,6 +204,35 @@ impl Linter {
                 }
             },
         );
+    }
+
+    /// The lock model's claim for every statement of the migrations in `scope` (the history
+    /// read for context), by version: the locks each statement takes on tables in use and the
+    /// tables it rewrites. What `rehearse` compares its observations with, statement by
+    /// statement, whatever the findings.
+    pub fn predict(
+        &self,
+        set: &MigrationSet,
+        applied: Option<&AppliedMigrations>,
+        scope: &Scope,
+    ) -> Vec<(String, Vec<StatementEffects>)> {
+        let mut predictions = Vec::new();
+        self.walk_set(set, applied, scope, |visit| {
+            let mut effects = Vec::new();
+            let report = self.lint_parsed(
+                &visit.migration.up,
+                visit.parsed,
+                visit.execution,
+                visit.schema,
+                false,
+                &visit.history,
+                Some(&mut effects),
+            );
+            if visit.reported && report.errors().next().is_none() {
+                predictions.push((visit.migration.version.as_str().to_owned(), effects));
+            }
+        });
+        predictions
     }
 
     /// Lints files on their own, each with a fresh schema, in parallel. A file with a
@@ -349,7 +420,8 @@ impl Linter {
         };
         file.statements = statements.len();
         let metadata = rules::metadata();
-        let mut state = MigrationState::new(execution);
+        let session_utc = self.utc_conversions(self.options.time_zone.as_deref());
+        let mut state = MigrationState::new(execution, session_utc);
         let mut violations: Vec<(usize, Violation)> = Vec::new();
         let mut effects_by_statement: Vec<Effects> = Vec::with_capacity(statements.len());
         let mut nodes: Vec<Option<NodeEnum>> = Vec::with_capacity(statements.len());
@@ -379,7 +451,12 @@ impl Linter {
                 }
             };
             let statement = &*statement;
-            let effects = effects::of(&node, schema, self.options.pg_version);
+            let effects = effects::of(
+                &node,
+                schema,
+                self.options.pg_version,
+                state.utc_conversions,
+            );
             if let Some(collected) = collect.as_deref_mut() {
                 collected.push(StatementEffects {
                     index: statement.index,
@@ -431,6 +508,10 @@ impl Linter {
                 }
             }
             advance(&mut state, statement.index, &node, &effects, schema);
+            if let Some(zone) = time_zone_set_by(&node) {
+                state.utc_conversions =
+                    self.utc_conversions(zone.as_deref().or(self.options.time_zone.as_deref()));
+            }
             schema.apply(&node);
             effects_by_statement.push(effects);
             nodes.push(Some(node));
@@ -583,9 +664,10 @@ fn finding(
     let rewrite = violation
         .rewrite
         .unwrap_or_else(|| locks.iter().any(|l| effects.rewrites.contains(&l.table)));
-    Finding {
+    let mut finding = Finding {
         rule,
         risk: violation.risk.unwrap_or(metadata.risk),
+        hazard: violation.hazard.unwrap_or(metadata.hazard),
         message: violation.message,
         lock: strongest,
         blocks: strongest.map(|mode| mode.blocks()),
@@ -600,6 +682,40 @@ fn finding(
         statement: statement.index,
         estimate: None,
         suppressed: None,
+    };
+    finding.risk = crate::policy::risk_without_sizes(metadata, &finding);
+    finding
+}
+
+impl Linter {
+    /// Whether converting between `timestamp` and `timestamptz` rewrites nothing in a session
+    /// with this time zone (unknown: it may rewrite).
+    fn utc_conversions(&self, zone: Option<&str>) -> bool {
+        self.options.pg_version.0 >= 12 && zone.is_some_and(crate::coercion::is_utc)
+    }
+}
+
+/// The time zone a `SET TIME ZONE` (or `SET timezone`, `RESET`) statement leaves: `Some(None)`
+/// for the session's default.
+fn time_zone_set_by(node: &NodeEnum) -> Option<Option<String>> {
+    let NodeEnum::VariableSetStmt(set) = node else {
+        return None;
+    };
+    if !set.name.eq_ignore_ascii_case("timezone") {
+        return None;
+    }
+    match set.kind() {
+        VariableSetKind::VarSetValue => Some(Some(
+            set.args
+                .iter()
+                .filter_map(crate::sql::constant_text)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        VariableSetKind::VarSetDefault
+        | VariableSetKind::VarReset
+        | VariableSetKind::VarResetAll => Some(None),
+        _ => None,
     }
 }
 

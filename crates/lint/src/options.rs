@@ -51,6 +51,11 @@ pub struct LintOptions {
     pub pg_version: PgVersion,
     /// Rule ids not to run.
     pub disabled_rules: Vec<String>,
+    /// How table sizes raise or lower risk, and what no size makes harmless.
+    pub policy: crate::policy::RiskPolicy,
+    /// The time zone a migration's session starts with, when known (the database's setting):
+    /// in UTC, converting between `timestamp` and `timestamptz` rewrites nothing.
+    pub time_zone: Option<String>,
 }
 
 #[cfg(test)]

@@ -81,6 +81,20 @@ impl Table {
         self.constraints.iter().find(|c| c.name == name)
     }
 
+    /// The other tables its foreign keys reference.
+    pub fn referenced_tables(&self) -> Vec<TableName> {
+        let mut tables: Vec<TableName> = Vec::new();
+        for constraint in &self.constraints {
+            if let ConstraintKind::ForeignKey { referenced, .. } = &constraint.kind
+                && referenced.key() != self.name.key()
+                && !tables.iter().any(|t| t.key() == referenced.key())
+            {
+                tables.push(referenced.clone());
+            }
+        }
+        tables
+    }
+
     /// Whether a validated `CHECK (column IS NOT NULL)` exists, which lets PostgreSQL 12+ skip
     /// the scan of `SET NOT NULL`.
     pub fn has_validated_not_null_check(&self, column: &str) -> bool {

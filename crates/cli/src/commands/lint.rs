@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_lint::{
-    AppliedMigrations, FileFix, LintOptions, LintReport, Linter, PgVersion, Risk, Scope, TableSize,
-    TableStatistics,
+    AppliedMigrations, Evaluation, FileFix, Grading, LintOptions, LintReport, Linter, PgVersion,
+    Risk, Scope, TableName, TableSize, TableStatistics,
 };
 use safeshift_runner::{EntryState, Migrator, RunError};
 use safeshift_source::{Checksum, LooseFile, MigrationSet};
 
 use crate::cli::LintArgs;
-use crate::config::UrlSource;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::lint::{Format, render};
@@ -22,15 +21,25 @@ use crate::output::{err, out};
 /// Lints the given files and directories (default: the project's migrations), prints the report
 /// in the chosen format, and fails when a finding at or above `--fail-on` remains.
 pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
-    let mut database = connect_if_given(context)?;
+    let mut database = if args.no_database {
+        None
+    } else {
+        connect_if_given(context)?
+    };
     let pg_version = match (&args.pg_version, &database) {
         (Some(version), _) => version.parse::<PgVersion>().map_err(CliError::usage)?,
         (None, Some(db)) => PgVersion::from_server_version_num(db.server().version_number),
         (None, None) => PgVersion::DEFAULT,
     };
+    let time_zone = match database.as_mut() {
+        Some(db) => Some(db.session_time_zone()?),
+        None => None,
+    };
     let linter = Linter::new(LintOptions {
         pg_version,
         disabled_rules: args.disable.clone(),
+        policy: context.project.risk_policy,
+        time_zone,
     })
     .map_err(|error| {
         CliError::usage_with_help(error.to_string(), "`safeshift explain` lists the rules")
@@ -68,8 +77,13 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
         }
     }
     report.files.extend(linter.lint_files(&loose).files);
-    if let Some(db) = database.as_mut() {
-        grade_by_size(&mut report, db)?;
+    let mut sizes = database.as_mut().map(DatabaseSizes);
+    let grading = linter.grade(
+        &mut report,
+        sizes.as_mut().map(|s| s as &mut dyn TableStatistics),
+    );
+    if let Grading::SizesUnavailable { reason } = &grading {
+        warn_sizes_unavailable(reason);
     }
     let color = matches!(args.format, Format::Human)
         && anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
@@ -361,15 +375,13 @@ fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
-/// A connection for size lookups and the applied history, when a PostgreSQL URL was given on
-/// the command line or in DATABASE_URL (a URL in safeshift.toml alone does not make lint connect).
+/// A connection for size lookups and the applied history, to the database `up` and `plan`
+/// would use (--database-url, the environment's url, safeshift.toml, DATABASE_URL), when that
+/// is a PostgreSQL database.
 fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliError> {
-    let Some((url, source)) = &context.project.url else {
+    let Some((url, _)) = &context.project.url else {
         return Ok(None);
     };
-    if matches!(source, UrlSource::ConfigFile) {
-        return Ok(None);
-    }
     let url = DatabaseUrl::parse(url)?;
     if url.engine() != Engine::Postgres {
         return Ok(None);
@@ -380,7 +392,17 @@ fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliErro
         create: false,
         ..ConnectOptions::default()
     };
-    Ok(Some(PostgresDriver::connect(&url, &options)?))
+    match PostgresDriver::connect(&url, &options) {
+        Ok(db) => Ok(Some(db)),
+        Err(mut error) => {
+            error.hint = Some(
+                "lint reads the applied history and the table sizes from the database `up` uses; \
+                 start it, fix the URL, or pass --no-database to lint the files alone"
+                    .to_owned(),
+            );
+            Err(error.into())
+        }
+    }
 }
 
 /// The versions the database has applied, with their recorded checksums.
@@ -407,72 +429,51 @@ pub(crate) fn applied(
     Ok(applied)
 }
 
-/// Table sizes read from the database, keyed by the name as the migration wrote it.
-struct Sizes(HashMap<(Option<String>, String), TableSize>);
+/// Table sizes read from a PostgreSQL database, for the risk policy.
+pub(crate) struct DatabaseSizes<'a>(pub &'a mut PostgresDriver);
 
-impl TableStatistics for Sizes {
-    fn table_size(&self, schema: Option<&str>, table: &str) -> Option<TableSize> {
-        self.0
-            .get(&(schema.map(str::to_owned), table.to_owned()))
-            .copied()
-    }
-}
-
-pub(crate) fn grade_by_size(
-    report: &mut LintReport,
-    db: &mut PostgresDriver,
-) -> Result<(), CliError> {
-    let mut names: Vec<(Option<String>, String)> = Vec::new();
-    for (_, finding) in report.active_findings() {
-        for lock in &finding.locks {
-            let name = (lock.table.schema.clone(), lock.table.name.clone());
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
-    }
-    let sizes = db.table_sizes(&names)?;
-    let sizes = Sizes(
-        sizes
+impl TableStatistics for DatabaseSizes<'_> {
+    fn table_sizes(&mut self, tables: &[TableName]) -> Result<Vec<Option<TableSize>>, String> {
+        let names: Vec<(Option<String>, String)> = tables
+            .iter()
+            .map(|t| (t.schema.clone(), t.name.clone()))
+            .collect();
+        let found: HashMap<(Option<String>, String), TableSize> = self
+            .0
+            .table_sizes(&names)
+            .map_err(|error| error.to_string())?
             .into_iter()
-            .map(|s| {
-                (
-                    (s.schema, s.table),
-                    TableSize {
-                        rows: s.rows,
-                        bytes: s.bytes,
-                    },
-                )
+            .map(|size| {
+                let size_of_table = TableSize {
+                    rows: size.rows,
+                    bytes: size.bytes,
+                };
+                ((size.schema, size.table), size_of_table)
             })
-            .collect(),
-    );
-    safeshift_lint::grade(report, &sizes);
-    Ok(())
+            .collect();
+        Ok(names.iter().map(|name| found.get(name).copied()).collect())
+    }
 }
 
-/// The check `up` runs before applying: lints the pending migrations (with the history read
-/// for context) and refuses when a finding above `accepted` is not acknowledged. Only
-/// PostgreSQL migrations are linted.
-pub fn gate_pending(
-    migrator: &Migrator,
-    db: &mut dyn Driver,
-    accepted: Risk,
-    quiet: bool,
-) -> Result<(), CliError> {
-    gate_pending_up_to(migrator, db, accepted, quiet, None)
+/// Says that the findings were graded without table sizes, and why.
+pub(crate) fn warn_sizes_unavailable(reason: &str) {
+    err(format!(
+        "{} could not read the table sizes ({reason}); risks are graded without them",
+        crate::output::styled(crate::output::YELLOW, "warning:")
+    ));
 }
 
-/// [`gate_pending`] for `up --to TARGET`: migrations after the target are not applied, so
-/// their findings do not stop the run.
-pub fn gate_pending_up_to(
+/// The lint evaluation `up` runs before applying: the pending migrations (up to `target`),
+/// with the whole history read for context, graded with the table sizes of the database. Only
+/// PostgreSQL migrations are linted; `None` for SQLite, or when nothing is pending.
+pub fn evaluate_pending(
+    context: &Context,
     migrator: &Migrator,
     db: &mut dyn Driver,
-    accepted: Risk,
-    quiet: bool,
     target: Option<&safeshift_source::Version>,
-) -> Result<(), CliError> {
+) -> Result<Option<Evaluation>, CliError> {
     if db.engine() != Engine::Postgres {
-        return Ok(());
+        return Ok(None);
     }
     let set = migrator.migrations();
     let applied = applied(migrator, db)?;
@@ -483,41 +484,67 @@ pub fn gate_pending_up_to(
         .iter()
         .all(|m| applied.versions.contains_key(m.version.as_str()))
     {
-        return Ok(());
+        return Ok(None);
     }
+    let time_zone = match db.as_postgres() {
+        Some(db) => Some(db.session_time_zone()?),
+        None => None,
+    };
     let linter = Linter::new(LintOptions {
         pg_version: PgVersion::from_server_version_num(db.server().version_number),
+        policy: context.project.risk_policy,
+        time_zone,
         ..LintOptions::default()
     })
     .map_err(|error| CliError::usage(error.to_string()))?;
-    let mut report = linter.lint_set(set, Some(&applied), &Scope::Pending);
-    if let Some(target) = target {
-        report.files.retain(|file| {
-            file.version
-                .as_deref()
-                .and_then(safeshift_source::Version::parse)
-                .is_none_or(|version| version <= *target)
-        });
+    let scope = match target {
+        Some(target) => Scope::PendingThrough(target.clone()),
+        None => Scope::Pending,
+    };
+    let mut sizes = db.as_postgres().map(DatabaseSizes);
+    let evaluation = linter.evaluate(
+        set,
+        Some(&applied),
+        &scope,
+        sizes.as_mut().map(|s| s as &mut dyn TableStatistics),
+    );
+    if let Grading::SizesUnavailable { reason } = &evaluation.grading {
+        warn_sizes_unavailable(reason);
     }
-    let blocking = safeshift_lint::gate(&report, accepted);
+    Ok(Some(evaluation))
+}
+
+/// The check `up` runs before applying: lints the pending migrations (see
+/// [`evaluate_pending`]) and refuses when a finding above `accepted` is not acknowledged.
+pub fn gate_pending_up_to(
+    context: &Context,
+    migrator: &Migrator,
+    db: &mut dyn Driver,
+    accepted: Risk,
+    quiet: bool,
+    target: Option<&safeshift_source::Version>,
+) -> Result<(), CliError> {
+    match evaluate_pending(context, migrator, db, target)? {
+        Some(evaluation) => refuse_blocking(&evaluation, accepted, quiet),
+        None => Ok(()),
+    }
+}
+
+/// Refuses, printing the findings that block it (unless `quiet`), when the evaluation has a
+/// finding above `accepted` that is not acknowledged.
+pub fn refuse_blocking(
+    evaluation: &Evaluation,
+    accepted: Risk,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let blocking = safeshift_lint::gate(&evaluation.report, accepted);
     let Some(first) = blocking.first() else {
         return Ok(());
     };
     let version = first.file.version.clone().unwrap_or_default();
     let count = blocking.len();
-    let blocking_keys: Vec<(PathBuf, usize, &'static str)> = blocking
-        .iter()
-        .map(|b| (b.file.path.clone(), b.finding.statement, b.finding.rule))
-        .collect();
-    for file in &mut report.files {
-        let path = file.path.clone();
-        file.findings
-            .retain(|f| blocking_keys.contains(&(path.clone(), f.statement, f.rule)));
-        file.diagnostics.clear();
-    }
-    report.files.retain(|f| !f.findings.is_empty());
     if !quiet {
-        err(render(&report, Format::Human, false).trim_end());
+        err(crate::lint::render_gate(evaluation, &blocking, accepted).trim_end());
     }
     Err(CliError::Run(RunError::Blocked {
         version,

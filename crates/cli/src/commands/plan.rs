@@ -11,15 +11,8 @@ use crate::production::{plan, render};
 pub fn run(context: &Context, args: &PlanArgs) -> Result<Exit, CliError> {
     let target = args.to.as_deref().map(parse_version).transpose()?;
     let migrator = context.migrator(false)?;
-    let url = context.database_url()?;
     let mut db = context.connect(false)?;
-    let plan = plan::build(
-        &migrator,
-        db.as_mut(),
-        &url,
-        &context.connect_options(false),
-        target.as_ref(),
-    )?;
+    let plan = plan::build(context, &migrator, db.as_mut(), target.as_ref())?;
     let text = match args.format {
         PlanFormat::Markdown => render::plan_markdown(&plan),
         PlanFormat::Json => serde_json::to_string_pretty(&plan)

@@ -143,8 +143,9 @@ fn applied_versions(
         .collect())
 }
 
-/// What the linter predicts for each statement of the pending migrations: the locks it reports
-/// and the rewrites it fears.
+/// What the lock model predicts for each statement of the pending migrations: the lock it
+/// takes on each table in use (not the locks a finding is about, which may be held from an
+/// earlier statement) and the rewrites.
 fn lint_predictions(set: &MigrationSet, applied: &BTreeSet<String>) -> Predictions {
     let Ok(linter) = Linter::new(LintOptions {
         pg_version: PgVersion::DEFAULT,
@@ -155,43 +156,28 @@ fn lint_predictions(set: &MigrationSet, applied: &BTreeSet<String>) -> Predictio
     let applied = AppliedMigrations {
         versions: applied.iter().map(|v| (v.clone(), None)).collect(),
     };
-    let report = linter.lint_set(set, Some(&applied), &Scope::Pending);
+    let table = |name: &safeshift_lint::TableName| TableName {
+        schema: name.schema.clone(),
+        name: name.name.clone(),
+    };
     let mut predictions = Predictions::default();
-    for file in &report.files {
-        let Some(version) = &file.version else {
-            continue;
-        };
-        if file.errors().next().is_some() {
-            continue;
-        }
-        let statements: &mut BTreeMap<usize, StatementPrediction> =
-            predictions.migrations.entry(version.clone()).or_default();
-        for finding in &file.findings {
-            let prediction = statements.entry(finding.statement).or_default();
-            for lock in &finding.locks {
-                let Some(mode) = LockMode::from_pg_locks(lock.mode.pg_locks_name()) else {
-                    continue;
-                };
-                let table = TableName {
-                    schema: lock.table.schema.clone(),
-                    name: lock.table.name.clone(),
-                };
-                match prediction.locks.iter_mut().find(|(t, _)| *t == table) {
-                    Some((_, existing)) => *existing = (*existing).max(mode),
-                    None => prediction.locks.push((table, mode)),
-                }
-            }
-            if finding.rewrite {
-                for written in &finding.tables {
-                    let (schema, name) = match written.rsplit_once('.') {
-                        Some((schema, name)) => (Some(schema.to_owned()), name.to_owned()),
-                        None => (None, written.clone()),
-                    };
-                    let table = TableName { schema, name };
-                    if !prediction.rewrites.contains(&table) {
-                        prediction.rewrites.push(table);
-                    }
-                }
+    for (version, statements) in linter.predict(set, Some(&applied), &Scope::Pending) {
+        let migration: &mut BTreeMap<usize, StatementPrediction> =
+            predictions.migrations.entry(version).or_default();
+        for statement in statements {
+            let prediction = StatementPrediction {
+                locks: statement
+                    .locks
+                    .iter()
+                    .filter_map(|lock| {
+                        LockMode::from_pg_locks(lock.mode.pg_locks_name())
+                            .map(|mode| (table(&lock.table), mode))
+                    })
+                    .collect(),
+                rewrites: statement.rewrites.iter().map(table).collect(),
+            };
+            if prediction != StatementPrediction::default() {
+                migration.insert(statement.index, prediction);
             }
         }
     }

@@ -39,6 +39,7 @@ pub fn run(context: &Context, args: &UpArgs) -> Result<Exit, CliError> {
         return crate::production::up::run(context, args, target.as_ref(), accepted);
     }
     crate::commands::lint::gate_pending_up_to(
+        context,
         &migrator,
         db.as_mut(),
         accepted,

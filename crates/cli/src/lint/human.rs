@@ -113,6 +113,50 @@ pub fn render(report: &LintReport, color: bool) -> String {
     text
 }
 
+/// The lint check of `up` refusing: the findings that block, in full, then one line about the
+/// whole evaluation (every pending migration, not only those shown).
+pub fn render_gate(
+    evaluation: &safeshift_lint::Evaluation,
+    blocking: &[safeshift_lint::BlockingFinding<'_>],
+    accepted: Risk,
+    color: bool,
+) -> String {
+    let painter = Painter { color };
+    let mut text = String::new();
+    let mut files: Vec<&std::path::Path> = Vec::new();
+    for entry in blocking {
+        text.push_str(&render_finding(&painter, entry.file, entry.finding));
+        text.push('\n');
+        if !files.contains(&entry.file.path.as_path()) {
+            files.push(&entry.file.path);
+        }
+    }
+    let summary = evaluation.report.summary();
+    let graded = match &evaluation.grading {
+        safeshift_lint::Grading::TableSizes => "graded with the table sizes",
+        _ => "graded without table sizes",
+    };
+    let _ = writeln!(
+        text,
+        "{} {} pending migration{}, {} statement{} ({graded}): {} high, {} medium, {} low, {} acknowledged. \
+         {} finding{} above {accepted} risk in {} migration{} stop `up`.",
+        painter.bold("Linted"),
+        summary.files,
+        plural(summary.files),
+        summary.statements,
+        plural(summary.statements),
+        summary.high,
+        summary.medium,
+        summary.low,
+        summary.suppressed,
+        blocking.len(),
+        plural(blocking.len()),
+        files.len(),
+        plural(files.len()),
+    );
+    text
+}
+
 fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
@@ -173,16 +217,19 @@ fn render_finding(painter: &Painter, file: &FileReport, finding: &Finding) -> St
         );
     }
     if let Some(estimate) = &finding.estimate {
-        let duration = estimate
-            .duration
-            .map(|d| format!(", about {}", human_duration(d)))
-            .unwrap_or_default();
+        let rows = estimate
+            .rows
+            .map_or_else(|| "rows unknown".to_owned(), |rows| format!("{rows} rows"));
+        let basis = if estimate.basis.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", estimate.basis)
+        };
         note(
             &mut text,
             "size",
             &format!(
-                "{} rows, {}{duration} (risk {} before sizes were known)",
-                estimate.rows,
+                "{rows}, {}{basis} (risk {} before sizes were known)",
                 human_bytes(estimate.bytes),
                 estimate.static_risk
             ),
@@ -314,16 +361,5 @@ fn human_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-fn human_duration(duration: std::time::Duration) -> String {
-    let seconds = duration.as_secs_f64();
-    if seconds < 1.0 {
-        format!("{} ms", duration.as_millis())
-    } else if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else {
-        format!("{:.0} min", seconds / 60.0)
     }
 }

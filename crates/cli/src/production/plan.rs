@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
-use safeshift_lint::{ExampleMode, LintOptions, Linter, PgVersion, Risk, Scope};
+use safeshift_driver::{Driver, Engine};
+use safeshift_lint::{ExampleMode, LintOptions, Linter, PgVersion, Risk};
 use safeshift_runner::{EntryState, Migrator};
 use safeshift_source::{Migration, Version};
 
@@ -36,6 +36,9 @@ pub struct Plan {
     pub downtime: bool,
     /// Whether the table sizes came from the database (otherwise risks are static).
     pub sized: bool,
+    /// The lint evaluation the risks come from, which `up`'s check refuses on (PostgreSQL).
+    #[serde(skip)]
+    pub evaluation: Option<safeshift_lint::Evaluation>,
 }
 
 /// One pending migration in the plan.
@@ -92,10 +95,9 @@ fn duration_ms<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<
 
 /// Builds the plan for the migrations `up` would apply (up to `target`).
 pub fn build(
+    context: &crate::context::Context,
     migrator: &Migrator,
     db: &mut dyn Driver,
-    url: &DatabaseUrl,
-    options: &ConnectOptions,
     target: Option<&Version>,
 ) -> Result<Plan, CliError> {
     let status = migrator.status(db)?;
@@ -115,40 +117,21 @@ pub fn build(
         .filter_map(|v| migrator.migrations().get(&v))
         .collect();
     let postgres = db.engine() == Engine::Postgres;
-    let pg_version = if postgres {
-        PgVersion::from_server_version_num(db.server().version_number)
-    } else {
-        PgVersion::DEFAULT
-    };
+    let evaluation = crate::commands::lint::evaluate_pending(context, migrator, db, target)?;
+    let sized = evaluation
+        .as_ref()
+        .is_some_and(|e| e.grading == safeshift_lint::Grading::TableSizes);
+    let no_report = safeshift_lint::LintReport::default();
+    let report = evaluation.as_ref().map_or(&no_report, |e| &e.report);
     let linter = Linter::new(LintOptions {
-        pg_version,
+        pg_version: if postgres {
+            PgVersion::from_server_version_num(db.server().version_number)
+        } else {
+            PgVersion::DEFAULT
+        },
         ..LintOptions::default()
     })
     .map_err(|error| CliError::usage(error.to_string()))?;
-    let mut report = if postgres {
-        let applied = crate::commands::lint::applied(migrator, db)?;
-        linter.lint_set(migrator.migrations(), Some(&applied), &Scope::Pending)
-    } else {
-        Default::default()
-    };
-    let mut sized = false;
-    if postgres && !report.files.is_empty() {
-        // The size lookup opens each table with a lock; behind a session queued for an exclusive
-        // lock it would wait, so it gives up quickly and the plan keeps the static grades.
-        let mut sizes = PostgresDriver::connect(url, options)?;
-        let graded = sizes
-            .client()
-            .batch_execute("SET lock_timeout = 2000")
-            .map_err(|e| CliError::usage(e.to_string()))
-            .and_then(|()| crate::commands::lint::grade_by_size(&mut report, &mut sizes));
-        match graded {
-            Ok(()) => sized = true,
-            Err(_) => crate::output::err(format!(
-                "{} could not read the table sizes in time (a lock is queued on one of them); risks are graded without sizes",
-                crate::output::styled(crate::output::YELLOW, "warning:")
-            )),
-        }
-    }
     let mut migrations = Vec::new();
     for migration in pending {
         let file_report = report
@@ -166,7 +149,7 @@ pub fn build(
                         message: finding.message.clone(),
                         help: finding.help.to_string(),
                         safe_alternative: finding.safe_alternative.clone(),
-                        rows: finding.estimate.as_ref().map(|e| e.rows),
+                        rows: finding.estimate.as_ref().and_then(|e| e.rows),
                         bytes: finding.estimate.as_ref().map(|e| e.bytes),
                         acknowledged: finding.suppressed.clone(),
                     })
@@ -253,6 +236,7 @@ pub fn build(
         downtime: migrations.iter().any(|m| m.downtime),
         sized,
         migrations,
+        evaluation,
     })
 }
 

@@ -131,7 +131,7 @@ pub fn run(
     ));
 
     checks.push(history_check(migrator, db.as_mut())?);
-    let plan = plan::build(migrator, db.as_mut(), url, options, target)?;
+    let plan = plan::build(context, migrator, db.as_mut(), target)?;
     checks.push(pending_check(&plan, accepted));
 
     let backup_dir = context

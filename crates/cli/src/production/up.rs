@@ -39,7 +39,7 @@ pub fn run(
     let say = |line: String| err(line);
     let mut db = context.connect(true)?;
     let probe_migrator = context.migrator(args.allow_out_of_order)?;
-    let plan = plan::build(&probe_migrator, db.as_mut(), &url, &options, target)?;
+    let plan = plan::build(context, &probe_migrator, db.as_mut(), target)?;
     if plan.migrations.is_empty() {
         if args.json {
             print_json(&json!({ "ok": true, "direction": "up", "report": RunReport::default() }));
@@ -51,7 +51,9 @@ pub fn run(
         }
         return Ok(Exit::Success);
     }
-    crate::commands::lint::gate_pending(&probe_migrator, db.as_mut(), accepted, args.json)?;
+    if let Some(evaluation) = &plan.evaluation {
+        crate::commands::lint::refuse_blocking(evaluation, accepted, args.json)?;
+    }
 
     if environment.as_ref().is_some_and(|e| e.preflight) {
         let report = preflight::run(context, &probe_migrator, &url, &options, target, accepted)?;

@@ -32,8 +32,12 @@ impl Rule for Check {
                 .table(&table)
                 .and_then(|t| t.column(&command.name))
                 .and_then(|c| c.column_type.clone());
-            let change =
-                coercion::classify(old.as_ref(), &new_type, definition.raw_default.is_some());
+            let change = coercion::classify(
+                old.as_ref(),
+                &new_type,
+                definition.raw_default.is_some(),
+                context.state.utc_conversions,
+            );
             let t = table.sql();
             let column = quote_ident(&command.name);
             let new_column = quote_ident(&format!("{}_new", command.name));
@@ -111,6 +115,36 @@ mod tests {
             "ALTER TABLE elsewhere ALTER COLUMN a TYPE text",
         );
         assert_eq!(unknown.risk, crate::risk::Risk::Medium);
+    }
+
+    #[test]
+    fn timestamps_to_timestamptz_in_a_utc_session_rewrite_nothing() {
+        let setup = "CREATE TABLE events (at timestamp, seen timestamptz);";
+        none(
+            "changing-column-type",
+            setup,
+            "SET timezone = 'UTC'; ALTER TABLE events ALTER COLUMN at TYPE timestamptz",
+        );
+        none(
+            "changing-column-type",
+            setup,
+            "SET TIME ZONE 'Etc/UTC'; ALTER TABLE events ALTER COLUMN seen TYPE timestamp",
+        );
+        one(
+            "changing-column-type",
+            setup,
+            "ALTER TABLE events ALTER COLUMN at TYPE timestamptz",
+        );
+        one(
+            "changing-column-type",
+            setup,
+            "SET timezone = 'UTC'; RESET timezone; ALTER TABLE events ALTER COLUMN at TYPE timestamptz",
+        );
+        one(
+            "changing-column-type",
+            setup,
+            "SET timezone = 'Europe/Paris'; ALTER TABLE events ALTER COLUMN at TYPE timestamptz",
+        );
     }
 
     #[test]

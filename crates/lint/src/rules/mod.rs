@@ -27,6 +27,8 @@ pub(crate) struct Violation {
     pub message: String,
     /// Overrides the metadata's risk.
     pub risk: Option<Risk>,
+    /// Overrides the metadata's hazard: `Some(None)` for none.
+    pub hazard: Option<Option<crate::policy::Hazard>>,
     /// The locks the finding is about; the statement's locks on existing tables when `None`.
     pub locks: Option<Vec<TableLock>>,
     pub rewrite: Option<bool>,
@@ -46,6 +48,11 @@ impl Violation {
 
     pub fn risk(mut self, risk: Risk) -> Violation {
         self.risk = Some(risk);
+        self
+    }
+
+    pub fn hazard(mut self, hazard: Option<crate::policy::Hazard>) -> Violation {
+        self.hazard = Some(hazard);
         self
     }
 
@@ -192,6 +199,7 @@ rules! {
     enum_value_without_position => "enum-value-without-position",
     foreign_key_without_index => "foreign-key-without-index",
     identifier_too_long => "identifier-too-long",
+    locking_table => "locking-table",
     missing_lock_timeout => "missing-lock-timeout",
     missing_statement_timeout => "missing-statement-timeout",
     multiple_alter_table_statements => "multiple-alter-table-statements",
@@ -215,6 +223,7 @@ rules! {
     rewriting_table => "rewriting-table",
     setting_not_null_on_existing_column => "setting-not-null-on-existing-column",
     truncate_cascade => "truncate-cascade",
+    truncating_table => "truncating-table",
     unbatched_data_change => "unbatched-data-change",
     unclosed_transaction => "unclosed-transaction",
     uninspectable_sql => "uninspectable-sql",
