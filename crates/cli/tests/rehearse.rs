@@ -306,3 +306,70 @@ fn schema_and_diff_describe_and_compare_databases() {
         differ.stdout
     );
 }
+
+#[test]
+fn the_lock_model_agrees_with_what_the_rehearsal_observes() {
+    // The tables exist (applied) before the rehearsed migrations, so the linter predicts locks
+    // on them, which the rehearsal compares with what the server does.
+    let database = TestDatabase::new();
+    let project = Project::postgres(database.url());
+    project
+        .migration(
+            "0001_tables.sql",
+            "CREATE TABLE users (id bigint PRIMARY KEY);\n\
+             CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint CONSTRAINT orders_user_id_fkey REFERENCES users, total int);",
+            "DROP TABLE orders, users;",
+        )
+        .migration(
+            "0002_categories.sql",
+            "CREATE TABLE categories (id bigint PRIMARY KEY, parent_id bigint REFERENCES categories, owner_id bigint REFERENCES users);",
+            "DROP TABLE categories;",
+        )
+        .migration(
+            "0003_check.sql",
+            "ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total > 0) NOT VALID;\n\
+             ALTER TABLE orders VALIDATE CONSTRAINT orders_total_check;",
+            "ALTER TABLE orders DROP CONSTRAINT orders_total_check;",
+        )
+        .migration(
+            "0004_foreign_key.sql",
+            "ALTER TABLE orders DROP CONSTRAINT orders_user_id_fkey;\n\
+             ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users NOT VALID;\n\
+             ALTER TABLE orders VALIDATE CONSTRAINT orders_user_fk;",
+            "ALTER TABLE orders DROP CONSTRAINT orders_user_fk;\n\
+             ALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users;",
+        );
+    project.run(&["up", "--to", "0001"]).expect(0);
+    let scratch = shared_server().admin_url();
+    let run = project.run(&["rehearse", "--scratch-url", &scratch, "--format", "json"]);
+    let report = run.json();
+    let mut disagreements = Vec::new();
+    let mut compared = 0;
+    for migration in report["migrations"].as_array().unwrap() {
+        for statement in migration["statements"].as_array().unwrap() {
+            compared += statement["locks"].as_array().unwrap().len();
+            for disagreement in statement["lint_disagreements"].as_array().unwrap() {
+                disagreements.push(format!(
+                    "{} line {}: {disagreement}",
+                    migration["version"], statement["line"]
+                ));
+            }
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "the rehearsal contradicts the lock model:\n{}",
+        disagreements.join("\n")
+    );
+    assert_eq!(
+        report["migrations"].as_array().unwrap().len(),
+        3,
+        "the pending ones: {}",
+        run.stdout
+    );
+    assert!(
+        compared > 5,
+        "locks were observed on the tables in use: {}",
+        run.stdout
+    );
+}

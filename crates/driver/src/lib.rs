@@ -30,7 +30,8 @@ pub use history::{
 };
 pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
 pub use postgres::{
-    ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error, simple_query_rows,
+    CatalogColumn, ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error,
+    simple_query_rows,
 };
 pub use safeshift_source::Dialect;
 pub use sqlite::SqliteDriver;

@@ -405,11 +405,13 @@ fn alter_table_command(
                     .as_ref()
                     .map(ColumnType::from_type_name)
             {
-                let old = existing_table
-                    .and_then(|t| t.column(&command.name))
-                    .and_then(|c| c.column_type.as_ref());
-                if coercion::classify(old, &new_type, definition.raw_default.is_some(), utc)
-                    != TypeChange::MetadataOnly
+                let old = schema.column_type(table, &command.name);
+                if coercion::classify(
+                    old.as_ref(),
+                    &new_type,
+                    definition.raw_default.is_some(),
+                    utc,
+                ) != TypeChange::MetadataOnly
                 {
                     effects.rewrite(table);
                 }

@@ -59,6 +59,7 @@ pub use options::{LintOptions, PgVersion};
 pub use policy::{Grading, Hazard, RiskPolicy, grade};
 pub use report::{FileReport, LintReport, Summary};
 pub use risk::Risk;
+pub use schema::DatabaseColumns;
 pub use size::{TableSize, TableStatistics};
 pub use sql::TableName;
 

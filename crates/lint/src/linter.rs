@@ -144,8 +144,8 @@ impl Linter {
         applied: Option<&AppliedMigrations>,
         scope: &Scope,
         mut visit: impl FnMut(SetVisit<'_>),
-    ) {
-        let mut schema = Schema::default();
+    ) -> Schema {
+        let mut schema = self.empty_schema();
         // Paths are compared canonicalised, each once: comparing every migration with every
         // named file would make `lint dir/*.sql` quadratic in the directory.
         let named: Option<std::collections::HashSet<PathBuf>> = match scope {
@@ -204,6 +204,7 @@ impl Linter {
                 }
             },
         );
+        schema
     }
 
     /// The lock model's claim for every statement of the migrations in `scope` (the history
@@ -235,57 +236,64 @@ impl Linter {
         predictions
     }
 
-    /// Lints files on their own, each with a fresh schema, in parallel. A file with a
-    /// `-- migrate:up` marker is taken as a migration the runner executes; any other file as a
-    /// plain script.
-    pub fn lint_files(&self, files: &[LooseFile]) -> LintReport {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(files.len().max(1));
-        // Threads take the next file from a shared counter, so a thread slowed by big files or a
-        // busy machine does not leave the others idle.
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut reports: Vec<(usize, FileReport)> = Vec::with_capacity(files.len());
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(file) = files.get(index) else { break };
-                            done.push((index, self.lint_file(file)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            for handle in handles {
-                match handle.join() {
-                    Ok(mut done) => reports.append(&mut done),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        });
-        reports.sort_by_key(|(index, _)| *index);
-        LintReport {
-            files: reports.into_iter().map(|(_, report)| report).collect(),
-        }
+    /// Lints SQL files that are not part of a migrations directory, in the order given, each
+    /// after the ones before it (and after the whole `history`, when given, such as the
+    /// project's migrations): the tables, columns and types they create are known to the files
+    /// after them. A file with a `-- migrate:up` marker is taken as a migration the runner
+    /// executes; any other file as a plain script.
+    pub fn lint_files(&self, files: &[LooseFile], history: Option<&MigrationSet>) -> LintReport {
+        let mut schema = match history {
+            Some(set) => self.schema_after(set),
+            None => self.empty_schema(),
+        };
+        let mut report = LintReport::default();
+        crate::ahead::in_order(
+            files,
+            |file| file.up.sql().len(),
+            |file| ParsedSection::of(&file.up),
+            |file, parsed| {
+                let linted = self.lint_parsed(
+                    &file.up,
+                    parsed,
+                    execution_of(file),
+                    &mut schema,
+                    true,
+                    &HistoryFacts::default(),
+                    None,
+                );
+                schema.settle();
+                report.files.push(linted);
+            },
+        );
+        report
+    }
+
+    /// The schema a migrations directory leaves once every migration in it has run.
+    fn schema_after(&self, set: &MigrationSet) -> Schema {
+        self.walk_set(set, None, &Scope::Files(Vec::new()), |visit| {
+            self.lint_parsed(
+                &visit.migration.up,
+                visit.parsed,
+                visit.execution,
+                visit.schema,
+                false,
+                &visit.history,
+                None,
+            );
+        })
+    }
+
+    /// A schema before any migration: nothing created yet, the database's column types known.
+    pub(crate) fn empty_schema(&self) -> Schema {
+        Schema::with_database(self.options.database_columns.clone())
     }
 
     /// Lints one file on its own.
     pub fn lint_file(&self, file: &LooseFile) -> FileReport {
-        let execution = if file.has_marker {
-            Execution::Runner {
-                transaction: file.up.options.transaction,
-            }
-        } else {
-            Execution::Script
-        };
         self.lint_section(
             &file.up,
-            execution,
-            &mut Schema::default(),
+            execution_of(file),
+            &mut self.empty_schema(),
             true,
             &HistoryFacts::default(),
             None,
@@ -320,7 +328,7 @@ impl Linter {
         mode: ExampleMode,
         collect: Option<&mut Vec<StatementEffects>>,
     ) -> FileReport {
-        let mut schema = Schema::default();
+        let mut schema = self.empty_schema();
         if let Ok(setup) = LooseFile::from_bytes(Path::new("setup.sql"), setup.as_bytes()) {
             self.lint_section(
                 &setup.up,
@@ -623,6 +631,17 @@ impl ParsedSection {
     }
 }
 
+/// How the runner (or another tool) executes a file outside a migrations directory.
+fn execution_of(file: &LooseFile) -> Execution {
+    if file.has_marker {
+        Execution::Runner {
+            transaction: file.up.options.transaction,
+        }
+    } else {
+        Execution::Script
+    }
+}
+
 /// Facts about a migration that come from the database's history.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HistoryFacts {
@@ -870,4 +889,53 @@ fn body_range(section: &Section) -> std::ops::Range<usize> {
 /// The path with symbolic links and `..` resolved, or as given when it cannot be.
 fn canonical(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loose(name: &str, sql: &str) -> LooseFile {
+        LooseFile::from_bytes(Path::new(name), sql.as_bytes()).unwrap()
+    }
+
+    fn type_changes(report: &FileReport) -> usize {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.rule == "changing-column-type")
+            .count()
+    }
+
+    #[test]
+    fn files_outside_a_directory_know_what_the_files_before_them_created() {
+        let linter = Linter::new(LintOptions::default()).unwrap();
+        let create = loose("001.sql", "CREATE TABLE users (email varchar(50));");
+        let widen = loose(
+            "002.sql",
+            "ALTER TABLE users ALTER COLUMN email TYPE varchar(100);",
+        );
+        let report = linter.lint_files(&[create, widen.clone()], None);
+        assert_eq!(
+            type_changes(&report.files[1]),
+            0,
+            "{:#?}",
+            report.files[1].findings
+        );
+        assert_eq!(
+            type_changes(&linter.lint_file(&widen)),
+            1,
+            "alone, the type is unknown"
+        );
+
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(
+            directory.path().join("0001_users.sql"),
+            "-- migrate:up\nCREATE TABLE users (email varchar(50));\n",
+        )
+        .unwrap();
+        let set = MigrationSet::load(directory.path()).unwrap();
+        let after_history = linter.lint_files(&[widen], Some(&set));
+        assert_eq!(type_changes(&after_history.files[0]), 0);
+    }
 }

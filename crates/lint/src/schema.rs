@@ -116,6 +116,34 @@ impl Table {
     }
 }
 
+/// The column types a database has, for tables the linted history does not create (made before
+/// the migrations, or by a baseline): the caller reads them from the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseColumns {
+    /// Table key (`schema.table`) → column → type as the catalog spells it (`character
+    /// varying(100)`), parsed when a statement needs it.
+    tables: HashMap<String, HashMap<String, String>>,
+}
+
+impl DatabaseColumns {
+    pub fn new() -> DatabaseColumns {
+        DatabaseColumns::default()
+    }
+
+    /// Records a column; `type_text` as `format_type` writes it.
+    pub fn insert(&mut self, schema: &str, table: &str, column: &str, type_text: &str) {
+        self.tables
+            .entry(TableName::new(Some(schema), table).key().to_owned())
+            .or_default()
+            .insert(column.to_owned(), type_text.to_owned());
+    }
+
+    fn column_type(&self, table: &TableName, column: &str) -> Option<ColumnType> {
+        let text = self.tables.get(table.key())?.get(column)?;
+        ColumnType::parse(text)
+    }
+}
+
 /// The tables and indexes known at one point in the history.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
@@ -127,11 +155,45 @@ pub struct Schema {
     /// Keys of the tables and enums made `New` since the last [`Schema::settle`], so settling
     /// costs what the migration created, not the size of the whole history.
     fresh: Vec<String>,
+    /// Column types from the database, for tables the history does not create.
+    database: Option<std::sync::Arc<DatabaseColumns>>,
+    /// Type changes the history made to columns of such tables: table key → column → type.
+    changed_in_database_tables: HashMap<String, HashMap<String, Option<ColumnType>>>,
 }
 
 impl Schema {
+    /// An empty schema that knows the database's column types for tables the history does not
+    /// create.
+    pub fn with_database(database: Option<std::sync::Arc<DatabaseColumns>>) -> Schema {
+        Schema {
+            database,
+            ..Schema::default()
+        }
+    }
+
     pub fn table(&self, name: &TableName) -> Option<&Table> {
         self.tables.get(name.key())
+    }
+
+    /// Whether the database's column types were given.
+    pub fn knows_database(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// A column's type at this point: from the history when it creates the table, else from the
+    /// database (with the history's own changes to it); `None` when nobody knows it.
+    pub fn column_type(&self, table: &TableName, column: &str) -> Option<ColumnType> {
+        if let Some(known) = self.table(table) {
+            return known.column(column).and_then(|c| c.column_type.clone());
+        }
+        if let Some(changed) = self
+            .changed_in_database_tables
+            .get(table.key())
+            .and_then(|columns| columns.get(column))
+        {
+            return changed.clone();
+        }
+        self.database.as_ref()?.column_type(table, column)
     }
 
     /// Whether other sessions may be using the relation: true for relations the history does
@@ -278,6 +340,7 @@ impl Schema {
                 };
                 let name = TableName::from_range_var(relation);
                 let Some(table) = self.tables.get_mut(name.key()) else {
+                    self.alter_database_table(&name, alter);
                     return;
                 };
                 for command in alter_commands(alter) {
@@ -322,6 +385,34 @@ impl Schema {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Follows the type changes the history makes to a table it does not create, so a later
+    /// change compares with the type the earlier one left.
+    fn alter_database_table(
+        &mut self,
+        name: &TableName,
+        alter: &pg_query::protobuf::AlterTableStmt,
+    ) {
+        if self.database.is_none() {
+            return;
+        }
+        for command in alter_commands(alter) {
+            if command.subtype() == AlterTableType::AtAlterColumnType
+                && let Some(NodeEnum::ColumnDef(definition)) = inner(&command.def)
+            {
+                self.changed_in_database_tables
+                    .entry(name.key().to_owned())
+                    .or_default()
+                    .insert(
+                        command.name.clone(),
+                        definition
+                            .type_name
+                            .as_ref()
+                            .map(ColumnType::from_type_name),
+                    );
+            }
         }
     }
 

@@ -44,11 +44,11 @@ pub(crate) fn duration_under_lock(cost: Cost, bytes: u64) -> Option<Duration> {
         .map(|per_second| Duration::from_millis(bytes.saturating_mul(1000) / per_second))
 }
 
-/// `0.2 s`, `12 s`, `3 min`.
+/// `230 ms`, `1.5 s`, `12 s`, `3 min`.
 pub(crate) fn describe_duration(duration: Duration) -> String {
     let seconds = duration.as_secs_f64();
-    if seconds < 0.05 {
-        "under 0.1 s".to_owned()
+    if seconds < 1.0 {
+        format!("{} ms", duration.as_millis())
     } else if seconds < 10.0 {
         let text = format!("{seconds:.1}");
         format!("{} s", text.strip_suffix(".0").unwrap_or(&text))
@@ -73,8 +73,8 @@ mod tests {
 
     #[test]
     fn describes_durations() {
-        assert_eq!(describe_duration(Duration::from_millis(3)), "under 0.1 s");
-        assert_eq!(describe_duration(Duration::from_millis(230)), "0.2 s");
+        assert_eq!(describe_duration(Duration::from_millis(3)), "3 ms");
+        assert_eq!(describe_duration(Duration::from_millis(1500)), "1.5 s");
         assert_eq!(describe_duration(Duration::from_secs(1)), "1 s");
         assert_eq!(describe_duration(Duration::from_secs(42)), "42 s");
         assert_eq!(describe_duration(Duration::from_secs(600)), "10 min");

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_lint::{
-    AppliedMigrations, Evaluation, FileFix, Grading, LintOptions, LintReport, Linter, PgVersion,
-    Risk, Scope, TableName, TableSize, TableStatistics,
+    AppliedMigrations, DatabaseColumns, Evaluation, FileFix, Grading, LintOptions, LintReport,
+    Linter, PgVersion, Risk, Scope, TableName, TableSize, TableStatistics,
 };
 use safeshift_runner::{EntryState, Migrator, RunError};
 use safeshift_source::{Checksum, LooseFile, MigrationSet};
@@ -26,22 +26,12 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
     } else {
         connect_if_given(context)?
     };
-    let pg_version = match (&args.pg_version, &database) {
-        (Some(version), _) => version.parse::<PgVersion>().map_err(CliError::usage)?,
-        (None, Some(db)) => PgVersion::from_server_version_num(db.server().version_number),
-        (None, None) => PgVersion::DEFAULT,
-    };
-    let time_zone = match database.as_mut() {
-        Some(db) => Some(db.session_time_zone()?),
-        None => None,
-    };
-    let linter = Linter::new(LintOptions {
-        pg_version,
-        disabled_rules: args.disable.clone(),
-        policy: context.project.risk_policy,
-        time_zone,
-    })
-    .map_err(|error| {
+    let mut options = lint_options(context, database.as_mut())?;
+    if let Some(version) = &args.pg_version {
+        options.pg_version = version.parse::<PgVersion>().map_err(CliError::usage)?;
+    }
+    options.disabled_rules = args.disable.clone();
+    let linter = Linter::new(options).map_err(|error| {
         CliError::usage_with_help(error.to_string(), "`safeshift explain` lists the rules")
     })?;
 
@@ -76,7 +66,13 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
             Target::Loose(file) => loose.push(*file),
         }
     }
-    report.files.extend(linter.lint_files(&loose).files);
+    if !loose.is_empty() {
+        // Files outside a migrations directory come after the project's migrations.
+        let project = context.migrations().ok();
+        report
+            .files
+            .extend(linter.lint_files(&loose, project.as_ref()).files);
+    }
     let mut sizes = database.as_mut().map(DatabaseSizes);
     let grading = linter.grade(
         &mut report,
@@ -395,12 +391,13 @@ fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliErro
     match PostgresDriver::connect(&url, &options) {
         Ok(db) => Ok(Some(db)),
         Err(mut error) => {
-            error.hint = Some(
-                "lint reads the applied history and the table sizes from the database `up` uses; \
-                 start it, fix the URL, or pass --no-database to lint the files alone"
-                    .to_owned(),
-            );
-            Err(error.into())
+            let advice = "lint reads the applied history and the table sizes from the database `up` uses: \
+                          start it, fix the URL, or pass --no-database to lint the files alone";
+            let hint = match error.hint.take() {
+                Some(hint) => format!("{hint}\n{advice}"),
+                None => advice.to_owned(),
+            };
+            Err(error.with_hint(hint).into())
         }
     }
 }
@@ -427,6 +424,33 @@ pub(crate) fn applied(
         }
     }
     Ok(applied)
+}
+
+/// What the linter is told about the target: the project's risk policy and, from the database
+/// when there is one, its version, the session's time zone and the column types of its tables.
+fn lint_options(
+    context: &Context,
+    database: Option<&mut PostgresDriver>,
+) -> Result<LintOptions, CliError> {
+    let mut options = LintOptions {
+        policy: context.project.risk_policy,
+        ..LintOptions::default()
+    };
+    if let Some(db) = database {
+        options.pg_version = PgVersion::from_server_version_num(db.server().version_number);
+        options.time_zone = Some(db.session_time_zone()?);
+        let mut columns = DatabaseColumns::new();
+        for column in db.column_types(&context.project.history.schema)? {
+            columns.insert(
+                &column.schema,
+                &column.table,
+                &column.column,
+                &column.type_text,
+            );
+        }
+        options.database_columns = Some(std::sync::Arc::new(columns));
+    }
+    Ok(options)
 }
 
 /// Table sizes read from a PostgreSQL database, for the risk policy.
@@ -486,17 +510,8 @@ pub fn evaluate_pending(
     {
         return Ok(None);
     }
-    let time_zone = match db.as_postgres() {
-        Some(db) => Some(db.session_time_zone()?),
-        None => None,
-    };
-    let linter = Linter::new(LintOptions {
-        pg_version: PgVersion::from_server_version_num(db.server().version_number),
-        policy: context.project.risk_policy,
-        time_zone,
-        ..LintOptions::default()
-    })
-    .map_err(|error| CliError::usage(error.to_string()))?;
+    let linter = Linter::new(lint_options(context, db.as_postgres())?)
+        .map_err(|error| CliError::usage(error.to_string()))?;
     let scope = match target {
         Some(target) => Scope::PendingThrough(target.clone()),
         None => Scope::Pending,

@@ -24,7 +24,7 @@ use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, Se
 
 pub use client_env::ClientEnvironment;
 use lease::Lease;
-pub use table_sizes::TableSize;
+pub use table_sizes::{CatalogColumn, TableSize};
 
 /// The session setting that names the run holding the advisory lock on a session.
 const OWNER_SETTING: &str = "safeshift.run_lock_owner";

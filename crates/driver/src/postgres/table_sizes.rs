@@ -89,7 +89,48 @@ impl PostgresDriver {
     }
 }
 
+/// One column of a table, as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogColumn {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// `format_type`'s spelling: `character varying(100)`, `timestamp without time zone`.
+    pub type_text: String,
+}
+
 impl PostgresDriver {
+    /// The type of every column of every table, partitioned table and materialized view
+    /// outside the system schemas and `excluded_schema` (the history's). Catalog only: no lock
+    /// on the tables.
+    pub fn column_types(
+        &mut self,
+        excluded_schema: &str,
+    ) -> Result<Vec<CatalogColumn>, DriverError> {
+        let sql = format!(
+            "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', {}) \
+               AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+            literal(Dialect::Postgres, excluded_schema)
+        );
+        Ok(self
+            .rows(&sql)?
+            .into_iter()
+            .filter_map(|row| {
+                let mut values = row.into_iter().map(Option::unwrap_or_default);
+                Some(CatalogColumn {
+                    schema: values.next()?,
+                    table: values.next()?,
+                    column: values.next()?,
+                    type_text: values.next()?,
+                })
+            })
+            .collect())
+    }
+
     /// The time zone a new session of this connection's user starts with (`TimeZone`, from
     /// the server, database and role settings).
     pub fn session_time_zone(&mut self) -> Result<String, DriverError> {

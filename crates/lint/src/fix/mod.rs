@@ -179,7 +179,7 @@ impl Linter {
         self.fix_section(
             &file.up,
             execution,
-            &Schema::default(),
+            &self.empty_schema(),
             &report,
             &HistoryFacts::default(),
         )
