@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{TransactionStmtKind, VariableSetKind};
-use safeshift_source::{Checksum, Dialect, LooseFile, MigrationSet, Section, Statement};
+use safeshift_source::{Checksum, LooseFile, MigrationSet, Section, Statement};
 
 use crate::context::{
     Alterations, Execution, HeldLock, MigrationEnd, MigrationState, StatementContext,
@@ -15,7 +15,7 @@ use crate::effects::{self, Effects, StatementEffects};
 use crate::finding::{Diagnostic, DiagnosticKind, Finding, Severity};
 use crate::metadata::{ExampleMode, RuleMetadata};
 use crate::options::LintOptions;
-use crate::parse;
+use crate::parse::ParsedSection;
 use crate::report::{FileReport, LintReport};
 use crate::rules::{self, RULES, Violation};
 use crate::schema::Schema;
@@ -49,14 +49,6 @@ pub enum Scope {
     PendingThrough(safeshift_source::Version),
 }
 
-/// The result of [`Linter::evaluate`]: the findings of the migrations in scope, graded.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    pub report: LintReport,
-    /// Whether table sizes graded the findings.
-    pub grading: crate::policy::Grading,
-}
-
 /// Lints migrations. Cheap to create; holds no connection.
 #[derive(Debug, Clone)]
 pub struct Linter {
@@ -76,35 +68,6 @@ impl Linter {
 
     pub fn options(&self) -> &LintOptions {
         &self.options
-    }
-
-    /// The evaluation `safeshift lint`, `plan` and `up` share, so they grade the same migrations
-    /// identically: lints the migrations of `scope` with the whole history read for context,
-    /// then grades the findings by the risk policy with the sizes `statistics` reads from the
-    /// database (one lookup for all of them), or without sizes when there is none.
-    pub fn evaluate(
-        &self,
-        set: &MigrationSet,
-        applied: Option<&AppliedMigrations>,
-        scope: &Scope,
-        statistics: Option<&mut dyn crate::size::TableStatistics>,
-    ) -> Evaluation {
-        let mut report = self.lint_set(set, applied, scope);
-        let grading = self.grade(&mut report, statistics);
-        Evaluation { report, grading }
-    }
-
-    /// Grades a report's findings by this linter's risk policy: with the sizes `statistics`
-    /// reads, or without sizes (each finding keeps its rule's risk, raised to its floor).
-    pub fn grade(
-        &self,
-        report: &mut LintReport,
-        statistics: Option<&mut dyn crate::size::TableStatistics>,
-    ) -> crate::policy::Grading {
-        match statistics {
-            Some(statistics) => crate::policy::grade(report, &self.options.policy, statistics),
-            None => crate::policy::Grading::FilesAlone,
-        }
     }
 
     /// Lints a migrations directory in version order. Every migration is read for context; those
@@ -205,35 +168,6 @@ impl Linter {
             },
         );
         schema
-    }
-
-    /// The lock model's claim for every statement of the migrations in `scope` (the history
-    /// read for context), by version: the locks each statement takes on tables in use and the
-    /// tables it rewrites. What `rehearse` compares its observations with, statement by
-    /// statement, whatever the findings.
-    pub fn predict(
-        &self,
-        set: &MigrationSet,
-        applied: Option<&AppliedMigrations>,
-        scope: &Scope,
-    ) -> Vec<(String, Vec<StatementEffects>)> {
-        let mut predictions = Vec::new();
-        self.walk_set(set, applied, scope, |visit| {
-            let mut effects = Vec::new();
-            let report = self.lint_parsed(
-                &visit.migration.up,
-                visit.parsed,
-                visit.execution,
-                visit.schema,
-                false,
-                &visit.history,
-                Some(&mut effects),
-            );
-            if visit.reported && report.errors().next().is_none() {
-                predictions.push((visit.migration.version.as_str().to_owned(), effects));
-            }
-        });
-        predictions
     }
 
     /// Lints SQL files that are not part of a migrations directory, in the order given, each
@@ -597,37 +531,6 @@ impl Linter {
         file.diagnostics.append(&mut diagnostics);
         file.diagnostics.sort_by_key(|d| (d.line, d.column));
         file
-    }
-}
-
-/// A section split into statements and parsed with the PostgreSQL grammar: the part of linting
-/// that needs no history, so [`Linter::walk_set`] runs it ahead on other threads while the
-/// history is followed in order.
-pub(crate) struct ParsedSection {
-    statements: Result<Vec<Statement>, safeshift_source::SourceError>,
-    parsed: Vec<Result<Option<NodeEnum>, parse::ParseFailure>>,
-}
-
-impl ParsedSection {
-    pub(crate) fn of(section: &Section) -> ParsedSection {
-        match section.statements_unclassified(Dialect::Postgres) {
-            Ok(mut statements) => {
-                let parsed = parse::parse_section(section.sql(), &statements);
-                for (statement, node) in statements.iter_mut().zip(&parsed) {
-                    if let Ok(Some(node)) = node {
-                        statement.transactionality = safeshift_source::transactionality_of(node);
-                    }
-                }
-                ParsedSection {
-                    statements: Ok(statements),
-                    parsed,
-                }
-            }
-            Err(error) => ParsedSection {
-                statements: Err(error),
-                parsed: Vec::new(),
-            },
-        }
     }
 }
 

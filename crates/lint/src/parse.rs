@@ -3,6 +3,7 @@
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::Token;
+use safeshift_source::{Dialect, Section, Statement};
 
 /// A statement the grammar rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,37 @@ fn near_fragment(message: &str) -> Option<&str> {
     let rest = &message[start..];
     let end = rest.rfind('"')?;
     Some(&rest[..end])
+}
+
+/// A section split into statements and parsed with the PostgreSQL grammar: the part of linting
+/// that needs no history, so [`crate::Linter`] runs it ahead on other threads while the
+/// history is followed in order.
+pub(crate) struct ParsedSection {
+    pub statements: Result<Vec<Statement>, safeshift_source::SourceError>,
+    pub parsed: Vec<Result<Option<NodeEnum>, ParseFailure>>,
+}
+
+impl ParsedSection {
+    pub(crate) fn of(section: &Section) -> ParsedSection {
+        match section.statements_unclassified(Dialect::Postgres) {
+            Ok(mut statements) => {
+                let parsed = parse_section(section.sql(), &statements);
+                for (statement, node) in statements.iter_mut().zip(&parsed) {
+                    if let Ok(Some(node)) = node {
+                        statement.transactionality = safeshift_source::transactionality_of(node);
+                    }
+                }
+                ParsedSection {
+                    statements: Ok(statements),
+                    parsed,
+                }
+            }
+            Err(error) => ParsedSection {
+                statements: Err(error),
+                parsed: Vec::new(),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
