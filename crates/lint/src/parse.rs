@@ -13,28 +13,45 @@ pub struct ParseFailure {
     pub offset: usize,
 }
 
-/// Parses the statements of a section. The whole body goes to the parser in one call (one
-/// round trip through libpg_query's protobuf encoding instead of one per statement); when that
-/// fails, or does not find the statements the splitter found, each statement is parsed on its
-/// own so a syntax error is located and does not hide the others.
+/// How much SQL text goes to the parser in one call.
+const CHUNK_BYTES: usize = 32 << 10;
+
+/// Parses the statements of a section. Statements go to the parser in chunks of a few dozen
+/// kilobytes (one round trip through libpg_query's protobuf encoding per chunk instead of one
+/// per statement, while the parser's memory per call stays small: a whole large file in one
+/// call builds trees of hundreds of megabytes in fresh memory); when a chunk fails, or does not
+/// yield the statements the splitter found, each of its statements is parsed on its own so a
+/// syntax error is located and does not hide the others.
 pub fn parse_section(
-    body: &str,
     statements: &[safeshift_source::Statement],
 ) -> Vec<Result<Option<NodeEnum>, ParseFailure>> {
-    if let Ok(parsed) = pg_query::parse(body, pg_query::ParserOptions::default())
-        && parsed.protobuf.stmts.len() == statements.len()
-    {
-        return parsed
-            .protobuf
-            .stmts
-            .into_iter()
-            .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node)))
-            .collect();
+    let mut parsed = Vec::with_capacity(statements.len());
+    let mut start = 0;
+    while start < statements.len() {
+        let mut end = start;
+        let mut text = String::new();
+        while end < statements.len() && (end == start || text.len() < CHUNK_BYTES) {
+            text.push_str(&statements[end].sql);
+            text.push_str(";\n");
+            end += 1;
+        }
+        let chunk = &statements[start..end];
+        match pg_query::parse(&text, pg_query::ParserOptions::default()) {
+            Ok(tree) if tree.protobuf.stmts.len() == chunk.len() => parsed.extend(
+                tree.protobuf
+                    .stmts
+                    .into_iter()
+                    .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node))),
+            ),
+            _ => parsed.extend(
+                chunk
+                    .iter()
+                    .map(|statement| parse_statement(&statement.sql)),
+            ),
+        }
+        start = end;
     }
-    statements
-        .iter()
-        .map(|statement| parse_statement(&statement.sql))
-        .collect()
+    parsed
 }
 
 /// Parses one statement. `Ok(None)` for a statement with no syntax tree (only comments).
@@ -113,7 +130,7 @@ impl ParsedSection {
     pub(crate) fn of(section: &Section) -> ParsedSection {
         match section.statements_unclassified(Dialect::Postgres) {
             Ok(mut statements) => {
-                let parsed = parse_section(section.sql(), &statements);
+                let parsed = parse_section(&statements);
                 for (statement, node) in statements.iter_mut().zip(&parsed) {
                     if let Ok(Some(node)) = node {
                         statement.transactionality = safeshift_source::transactionality_of(node);

@@ -220,7 +220,7 @@ impl Linter {
         let Ok(statements) = section.statements_unclassified(Dialect::Postgres) else {
             return fix;
         };
-        let nodes = parse::parse_section(section.sql(), &statements);
+        let nodes = parse::parse_section(&statements);
         let mut schema = schema_before.clone();
         let mut in_file_transaction = false;
         let mut controls_transactions = false;
