@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Lints the same generated statements split into 10, 100 and 1,000 migration files with safeshift
 # (release build) and with squawk, and prints wall time, CPU time and time per statement for both.
+# safeshift lints the files alone (--no-database), as squawk does.
 #
 #   bench/lint.sh [STATEMENTS] [FILE-COUNTS] [RUNS]     (defaults: 100000 10,100,1000 5)
 #
 # The corpus is a migrations directory (bench/lint_corpus.py): safeshift lints it as one history,
 # in version order, carrying the schema from file to file; squawk lints the same files one by one.
 # squawk comes from PyPI (`squawk-cli`), installed into a virtualenv under the work directory
-# when missing. Both tools write JSON to /dev/null and may use every core; each is run RUNS times
-# and the fastest run counts (the machine may be shared).
+# when missing. Both tools write JSON to /dev/null and may use every core; each is run RUNS times,
+# the two alternately, and the fastest run of each counts (the machine may be shared).
 set -euo pipefail
 
 statements=${1:-100000}
@@ -33,23 +34,27 @@ if [ -z "$squawk" ]; then
     squawk="$work/venv/bin/squawk"
 fi
 
-# measure COMMAND…: runs the command $runs times (both tools exit non-zero when they find
-# something) and prints "best-wall-seconds cpu-seconds-of-that-run".
+# measure SAFESHIFT-COMMAND -- SQUAWK-COMMAND: runs the two commands alternately $runs times each
+# (both tools exit non-zero when they find something), so a machine shared with other work loads
+# both alike, and prints "best-wall cpu-of-that-run" for each, safeshift first.
 measure() {
     python3 - "$runs" "$@" <<'PY'
 import resource, subprocess, sys, time
-runs, command = int(sys.argv[1]), sys.argv[2:]
-best = None
+runs, rest = int(sys.argv[1]), sys.argv[2:]
+split = rest.index("--")
+commands = [rest[:split], rest[split + 1:]]
+best = [None, None]
 for _ in range(runs):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if best is None or wall < best[0]:
-        best = (wall, cpu)
-print(f"{best[0]:.3f} {best[1]:.3f}")
+    for i, command in enumerate(commands):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if best[i] is None or wall < best[i][0]:
+            best[i] = (wall, cpu)
+print(" ".join(f"{wall:.3f} {cpu:.3f}" for wall, cpu in best))
 PY
 }
 
@@ -58,8 +63,10 @@ for files in ${file_counts//,/ }; do
     corpus="$work/corpus-$files"
     rm -rf "$corpus"
     python3 "$root/bench/lint_corpus.py" "$corpus" "$statements" "$files" >&2
-    read -r safeshift_wall safeshift_cpu < <(measure "$safeshift" lint --format json "$corpus")
-    read -r squawk_wall squawk_cpu < <(measure "$squawk" --reporter json "$corpus"/*.sql)
+    read -r safeshift_wall safeshift_cpu squawk_wall squawk_cpu < <(
+        measure "$safeshift" lint --no-database --format json "$corpus" -- \
+            "$squawk" --reporter json "$corpus"/*.sql
+    )
     results+=("$files" "$safeshift_wall" "$safeshift_cpu" "$squawk_wall" "$squawk_cpu")
     rm -rf "$corpus"
 done

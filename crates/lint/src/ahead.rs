@@ -26,7 +26,7 @@ struct Shared<R> {
 
 /// Calls `consume` on every item with `produce(item)`, in the items' order, on the calling
 /// thread; `produce` runs on worker threads, ahead of `consume` by a bounded total `weight`
-/// (always at least the item `consume` waits for). A panic in `produce` reaches the caller when
+/// (always at least one item per worker). A panic in `produce` reaches the caller when
 /// `consume` would have seen that item.
 pub(crate) fn in_order<T: Sync, R: Send>(
     items: &[T],
@@ -51,9 +51,11 @@ pub(crate) fn in_order<T: Sync, R: Send>(
         ahead: 0,
         abandoned: false,
     });
+    // Every worker may always have an item (so none idles behind one large file); beyond that,
+    // the budget decides.
     let fits = |state: &Shared<R>| {
         state.next >= items.len()
-            || state.next == state.consumed
+            || state.next < state.consumed + workers
             || state.ahead + weight(&items[state.next]) <= budget
     };
     let changed = Condvar::new();

@@ -656,9 +656,9 @@ fn advance(
                 node,
                 NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) | NodeEnum::InsertStmt(_)
             );
-        for held in &mut state.held {
-            held.later_statements += 1;
-            held.later_slow_work |= slow;
+        state.transaction_statements += 1;
+        if slow {
+            state.last_slow_work = state.transaction_statements;
         }
     }
     match node {
@@ -694,16 +694,17 @@ fn advance(
             {
                 let table = TableName::from_range_var(relation);
                 if schema.is_existing(&table) {
-                    match state
-                        .alterations
-                        .iter_mut()
-                        .find(|a| a.table.key() == table.key())
-                    {
-                        Some(alterations) => alterations.statements.push(index),
-                        None => state.alterations.push(Alterations {
-                            table: table.clone(),
-                            statements: vec![index],
-                        }),
+                    match state.alterations_by_table.get(table.key()) {
+                        Some(&position) => state.alterations[position].statements.push(index),
+                        None => {
+                            state
+                                .alterations_by_table
+                                .insert(table.key().to_owned(), state.alterations.len());
+                            state.alterations.push(Alterations {
+                                table: table.clone(),
+                                statements: vec![index],
+                            });
+                        }
                     }
                 }
                 if state.in_transaction {
@@ -746,32 +747,43 @@ fn advance(
             .iter()
             .filter(|l| schema.is_existing(&l.table))
         {
-            match state
-                .held
-                .iter_mut()
-                .find(|h| h.lock.table.key() == lock.table.key())
-            {
-                Some(held) if held.lock.mode >= lock.mode => {}
-                Some(held) => {
-                    held.lock.mode = lock.mode;
-                    held.statement = index;
-                    held.later_statements = 0;
-                    held.later_slow_work = false;
+            let taken_at = state.transaction_statements;
+            match state.held_by_table.get(lock.table.key()) {
+                Some(&position) => {
+                    let held = &mut state.held[position];
+                    if held.lock.mode < lock.mode {
+                        held.lock.mode = lock.mode;
+                        held.statement = index;
+                        held.taken_at = taken_at;
+                    }
                 }
-                None => state.held.push(HeldLock {
-                    lock: lock.clone(),
-                    statement: index,
-                    later_statements: 0,
-                    later_slow_work: false,
-                }),
+                None => {
+                    state
+                        .held_by_table
+                        .insert(lock.table.key().to_owned(), state.held.len());
+                    state.held.push(HeldLock {
+                        lock: lock.clone(),
+                        statement: index,
+                        later_statements: 0,
+                        later_slow_work: false,
+                        taken_at,
+                    });
+                }
             }
         }
     }
 }
 
 fn finish_transaction(state: &mut MigrationState) {
-    let held = std::mem::take(&mut state.held);
-    state.released.extend(held);
+    let (statements, last_slow) = (state.transaction_statements, state.last_slow_work);
+    for mut held in std::mem::take(&mut state.held) {
+        held.later_statements = statements - held.taken_at;
+        held.later_slow_work = last_slow > held.taken_at;
+        state.released.push(held);
+    }
+    state.held_by_table.clear();
+    state.transaction_statements = 0;
+    state.last_slow_work = 0;
     state.not_valid_in_transaction.clear();
 }
 

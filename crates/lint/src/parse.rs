@@ -14,9 +14,9 @@ pub struct ParseFailure {
 }
 
 /// How much SQL text goes to the parser in one call.
-const CHUNK_BYTES: usize = 32 << 10;
+const CHUNK_BYTES: usize = 128 << 10;
 
-/// Parses the statements of a section. Statements go to the parser in chunks of a few dozen
+/// Parses the statements of a section. Statements go to the parser in chunks of about a hundred
 /// kilobytes (one round trip through libpg_query's protobuf encoding per chunk instead of one
 /// per statement, while the parser's memory per call stays small: a whole large file in one
 /// call builds trees of hundreds of megabytes in fresh memory); when a chunk fails, or does not
