@@ -20,6 +20,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p safeshift-cli
-cargo build --release --quiet -p safeshift-online --example traffic
+cargo build --release --quiet -p safeshift-bench --bin traffic
 target=${CARGO_TARGET_DIR:-target}
-exec "$target/release/examples/traffic" --safeshift "$target/release/safeshift" "$@"
+exec "$target/release/traffic" --safeshift "$target/release/safeshift" "$@"

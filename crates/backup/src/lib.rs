@@ -17,9 +17,11 @@ mod error;
 mod fingerprint;
 mod metadata;
 mod postgres;
+mod restore_watch;
 mod retention;
 mod space;
 mod sqlite;
+mod table_sizes;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +37,7 @@ pub use metadata::{Metadata, VerificationRecord, metadata_path};
 pub use postgres::ArchiveContents;
 pub use retention::{PruneDecision, Retention};
 pub use space::{SpaceCheck, free_bytes, human_bytes};
+pub use table_sizes::TableSize;
 
 /// The database a backup is taken from or restored into.
 #[derive(Debug, Clone, Copy)]
@@ -426,12 +429,14 @@ fn deep_postgres(backup: &Backup, database: &Database) -> Result<DeepCheck, Back
     );
     postgres::create_database(&mut connection, &scratch)?;
     let result = (|| {
+        let major = connection.major();
         postgres::restore(
             &backup.path,
             &connection.environment.with_database(&scratch),
-            connection.major(),
+            major,
             postgres::RestoreInto::Empty,
             Duration::from_secs(60),
+            connection.driver.client(),
         )?;
         postgres::fingerprints_of(&connection, &scratch)
     })();
@@ -452,7 +457,7 @@ pub struct RestorePreview {
     pub database: String,
     pub into_new_database: bool,
     /// Tables there now, with their sizes, that the backup replaces.
-    pub replaced: Vec<(String, u64)>,
+    pub replaced: Vec<TableSize>,
     /// Tables there now that the backup does not hold: a restore leaves them as they are.
     pub kept: Vec<String>,
     /// Tables the backup holds.
@@ -484,24 +489,17 @@ pub fn restore_preview(
             .map(|t| t.table)
             .collect()
     };
-    let (name, current): (String, Vec<(String, u64)>) = match (database.url.engine(), target) {
+    let (name, current): (String, Vec<TableSize>) = match (database.url.engine(), target) {
         (_, RestoreTarget::New(name)) => (name.clone(), Vec::new()),
         (Engine::Postgres, RestoreTarget::InPlace) => {
             let mut connection = postgres::Connection::open(database.url)?;
-            let tables = connection
-                .tables()?
-                .into_iter()
-                .map(|(schema, table, bytes)| (format!("{schema}.{table}"), bytes))
-                .collect();
+            let tables = table_sizes::user_tables(&mut connection)?;
             (connection.driver.server().database.clone(), tables)
         }
         (Engine::Sqlite, RestoreTarget::InPlace) => {
             let file = database.sqlite_file()?;
             let tables = if file.is_file() {
-                sqlite::fingerprints(&file)?
-                    .into_iter()
-                    .map(|t| (t.table, 0))
-                    .collect()
+                table_sizes::sqlite_tables(&file)?
             } else {
                 Vec::new()
             };
@@ -510,12 +508,12 @@ pub fn restore_preview(
     };
     let (replaced, kept): (Vec<_>, Vec<_>) = current
         .into_iter()
-        .partition(|(table, _)| backup_tables.contains(table));
+        .partition(|table| backup_tables.contains(&table.table));
     Ok(RestorePreview {
         database: name,
         into_new_database: matches!(target, RestoreTarget::New(_)),
         replaced,
-        kept: kept.into_iter().map(|(table, _)| table).collect(),
+        kept: kept.into_iter().map(|table| table.table).collect(),
         backup_tables,
     })
 }
@@ -564,6 +562,7 @@ pub fn restore(
                         major,
                         postgres::RestoreInto::Replace,
                         lock_timeout,
+                        connection.driver.client(),
                     )?;
                     Ok(name)
                 }
@@ -580,6 +579,7 @@ pub fn restore(
                         major,
                         postgres::RestoreInto::Empty,
                         lock_timeout,
+                        connection.driver.client(),
                     );
                     if let Err(error) = restored {
                         let _ = postgres::drop_database(&mut connection, name);

@@ -17,6 +17,7 @@ use safeshift_driver::{
 use crate::error::BackupError;
 use crate::fingerprint::{self, TableFingerprint, postgres_message, simple_rows};
 use crate::metadata::create_private;
+use crate::restore_watch;
 
 /// A connection to the database being backed up or restored, and the environment for the
 /// client programs.
@@ -50,30 +51,6 @@ impl Connection {
     pub fn database_size(&mut self) -> Result<u64, BackupError> {
         let rows = self.rows("SELECT pg_database_size(current_database())")?;
         Ok(first_number(&rows))
-    }
-
-    /// Every user table with its total size, for showing what a restore replaces.
-    pub fn tables(&mut self) -> Result<Vec<(String, String, u64)>, BackupError> {
-        let rows = self.rows(
-            // Sizes from the catalog's page counts: `pg_total_relation_size` would take a lock and
-            // could wait behind a session queued for an exclusive one.
-            "SELECT n.nspname, c.relname, (c.relpages::bigint + coalesce((SELECT sum(ic.relpages) FROM pg_index i \
-             JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid), 0)) * current_setting('block_size')::bigint \
-             FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2",
-        )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| {
-                Some((
-                    row[0].clone()?,
-                    row[1].clone()?,
-                    row[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
-                ))
-            })
-            .collect())
     }
 }
 
@@ -263,14 +240,16 @@ pub(crate) enum RestoreInto {
 }
 
 /// Restores `file` into `database` with `pg_restore`, in one transaction: it either all
-/// happens or none of it. Lock waits give up after `lock_timeout` instead of hanging behind
-/// the application's sessions.
+/// happens or none of it. A lock wait longer than `lock_timeout` is given up on (watched through
+/// `watcher`, a connection to the same server; see `restore_watch`) instead of hanging behind the
+/// application's sessions.
 pub(crate) fn restore(
     file: &Path,
     environment: &ClientEnvironment,
     server_major: u32,
     into: RestoreInto,
     lock_timeout: Duration,
+    watcher: &mut Client,
 ) -> Result<(), BackupError> {
     let pg_restore = client_program("pg_restore", server_major)?;
     let mut command = Command::new(&pg_restore);
@@ -282,25 +261,41 @@ pub(crate) fn restore(
         .arg("--dbname")
         .arg(environment.database())
         .arg(file)
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     environment.apply(&mut command);
-    command.env(
-        "PGOPTIONS",
-        format!("-c lock_timeout={}", lock_timeout.as_millis()),
-    );
-    let output = command
-        .output()
-        .map_err(|e| BackupError::io(format!("running {}", pg_restore.display()), e))?;
-    if !output.status.success() {
-        return Err(BackupError::Tool {
-            program: "pg_restore".into(),
-            message: tool_message(
-                &String::from_utf8_lossy(&output.stderr),
-                output.status.code(),
-            ),
-        });
+    let application = restore_watch::application_name();
+    command.env("PGAPPNAME", &application);
+    let running = |e| BackupError::io(format!("running {}", pg_restore.display()), e);
+    let mut child = command.spawn().map_err(running)?;
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| std::thread::spawn(move || read_all(s)));
+    let mut gave_up = None;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(running)? {
+            break status;
+        }
+        if gave_up.is_none() {
+            gave_up =
+                restore_watch::give_up_on_long_lock_wait(watcher, &application, lock_timeout)?;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    if status.success() {
+        return Ok(());
     }
-    Ok(())
+    let message = tool_message(&stderr, status.code());
+    Err(match gave_up {
+        Some(waited_for) => restore_watch::gave_up(&waited_for, lock_timeout, &message),
+        None => BackupError::Tool {
+            program: "pg_restore".into(),
+            message,
+        },
+    })
 }
 
 /// Creates an empty database (from `template0`).

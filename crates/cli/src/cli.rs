@@ -25,7 +25,7 @@ Exit codes:
   2    usage or configuration error (bad flag, config file or database URL)
   3    invalid migration files
   4    refused by a safety check (changed applied file, out-of-order version, missing down
-       section, partially applied migration)
+       section, partially applied migration, an adoption whose history and files disagree)
   5    the run lock could not be taken in time, or was lost
   6    could not connect to the database, or lost the connection
   7    `status --exit-code`: migrations are pending
@@ -35,7 +35,8 @@ Exit codes:
   10   migrations applied, but a health check failed afterwards (rolled back with
        --rollback-on-failure)
   11   `rehearse`: a rollback is not exact, a re-run fails, an expectation is not met,
-       a lock policy is violated, or a migration fails on the scratch database
+       a lock policy is violated, or a migration fails on the scratch database;
+       `baseline`: the baseline does not rebuild the live schema
   12   `diff --exit-code`: the schemas differ
   130  interrupted (Ctrl-C or SIGTERM)";
 
@@ -62,7 +63,9 @@ pub struct GlobalArgs {
     )]
     pub database_url: Option<String>,
 
-    /// The migrations directory [default: `directory` in safeshift.toml, else migrations].
+    /// The migrations directory [default: `directory` in safeshift.toml, else migrations/, else
+    /// where another tool keeps its migrations (flyway.conf's, sqitch.plan's,
+    /// prisma/migrations, db/migrations…)].
     #[arg(
         short = 'd',
         long = "dir",
@@ -71,6 +74,23 @@ pub struct GlobalArgs {
         global = true
     )]
     pub migrations_dir: Option<PathBuf>,
+
+    /// The layout of the migrations directory: safeshift (also dbmate, golang-migrate, sqlx),
+    /// goose, flyway, diesel, prisma, sqitch or plain [default: `format` in safeshift.toml, else
+    /// detected from the directory].
+    #[arg(
+        long = "migration-format",
+        value_name = "FORMAT",
+        env = "SAFESHIFT_MIGRATION_FORMAT",
+        global = true,
+        value_parser = parse_format
+    )]
+    pub migration_format: Option<safeshift_source::Format>,
+
+    /// A value for a template placeholder in the migration files (`{{ .NAME }}`, goose's
+    /// `${NAME}`, Flyway's `${NAME}`), as NAME=VALUE; repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE", global = true, value_parser = parse_variable)]
+    pub variables: Vec<(String, String)>,
 
     /// Schema that holds the history tables (PostgreSQL; a table-name prefix on SQLite) [default: safeshift].
     #[arg(
@@ -144,6 +164,48 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
+fn parse_format(text: &str) -> Result<safeshift_source::Format, String> {
+    safeshift_source::Format::parse(text).ok_or_else(|| {
+        format!(
+            "`{text}` is not a format; choose one of {} (dbmate, golang-migrate and sqlx are safeshift)",
+            safeshift_source::Format::ALL.map(|f| f.as_str()).join(", ")
+        )
+    })
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
+}
+
+impl GlobalArgs {
+    /// What the flags (and their `SAFESHIFT_*` variables) set over safeshift.toml.
+    pub fn overrides(&self) -> safeshift::Overrides {
+        safeshift::Overrides {
+            config: self.config.clone(),
+            database_url: self.database_url.clone(),
+            migrations_dir: self.migrations_dir.clone(),
+            history_schema: self.history_schema.clone(),
+            history_table: self.history_table.clone(),
+            lock_mode: self.lock_mode.map(|mode| match mode {
+                LockModeArg::Advisory => safeshift::RunLockMode::Advisory,
+                LockModeArg::Lease => safeshift::RunLockMode::Lease,
+            }),
+            lock_wait: self.lock_wait.clone(),
+            lock_timeout: self.lock_timeout.clone(),
+            statement_timeout: self.statement_timeout.clone(),
+            retries: self.retries,
+            environment: self.environment.clone(),
+            migration_format: self.migration_format,
+            variables: self.variables.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LockModeArg {
     Advisory,
@@ -168,6 +230,12 @@ pub enum Command {
     Repair(RepairArgs),
     /// Record by hand that a migration was applied or rolled back, with an audit row.
     Resolve(ResolveArgs),
+    /// Take over from the tool the project uses today: read its history table, match it to the
+    /// files, and record what it applied, with an audit note each. Its table is left as it is.
+    Adopt(AdoptArgs),
+    /// Start the history of a database migrated without one: its live schema becomes the first
+    /// migration, proven to rebuild the same schema on a throwaway server, and recorded applied.
+    Baseline(BaselineArgs),
     /// Check migrations for dangerous patterns (locks, rewrites, data loss) before they run.
     ///
     /// The database is the one `up` and `plan` use: --database-url, else the `url` of the
@@ -573,6 +641,79 @@ pub struct RepairArgs {
     /// Why the change is accepted (recorded in the history).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The tool to adopt from: dbmate, golang-migrate, rails, goose, flyway, diesel, prisma,
+    /// sqitch, alembic, knex, typeorm or sequelize [default: the one whose history table is in
+    /// the database].
+    #[arg(long = "from", value_name = "TOOL", value_parser = parse_tool)]
+    pub from: Option<safeshift_adopt::Tool>,
+    /// The tool's history table, as [SCHEMA.]TABLE, when it is not the tool's default name.
+    #[arg(long, value_name = "TABLE", requires = "from")]
+    pub table: Option<String>,
+    /// Show what would be recorded and what disagrees, and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Record migrations the tool applied whose file is gone (as applied without a file)
+    /// instead of refusing.
+    #[arg(long)]
+    pub allow_missing_files: bool,
+    /// Record migrations whose file changed since the tool applied them (Flyway, Prisma and
+    /// sqitch keep checksums) instead of refusing.
+    #[arg(long)]
+    pub accept_changed: bool,
+    /// For tools whose migrations are code (Alembic, Knex, TypeORM, Sequelize, Rails): the
+    /// directory of their migration files [default: where the tool keeps them].
+    #[arg(long, value_name = "DIR")]
+    pub tool_dir: Option<PathBuf>,
+    /// Where to prove a baseline (for tools whose migrations are code) instead of a throwaway
+    /// server: a server where safeshift may create and drop a database.
+    #[arg(long, value_name = "URL")]
+    pub scratch_url: Option<String>,
+    /// Why (recorded in every row's note).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_tool(text: &str) -> Result<safeshift_adopt::Tool, String> {
+    safeshift_adopt::Tool::parse(text).ok_or_else(|| {
+        format!(
+            "`{text}` is not a tool safeshift adopts from; choose one of {}",
+            safeshift_adopt::Tool::ALL.map(|t| t.as_str()).join(", ")
+        )
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// The baseline migration's version [default: one that sorts before every migration in the
+    /// directory].
+    #[arg(long, value_name = "VERSION", conflicts_with = "through")]
+    pub version: Option<String>,
+    /// The migrations up to this version were applied by hand: record them as applied (proven
+    /// to rebuild the live schema) instead of writing a baseline migration.
+    #[arg(long, value_name = "VERSION")]
+    pub through: Option<String>,
+    /// Record without proving the rebuild on a throwaway server (the note says so).
+    #[arg(long)]
+    pub no_proof: bool,
+    /// Prove on this server instead of a throwaway one (a database is created and dropped).
+    #[arg(long, value_name = "URL")]
+    pub scratch_url: Option<String>,
+    /// Show what would be written and whether it rebuilds the schema, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Why (recorded in the history).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,12 @@
-//! What every command starts from: the resolved project, and helpers to load its migrations and
-//! connect to its database.
+//! What every command starts from: the resolved project (through the `safeshift` crate, as an
+//! embedding application would), and who runs.
 
+use safeshift::{Database, Deployment, Policy, Project, RunOptions};
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver};
 use safeshift_runner::{Identity, Migrator, Settings};
-use safeshift_source::MigrationSet;
+use safeshift_source::{LoadOptions, MigrationSet};
 
 use crate::cli::GlobalArgs;
-use crate::config::Project;
 use crate::exit::CliError;
 
 /// The resolved configuration plus output options.
@@ -19,7 +19,7 @@ pub struct Context {
 impl Context {
     pub fn new(args: &GlobalArgs) -> Result<Context, CliError> {
         Ok(Context {
-            project: Project::load(args)?,
+            project: Project::load(&args.overrides())?,
             quiet: args.quiet,
             identity: Identity::current(),
         })
@@ -27,7 +27,12 @@ impl Context {
 
     /// Every migration in the project's directory; any malformed file is an error.
     pub fn migrations(&self) -> Result<MigrationSet, CliError> {
-        Ok(MigrationSet::load(&self.project.migrations_dir)?)
+        Ok(self.project.migrations()?)
+    }
+
+    /// How to read migration directories (`--migration-format`, `--var`).
+    pub fn load_options(&self) -> LoadOptions {
+        self.project.load_options()
     }
 
     /// The migrations directory as shown to the user.
@@ -37,38 +42,24 @@ impl Context {
 
     /// The database URL, or an error that says how to give one.
     pub fn database_url(&self) -> Result<DatabaseUrl, CliError> {
-        let Some((url, _)) = &self.project.url else {
-            return Err(CliError::usage_with_help(
-                "no database URL",
-                "set `url` under [database] in safeshift.toml, pass --database-url, or set DATABASE_URL \
-                 (e.g. sqlite://app.db or postgres://user@host/db)",
-            ));
-        };
-        Ok(DatabaseUrl::parse(url)?)
+        Ok(self.project.database_url()?)
+    }
+
+    /// The project's database, for a command's connections.
+    pub fn database(&self) -> Result<Database, CliError> {
+        Ok(self.project.database(&self.identity)?)
     }
 
     /// Connects. `create` allows creating a missing SQLite file (commands that only read pass
     /// false, so `status` on a fresh project creates nothing).
     pub fn connect(&self, create: bool) -> Result<Box<dyn Driver>, CliError> {
-        let url = self.database_url()?;
-        let options = ConnectOptions {
-            base_dir: self.project.root.clone(),
-            application_name: application_name(&self.identity),
-            history: self.project.history.clone(),
-            create,
-            lock_mode: self.project.lock.mode,
-            ..ConnectOptions::default()
-        };
-        Ok(safeshift_driver::connect(&url, &options)?)
+        Ok(self.project.connect(&self.identity, create)?)
     }
 
     /// The same project pointed at another database (a restore's `--to` target).
     pub fn with_url(&self, url: &DatabaseUrl) -> Context {
         let mut project = self.project.clone();
-        project.url = Some((
-            url.expose_secret().to_owned(),
-            crate::config::UrlSource::Flag,
-        ));
+        project.url = Some((url.expose_secret().to_owned(), safeshift::UrlSource::Flag));
         Context {
             project,
             quiet: self.quiet,
@@ -77,53 +68,40 @@ impl Context {
     }
 
     /// Options for a command's second connections (the watchdog, size lookups, probes).
-    pub fn connect_options(&self, create: bool) -> ConnectOptions {
-        ConnectOptions {
-            base_dir: self.project.root.clone(),
-            application_name: format!("safeshift {} watch", env!("CARGO_PKG_VERSION")),
-            history: self.project.history.clone(),
-            create,
-            lock_mode: self.project.lock.mode,
-            ..ConnectOptions::default()
-        }
+    pub fn connect_options(&self) -> Result<ConnectOptions, CliError> {
+        Ok(self.database()?.other_options())
     }
 
     pub fn settings(&self, allow_out_of_order: bool) -> Settings {
-        Settings {
-            timeouts: self.project.timeouts,
-            retry: self.project.retry,
-            lock: self.project.lock,
-            allow_out_of_order: allow_out_of_order || self.project.allow_out_of_order,
+        self.project.settings(&self.identity, allow_out_of_order)
+    }
+
+    /// How the command runs migrations: who runs, and the online operations' progress drawn on
+    /// stderr unless quiet.
+    pub fn run_options(&self, allow_out_of_order: bool) -> RunOptions {
+        RunOptions {
             identity: self.identity.clone(),
-            backup_ref: None,
+            allow_out_of_order,
+            online_events: crate::online::Renderer::sink(self.quiet),
         }
     }
 
     /// A migrator with the online hooks installed, so statements run lock-safe and
     /// `-- safeshift:backfill` statements run as batched backfills.
     pub fn migrator(&self, allow_out_of_order: bool) -> Result<Migrator, CliError> {
-        let mut migrator = Migrator::new(self.migrations()?, self.settings(allow_out_of_order));
-        migrator.set_hooks(Box::new(self.online_hooks()));
-        Ok(migrator)
+        Ok(self
+            .project
+            .migrator(&self.run_options(allow_out_of_order))?)
     }
 
-    /// The runner hooks of the online operations, for any migrator that applies migrations.
-    pub fn online_hooks(&self) -> safeshift_online::OnlineHooks {
-        crate::online::hooks(&self.project.online, self.quiet)
+    /// The project's migrations on its database under `policy`, as `up` and `down` run them.
+    pub fn deployment(
+        &self,
+        allow_out_of_order: bool,
+        policy: Policy,
+    ) -> Result<Deployment, CliError> {
+        Ok(self
+            .project
+            .deployment(&self.run_options(allow_out_of_order), policy)?)
     }
-}
-
-/// `safeshift 0.1.0 pid 4242 deploy@ci-7`, cut to PostgreSQL's 63-byte limit (the pid first,
-/// so a long host name cannot push it out); a waiting runner shows it to say who holds the lock.
-fn application_name(identity: &Identity) -> String {
-    let mut name = format!(
-        "safeshift {} pid {} {}",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        identity.installed_by
-    );
-    while name.len() > 63 {
-        name.pop();
-    }
-    name
 }

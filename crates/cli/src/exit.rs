@@ -1,7 +1,7 @@
 //! Exit codes (documented in `--help` and the README) and the errors that lead to them.
 
 use safeshift_driver::{DriverError, ErrorKind};
-use safeshift_runner::RunError;
+use safeshift_runner::{InterruptReason, RunError};
 use safeshift_source::SourceErrors;
 
 /// The documented exit codes.
@@ -34,18 +34,24 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// Why a command failed.
-#[derive(Debug)]
+/// Why a command failed. `diagnostics::report` shows it with its file, snippet and help; the
+/// `Display` form is the message alone (the JSON output's `message`).
+#[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// A usage or configuration problem.
+    #[error("{message}")]
     Usage {
         message: String,
         help: Option<String>,
     },
+    #[error("{0}")]
     Source(SourceErrors),
+    #[error("{0}")]
     Database(DriverError),
+    #[error("{0}")]
     Run(RunError),
     /// A production guard stopped the run (exit 9), or a health check failed (exit 10).
+    #[error("{}", .0.message)]
     Guard(Box<Guard>),
 }
 
@@ -105,7 +111,10 @@ fn run_exit(error: &RunError) -> Exit {
             Exit::Connection
         }
         RunError::MigrationFailed { .. } => Exit::MigrationFailed,
-        RunError::Interrupted { reason, .. } if reason.starts_with("watchdog") => Exit::Guard,
+        RunError::Interrupted {
+            reason: InterruptReason::Watchdog(_),
+            ..
+        } => Exit::Guard,
         RunError::Interrupted { .. } => Exit::Interrupted,
         RunError::Usage(_) => Exit::Usage,
     }
@@ -128,6 +137,63 @@ impl From<safeshift_backup::BackupError> for CliError {
         match error {
             BackupError::Database(error) => CliError::Database(error),
             other => CliError::guard(other.to_string(), other.help()),
+        }
+    }
+}
+
+impl From<safeshift::DeployError> for CliError {
+    fn from(error: safeshift::DeployError) -> Self {
+        use safeshift::DeployError;
+        match error {
+            DeployError::Run(error) => CliError::from(error),
+            DeployError::Source(errors) => CliError::Source(errors),
+            DeployError::Database(error) => CliError::Database(error),
+            DeployError::Backup(error) => CliError::from(error),
+            DeployError::Lint(error) => CliError::usage(error.to_string()),
+            DeployError::Blocked { error, .. } => CliError::Run(error),
+            DeployError::Refused(refusal) => CliError::from(refusal),
+            DeployError::Guard { message, help } => CliError::guard(message, help),
+            DeployError::Unhealthy { message, help } => CliError::Guard(Box::new(Guard {
+                exit: Exit::HealthCheck,
+                message,
+                help,
+            })),
+        }
+    }
+}
+
+impl From<safeshift::Refusal> for CliError {
+    /// Nobody could answer: a usage problem (exit 2); a person said no: a guard's refusal (exit 9).
+    fn from(refusal: safeshift::Refusal) -> Self {
+        if refusal.unanswerable {
+            CliError::Usage {
+                message: refusal.message,
+                help: refusal.help,
+            }
+        } else {
+            CliError::guard(refusal.message, refusal.help)
+        }
+    }
+}
+
+impl From<safeshift::Error> for CliError {
+    fn from(error: safeshift::Error) -> Self {
+        match error {
+            safeshift::Error::Project(error) => CliError::from(error),
+            safeshift::Error::Source(errors) => CliError::Source(errors),
+            safeshift::Error::Database(error) => CliError::Database(error),
+            safeshift::Error::Run(failure) => CliError::from(failure.error),
+            safeshift::Error::Runner(error) => CliError::from(*error),
+            safeshift::Error::Deploy(failure) => CliError::from(failure.error),
+        }
+    }
+}
+
+impl From<safeshift::ProjectError> for CliError {
+    fn from(error: safeshift::ProjectError) -> Self {
+        CliError::Usage {
+            message: error.message,
+            help: error.help,
         }
     }
 }

@@ -8,10 +8,8 @@
 
 mod cli;
 mod commands;
-mod config;
 mod context;
 mod diagnostics;
-mod environment;
 mod exit;
 mod lint;
 mod online;

@@ -93,16 +93,8 @@ pub fn table(rows: &[Vec<String>]) -> Vec<String> {
         .collect()
 }
 
-/// `1.2 s`, `340 ms`.
-pub fn millis(ms: u64) -> String {
-    if ms >= 10_000 {
-        format!("{:.0} s", ms as f64 / 1000.0)
-    } else if ms >= 1000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{ms} ms")
-    }
-}
+/// `1.2 s`, `340 ms` (the same words a run records).
+pub use safeshift_deploy::millis;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ fn time(at: &DateTime<Utc>) -> String {
 fn state_cell(state: EntryState) -> String {
     let style = match state {
         EntryState::Applied => GREEN,
-        EntryState::Pending => YELLOW,
+        EntryState::Pending | EntryState::Reapply => YELLOW,
         EntryState::Changed
         | EntryState::FileMissing
         | EntryState::Failed
@@ -42,7 +42,12 @@ pub fn status(report: &StatusReport, migrations_dir: &str) {
             " (not created yet)"
         }
     ));
-    out(format!("{} {migrations_dir}", styled(BOLD, "Migrations")));
+    out(format!(
+        "{} {migrations_dir} · format {} ({})",
+        styled(BOLD, "Migrations"),
+        report.format.format,
+        report.format.reason
+    ));
     if let Some(holder) = &report.run_in_progress {
         let since = holder
             .since
@@ -335,7 +340,40 @@ impl Observer for Progress {
                 time(&record.started_at),
                 record.installed_by
             )),
+            // What a resumed run found of an interrupted statement is said even when quiet:
+            // it explains why a statement was skipped or replaced.
+            Event::StatementInEffect {
+                number, evidence, ..
+            } => self.say(format!(
+                "    statement {number} is already in effect: {evidence}; recorded it as applied without running it again"
+            )),
+            Event::StatementHalfDone {
+                number,
+                evidence,
+                finish,
+                ..
+            } => self.say(format!(
+                "    statement {number} was cut off half-way: {evidence}; finishing it with {finish}"
+            )),
+            Event::LeftoverDropped {
+                number, leftover, ..
+            } => self.say(format!(
+                "    dropped {leftover}; running statement {number} again"
+            )),
+            Event::WaitingForStatement {
+                version,
+                number,
+                pid,
+                patience,
+            } => self.say(format!(
+                "    statement {number} of {version} is still running on the server in process {pid}, left by an \
+                 interrupted run; waiting for it to end (up to {}s)",
+                patience.as_secs()
+            )),
             _ if self.quiet => {}
+            Event::StatementRepeated { number, note, .. } => {
+                self.say(format!("    statement {number} runs again: {note}"));
+            }
             Event::WaitingForLock { holder, waited } => {
                 let due = self
                     .last_wait_message
@@ -482,7 +520,7 @@ pub fn events(events: &[safeshift_driver::EventRecord]) {
             event.run_id.chars().take(8).collect(),
             time(&event.at),
             event.environment.clone().unwrap_or_default(),
-            event.kind.clone(),
+            event.kind.to_string(),
             outcome,
             event.installed_by.clone(),
             truncate(&event.summary, 100),

@@ -7,7 +7,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use safeshift_driver::Canceller;
-use safeshift_runner::Interrupt;
+use safeshift_runner::{Interrupt, InterruptReason};
 
 use crate::exit::Exit;
 use crate::output::err;
@@ -32,12 +32,13 @@ impl Interrupts {
                         );
                         std::process::exit(Exit::Interrupted as i32);
                     }
-                    let name = if signal == SIGTERM {
-                        "SIGTERM"
+                    let reason = if signal == SIGTERM {
+                        InterruptReason::Terminated
                     } else {
-                        "Ctrl-C"
+                        InterruptReason::CtrlC
                     };
-                    interrupt.request(name);
+                    let name = reason.to_string();
+                    interrupt.request(reason);
                     err(format!(
                         "{name}: cancelling the running statement and recording the interrupted attempt (press again to exit at once)"
                     ));

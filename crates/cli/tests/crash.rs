@@ -8,11 +8,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use common::{
-    Project, Run, advisory_locks, backend_running, exit, live_leases, pg_history, pg_rows, pg_value,
+    Project, Run, advisory_locks, backend_alive, backend_running, exit, kill, live_leases,
+    pg_history, pg_rows, pg_value, spawn_up, wait_until,
 };
 use rusqlite::types::ValueRef;
 use safeshift_testkit::TestDatabase;
@@ -52,44 +53,6 @@ impl Route {
         .unwrap();
         project
     }
-}
-
-fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Starts `up` with its output thrown away (it is killed anyway).
-fn spawn_up(project: &Project) -> Child {
-    project
-        .command(&["up"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start safeshift")
-}
-
-/// SIGKILL, and reap the process so it is really gone.
-fn kill(mut child: Child) {
-    child.kill().expect("SIGKILL safeshift");
-    let status = child.wait().expect("reap safeshift");
-    assert!(
-        status.code().is_none(),
-        "safeshift ended on its own before the kill: {status:?}"
-    );
-}
-
-fn backend_alive(client: &mut postgres::Client, pid: &str) -> bool {
-    pg_value(
-        client,
-        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
-    ) != "0"
 }
 
 /// `(version, statement)` rows of `ledger` with how often each was written.

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use safeshift_lint::RuleId;
 use safeshift_testkit::TestDatabase;
 use serde_json::Value;
 
@@ -74,7 +75,10 @@ fn findings_carry_file_position_rule_risk_lock_tables_and_help() {
         (finding["line"].as_u64(), finding["column"].as_u64()),
         (Some(3), Some(3))
     );
-    assert_eq!(finding["rule"], "require-concurrent-index-creation");
+    assert_eq!(
+        finding["rule"],
+        RuleId::RequireConcurrentIndexCreation.as_str()
+    );
     assert_eq!(finding["risk"], "high");
     assert_eq!(finding["lock"], "SHARE");
     assert_eq!(finding["tables"], serde_json::json!(["orders"]));
@@ -111,7 +115,7 @@ fn findings_carry_file_position_rule_risk_lock_tables_and_help() {
             "--fail-on",
             "high",
             "--disable",
-            "require-concurrent-index-creation",
+            RuleId::RequireConcurrentIndexCreation.as_str(),
             "migrations",
         ],
     );
@@ -178,7 +182,10 @@ fn no_false_alarms_on_the_safe_patterns() {
         .collect();
     assert_eq!(
         findings,
-        [("migrations/0001_base.sql", "prefer-text-over-varchar")],
+        [(
+            "migrations/0001_base.sql",
+            RuleId::PreferTextOverVarchar.as_str()
+        )],
         "{}",
         run.stdout
     );
@@ -213,7 +220,7 @@ fn a_statement_that_does_not_parse_is_located_and_the_file_goes_on() {
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
     assert!(
-        rules.contains(&"require-concurrent-index-creation"),
+        rules.contains(&RuleId::RequireConcurrentIndexCreation.as_str()),
         "{rules:?}"
     );
 }
@@ -270,7 +277,7 @@ fn explain_prints_a_rule_page_and_lists_rules() {
     let dir = tempfile::tempdir().unwrap();
     let page = safeshift(
         dir.path(),
-        &["explain", "adding-foreign-key-without-not-valid"],
+        &["explain", RuleId::AddingForeignKeyWithoutNotValid.as_str()],
     );
     assert_eq!(page.code, 0);
     assert!(
@@ -460,7 +467,7 @@ fn with_a_database_lint_reports_pending_migrations_graded_by_table_size() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["rule"] == "adding-column-with-volatile-default")
+        .find(|f| f["rule"] == RuleId::AddingColumnWithVolatileDefault.as_str())
         .unwrap()
         .clone();
     assert_eq!(

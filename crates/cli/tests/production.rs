@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Project, Run, exit, pg_rows, pg_table_exists, pg_value, safeshift_bin};
+use common::{
+    Project, Run, exit, pg_rows, pg_table_exists, pg_value, postgres_snapshot_settings,
+    safeshift_bin,
+};
+use safeshift_lint::RuleId;
 use safeshift_testkit::TestDatabase;
 
 const GUARD: i32 = 9;
@@ -235,6 +239,10 @@ fn watchdog_names_the_blocker_and_aborts_cleanly() {
         .batch_execute("BEGIN; SELECT * FROM accounts WHERE id = 1")
         .unwrap();
 
+    // Lock-safe DDL would wait for the blocker outside the lock queue; an attempt allowed to
+    // queue for a minute waits in it, as DDL without lock safety does, and the watchdog is what
+    // stops it.
+    write_config(&project, "[online]\nlock_timeout = \"60s\"\n");
     let mut child = project
         .command(&["up", "--abort-on", "lock-wait=2s", "--lock-timeout", "60s"])
         .stdin(Stdio::null())
@@ -895,5 +903,109 @@ fn preflight_fails_on_an_unsettled_history_and_warns_about_lock_holders() {
             .unwrap()
             .contains("free")
     );
+    // As a person reads it.
+    let human = project.run(&["preflight"]);
+    human.expect(GUARD);
+    postgres_snapshot_settings(&project, db.name())
+        .bind(|| insta::assert_snapshot!("preflight_unsettled_history", human.stdout));
     holder.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn plan_describes_each_pending_migration_for_review() {
+    let db = TestDatabase::new();
+    let project = shop(&db);
+    project.run(&["up"]).expect(exit::OK);
+    project
+        .migration(
+            "0002_order_status.sql",
+            "ALTER TABLE orders ADD COLUMN status text;\n\
+             CREATE INDEX orders_placed_idx ON orders (placed_at);",
+            "DROP INDEX orders_placed_idx;\nALTER TABLE orders DROP COLUMN status;",
+        )
+        .write(
+            "0003_customer_email.sql",
+            "-- migrate:up transaction:false\n\
+             CREATE UNIQUE INDEX CONCURRENTLY customers_email_idx ON customers (email);\n",
+        );
+    let plan = project.run(&["plan"]);
+    plan.expect(exit::OK);
+    postgres_snapshot_settings(&project, db.name())
+        .bind(|| insta::assert_snapshot!("plan_markdown", plan.stdout));
+}
+
+#[test]
+fn up_to_a_version_in_an_environment_gates_only_up_to_that_version() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project.migration(
+        "0001_accounts.sql",
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, email text);",
+        "DROP TABLE accounts;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    project
+        .migration(
+            "0002_plans.sql",
+            "CREATE TABLE plans (id bigint PRIMARY KEY);",
+            "DROP TABLE plans;",
+        )
+        .migration(
+            "0003_email_index.sql",
+            "CREATE INDEX accounts_email_idx ON accounts (email);",
+            "DROP INDEX accounts_email_idx;",
+        );
+    write_config(&project, "[environments.production]\n");
+    // 0003 blocks writes to an existing table while its index builds (a high risk): it stops a
+    // run that applies it, and only such a run.
+    let to_second = project.run(&["--env", "production", "up", "--to", "0002"]);
+    to_second.expect(exit::OK);
+    let mut client = db.client();
+    assert!(pg_table_exists(&mut client, "public.plans"));
+    let everything = project.run(&["--env", "production", "up"]);
+    everything.expect(exit::REFUSED);
+    assert!(
+        everything
+            .stderr
+            .contains(RuleId::RequireConcurrentIndexCreation.as_str()),
+        "{}",
+        everything.all()
+    );
+    assert!(!pg_table_exists(&mut client, "public.accounts_email_idx"));
+}
+
+#[test]
+fn a_production_run_applies_backfills_in_batches_like_any_run() {
+    let db = TestDatabase::new();
+    let project = Project::postgres(db.url());
+    project.migration(
+        "0001_items.sql",
+        "CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);\n\
+         INSERT INTO items (id) SELECT g FROM generate_series(1, 3000) g;",
+        "DROP TABLE items;",
+    );
+    project.run(&["up"]).expect(exit::OK);
+    project.write(
+        "0002_count_items.sql",
+        "-- migrate:up transaction:false\n\
+         -- safeshift:backfill batch=500 min-batch=500 max-batch=500\n\
+         UPDATE items SET n = n + 1;\n\n\
+         -- migrate:down transaction:false\nUPDATE items SET n = n - 1;\n",
+    );
+    write_config(&project, "[environments.production]\n");
+    let run = project.run(&["--env", "production", "up"]);
+    run.expect(exit::OK);
+    let mut client = db.client();
+    assert_eq!(
+        pg_value(&mut client, "SELECT count(*) FROM items WHERE n <> 1"),
+        "0"
+    );
+    // It ran as a backfill, in batches of 500: its checkpoint counts them.
+    assert_eq!(
+        pg_rows(
+            &mut client,
+            "SELECT rows_updated::text, batches >= 6 FROM safeshift.backfills WHERE name LIKE '0002/%'"
+        ),
+        [[Some("3000".to_owned()), Some("t".to_owned())]]
+    );
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Project, exit};
+use common::{Project, exit, snapshot_settings};
 
 fn table_exists(project: &Project, table: &str) -> bool {
     let connection = rusqlite::Connection::open(project.path().join("app.db")).unwrap();
@@ -53,33 +53,6 @@ fn two_migrations() -> Project {
             "DROP TABLE b;",
         );
     project
-}
-
-/// Filters for snapshots: times, durations, users, run ids and temp paths vary between runs.
-fn snapshot_settings(project: &Project) -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(
-        &regex_escape(&project.path().display().to_string()),
-        "[project]",
-    );
-    settings.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[time]");
-    settings.add_filter(r"\b\d+(\.\d+)? (ms|s)\b", "[duration]");
-    settings.add_filter(r"\b[\w.-]+@[\w.-]+\b", "[user@host]");
-    settings.add_filter(r"sqlite \d+\.\d+\.\d+", "sqlite [version]");
-    settings.add_filter(r"\b[0-9a-f]{8}\b", "[run]");
-    settings
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if "\\.+*?()|[]{}^$".contains(c) {
-                format!("\\{c}")
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 #[test]
@@ -429,7 +402,7 @@ fn down_requires_a_down_section_and_names_the_migration() {
     assert!(
         refused
             .stderr
-            .contains("0003: migrations/0003_c.up.sql has no down section"),
+            .contains("0003: migrations/0003_c.up.sql has no rollback: write 0003_c.down.sql"),
         "{}",
         refused.stderr
     );

@@ -18,9 +18,8 @@ use crate::history_sql::literal;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     pub run_id: String,
-    /// What happened: `backup`, `restore`, `hook`, `health-check`, `rollback`, `preflight`,
-    /// `watchdog`, `confirmation`.
-    pub kind: String,
+    /// What happened.
+    pub kind: EventKind,
     pub outcome: EventOutcome,
     /// The environment (`--env`) the command ran in, if any.
     pub environment: Option<String>,
@@ -34,6 +33,66 @@ pub struct NewEvent {
     pub tool_version: String,
     /// When it happened; `None` for now. Given when events are carried over a restore.
     pub at: Option<DateTime<Utc>>,
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A backup taken (and verified) before a run, or by `backup create`.
+    Backup,
+    /// A backup restored by `backup restore`.
+    Restore,
+    /// A hook command run before or after a run.
+    Hook,
+    /// A health check after a run.
+    HealthCheck,
+    /// The rollback of a run whose health checks failed.
+    Rollback,
+    /// The pre-flight checks before a run.
+    Preflight,
+    /// The watchdog aborted a run.
+    Watchdog,
+    /// A statement an interrupted run stopped at, settled when a later run resumed there:
+    /// recorded as applied, finished, or its leftovers dropped.
+    Reconcile,
+}
+
+impl EventKind {
+    /// The name stored in the events log and shown by `history --events`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Backup => "backup",
+            EventKind::Restore => "restore",
+            EventKind::Hook => "hook",
+            EventKind::HealthCheck => "health-check",
+            EventKind::Rollback => "rollback",
+            EventKind::Preflight => "preflight",
+            EventKind::Watchdog => "watchdog",
+            EventKind::Reconcile => "reconcile",
+        }
+    }
+
+    fn parse(text: &str) -> Option<EventKind> {
+        [
+            EventKind::Backup,
+            EventKind::Restore,
+            EventKind::Hook,
+            EventKind::HealthCheck,
+            EventKind::Rollback,
+            EventKind::Preflight,
+            EventKind::Watchdog,
+            EventKind::Reconcile,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How an event ended.
@@ -70,7 +129,7 @@ pub struct EventRecord {
     pub id: i64,
     pub run_id: String,
     pub at: DateTime<Utc>,
-    pub kind: String,
+    pub kind: EventKind,
     pub outcome: EventOutcome,
     pub environment: Option<String>,
     pub summary: String,
@@ -147,7 +206,7 @@ impl EventsSql {
                 (None, Dialect::Postgres) => "clock_timestamp()".to_owned(),
                 (None, Dialect::Sqlite) => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_owned(),
             },
-            literal(self.dialect, &event.kind),
+            literal(self.dialect, event.kind.as_str()),
             literal(self.dialect, event.outcome.as_str()),
             optional(event.environment.as_deref()),
             literal(self.dialect, &event.summary),
@@ -199,7 +258,7 @@ pub(crate) fn parse_event(row: &[Option<String>]) -> Result<EventRecord, DriverE
         at: DateTime::parse_from_rfc3339(&required(2, "at")?)
             .map_err(|_| bad("at"))?
             .with_timezone(&Utc),
-        kind: required(3, "kind")?,
+        kind: EventKind::parse(&required(3, "kind")?).ok_or_else(|| bad("kind"))?,
         outcome: EventOutcome::parse(&required(4, "outcome")?).ok_or_else(|| bad("outcome"))?,
         environment: row[5].clone(),
         summary: required(6, "summary")?,

@@ -18,17 +18,19 @@ mod error;
 mod events;
 mod history;
 mod history_sql;
+mod interrupted;
 mod lock;
 mod postgres;
 mod sqlite;
 mod url;
 
 pub use error::{DriverError, ErrorKind};
-pub use events::{EventOutcome, EventRecord, NewEvent};
+pub use events::{EventKind, EventOutcome, EventRecord, NewEvent};
 pub use history::{
     Direction, Failure, HistoryLocation, HistoryRecord, NewRecord, RecordKind, Status, Timeouts,
 };
-pub use lock::{LockAttempt, LockHolder, LockMode, LockRequest};
+pub use interrupted::{InterruptedOutcome, Leftover};
+pub use lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 pub use postgres::{
     CatalogColumn, ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error,
     simple_query_rows,
@@ -72,7 +74,7 @@ pub struct ConnectOptions {
     /// empty database and nothing is written.
     pub create: bool,
     pub connect_timeout: Duration,
-    pub lock_mode: LockMode,
+    pub lock_mode: RunLockMode,
 }
 
 impl Default for ConnectOptions {
@@ -83,7 +85,7 @@ impl Default for ConnectOptions {
             history: HistoryLocation::default(),
             create: true,
             connect_timeout: Duration::from_secs(10),
-            lock_mode: LockMode::Advisory,
+            lock_mode: RunLockMode::Advisory,
         }
     }
 }
@@ -155,7 +157,7 @@ pub trait Driver: Send {
     fn unlock(&mut self) -> Result<(), DriverError>;
 
     /// Who holds the run lock now, found without taking it (for `status`).
-    fn lock_holder(&mut self, mode: LockMode) -> Result<Option<LockHolder>, DriverError>;
+    fn lock_holder(&mut self, mode: RunLockMode) -> Result<Option<LockHolder>, DriverError>;
 
     /// If the lock was held and has since been lost (a lease that could not be renewed), why.
     fn lock_lost(&self) -> Option<String>;
@@ -168,6 +170,11 @@ pub trait Driver: Send {
 
     /// Every history row, oldest first. Empty when the table does not exist.
     fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DriverError>;
+
+    /// The rows of a query outside any attempt, every value as text (`None` for NULL): for
+    /// reading the catalog and other tools' tables. On SQLite, cast columns that are not text
+    /// (`CAST(x AS TEXT)`).
+    fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError>;
 
     /// Appends a finished row (an audit row from `resolve` or `repair`); returns its id.
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError>;
@@ -246,6 +253,14 @@ pub trait Driver: Send {
         Ok(None)
     }
 
+    /// What a statement that cannot run in a transaction left in the database, when an
+    /// attempt stopped at it (a killed runner, a lost connection, a failure part-way): whether
+    /// it finished anyway, stopped half-way, or left something behind. Called during the
+    /// resuming attempt, before the statement runs again.
+    fn interrupted_outcome(&mut self, _sql: &str) -> Result<InterruptedOutcome, DriverError> {
+        Ok(InterruptedOutcome::RunAgain { note: None })
+    }
+
     /// Whether `lock_timeout` and `statement_timeout` can be applied to statements that run
     /// outside a transaction (not through a transaction pooler, where session settings leak).
     fn timeouts_outside_transactions(&self) -> bool;
@@ -254,26 +269,11 @@ pub trait Driver: Send {
     /// aside), for `--dry-run`.
     fn attempt_frame(&self, transactional: bool, timeouts: &Timeouts) -> AttemptFrame;
 
-    /// The server process this connection's statements run in (PostgreSQL's backend pid), so
-    /// a watcher on another connection can find what blocks it. `None` when it is not fixed
-    /// (SQLite, or a connection through a transaction pooler).
-    fn session_pid(&self) -> Option<i64> {
-        None
-    }
+    /// The driver as its own type, for what only one engine has: [`PostgresDriver::of`] finds
+    /// the PostgreSQL driver behind a `dyn Driver` (its catalog, a second session, its server
+    /// process), and an engine added later is reached the same way.
+    fn as_any(&self) -> &dyn std::any::Any;
 
-    /// PostgreSQL: whether an index with this name exists and is INVALID (left by a failed
-    /// `CREATE INDEX CONCURRENTLY`). Other engines have no such state.
-    fn index_is_invalid(
-        &mut self,
-        _schema: Option<&str>,
-        _name: &str,
-    ) -> Result<bool, DriverError> {
-        Ok(false)
-    }
-
-    /// The PostgreSQL driver behind the trait object, for operations that need PostgreSQL's
-    /// catalog or a second session (the online operations); `None` on other engines.
-    fn as_postgres(&mut self) -> Option<&mut PostgresDriver> {
-        None
-    }
+    /// [`Driver::as_any`], mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }

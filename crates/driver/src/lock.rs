@@ -8,7 +8,7 @@ use serde::Serialize;
 /// How the run lock is held on PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LockMode {
+pub enum RunLockMode {
     /// A session advisory lock, polled with `pg_try_advisory_lock` on the migration connection.
     /// Released by the server the moment the connection ends, so a killed runner never leaves
     /// it behind. Needs a direct (or session-pooled) connection.
@@ -19,11 +19,11 @@ pub enum LockMode {
     Lease,
 }
 
-impl LockMode {
+impl RunLockMode {
     pub fn as_str(self) -> &'static str {
         match self {
-            LockMode::Advisory => "advisory",
-            LockMode::Lease => "lease",
+            RunLockMode::Advisory => "advisory",
+            RunLockMode::Lease => "lease",
         }
     }
 }
@@ -31,7 +31,7 @@ impl LockMode {
 /// Who wants the lock, and on what terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockRequest {
-    pub mode: LockMode,
+    pub mode: RunLockMode,
     /// The run asking, stored with a lease and shown to waiting runners.
     pub run_id: String,
     /// `user@host pid N`, shown to waiting runners.

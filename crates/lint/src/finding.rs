@@ -10,12 +10,13 @@ use crate::effects::TableLock;
 use crate::lock::{Blocks, LockMode};
 use crate::policy::Hazard;
 use crate::risk::Risk;
+use crate::rules::RuleId;
 
 /// A rule's finding on one statement.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// The rule's kebab-case id.
-    pub rule: &'static str,
+    pub rule: RuleId,
     pub risk: Risk,
     pub message: String,
     /// The strongest lock the statement takes on the tables below (a PostgreSQL lock mode name).

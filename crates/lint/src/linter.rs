@@ -17,6 +17,7 @@ use crate::metadata::{ExampleMode, RuleMetadata};
 use crate::options::LintOptions;
 use crate::parse::ParsedSection;
 use crate::report::{FileReport, LintReport};
+use crate::rules::RuleId;
 use crate::rules::{self, RULES, Violation};
 use crate::schema::Schema;
 use crate::sql::TableName;
@@ -505,7 +506,7 @@ impl Linter {
         );
         for finding in &mut file.findings {
             if let Some(suppression) = suppressions.iter_mut().find(|s| {
-                s.rule == finding.rule && s.statement.is_none_or(|i| i == finding.statement)
+                finding.rule == s.rule && s.statement.is_none_or(|i| i == finding.statement)
             }) {
                 suppression.used = true;
                 finding.suppressed = Some(suppression.reason.clone());
@@ -568,7 +569,7 @@ pub(crate) struct SetVisit<'a> {
 }
 
 fn finding(
-    rule: &'static str,
+    rule: RuleId,
     metadata: &'static RuleMetadata,
     violation: Violation,
     effects: &Effects,

@@ -67,6 +67,20 @@ const MODES: [(LockMode, &str, &str, u8); 8] = [
     ),
 ];
 
+/// Everyday commands and the mode each takes, weakest first: a lock blocks a command when it
+/// conflicts with the command's mode.
+const COMMANDS: [(&str, LockMode); 6] = [
+    ("SELECT", LockMode::AccessShare),
+    ("SELECT FOR UPDATE/SHARE", LockMode::RowShare),
+    ("INSERT/UPDATE/DELETE", LockMode::RowExclusive),
+    (
+        "VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY",
+        LockMode::ShareUpdateExclusive,
+    ),
+    ("CREATE INDEX", LockMode::Share),
+    ("ALTER TABLE, DROP, TRUNCATE", LockMode::AccessExclusive),
+];
+
 /// What an application would be kept from doing on a table while a lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Blocks {
@@ -148,6 +162,32 @@ impl LockMode {
     /// waiting for it, or holding it long, is an outage.
     pub fn blocks_traffic(self) -> bool {
         self.blocks().writes
+    }
+
+    /// The everyday commands this lock blocks on its table while held (`SELECT`,
+    /// `INSERT/UPDATE/DELETE`, ...), as a rehearsal reports them.
+    pub fn blocked_commands(self) -> Vec<&'static str> {
+        COMMANDS
+            .iter()
+            .filter(|(_, needs)| self.conflicts_with(*needs))
+            .map(|(command, _)| *command)
+            .collect()
+    }
+
+    /// What this lock blocks, in the fewest words, for a table cell: `reads and writes`,
+    /// `writes`, `schema changes`, `ALTER/DROP` or `nothing`.
+    pub fn blocks_summary(self) -> &'static str {
+        if self.conflicts_with(LockMode::AccessShare) {
+            "reads and writes"
+        } else if self.conflicts_with(LockMode::RowExclusive) {
+            "writes"
+        } else if self.conflicts_with(LockMode::ShareUpdateExclusive) {
+            "schema changes"
+        } else if self.conflicts_with(LockMode::AccessExclusive) {
+            "ALTER/DROP"
+        } else {
+            "nothing"
+        }
     }
 
     /// The mode for a `pg_locks.mode` name.
@@ -249,6 +289,27 @@ mod tests {
         );
         assert!(!LockMode::ShareUpdateExclusive.blocks_traffic());
         assert!(LockMode::ShareRowExclusive.blocks_traffic());
+    }
+
+    #[test]
+    fn names_what_each_mode_blocks_in_few_words() {
+        assert_eq!(
+            LockMode::AccessExclusive.blocks_summary(),
+            "reads and writes"
+        );
+        assert_eq!(LockMode::Share.blocks_summary(), "writes");
+        assert_eq!(LockMode::ShareRowExclusive.blocks_summary(), "writes");
+        assert_eq!(
+            LockMode::ShareUpdateExclusive.blocks_summary(),
+            "schema changes"
+        );
+        assert_eq!(LockMode::AccessShare.blocks_summary(), "ALTER/DROP");
+        assert!(
+            LockMode::Share
+                .blocked_commands()
+                .contains(&"INSERT/UPDATE/DELETE")
+        );
+        assert!(!LockMode::Share.blocked_commands().contains(&"SELECT"));
     }
 
     #[test]

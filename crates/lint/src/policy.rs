@@ -147,7 +147,7 @@ pub fn grade(
     let metadata = rules::metadata();
     for file in &mut report.files {
         for finding in &mut file.findings {
-            let Some(position) = rules::position(finding.rule) else {
+            let Some(position) = rules::position(finding.rule.as_str()) else {
                 continue;
             };
             let sizes: Vec<Option<TableSize>> = finding

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use safeshift_driver::{Direction, Driver, DriverError, ErrorKind};
+use safeshift_driver::{Direction, Driver, DriverError, ErrorKind, PostgresDriver};
 use safeshift_lint::{PgVersion, TableLock};
 use safeshift_runner::{StatementContext, StatementHooks};
 use safeshift_source::{Section, Statement, Transactionality};
@@ -81,7 +81,7 @@ impl OnlineHooks {
         let mut options = self.settings.backfill.clone();
         directive::apply(arguments, &mut options)
             .map_err(|message| DriverError::new(ErrorKind::Statement, message))?;
-        let Some(driver) = db.as_postgres() else {
+        let Some(driver) = PostgresDriver::of_mut(db) else {
             return db.execute(&statement.sql);
         };
         let request = BackfillRequest {
@@ -131,7 +131,7 @@ impl StatementHooks for OnlineHooks {
         if !context.transactional || context.number != 1 {
             return Ok(());
         }
-        let Some(driver) = db.as_postgres() else {
+        let Some(driver) = PostgresDriver::of_mut(db) else {
             return Ok(());
         };
         // Nothing is locked yet: the moment to wait for what blocked the previous attempt.
@@ -161,9 +161,9 @@ impl StatementHooks for OnlineHooks {
             return Some(self.run_backfill(db, statement, &arguments, context));
         }
         let pg_version =
-            PgVersion::from_server_version_num(db.as_postgres()?.server().version_number);
+            PgVersion::from_server_version_num(PostgresDriver::of_mut(db)?.server().version_number);
         let session_timeouts = db.timeouts_outside_transactions();
-        let driver = db.as_postgres()?;
+        let driver = PostgresDriver::of_mut(db)?;
         if let Some(target) = statement.concurrent_index() {
             let build = IndexBuild {
                 retries: self.settings.index_retries,

@@ -146,6 +146,7 @@ mod tests {
             scans: scanned
                 .then(|| ObservedRelation {
                     relation: "public.orders".to_owned(),
+                    qualified: safeshift_lint::TableName::new(Some("public"), "orders"),
                     kind: RelationKind::Table,
                     table: None,
                 })

@@ -32,11 +32,11 @@
 //! `safeshift diff`).
 
 mod apply;
+mod baseline;
 mod connection;
 mod error;
 mod estimate;
 mod expectations;
-mod lock_mode;
 mod policy;
 mod predictions;
 mod production;
@@ -49,19 +49,21 @@ mod synthetic;
 mod trace;
 mod watcher;
 
+pub use baseline::{BaselineProof, CapturedSchema, capture_schema, migration_body, prove_rebuild};
 pub use connection::Connection;
 pub use error::RehearseError;
 pub use estimate::{DurationEstimate, METHOD as ESTIMATE_METHOD, TableStatistics, bytes};
 pub use expectations::{Expectations, MigrationExpectation, ObjectLists};
-pub use lock_mode::LockMode;
-pub use predictions::{Predictions, StatementPrediction, TableName};
+pub use predictions::{Predictions, StatementPrediction};
 pub use rehearsal::{Progress, RehearsalOptions, rehearse};
 pub use relations::RelationKind;
 pub use report::{
-    MigrationReport, Observation, ObservedLock, ObservedRelation, PolicyViolation, ReapplyCheck,
-    RehearsalReport, RollbackCheck, ServerReport, StartingPointReport, StatementFailure,
-    StatementReport, TableFill, Verdict,
+    LockPolicy, MigrationReport, Observation, ObservedLock, ObservedRelation, PolicyViolation,
+    ReapplyCheck, RehearsalReport, RollbackCheck, ServerReport, StartingPointReport,
+    StatementFailure, StatementReport, TableFill, Verdict,
 };
+/// The lock model rehearsals share with the linter and the online operations.
+pub use safeshift_lint::{LockMode, TableName};
 pub use scratch::{APPLICATION_NAME, SERVER_DIR_ENV, ServerChoice};
 pub use snapshot::{
     Column, ColumnOrderDifference, Constraint, Difference, Extension, Function, Index, Policy,

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::lock_mode::LockMode;
-use crate::report::{PolicyViolation, StatementReport};
+use crate::report::{LockPolicy, PolicyViolation, StatementReport};
+use safeshift_lint::LockMode;
 
 /// The violations in one migration's traced statements. In a transactional migration, locks
 /// taken by earlier statements are still held; otherwise each statement stands alone.
@@ -20,7 +20,7 @@ pub fn violations(statements: &[StatementReport], transactional: bool) -> Vec<Po
             statement
                 .locks
                 .iter()
-                .filter(|lock| lock.mode == LockMode::AccessExclusiveLock)
+                .filter(|lock| lock.mode == LockMode::AccessExclusive)
                 .map(|lock| lock.table.clone().unwrap_or_else(|| lock.relation.clone())),
         );
         let mut rewritten: BTreeSet<&str> = BTreeSet::new();
@@ -30,7 +30,7 @@ pub fn violations(statements: &[StatementReport], transactional: bool) -> Vec<Po
         for table in rewritten {
             if exclusive.contains(table) {
                 found.push(PolicyViolation {
-                    rule: "rewrite-under-access-exclusive",
+                    rule: LockPolicy::RewriteUnderAccessExclusive,
                     statement: statement.index,
                     line: statement.line,
                     table: table.to_owned(),
@@ -47,7 +47,7 @@ pub fn violations(statements: &[StatementReport], transactional: bool) -> Vec<Po
                 .any(|r| r.table.as_deref().unwrap_or(&r.relation) == scan.relation);
             if exclusive.contains(&scan.relation) && !rewritten_too {
                 found.push(PolicyViolation {
-                    rule: "scan-under-access-exclusive",
+                    rule: LockPolicy::ScanUnderAccessExclusive,
                     statement: statement.index,
                     line: statement.line,
                     table: scan.relation.clone(),
@@ -67,6 +67,7 @@ mod tests {
     use super::*;
     use crate::relations::RelationKind;
     use crate::report::{Observation, ObservedLock, ObservedRelation};
+    use safeshift_lint::TableName;
 
     fn statement(
         index: usize,
@@ -76,6 +77,7 @@ mod tests {
     ) -> StatementReport {
         let relation = || ObservedRelation {
             relation: "public.t".to_owned(),
+            qualified: TableName::new(Some("public"), "t"),
             kind: RelationKind::Table,
             table: None,
         };
@@ -88,10 +90,11 @@ mod tests {
             locks: mode
                 .map(|mode| ObservedLock {
                     relation: "public.t".to_owned(),
+                    qualified: TableName::new(Some("public"), "t"),
                     kind: RelationKind::Table,
                     table: None,
                     mode,
-                    blocks: mode.blocks(),
+                    blocks: mode.blocked_commands(),
                     held_ms: 0.0,
                 })
                 .into_iter()
@@ -109,31 +112,21 @@ mod tests {
 
     #[test]
     fn a_rewrite_or_scan_under_access_exclusive_is_a_violation() {
-        let rewrite = [statement(
-            0,
-            Some(LockMode::AccessExclusiveLock),
-            true,
-            true,
-        )];
+        let rewrite = [statement(0, Some(LockMode::AccessExclusive), true, true)];
         let found = violations(&rewrite, true);
         assert_eq!(found.len(), 1, "a rewrite's own scan is not counted twice");
-        assert_eq!(found[0].rule, "rewrite-under-access-exclusive");
-        let scan = [statement(
-            0,
-            Some(LockMode::AccessExclusiveLock),
-            false,
-            true,
-        )];
+        assert_eq!(found[0].rule, LockPolicy::RewriteUnderAccessExclusive);
+        let scan = [statement(0, Some(LockMode::AccessExclusive), false, true)];
         assert_eq!(
             violations(&scan, true)[0].rule,
-            "scan-under-access-exclusive"
+            LockPolicy::ScanUnderAccessExclusive
         );
     }
 
     #[test]
     fn a_lock_from_an_earlier_statement_counts_only_inside_one_transaction() {
         let statements = [
-            statement(0, Some(LockMode::AccessExclusiveLock), false, false),
+            statement(0, Some(LockMode::AccessExclusive), false, false),
             statement(1, None, false, true),
         ];
         assert_eq!(violations(&statements, true).len(), 1);
@@ -144,7 +137,7 @@ mod tests {
     fn a_scan_under_a_weaker_lock_is_allowed() {
         let validate = [statement(
             0,
-            Some(LockMode::ShareUpdateExclusiveLock),
+            Some(LockMode::ShareUpdateExclusive),
             false,
             true,
         )];

@@ -1,38 +1,22 @@
 //! What the linter predicted for each statement, handed in by the caller (this crate does not
-//! know the linter), and where the observation disagrees: the observation wins.
+//! run the linter; it shares its lock model), and where the observation disagrees: the
+//! observation wins.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::lock_mode::LockMode;
-use crate::report::StatementReport;
+use safeshift_lint::{LockMode, TableName};
 
-/// A table as a migration names it: the schema is optional.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TableName {
-    pub schema: Option<String>,
-    pub name: String,
-}
+use crate::report::{ObservedRelation, StatementReport};
 
-impl TableName {
-    /// Whether `qualified` (`public.users`, as observed) is this table.
-    fn matches(&self, qualified: &str) -> bool {
-        let (schema, name) = qualified.split_once('.').unwrap_or(("public", qualified));
-        let unquote = |text: &str| text.trim_matches('"').replace("\"\"", "\"");
-        unquote(name) == self.name
-            && self
-                .schema
-                .as_ref()
-                .is_none_or(|wanted| *wanted == unquote(schema))
-    }
-
-    fn display(&self) -> String {
-        match &self.schema {
-            Some(schema) => format!("{schema}.{}", self.name),
-            None => self.name.clone(),
-        }
-    }
+/// Whether a table as a migration names it (the schema optional) is the observed relation.
+fn names(predicted: &TableName, observed: &TableName) -> bool {
+    predicted.name == observed.name
+        && predicted
+            .schema
+            .as_ref()
+            .is_none_or(|schema| Some(schema) == observed.schema.as_ref())
 }
 
 /// The linter's prediction for one statement.
@@ -64,24 +48,25 @@ pub fn compare(
         return;
     };
     let nothing = StatementPrediction::default();
-    let mut locked_earlier: Vec<String> = Vec::new();
+    let mut locked_earlier: Vec<TableName> = Vec::new();
     for statement in statements {
         if !transactional {
             locked_earlier.clear();
         }
         let predicted = migration.get(&statement.index).unwrap_or(&nothing);
-        let rewritten: Vec<&str> = statement
+        let rewritten: Vec<&ObservedRelation> = statement
             .rewrites
             .iter()
             .filter(|r| r.kind.holds_rows())
-            .map(|r| r.relation.as_str())
             .collect();
         let mut found = Vec::new();
         for table in &predicted.rewrites {
-            if !rewritten.iter().any(|observed| table.matches(observed)) {
+            if !rewritten
+                .iter()
+                .any(|observed| names(table, &observed.qualified))
+            {
                 found.push(format!(
-                    "the linter expected a rewrite of {} that did not happen",
-                    table.display()
+                    "the linter expected a rewrite of {table} that did not happen"
                 ));
             }
         }
@@ -89,10 +74,11 @@ pub fn compare(
             if !predicted
                 .rewrites
                 .iter()
-                .any(|table| table.matches(observed))
+                .any(|table| names(table, &observed.qualified))
             {
                 found.push(format!(
-                    "{observed} was rewritten, which the linter did not predict"
+                    "{} was rewritten, which the linter did not predict",
+                    observed.relation
                 ));
             }
         }
@@ -100,23 +86,21 @@ pub fn compare(
             let strongest = statement
                 .locks
                 .iter()
-                .filter(|lock| lock.table.is_none() && table.matches(&lock.relation))
+                .filter(|lock| lock.table.is_none() && names(table, &lock.qualified))
                 .map(|lock| lock.mode)
                 .max();
             match strongest {
                 Some(observed) if observed == *mode => {}
                 Some(observed) => found.push(format!(
-                    "the linter predicted {mode} on {}, observed {observed}",
-                    table.display()
+                    "the linter predicted {mode} on {table}, observed {observed}"
                 )),
-                None if locked_earlier.iter().any(|earlier| table.matches(earlier)) => {}
+                None if locked_earlier.iter().any(|earlier| names(table, earlier)) => {}
                 None => found.push(format!(
-                    "the linter predicted {mode} on {}, observed no new lock",
-                    table.display()
+                    "the linter predicted {mode} on {table}, observed no new lock"
                 )),
             }
         }
-        locked_earlier.extend(statement.locks.iter().map(|lock| lock.relation.clone()));
+        locked_earlier.extend(statement.locks.iter().map(|lock| lock.qualified.clone()));
         statement.lint_disagreements = found;
     }
 }
@@ -125,7 +109,7 @@ pub fn compare(
 mod tests {
     use super::*;
     use crate::relations::RelationKind;
-    use crate::report::{Observation, ObservedLock, ObservedRelation};
+    use crate::report::{Observation, ObservedLock};
 
     fn observed(mode: LockMode, rewrite: bool) -> StatementReport {
         StatementReport {
@@ -136,6 +120,7 @@ mod tests {
             duration_ms: 0.0,
             locks: vec![ObservedLock {
                 relation: "public.users".to_owned(),
+                qualified: TableName::new(Some("public"), "users"),
                 kind: RelationKind::Table,
                 table: None,
                 mode,
@@ -145,6 +130,7 @@ mod tests {
             rewrites: rewrite
                 .then(|| ObservedRelation {
                     relation: "public.users".to_owned(),
+                    qualified: TableName::new(Some("public"), "users"),
                     kind: RelationKind::Table,
                     table: None,
                 })
@@ -167,17 +153,14 @@ mod tests {
     }
 
     fn users() -> TableName {
-        TableName {
-            schema: None,
-            name: "users".to_owned(),
-        }
+        TableName::new(None, "users")
     }
 
     #[test]
     fn a_feared_rewrite_that_did_not_happen_is_reported() {
-        let mut statements = [observed(LockMode::AccessExclusiveLock, false)];
+        let mut statements = [observed(LockMode::AccessExclusive, false)];
         let prediction = StatementPrediction {
-            locks: vec![(users(), LockMode::AccessExclusiveLock)],
+            locks: vec![(users(), LockMode::AccessExclusive)],
             rewrites: vec![users()],
         };
         compare(&predictions(prediction), "0001", true, &mut statements);
@@ -188,10 +171,34 @@ mod tests {
     }
 
     #[test]
-    fn a_missed_rewrite_and_another_lock_mode_are_reported() {
-        let mut statements = [observed(LockMode::AccessExclusiveLock, true)];
+    fn a_quoted_name_with_a_dot_is_one_name() {
+        let odd = TableName::new(Some("odd.schema"), "a.b");
+        let mut statements = [observed(LockMode::AccessExclusive, true)];
+        for lock in &mut statements[0].locks {
+            lock.relation = "\"odd.schema\".\"a.b\"".to_owned();
+            lock.qualified = odd.clone();
+        }
+        for rewrite in &mut statements[0].rewrites {
+            rewrite.relation = "\"odd.schema\".\"a.b\"".to_owned();
+            rewrite.qualified = odd.clone();
+        }
         let prediction = StatementPrediction {
-            locks: vec![(users(), LockMode::ShareLock)],
+            locks: vec![(odd.clone(), LockMode::AccessExclusive)],
+            rewrites: vec![odd],
+        };
+        compare(&predictions(prediction), "0001", true, &mut statements);
+        assert!(
+            statements[0].lint_disagreements.is_empty(),
+            "{:?}",
+            statements[0].lint_disagreements
+        );
+    }
+
+    #[test]
+    fn a_missed_rewrite_and_another_lock_mode_are_reported() {
+        let mut statements = [observed(LockMode::AccessExclusive, true)];
+        let prediction = StatementPrediction {
+            locks: vec![(users(), LockMode::Share)],
             rewrites: Vec::new(),
         };
         compare(&predictions(prediction), "0001", true, &mut statements);
@@ -205,8 +212,8 @@ mod tests {
     #[test]
     fn a_lock_held_since_an_earlier_statement_is_not_compared() {
         let mut statements = [
-            observed(LockMode::AccessExclusiveLock, false),
-            observed(LockMode::AccessShareLock, false),
+            observed(LockMode::AccessExclusive, false),
+            observed(LockMode::AccessShare, false),
         ];
         statements[1].index = 1;
         statements[1].locks.clear();
@@ -214,7 +221,7 @@ mod tests {
         predictions.migrations.get_mut("0001").unwrap().insert(
             1,
             StatementPrediction {
-                locks: vec![(users(), LockMode::ShareLock)],
+                locks: vec![(users(), LockMode::Share)],
                 rewrites: Vec::new(),
             },
         );
@@ -226,9 +233,9 @@ mod tests {
 
     #[test]
     fn agreement_and_unlinted_migrations_report_nothing() {
-        let mut statements = [observed(LockMode::AccessExclusiveLock, true)];
+        let mut statements = [observed(LockMode::AccessExclusive, true)];
         let prediction = StatementPrediction {
-            locks: vec![(users(), LockMode::AccessExclusiveLock)],
+            locks: vec![(users(), LockMode::AccessExclusive)],
             rewrites: vec![users()],
         };
         compare(&predictions(prediction), "0001", true, &mut statements);

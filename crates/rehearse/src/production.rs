@@ -18,6 +18,25 @@ pub fn copy_schema(
     excluded_schemas: &[String],
     portable: bool,
 ) -> Result<(), RehearseError> {
+    let sql = dump_schema(pg_dump, source, excluded_schemas, &[], portable)?;
+    target
+        .execute(&sql)
+        .map_err(|error| RehearseError::SchemaCopy {
+            source_url: source.redacted().to_owned(),
+            message: format!("loading the dump: {}", error.message),
+        })
+}
+
+/// The schema of `source` as `pg_dump --schema-only` writes it (psql meta-commands left out),
+/// without the given schemas and tables (`schema.table`). `portable` leaves out owners and
+/// grants.
+pub fn dump_schema(
+    pg_dump: &Path,
+    source: &DatabaseUrl,
+    excluded_schemas: &[String],
+    excluded_tables: &[String],
+    portable: bool,
+) -> Result<String, RehearseError> {
     let failed = |message: String| RehearseError::SchemaCopy {
         source_url: source.redacted().to_owned(),
         message,
@@ -30,6 +49,9 @@ pub fn copy_schema(
         .arg(&url);
     for schema in excluded_schemas {
         command.arg(format!("--exclude-schema={schema}"));
+    }
+    for table in excluded_tables {
+        command.arg(format!("--exclude-table={table}"));
     }
     if portable {
         command.args(["--no-owner", "--no-privileges"]);
@@ -51,14 +73,11 @@ pub fn copy_schema(
     let dump = String::from_utf8_lossy(&output.stdout);
     // pg_dump writes psql meta-commands around the dump (`\restrict KEY` since 17.6/16.10/15.14);
     // they mean nothing to the server.
-    let sql: String = dump
+    Ok(dump
         .lines()
         .filter(|line| !line.starts_with("\\restrict ") && !line.starts_with("\\unrestrict "))
         .collect::<Vec<_>>()
-        .join("\n");
-    target
-        .execute(&sql)
-        .map_err(|error| failed(format!("loading the dump: {}", error.message)))
+        .join("\n"))
 }
 
 /// The roles of the real database's server, other than PostgreSQL's own.

@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
+use safeshift_lint::TableName;
+
 use crate::connection::{Connection, text};
 use crate::error::RehearseError;
 
@@ -59,6 +61,9 @@ impl RelationKind {
 pub struct Relation {
     /// `public.users`, quoted where needed.
     pub name: String,
+    /// Its schema and name as the catalog holds them (unquoted), to compare with names a
+    /// migration writes.
+    pub qualified: TableName,
     pub kind: RelationKind,
     /// For an index, the table it belongs to.
     pub table: Option<String>,
@@ -75,7 +80,8 @@ pub struct Relations {
 const RELATIONS: &str = r#"
 SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind,
        coalesce(pg_relation_filenode(c.oid)::text, ''),
-       CASE WHEN t.oid IS NULL THEN '' ELSE format('%I.%I', tn.nspname, t.relname) END
+       CASE WHEN t.oid IS NULL THEN '' ELSE format('%I.%I', tn.nspname, t.relname) END,
+       n.nspname, c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_index i ON i.indexrelid = c.oid
 LEFT JOIN pg_class t ON t.oid = i.indrelid
@@ -104,6 +110,7 @@ impl Relations {
                 oid,
                 Relation {
                     name: text(&row, 1),
+                    qualified: TableName::new(Some(&text(&row, 5)), &text(&row, 6)),
                     kind,
                     table,
                 },

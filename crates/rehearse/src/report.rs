@@ -3,9 +3,9 @@
 use serde::Serialize;
 
 use crate::estimate::DurationEstimate;
-use crate::lock_mode::LockMode;
 use crate::relations::RelationKind;
 use crate::snapshot::SchemaDiff;
+use safeshift_lint::{LockMode, TableName};
 
 /// The whole rehearsal.
 #[derive(Debug, Clone, Serialize)]
@@ -161,9 +161,13 @@ pub struct StatementReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct ObservedLock {
     pub relation: String,
+    /// The relation's schema and name, unquoted.
+    #[serde(skip)]
+    pub qualified: TableName,
     pub kind: RelationKind,
     /// The table an index belongs to.
     pub table: Option<String>,
+    #[serde(serialize_with = "pg_locks_name")]
     pub mode: LockMode,
     /// The everyday commands it blocks on that relation while held.
     pub blocks: Vec<&'static str>,
@@ -171,10 +175,19 @@ pub struct ObservedLock {
     pub held_ms: f64,
 }
 
+/// A lock mode as `pg_locks` names it (`AccessExclusiveLock`), as rehearsal reports have always
+/// written it.
+fn pg_locks_name<S: serde::Serializer>(mode: &LockMode, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(mode.pg_locks_name())
+}
+
 /// A pre-existing relation a statement rewrote or scanned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObservedRelation {
     pub relation: String,
+    /// The relation's schema and name, unquoted.
+    #[serde(skip)]
+    pub qualified: TableName,
     pub kind: RelationKind,
     pub table: Option<String>,
 }
@@ -227,11 +240,36 @@ pub enum ReapplyCheck {
     NotRun,
 }
 
+/// A lock policy a rehearsal enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockPolicy {
+    /// No pre-existing table is rewritten while ACCESS EXCLUSIVE is held on it.
+    RewriteUnderAccessExclusive,
+    /// No pre-existing table is read in full while ACCESS EXCLUSIVE is held on it.
+    ScanUnderAccessExclusive,
+}
+
+impl LockPolicy {
+    /// The kebab-case name reports show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockPolicy::RewriteUnderAccessExclusive => "rewrite-under-access-exclusive",
+            LockPolicy::ScanUnderAccessExclusive => "scan-under-access-exclusive",
+        }
+    }
+}
+
+impl std::fmt::Display for LockPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A lock policy broken by a statement.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyViolation {
-    /// `rewrite-under-access-exclusive`, `scan-under-access-exclusive`.
-    pub rule: &'static str,
+    pub rule: LockPolicy,
     pub statement: usize,
     pub line: u32,
     pub table: String,

@@ -10,12 +10,12 @@ use safeshift_source::{Section, Statement, Transactionality};
 use crate::apply::{failure, milliseconds, statements};
 use crate::connection::{Connection, Rows, number, text};
 use crate::error::RehearseError;
-use crate::lock_mode::LockMode;
 use crate::relations::Relations;
 use crate::report::{
     Observation, ObservedLock, ObservedRelation, StatementFailure, StatementReport,
 };
 use crate::watcher::LockWatcher;
+use safeshift_lint::LockMode;
 
 /// `up`, traced.
 pub struct TracedSection {
@@ -294,13 +294,14 @@ fn statement_report(
         .iter()
         .filter_map(|(oid, mode)| {
             let relation = before.by_oid.get(oid)?;
-            let mode = LockMode::from_pg_locks(mode)?;
+            let mode = LockMode::from_pg_locks_name(mode)?;
             Some(ObservedLock {
                 relation: relation.name.clone(),
+                qualified: relation.qualified.clone(),
                 kind: relation.kind,
                 table: relation.table.clone(),
                 mode,
-                blocks: mode.blocks(),
+                blocks: mode.blocked_commands(),
                 held_ms: 0.0,
             })
         })
@@ -309,6 +310,7 @@ fn statement_report(
     let observed_relation = |oid: &u32| {
         before.by_oid.get(oid).map(|relation| ObservedRelation {
             relation: relation.name.clone(),
+            qualified: relation.qualified.clone(),
             kind: relation.kind,
             table: relation.table.clone(),
         })

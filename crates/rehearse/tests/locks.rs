@@ -65,7 +65,7 @@ fn rehearsed(setup: &str, statement: &str) -> (BTreeSet<(String, String)>, BTree
     let locks = observed
         .locks
         .iter()
-        .map(|lock| (lock.relation.clone(), format!("{:?}", lock.mode)))
+        .map(|lock| (lock.relation.clone(), lock.mode.pg_locks_name().to_owned()))
         .collect();
     let rewrites = observed
         .rewrites

@@ -4,16 +4,18 @@
 use std::time::{Duration, Instant};
 
 use safeshift_driver::{
-    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, RecordKind, Status,
+    Driver, DriverError, ErrorKind, Failure, Finishing, NewRecord, PostgresDriver, RecordKind,
+    Status,
 };
 use safeshift_source::{Checksum, ConcurrentIndex, Statement, Transactionality};
 
 use crate::error::{FailedStatement, REFUSED, RunError};
 use crate::events::{Event, Observer};
 use crate::hooks::{Progress, StatementContext, StatementHooks};
-use crate::interrupt::Interrupt;
+use crate::interrupt::{Interrupt, InterruptReason};
 use crate::plan::Step;
 use crate::report::CompletedMigration;
+use crate::resume::{self, Resuming, Resumption};
 use crate::settings::Settings;
 
 /// Runs a step to completion, retrying lock timeouts and deadlocks as the policy allows.
@@ -25,235 +27,389 @@ pub(crate) fn run_step(
     hooks: &mut dyn StatementHooks,
     observer: &mut dyn Observer,
 ) -> Result<CompletedMigration, RunError> {
-    let transactional = step.section.options.transaction;
-    let total = step.statements.len();
-    let prefixes = Checksum::of_statement_prefixes(step.statements.iter().map(|s| s.sql.as_str()));
-    let migration = step.migration;
-    let version = migration.version.as_str();
-    let file = step.section.relative_path.display().to_string();
-    let mut resume_from = step.resume_from;
-    let mut resuming_failed_statement = step.resuming_failed_statement;
-    let mut attempt: u32 = 1;
-    // How long the failed attempts have run in total (see `RetryPolicy::max_stall`).
-    let mut stalled = Duration::ZERO;
-    let first_resume = step.resume_from;
-    if !transactional && !db.timeouts_outside_transactions() {
+    let mut run = StepRun::new(step, settings, interrupt);
+    if !run.transactional && !db.timeouts_outside_transactions() {
         observer.event(Event::Warning(format!(
-            "{version} runs without a transaction through a connection that may be pooled (lease lock): \
-             lock_timeout and statement_timeout cannot be set for its statements; use a direct connection for it"
+            "{} runs without a transaction through a connection that may be pooled (lease lock): \
+             lock_timeout and statement_timeout cannot be set for its statements; use a direct connection for it",
+            run.version
         )));
     }
     loop {
-        let start_index = if transactional { 0 } else { resume_from };
+        let start_index = if run.transactional {
+            0
+        } else {
+            run.resume_from
+        };
+        let started = Instant::now();
+        run.begin(db, start_index, observer)?;
+        let (ran, failure) = run.statements(db, start_index, started, hooks, observer);
+        let elapsed = started.elapsed();
+        let (index, error) = match run.complete(db, ran, failure, elapsed, observer) {
+            Ok(completed) => return Ok(completed),
+            Err(failure) => failure,
+        };
+        run.settle_failure(db, index, error, ran.applied, elapsed, observer)?;
+    }
+}
+
+/// One step's attempts: what stays the same between them, and what an attempt leaves for the
+/// next.
+struct StepRun<'s> {
+    step: &'s Step<'s>,
+    settings: &'s Settings,
+    interrupt: &'s Interrupt,
+    transactional: bool,
+    version: &'s str,
+    file: String,
+    /// The checksum of the first `n` statements, for every `n`.
+    prefixes: Vec<Checksum>,
+    /// The attempt in progress, 1-based.
+    attempt: u32,
+    /// The statement the next attempt of a non-transactional section starts at.
+    resume_from: usize,
+    /// The next attempt starts at the statement an earlier one stopped at (so an INVALID index
+    /// that statement builds is that attempt's leftover).
+    resuming_failed_statement: bool,
+    /// How long the failed attempts have run in total (see `RetryPolicy::max_stall`).
+    stalled: Duration,
+}
+
+/// How an attempt's statements went.
+#[derive(Clone, Copy)]
+struct Ran {
+    /// Statements applied, counting those of earlier attempts of a non-transactional section.
+    applied: usize,
+    /// The last statement was sent together with the attempt's completion.
+    finished: bool,
+}
+
+/// A failed statement (its index, when a statement failed rather than the bookkeeping) and its
+/// error.
+type StatementFailure = (Option<usize>, DriverError);
+
+impl<'s> StepRun<'s> {
+    fn new(step: &'s Step<'s>, settings: &'s Settings, interrupt: &'s Interrupt) -> Self {
+        StepRun {
+            step,
+            settings,
+            interrupt,
+            transactional: step.section.options.transaction,
+            version: step.migration.version.as_str(),
+            file: step.section.relative_path.display().to_string(),
+            prefixes: Checksum::of_statement_prefixes(
+                step.statements.iter().map(|s| s.sql.as_str()),
+            ),
+            attempt: 1,
+            resume_from: step.resume_from,
+            resuming_failed_statement: step.resuming_failed_statement,
+            stalled: Duration::ZERO,
+        }
+    }
+
+    /// Starts an attempt at `start_index`, with its history row.
+    fn begin(
+        &self,
+        db: &mut dyn Driver,
+        start_index: usize,
+        observer: &mut dyn Observer,
+    ) -> Result<(), RunError> {
+        let migration = self.step.migration;
+        let total = self.step.statements.len();
         let record = NewRecord {
-            run_id: settings.identity.run_id.clone(),
+            run_id: self.settings.identity.run_id.clone(),
             kind: RecordKind::Migrate,
-            version: version.to_owned(),
+            version: self.version.to_owned(),
             name: migration.name.clone(),
-            file: file.clone(),
-            direction: step.direction,
+            file: self.file.clone(),
+            direction: self.step.direction,
             status: Status::Running,
             checksum: Some(migration.up.checksum.to_string()),
-            transactional,
+            transactional: self.transactional,
             statements_total: Some(total as i64),
             statements_applied: start_index as i64,
-            applied_checksum: Some(prefixes[start_index].to_string()),
-            attempt: i64::from(attempt),
-            installed_by: settings.identity.installed_by.clone(),
-            tool_version: settings.identity.tool_version.clone(),
+            applied_checksum: Some(self.prefixes[start_index].to_string()),
+            attempt: i64::from(self.attempt),
+            installed_by: self.settings.identity.installed_by.clone(),
+            tool_version: self.settings.identity.tool_version.clone(),
             note: None,
-            backup_ref: settings.backup_ref.clone(),
+            backup_ref: self.settings.backup_ref.clone(),
         };
         observer.event(Event::MigrationStarted {
-            version,
+            version: self.version,
             name: &migration.name,
-            direction: step.direction,
-            transactional,
+            direction: self.step.direction,
+            transactional: self.transactional,
             statements: total,
             resume_from: start_index,
-            attempt,
+            attempt: self.attempt,
         });
-        let started = Instant::now();
-        db.begin_attempt(&record, &step.timeouts)
+        db.begin_attempt(&record, &self.step.timeouts)
             .map_err(|error| match error.kind {
                 ErrorKind::LockLost => RunError::LockLost(error.message),
                 _ => RunError::Database(error),
-            })?;
+            })
+    }
 
-        let mut applied = start_index;
+    /// Runs the attempt's statements from `start_index`, stopping at the first failure.
+    fn statements(
+        &self,
+        db: &mut dyn Driver,
+        start_index: usize,
+        started: Instant,
+        hooks: &mut dyn StatementHooks,
+        observer: &mut dyn Observer,
+    ) -> (Ran, Option<StatementFailure>) {
+        let total = self.step.statements.len();
+        let mut ran = Ran {
+            applied: start_index,
+            finished: false,
+        };
         // A migration without a transaction may open its own with BEGIN … COMMIT.
         let mut in_user_transaction = false;
-        let mut failure: Option<(Option<usize>, DriverError)> = None;
-        // Whether the last statement was sent together with the attempt's completion.
-        let mut finished = false;
-        for (index, statement) in step.statements.iter().enumerate().skip(start_index) {
-            if interrupt.is_requested() {
-                failure = Some((Some(index), interrupted()));
-                break;
+        for (index, statement) in self.step.statements.iter().enumerate().skip(start_index) {
+            if self.interrupt.is_requested() {
+                return (ran, Some((Some(index), interrupted())));
             }
             let applied_after = index + 1;
             // Without a migration transaction, a statement that can run in a transaction gets
             // one of its own, committed with its progress record: applied if and only if
             // recorded, even when the runner dies in between.
-            let own_transaction = !transactional
+            let own_transaction = !self.transactional
                 && !in_user_transaction
                 && statement.transactionality == Transactionality::Any;
             let context = StatementContext {
-                run_id: &settings.identity.run_id,
-                version,
-                file: &step.section.path,
-                direction: step.direction,
-                transactional,
+                run_id: &self.settings.identity.run_id,
+                version: self.version,
+                file: &self.step.section.path,
+                direction: self.step.direction,
+                transactional: self.transactional,
                 number: index + 1,
                 total,
-                attempt,
-                timeouts: &step.timeouts,
-                interrupt,
-                resuming: resuming_failed_statement && index == start_index,
+                attempt: self.attempt,
+                timeouts: &self.step.timeouts,
+                interrupt: self.interrupt,
+                resuming: self.resuming_failed_statement && index == start_index,
                 record: own_transaction.then(|| Progress {
                     applied: applied_after as i64,
-                    checksum: prefixes[applied_after].as_str(),
+                    checksum: self.prefixes[applied_after].as_str(),
                 }),
             };
-            if let Err(error) = hooks.before_statement(db, statement, &context) {
-                failure = Some((Some(index), error));
-                break;
-            }
-            let outside = matches!(
-                statement.transactionality,
-                Transactionality::OutsideTransaction { .. }
-            );
-            if !transactional
-                && outside
-                && let Err(error) = refuse_if_still_running(db, statement)
-            {
-                failure = Some((Some(index), error));
-                break;
-            }
-            let concurrent_index = statement.concurrent_index();
-            if let Some(target) = &concurrent_index {
-                let leftover_is_ours = resuming_failed_statement && index == start_index;
-                if let Err(error) =
-                    clear_invalid_index(db, target, leftover_is_ours, version, observer)
-                {
-                    failure = Some((Some(index), error));
-                    break;
+            let recorded = match self.statement(
+                db,
+                statement,
+                &context,
+                own_transaction,
+                started,
+                hooks,
+                observer,
+            ) {
+                Ok(Executed::Finished) => {
+                    ran.finished = true;
+                    false
                 }
-            }
-            let (executed, recorded) = match hooks.run_statement(db, statement, &context) {
-                Some(result) => (result, false),
-                // The last statement of a migration's transaction goes with its history row
-                // and the COMMIT.
-                None if transactional && applied_after == total => match db.execute_and_finish(
-                    &statement.sql,
-                    applied_after as i64,
-                    prefixes[applied_after].as_str(),
-                    started.elapsed(),
-                ) {
-                    Ok(()) => {
-                        finished = true;
-                        (Ok(()), false)
-                    }
-                    Err(Finishing::Statement(error)) => (Err(error), false),
-                    Err(Finishing::Completion(error)) => {
-                        failure = Some((None, error));
-                        break;
-                    }
-                },
-                None if own_transaction => (
-                    db.execute_recorded(
-                        &statement.sql,
-                        applied_after as i64,
-                        prefixes[applied_after].as_str(),
-                    ),
-                    true,
-                ),
-                None => (db.execute(&statement.sql), false),
+                Ok(Executed::Recorded(recorded)) => recorded,
+                Ok(Executed::InEffect) => {
+                    ran.applied = applied_after;
+                    continue;
+                }
+                Err(failure) => return (ran, Some(failure)),
             };
-            if let Err(error) = executed {
-                failure = Some((Some(index), error));
-                break;
-            }
-            if let Some(target) = &concurrent_index
-                && let Err(error) = require_valid_index(db, target)
-            {
-                failure = Some((Some(index), error));
-                break;
-            }
-            applied = applied_after;
-            if !transactional {
+            ran.applied = applied_after;
+            if !self.transactional {
                 if let Transactionality::TransactionControl { what } = &statement.transactionality {
                     in_user_transaction = what == "BEGIN";
                 }
-                if !recorded
-                    && let Err(error) =
-                        db.record_progress(applied as i64, prefixes[applied].as_str())
+                if let Err(failure) =
+                    self.after_statement(db, ran.applied, recorded, started, observer)
                 {
-                    failure = Some((None, error));
-                    break;
-                }
-                observer.event(Event::StatementApplied {
-                    version,
-                    number: applied,
-                    total,
-                    elapsed: started.elapsed(),
-                });
-                if let Some(reason) = db.lock_lost() {
-                    failure = Some((None, DriverError::new(ErrorKind::LockLost, reason)));
-                    break;
+                    return (ran, Some(failure));
                 }
             }
         }
-        let elapsed = started.elapsed();
-        let (index, error) = match failure {
-            None => {
-                let completed = if finished {
-                    Ok(())
-                } else {
-                    db.finish_attempt(applied as i64, prefixes[applied].as_str(), elapsed)
-                };
-                match completed {
-                    Ok(()) => {
-                        observer.event(Event::MigrationFinished {
-                            version,
-                            name: &migration.name,
-                            direction: step.direction,
-                            duration: elapsed,
-                            statements: total,
-                        });
-                        return Ok(CompletedMigration {
-                            version: version.to_owned(),
-                            name: migration.name.clone(),
-                            file,
-                            direction: step.direction,
-                            transactional,
-                            statements: total,
-                            resumed_from: first_resume,
-                            attempts: attempt,
-                            duration_ms: elapsed.as_millis() as u64,
-                        });
-                    }
-                    // The commit itself failed (a deferred constraint, a lost connection).
-                    Err(error) => (None, error),
+        (ran, None)
+    }
+
+    /// Runs one statement with its checks around it.
+    #[allow(clippy::too_many_arguments)]
+    fn statement(
+        &self,
+        db: &mut dyn Driver,
+        statement: &Statement,
+        context: &StatementContext<'_>,
+        own_transaction: bool,
+        started: Instant,
+        hooks: &mut dyn StatementHooks,
+        observer: &mut dyn Observer,
+    ) -> Result<Executed, StatementFailure> {
+        let index = context.number - 1;
+        let at = |error: DriverError| (Some(index), error);
+        hooks.before_statement(db, statement, context).map_err(at)?;
+        let outside = matches!(
+            statement.transactionality,
+            Transactionality::OutsideTransaction { .. }
+        );
+        let finishing;
+        let mut statement = statement;
+        if !self.transactional && outside {
+            let resuming = Resuming {
+                version: self.version,
+                number: context.number,
+                stopped_here: context.resuming,
+                settings: self.settings,
+                interrupt: self.interrupt,
+            };
+            match resume::prepare(db, statement, &resuming, observer).map_err(at)? {
+                Resumption::Run => {}
+                Resumption::RunInstead(sql) => {
+                    finishing = Statement {
+                        sql,
+                        ..statement.clone()
+                    };
+                    statement = &finishing;
+                }
+                Resumption::AlreadyApplied => {
+                    let applied = context.number;
+                    db.record_progress(applied as i64, self.prefixes[applied].as_str())
+                        .map_err(|error| (None, error))?;
+                    return Ok(Executed::InEffect);
                 }
             }
-            Some(failure) => failure,
+        }
+        let concurrent_index = statement.concurrent_index();
+        if let Some(target) = &concurrent_index {
+            let leftover_is_ours = context.resuming;
+            clear_invalid_index(db, target, leftover_is_ours, self.version, observer)
+                .map_err(at)?;
+        }
+        let applied_after = context.number;
+        let checksum = self.prefixes[applied_after].as_str();
+        let executed = match hooks.run_statement(db, statement, context) {
+            Some(result) => result.map(|()| Executed::Recorded(false)),
+            // The last statement of a migration's transaction goes with its history row and the
+            // COMMIT.
+            None if self.transactional && applied_after == context.total => {
+                match db.execute_and_finish(
+                    &statement.sql,
+                    applied_after as i64,
+                    checksum,
+                    started.elapsed(),
+                ) {
+                    Ok(()) => Ok(Executed::Finished),
+                    Err(Finishing::Statement(error)) => Err(error),
+                    Err(Finishing::Completion(error)) => return Err((None, error)),
+                }
+            }
+            None if own_transaction => db
+                .execute_recorded(&statement.sql, applied_after as i64, checksum)
+                .map(|()| Executed::Recorded(true)),
+            None => db
+                .execute(&statement.sql)
+                .map(|()| Executed::Recorded(false)),
         };
+        let executed = executed.map_err(at)?;
+        if let Some(target) = &concurrent_index {
+            require_valid_index(db, target).map_err(at)?;
+        }
+        Ok(executed)
+    }
 
-        let statement = index.map(|i| &step.statements[i]);
+    /// After a statement of a non-transactional section: its progress record (unless it was
+    /// committed with the statement) and the run lock.
+    fn after_statement(
+        &self,
+        db: &mut dyn Driver,
+        applied: usize,
+        recorded: bool,
+        started: Instant,
+        observer: &mut dyn Observer,
+    ) -> Result<(), StatementFailure> {
+        if !recorded {
+            db.record_progress(applied as i64, self.prefixes[applied].as_str())
+                .map_err(|error| (None, error))?;
+        }
+        observer.event(Event::StatementApplied {
+            version: self.version,
+            number: applied,
+            total: self.step.statements.len(),
+            elapsed: started.elapsed(),
+        });
+        match db.lock_lost() {
+            Some(reason) => Err((None, DriverError::new(ErrorKind::LockLost, reason))),
+            None => Ok(()),
+        }
+    }
+
+    /// Completes a successful attempt (unless its last statement already did), or hands back why
+    /// it failed.
+    fn complete(
+        &self,
+        db: &mut dyn Driver,
+        ran: Ran,
+        failure: Option<StatementFailure>,
+        elapsed: Duration,
+        observer: &mut dyn Observer,
+    ) -> Result<CompletedMigration, StatementFailure> {
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        if !ran.finished {
+            // The commit itself may fail (a deferred constraint, a lost connection).
+            db.finish_attempt(
+                ran.applied as i64,
+                self.prefixes[ran.applied].as_str(),
+                elapsed,
+            )
+            .map_err(|error| (None, error))?;
+        }
+        let migration = self.step.migration;
+        let total = self.step.statements.len();
+        observer.event(Event::MigrationFinished {
+            version: self.version,
+            name: &migration.name,
+            direction: self.step.direction,
+            duration: elapsed,
+            statements: total,
+        });
+        Ok(CompletedMigration {
+            version: self.version.to_owned(),
+            name: migration.name.clone(),
+            file: self.file.clone(),
+            direction: self.step.direction,
+            transactional: self.transactional,
+            statements: total,
+            resumed_from: self.step.resume_from,
+            attempts: self.attempt,
+            duration_ms: elapsed.as_millis() as u64,
+        })
+    }
+
+    /// Records a failed attempt and decides what follows: `Ok` to try again (after the backoff),
+    /// or the error that ends the run.
+    fn settle_failure(
+        &mut self,
+        db: &mut dyn Driver,
+        index: Option<usize>,
+        error: DriverError,
+        applied: usize,
+        elapsed: Duration,
+        observer: &mut dyn Observer,
+    ) -> Result<(), RunError> {
+        let statement = index.map(|i| &self.step.statements[i]);
+        let interrupt = self.interrupt;
         let interrupted_by_user = interrupt.is_requested() && error.kind == ErrorKind::Canceled;
         let recorded = error.kind != ErrorKind::ConnectionLost
             && db
                 .fail_attempt(&failure_record(
                     &error,
                     statement,
-                    interrupted_by_user.then(|| interrupt.reason()).as_deref(),
+                    interrupted_by_user.then(|| interrupt.reason()).as_ref(),
                     elapsed,
                 ))
                 .is_ok();
         if interrupted_by_user {
             return Err(RunError::Interrupted {
-                version: Some(version.to_owned()),
+                version: Some(self.version.to_owned()),
                 recorded,
                 reason: interrupt.reason(),
             });
@@ -261,35 +417,40 @@ pub(crate) fn run_step(
         if error.kind == ErrorKind::LockLost {
             return Err(RunError::LockLost(error.message));
         }
-        let applied_statements = if transactional { 0 } else { applied };
-        stalled += elapsed;
-        if error.is_retryable() && recorded && settings.retry.allows_retry(attempt, stalled) {
-            let delay = settings.retry.delay(attempt);
-            attempt += 1;
+        self.stalled += elapsed;
+        if error.is_retryable()
+            && recorded
+            && self.settings.retry.allows_retry(self.attempt, self.stalled)
+        {
+            let delay = self.settings.retry.delay(self.attempt);
+            self.attempt += 1;
             observer.event(Event::Retrying {
-                version,
-                attempt,
+                version: self.version,
+                attempt: self.attempt,
                 error: &error,
                 delay,
             });
             if !sleep_unless_interrupted(delay, interrupt) {
                 return Err(RunError::Interrupted {
-                    version: Some(version.to_owned()),
+                    version: Some(self.version.to_owned()),
                     recorded: true,
                     reason: interrupt.reason(),
                 });
             }
-            if !transactional {
-                resume_from = applied;
+            if !self.transactional {
+                self.resume_from = applied;
                 // The retried statement may have left an INVALID index behind.
-                resuming_failed_statement = true;
+                self.resuming_failed_statement = true;
             }
-            continue;
+            return Ok(());
         }
-        return Err(RunError::MigrationFailed {
-            version: version.to_owned(),
-            file: step.section.path.clone(),
-            direction: step.direction,
+        let total = self.step.statements.len();
+        Err(RunError::MigrationFailed {
+            version: self.version.to_owned(),
+            file: statement
+                .and_then(|s| s.file.clone())
+                .unwrap_or_else(|| self.step.section.path.clone()),
+            direction: self.step.direction,
             statement: statement.map(|s| FailedStatement {
                 number: s.index + 1,
                 total,
@@ -299,12 +460,23 @@ pub(crate) fn run_step(
                 sql: s.sql.clone(),
             }),
             error,
-            attempts: attempt,
+            attempts: self.attempt,
             recorded,
-            applied_statements,
-            transactional,
-        });
+            applied_statements: if self.transactional { 0 } else { applied },
+            transactional: self.transactional,
+        })
     }
+}
+
+/// How a statement ran.
+enum Executed {
+    /// It was the last of a transactional attempt and completed the attempt with it.
+    Finished,
+    /// It ran; `true` when its progress record was committed with it.
+    Recorded(bool),
+    /// An interrupted attempt's execution of it had taken effect: recorded as applied without
+    /// running it again.
+    InEffect,
 }
 
 fn interrupted() -> DriverError {
@@ -317,7 +489,7 @@ fn interrupted() -> DriverError {
 fn failure_record(
     error: &DriverError,
     statement: Option<&Statement>,
-    interrupted_because: Option<&str>,
+    interrupted_because: Option<&InterruptReason>,
     elapsed: Duration,
 ) -> Failure {
     let mut message = match interrupted_because {
@@ -370,7 +542,7 @@ fn clear_invalid_index(
     version: &str,
     observer: &mut dyn Observer,
 ) -> Result<(), DriverError> {
-    if !db.index_is_invalid(target.schema.as_deref(), &target.name)? {
+    if !index_is_invalid(db, target)? {
         return Ok(());
     }
     let quoted = quoted_index(target);
@@ -394,26 +566,9 @@ fn clear_invalid_index(
     )))
 }
 
-/// Before re-running a statement that cannot run in a transaction: a runner that was killed
-/// while running it leaves it running on the server until the server notices (through a
-/// connection pooler it may not notice at all). Running it again then would apply it twice.
-fn refuse_if_still_running(db: &mut dyn Driver, statement: &Statement) -> Result<(), DriverError> {
-    match db.statement_in_progress(&statement.sql)? {
-        None => Ok(()),
-        Some(pid) => Err(DriverError::new(
-            ErrorKind::Statement,
-            format!("this statement is still running on the server in process {pid}, left by an interrupted run"),
-        )
-        .with_sqlstate(REFUSED)
-        .with_hint(format!(
-            "wait for it to finish, or cancel it with `SELECT pg_cancel_backend({pid});`, then run `safeshift up` again"
-        ))),
-    }
-}
-
 /// After `CREATE INDEX CONCURRENTLY`: the index must be valid.
 fn require_valid_index(db: &mut dyn Driver, target: &ConcurrentIndex) -> Result<(), DriverError> {
-    if db.index_is_invalid(target.schema.as_deref(), &target.name)? {
+    if index_is_invalid(db, target)? {
         let quoted = quoted_index(target);
         return Err(DriverError::new(
             ErrorKind::Statement,
@@ -424,6 +579,15 @@ fn require_valid_index(db: &mut dyn Driver, target: &ConcurrentIndex) -> Result<
         )));
     }
     Ok(())
+}
+
+/// Whether the index a `CREATE INDEX CONCURRENTLY` builds exists and is INVALID; only
+/// PostgreSQL leaves such indexes.
+fn index_is_invalid(db: &mut dyn Driver, target: &ConcurrentIndex) -> Result<bool, DriverError> {
+    match PostgresDriver::of_mut(db) {
+        Some(postgres) => postgres.index_is_invalid(target.schema.as_deref(), &target.name),
+        None => Ok(false),
+    }
 }
 
 /// Sleeps, waking early if interrupted; returns false if interrupted.

@@ -7,6 +7,8 @@ use std::time::Duration;
 use safeshift_driver::{Direction, DriverError, LockHolder};
 use safeshift_source::{SourceError, SourceErrors};
 
+use crate::interrupt::InterruptReason;
+
 /// The code recorded (in place of a SQLSTATE) when safeshift itself refused to run a statement,
 /// so a later run can tell a refusal from a statement that ran and failed.
 pub(crate) const REFUSED: &str = "safeshift-refused";
@@ -96,7 +98,7 @@ pub enum RunError {
         version: Option<String>,
         recorded: bool,
         /// Who asked, and why (`Ctrl-C`, `watchdog: lock wait over 5s`).
-        reason: String,
+        reason: InterruptReason,
     },
 
     #[error("{0}")]
@@ -123,7 +125,7 @@ impl RunError {
                  newer ones, then run with --allow-out-of-order"
                     .into()
             }
-            RunError::MissingDown(_) => "write the down section (`-- migrate:down`), or restore by other means".into(),
+            RunError::MissingDown(_) => "write the rollback each line above asks for, or restore by other means".into(),
             RunError::Blocked { help, .. } => help.clone(),
             RunError::MigrationFailed {
                 transactional,

@@ -44,6 +44,42 @@ pub enum Event<'a> {
         version: &'a str,
         index: &'a str,
     },
+    /// A statement left running on the server by an interrupted run: this run waits for it to
+    /// end (up to `patience`) before resuming there.
+    WaitingForStatement {
+        version: &'a str,
+        number: usize,
+        pid: i64,
+        patience: Duration,
+    },
+    /// The statement an earlier attempt stopped at turned out to be in effect (it finished on
+    /// the server after its runner stopped): recorded as applied without running it again.
+    StatementInEffect {
+        version: &'a str,
+        number: usize,
+        evidence: &'a str,
+    },
+    /// The statement an earlier attempt stopped at was cut off half-way; `finish` completes it.
+    StatementHalfDone {
+        version: &'a str,
+        number: usize,
+        evidence: &'a str,
+        finish: &'a str,
+    },
+    /// Something an earlier attempt of the statement left behind was dropped before running it
+    /// again.
+    LeftoverDropped {
+        version: &'a str,
+        number: usize,
+        leftover: &'a str,
+    },
+    /// The statement an earlier attempt stopped at runs again although it may have finished,
+    /// because that is harmless (`note` says why).
+    StatementRepeated {
+        version: &'a str,
+        number: usize,
+        note: &'a str,
+    },
     Retrying {
         version: &'a str,
         attempt: u32,

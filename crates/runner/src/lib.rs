@@ -16,14 +16,15 @@ mod interrupt;
 mod migrator;
 mod plan;
 mod report;
+mod resume;
 mod settings;
 mod state;
 
 pub use error::{ChecksumMismatch, FailedStatement, RunError};
 pub use events::{Event, Observer, Quiet};
 pub use hooks::{NoHooks, Progress, StatementContext, StatementHooks};
-pub use interrupt::Interrupt;
-pub use migrator::{Migrator, Resolution};
+pub use interrupt::{Interrupt, InterruptReason};
+pub use migrator::{AppliedElsewhere, Migrator, Resolution};
 pub use plan::DownTarget;
 pub use report::{
     CompletedMigration, DryRun, DryRunStatement, DryRunStep, EntryState, LastError,

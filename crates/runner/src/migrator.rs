@@ -14,13 +14,30 @@ use crate::error::RunError;
 use crate::events::{Event, Observer};
 use crate::hooks::{NoHooks, StatementHooks};
 use crate::interrupt::Interrupt;
-use crate::plan::{DownTarget, Step, check_directives, checksum_mismatches, plan_down, plan_up};
+use crate::plan::{
+    DownTarget, Step, check_directives, checksum_mismatches, plan_down, plan_up, repeatable_changed,
+};
 use crate::report::{
     DryRun, DryRunStatement, DryRunStep, EntryState, LastError, PartialProgress, RepairReport,
     ResolveReport, RunFailure, RunReport, StatusEntry, StatusReport,
 };
+use crate::resume::interrupted_attempt_message;
 use crate::settings::Settings;
 use crate::state::HistoryState;
+
+/// A migration applied without safeshift, to record as applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedElsewhere {
+    pub version: String,
+    pub name: String,
+    /// The file, relative to the migrations directory.
+    pub file: String,
+    /// The file's checksum now (what later runs compare with).
+    pub checksum: Option<String>,
+    pub transactional: bool,
+    /// Why it is recorded: where it was applied, by what, when.
+    pub note: String,
+}
 
 /// How `resolve` records a version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +79,11 @@ impl Migrator {
     /// attempt with the reason given.
     pub fn interrupt(&self) -> Arc<Interrupt> {
         Arc::clone(&self.interrupt)
+    }
+
+    /// Names the backup taken before this run, recorded in every attempt's history row.
+    pub fn set_backup_ref(&mut self, backup: Option<String>) {
+        self.settings.backup_ref = backup;
     }
 
     /// Installs hooks called around every statement (see [`StatementHooks`]).
@@ -112,6 +134,7 @@ impl Migrator {
             let partial = recorded.and_then(|r| r.partial.as_ref());
             let current_checksum = migration.map(|m| m.up.checksum.to_string());
             let recorded_checksum = recorded.and_then(|r| r.checksum.clone());
+            let reapply = migration.is_some_and(|m| repeatable_changed(m, &state));
             let state_of = if running {
                 EntryState::Running
             } else if let Some(partial) = partial {
@@ -119,6 +142,8 @@ impl Migrator {
                     Direction::Up => EntryState::Partial,
                     Direction::Down => EntryState::PartiallyRolledBack,
                 }
+            } else if reapply {
+                EntryState::Reapply
             } else if applied {
                 match (&current_checksum, &recorded_checksum) {
                     (None, _) => EntryState::FileMissing,
@@ -133,6 +158,7 @@ impl Migrator {
             let applied_record = recorded.and_then(|r| r.applied_record.as_ref());
             entries.push(StatusEntry {
                 version: version.to_string(),
+                repeatable: version.is_repeatable(),
                 name: migration.map_or_else(
                     || recorded.map(|r| r.name.clone()).unwrap_or_default(),
                     |m| m.name.clone(),
@@ -169,15 +195,10 @@ impl Migrator {
         }
         let pending = entries
             .iter()
-            .filter(|e| {
-                e.file.is_some()
-                    && matches!(
-                        e.state,
-                        EntryState::Pending | EntryState::Failed | EntryState::Partial
-                    )
-            })
+            .filter(|e| e.file.is_some() && e.state.runs_on_up())
             .count();
         Ok(StatusReport {
+            format: self.migrations.detection.clone(),
             database: db.redacted_url().to_owned(),
             engine: db.engine().as_str(),
             server_version: db.server().version.clone(),
@@ -488,6 +509,39 @@ impl Migrator {
         })
     }
 
+    /// Under the run lock, asks `choose` which migrations to record as applied without running
+    /// them (adopted from another tool's history, or a baseline of the live schema), given the
+    /// history as it stands, and writes an audit row for each (kind `resolve`, with its note).
+    /// Returns the rows written.
+    pub fn record_applied(
+        &self,
+        db: &mut dyn Driver,
+        observer: &mut dyn Observer,
+        choose: impl FnOnce(&mut dyn Driver, &HistoryState) -> Result<Vec<AppliedElsewhere>, RunError>,
+    ) -> Result<Vec<HistoryRecord>, RunError> {
+        self.with_lock(db, observer, |db, state, _, _| {
+            let chosen = choose(db, state)?;
+            let mut ids = Vec::with_capacity(chosen.len());
+            for applied in chosen {
+                ids.push(db.append_record(&self.audit_record(
+                    RecordKind::Resolve,
+                    &applied.version,
+                    applied.name,
+                    applied.file,
+                    Direction::Up,
+                    applied.checksum,
+                    applied.transactional,
+                    applied.note,
+                ))?);
+            }
+            Ok(db
+                .read_history()?
+                .into_iter()
+                .filter(|record| ids.contains(&record.id))
+                .collect())
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn audit_record(
         &self,
@@ -548,14 +602,15 @@ impl Migrator {
                      the transaction was rolled back, so nothing of this attempt was applied"
                         .to_owned()
                 } else {
-                    format!(
-                        "interrupted: the runner stopped after {} of {} statement(s); those stay applied and the next run resumes at statement {}",
-                        record.statements_applied,
-                        record
-                            .statements_total
-                            .map_or_else(|| "?".to_owned(), |t| t.to_string()),
-                        record.statements_applied + 1
-                    )
+                    let next = Version::parse(&record.version)
+                        .and_then(|version| self.migrations.get(&version))
+                        .and_then(|migration| migration.section(record.direction))
+                        .and_then(|section| section.executable_statements(db.dialect()).ok())
+                        .and_then(|statements| {
+                            let index = usize::try_from(record.statements_applied).ok()?;
+                            statements.into_iter().nth(index)
+                        });
+                    interrupted_attempt_message(record, next.as_ref())
                 };
                 db.complete_interrupted(record.id, &message)?;
                 observer.event(Event::SettledInterrupted { record });

@@ -46,7 +46,8 @@ pub(crate) fn checksum_mismatches(
     state
         .versions
         .iter()
-        .filter(|(_, v)| v.applied)
+        // A changed repeatable migration is not a mismatch: `up` applies it again.
+        .filter(|(version, v)| v.applied && !version.is_repeatable())
         .filter_map(|(version, recorded)| {
             let migration = set.get(version)?;
             let stored = recorded.checksum.as_deref()?;
@@ -103,7 +104,7 @@ pub(crate) fn plan_up<'a>(
     let pending: Vec<&Migration> = set
         .migrations
         .iter()
-        .filter(|m| !state.is_applied(&m.version))
+        .filter(|m| !state.is_applied(&m.version) || repeatable_changed(m, state))
         .filter(|m| target.is_none_or(|t| m.version <= *t))
         .collect();
     if !allow_out_of_order && let Some(newest) = state.newest_applied() {
@@ -144,6 +145,14 @@ pub(crate) fn plan_up<'a>(
         return Err(RunError::Source(SourceErrors(errors)));
     }
     Ok(steps)
+}
+
+/// Whether a repeatable migration was applied with another checksum than its file's now.
+pub(crate) fn repeatable_changed(migration: &Migration, state: &HistoryState) -> bool {
+    migration.version.is_repeatable()
+        && state.get(&migration.version).is_some_and(|v| {
+            v.applied && v.checksum.as_deref() != Some(migration.up.checksum.as_str())
+        })
 }
 
 /// The migrations `down` rolls back, newest first.
@@ -198,7 +207,11 @@ pub(crate) fn plan_down<'a>(
                 match migration.down_section() {
                     Err(MissingDown::Absent) => missing.push((
                         version.to_string(),
-                        format!("{} has no down section", migration.up.path.display()),
+                        format!(
+                            "{} has no rollback: write {}",
+                            migration.up.path.display(),
+                            migration.rollback_description()
+                        ),
                     )),
                     Err(MissingDown::Empty) => missing.push((
                         version.to_string(),
@@ -325,8 +338,8 @@ fn step<'a>(
     dialect: Dialect,
     defaults: &Timeouts,
 ) -> Result<Step<'a>, StepError> {
-    let statements = section
-        .executable_statements(dialect)
+    let statements = migration
+        .executable_statements(direction, dialect)
         .map_err(StepError::Source)?;
     let version = migration.version.to_string();
     let mut resume_from = 0;

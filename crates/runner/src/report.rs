@@ -10,6 +10,8 @@ use crate::error::RunError;
 /// `safeshift status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// The layout the migrations directory is read in (safeshift's own, goose, Flyway…), and why.
+    pub format: safeshift_source::Detection,
     /// The database URL, redacted.
     pub database: String,
     pub engine: &'static str,
@@ -31,6 +33,7 @@ impl StatusReport {
     pub fn newest_applied(&self) -> Option<&str> {
         self.entries
             .iter()
+            .filter(|e| !e.repeatable)
             .rfind(|e| e.state.is_applied())
             .map(|e| e.version.as_str())
     }
@@ -40,6 +43,8 @@ impl StatusReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusEntry {
     pub version: String,
+    /// A repeatable migration (no number; runs again when its file changes).
+    pub repeatable: bool,
     pub name: String,
     /// The up file, relative to the migrations directory; `None` when the file is gone.
     pub file: Option<String>,
@@ -77,6 +82,9 @@ pub enum EntryState {
     PartiallyRolledBack,
     /// An attempt is marked running: in progress now, or its runner died.
     Running,
+    /// A repeatable migration that was applied and whose file changed since: `up` applies it
+    /// again.
+    Reapply,
 }
 
 impl EntryState {
@@ -85,6 +93,14 @@ impl EntryState {
         matches!(
             self,
             EntryState::Applied | EntryState::Changed | EntryState::FileMissing
+        )
+    }
+
+    /// What `up` runs (again): pending, failed, stopped part-way, or a changed repeatable.
+    pub fn runs_on_up(self) -> bool {
+        matches!(
+            self,
+            EntryState::Pending | EntryState::Failed | EntryState::Partial | EntryState::Reapply
         )
     }
 
@@ -98,6 +114,7 @@ impl EntryState {
             EntryState::Partial => "partial",
             EntryState::PartiallyRolledBack => "partially rolled back",
             EntryState::Running => "running",
+            EntryState::Reapply => "changed, runs again",
         }
     }
 }

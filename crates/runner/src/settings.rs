@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use safeshift_driver::{LockMode, Timeouts};
+use safeshift_driver::{RunLockMode, Timeouts};
 
 /// Settings for a [`crate::Migrator`].
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ impl RetryPolicy {
 /// The run lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockSettings {
-    pub mode: LockMode,
+    pub mode: RunLockMode,
     /// How long to wait for another runner to finish before giving up.
     pub wait: Duration,
     /// How often to try again while waiting.
@@ -90,7 +90,7 @@ pub struct LockSettings {
 impl Default for LockSettings {
     fn default() -> Self {
         LockSettings {
-            mode: LockMode::Advisory,
+            mode: RunLockMode::Advisory,
             wait: Duration::from_secs(60),
             poll: Duration::from_millis(250),
             lease: Duration::from_secs(30),

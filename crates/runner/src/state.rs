@@ -113,18 +113,20 @@ impl HistoryState {
         self.get(version).is_some_and(|v| v.applied)
     }
 
-    /// The newest applied version.
+    /// The newest applied version (repeatable migrations have none).
     pub fn newest_applied(&self) -> Option<&Version> {
+        self.applied_newest_first()
+            .map(|(version, _)| version)
+            .next()
+    }
+
+    /// Applied versions, newest first, without repeatable migrations (which are never rolled
+    /// back: they are applied again when they change).
+    pub fn applied_newest_first(&self) -> impl Iterator<Item = (&Version, &VersionState)> {
         self.versions
             .iter()
             .rev()
-            .find(|(_, v)| v.applied)
-            .map(|(version, _)| version)
-    }
-
-    /// Applied versions, newest first.
-    pub fn applied_newest_first(&self) -> impl Iterator<Item = (&Version, &VersionState)> {
-        self.versions.iter().rev().filter(|(_, v)| v.applied)
+            .filter(|(version, v)| v.applied && !version.is_repeatable())
     }
 }
 
@@ -196,6 +198,25 @@ mod tests {
         assert!(!state.is_applied(&v("0003")));
         assert!(state.is_applied(&v("0004")));
         assert_eq!(state.newest_applied(), Some(&v("0004")));
+    }
+
+    #[test]
+    fn repeatable_migrations_are_never_the_newest_applied_nor_rolled_back() {
+        use Direction::*;
+        use RecordKind::*;
+        use Status::*;
+        let records = vec![
+            record(1, "0001", Migrate, Up, Succeeded),
+            record(2, "R__views", Migrate, Up, Succeeded),
+        ];
+        let state = HistoryState::from_records(&records);
+        assert!(state.is_applied(&Version::repeatable("views")));
+        assert_eq!(state.newest_applied(), Version::parse("0001").as_ref());
+        let rollback_order: Vec<&str> = state
+            .applied_newest_first()
+            .map(|(version, _)| version.as_str())
+            .collect();
+        assert_eq!(rollback_order, ["0001"]);
     }
 
     #[test]

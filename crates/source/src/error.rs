@@ -40,6 +40,15 @@ pub enum SourceErrorKind {
     TransactionMode,
     /// A `-- safeshift:` directive is unknown or used where it cannot work.
     Directive,
+    /// A template placeholder (`{{ .Name }}`, `${name}`) has no value, or is template logic
+    /// safeshift cannot expand.
+    Template,
+    /// Another tool's configuration or plan file (`flyway.conf`, `sqitch.plan`,
+    /// `metadata.toml`…) cannot be read or says something safeshift cannot follow.
+    Config,
+    /// The directory mixes layouts that cannot be read together, or holds a migration safeshift
+    /// cannot run (a goose Go migration, a psql meta-command).
+    Layout,
 }
 
 /// A problem with a migration file.
@@ -79,6 +88,11 @@ impl SourceError {
         SourceError::new(SourceErrorKind::Directive, path, message)
             .at_line(line)
             .help(help)
+    }
+
+    /// A problem with another tool's configuration or plan file.
+    pub(crate) fn config(path: &Path, message: impl Into<String>) -> Self {
+        SourceError::new(SourceErrorKind::Config, path, message)
     }
 
     pub(crate) fn at(mut self, line: u32, column: u32) -> Self {

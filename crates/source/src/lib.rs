@@ -26,29 +26,40 @@
 
 mod checksum;
 mod error;
+mod format;
+mod layouts;
 mod load;
 mod loose;
 mod migration;
 mod new;
 mod options;
 mod statements;
+mod template;
 mod text;
 mod unclassified;
 mod version;
 
 pub use checksum::Checksum;
 pub use error::{SourceError, SourceErrorKind, SourceErrors};
+pub use format::{Detection, Format, LoadOptions, detect_format, discover_directory};
+pub use layouts::flyway::flyway_checksum;
+pub use layouts::prisma::prisma_checksum_matches;
+pub use layouts::sqitch::{SqitchChange, SqitchPlan, sqitch_script_hash};
 pub use load::{MigrationSet, ROLLBACK_DIRECTORY, SourceWarning, existing_versions};
 pub use loose::LooseFile;
 pub use migration::{Layout, Migration, MissingDown, Section};
 pub use new::{
-    NewMigration, VersionScheme, default_directory, plan_new_migration, slugify,
-    write_new_migration,
+    NewMigration, VersionScheme, default_directory, plan_migration_with_sql, plan_new_migration,
+    slugify, write_new_migration,
 };
-pub use options::{Direction, KNOWN_OPTIONS, SectionOptions, parse_duration};
+pub use options::{
+    Direction, KNOWN_OPTIONS, MAX_TIMEOUT, SectionOptions, check_timeout, parse_duration,
+    parse_timeout,
+};
 pub use statements::{
     ConcurrentIndex, Dialect, Directive, Statement, Transactionality, scan_tokens,
     transactionality_of,
 };
+pub use template::Variables;
 pub use text::SourceText;
 pub use version::Version;

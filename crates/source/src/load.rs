@@ -1,17 +1,23 @@
 //! Finding migrations in a directory, in each supported layout, and reading their sections.
+//!
+//! Numbered `{version}_{name}.sql` files say how to read themselves: `-- migrate:up` markers
+//! (dbmate's sections), `-- +goose Up` annotations, or `-- Up migration` comments. Other tools'
+//! directory layouts (Flyway, diesel, Prisma, sqitch) are read by their modules in
+//! [`crate::layouts`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::checksum::Checksum;
 use crate::error::{SourceError, SourceErrorKind, SourceErrors};
-use crate::migration::{Layout, Migration, Section};
+use crate::format::{Detection, Format, LoadOptions, detect_format};
+use crate::layouts::{self, goose, plain};
+use crate::migration::{Layout, Migration, Section, SectionParts};
 use crate::options::{self, Direction, KNOWN_OPTIONS, MarkerLine, SectionOptions};
 use crate::statements::has_code;
-use crate::text::SourceText;
+use crate::template::{FileText, Variables};
 use crate::version::Version;
 
 /// The directory, under the migrations directory, that holds separate rollback files.
@@ -24,43 +30,75 @@ pub struct SourceWarning {
     pub message: String,
 }
 
+/// What a layout reader found: migrations in any order, warnings, and every problem.
+#[derive(Default)]
+pub(crate) struct Loaded {
+    pub migrations: Vec<Migration>,
+    pub warnings: Vec<SourceWarning>,
+    pub errors: Vec<SourceError>,
+}
+
 /// Every migration in a directory, ordered by version.
 #[derive(Debug, Clone)]
 pub struct MigrationSet {
     pub directory: PathBuf,
     pub migrations: Vec<Migration>,
     pub warnings: Vec<SourceWarning>,
+    /// The layout the directory was read in, and why.
+    pub detection: Detection,
 }
 
 impl MigrationSet {
-    /// Reads every migration in `directory`. Reports every problem found, not just the first;
-    /// on any error no migration is returned, so nothing can be applied from a broken directory.
+    /// Reads every migration in `directory`, detecting its layout. Reports every problem found,
+    /// not just the first; on any error no migration is returned, so nothing can be applied from
+    /// a broken directory.
     pub fn load(directory: impl AsRef<Path>) -> Result<MigrationSet, SourceErrors> {
-        let directory = directory.as_ref();
-        let mut found = Found::default();
-        found.scan_directory(directory, Path::new(""))?;
-        let rollback = directory.join(ROLLBACK_DIRECTORY);
-        if rollback.is_dir() {
-            found.scan_directory(&rollback, Path::new(ROLLBACK_DIRECTORY))?;
-        }
-        let Found {
-            candidates,
-            mut errors,
-            warnings,
-        } = found;
+        MigrationSet::load_with(directory, &LoadOptions::default())
+    }
 
-        let mut by_version: BTreeMap<Version, Vec<Candidate>> = BTreeMap::new();
-        for candidate in candidates {
-            by_version
-                .entry(candidate.version.clone())
-                .or_default()
-                .push(candidate);
-        }
-        let mut migrations = Vec::new();
-        for (_, group) in by_version {
-            match assemble(group) {
-                Ok(migration) => migrations.push(migration),
-                Err(mut group_errors) => errors.append(&mut group_errors),
+    /// Reads every migration in `directory` in the layout `options` names (or the detected one),
+    /// expanding template placeholders with the values it gives.
+    pub fn load_with(
+        directory: impl AsRef<Path>,
+        options: &LoadOptions,
+    ) -> Result<MigrationSet, SourceErrors> {
+        let directory = directory.as_ref();
+        let detection = match options.format {
+            Some(format) => Detection {
+                format,
+                reason: "chosen with --migration-format or `format` in safeshift.toml".into(),
+            },
+            None => detect_format(directory)?,
+        };
+        let (loaded, detection) = match detection.format {
+            Format::Safeshift | Format::Goose | Format::Plain => {
+                load_numbered_files(directory, options, detection)?
+            }
+            Format::Flyway => (layouts::flyway::load(directory, options)?, detection),
+            Format::Diesel => (layouts::diesel::load(directory, options)?, detection),
+            Format::Prisma => (layouts::prisma::load(directory, options)?, detection),
+            Format::Sqitch => (layouts::sqitch::load(directory, options)?, detection),
+        };
+        let Loaded {
+            mut migrations,
+            warnings,
+            mut errors,
+        } = loaded;
+        migrations.sort_by(|a, b| a.version.cmp(&b.version));
+        for pair in migrations.windows(2) {
+            if pair[0].version == pair[1].version {
+                errors.push(
+                    SourceError::new(
+                        SourceErrorKind::DuplicateVersion,
+                        &pair[1].up.path,
+                        format!(
+                            "version {} is also used by {}",
+                            pair[1].version,
+                            pair[0].up.path.display()
+                        ),
+                    )
+                    .help("give each migration its own version; renumber one of them"),
+                );
             }
         }
         if errors.is_empty() {
@@ -68,6 +106,7 @@ impl MigrationSet {
                 directory: directory.to_path_buf(),
                 migrations,
                 warnings,
+                detection,
             })
         } else {
             Err(SourceErrors(errors))
@@ -88,9 +127,39 @@ impl MigrationSet {
     }
 }
 
-/// The versions and layouts of the migrations in a directory, from file names alone (contents
-/// are not read, so a migration still being written does not get in the way). For `new`.
+/// The versions and layouts of the migrations in a directory, from file names (and, for
+/// numbered files, the markers they carry), without reading them as migrations, so a migration
+/// still being written does not get in the way. For `new`.
 pub fn existing_versions(directory: &Path) -> Result<Vec<(Version, Layout)>, SourceError> {
+    let mut versions = match detect_format(directory)?.format {
+        Format::Flyway => layouts::flyway::existing_versions(directory)?,
+        Format::Diesel => layouts::sorted_entries(directory)?
+            .into_iter()
+            .filter(|(_, path)| path.join("up.sql").is_file())
+            .filter_map(|(name, _)| layouts::diesel::version_of(&name).map(|(v, _)| v))
+            .map(|version| (version, Layout::Diesel))
+            .collect(),
+        Format::Prisma => layouts::sorted_entries(directory)?
+            .into_iter()
+            .filter(|(_, path)| path.join("migration.sql").is_file())
+            .filter_map(|(name, _)| {
+                Version::parse(name.split_once('_').map_or(name.as_str(), |(v, _)| v))
+            })
+            .map(|version| (version, Layout::Prisma))
+            .collect(),
+        Format::Sqitch => crate::layouts::sqitch::SqitchPlan::read(directory)?
+            .changes
+            .iter()
+            .filter_map(|change| Version::parse(&change.position.to_string()))
+            .map(|version| (version, Layout::Sqitch))
+            .collect(),
+        Format::Safeshift | Format::Goose | Format::Plain => existing_numbered(directory)?,
+    };
+    versions.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(versions)
+}
+
+fn existing_numbered(directory: &Path) -> Result<Vec<(Version, Layout)>, SourceError> {
     let mut found = Found::default();
     found.scan_directory(directory, Path::new(""))?;
     let rollback = directory.join(ROLLBACK_DIRECTORY);
@@ -103,20 +172,193 @@ pub fn existing_versions(directory: &Path) -> Result<Vec<(Version, Layout)>, Sou
         .filter(|c| c.role == Role::Rollback)
         .map(|c| c.version.clone())
         .collect();
-    let mut versions: Vec<(Version, Layout)> = found
+    let marked = |candidate: &Candidate| match read_candidate(candidate, &Variables::default())
+        .map(|file| flavour_of(&file))
+    {
+        Ok(Flavour::Goose) => Layout::Goose,
+        Ok(Flavour::Plain) => Layout::Plain,
+        _ => Layout::Sections,
+    };
+    Ok(found
         .candidates
-        .into_iter()
+        .iter()
         .filter_map(|c| match c.role {
             Role::Single if rollbacks.contains(&c.version) => {
-                Some((c.version, Layout::RollbackDirectory))
+                Some((c.version.clone(), Layout::RollbackDirectory))
             }
-            Role::Single => Some((c.version, Layout::Sections)),
-            Role::PairUp => Some((c.version, Layout::Pair)),
+            Role::Single => Some((c.version.clone(), marked(c))),
+            Role::PairUp => Some((c.version.clone(), Layout::Pair)),
             Role::PairDown | Role::Rollback => None,
         })
-        .collect();
-    versions.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(versions)
+        .collect())
+}
+
+/// How a numbered file marks its sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    /// `-- migrate:up` / `-- migrate:down` (or a near miss of them).
+    Sections,
+    /// `-- +goose` annotations.
+    Goose,
+    /// `-- Up migration` / `-- Down migration` comments.
+    Plain,
+    /// No markers at all.
+    Unmarked,
+}
+
+fn flavour_of(file: &FileText) -> Flavour {
+    let text = &file.text;
+    let mut goose = false;
+    let mut plain = false;
+    for (_, range) in text.lines() {
+        let line = &text.as_str()[range];
+        match options::classify_line(line) {
+            MarkerLine::Marker { .. } | MarkerLine::NearMiss => return Flavour::Sections,
+            MarkerLine::Goose => goose = true,
+            MarkerLine::NotMarker => plain |= plain::marker(line).is_some(),
+        }
+    }
+    if goose {
+        Flavour::Goose
+    } else if plain {
+        Flavour::Plain
+    } else {
+        Flavour::Unmarked
+    }
+}
+
+/// What the numbered files of a directory need to be read: their texts (read once) and how
+/// each marks its sections.
+struct NumberedFiles<'a> {
+    texts: HashMap<PathBuf, Result<FileText, SourceError>>,
+    flavours: HashMap<PathBuf, Flavour>,
+    /// The format `--migration-format` forces, if any.
+    forced: Option<Format>,
+    /// Unmarked files are whole-file migrations (the directory is a plain one).
+    unmarked_are_plain: bool,
+    variables: &'a Variables,
+}
+
+/// Reads the numbered files of `directory`: safeshift's own layouts, goose files and plain files.
+fn load_numbered_files(
+    directory: &Path,
+    options: &LoadOptions,
+    detection: Detection,
+) -> Result<(Loaded, Detection), SourceErrors> {
+    let mut found = Found::default();
+    found.scan_directory(directory, Path::new(""))?;
+    let rollback = directory.join(ROLLBACK_DIRECTORY);
+    if rollback.is_dir() {
+        found.scan_directory(&rollback, Path::new(ROLLBACK_DIRECTORY))?;
+    }
+    let Found {
+        candidates,
+        mut errors,
+        mut warnings,
+        go_files,
+    } = found;
+
+    let mut texts = HashMap::new();
+    let mut flavours = HashMap::new();
+    for candidate in &candidates {
+        let text = read_candidate(candidate, &options.variables);
+        if candidate.role == Role::Single
+            && let Ok(file) = &text
+        {
+            flavours.insert(candidate.path.clone(), flavour_of(file));
+        }
+        texts.insert(candidate.path.clone(), text);
+    }
+    let count = |flavour: Flavour| flavours.values().filter(|f| **f == flavour).count();
+    let (sections, goose_files, plain_files) = (
+        count(Flavour::Sections),
+        count(Flavour::Goose),
+        count(Flavour::Plain),
+    );
+    let forced = options.format;
+    let unmarked_are_plain = match forced {
+        Some(format) => format == Format::Plain,
+        None => plain_files > 0 && sections == 0 && goose_files == 0,
+    };
+    let goose_directory = forced == Some(Format::Goose) || (forced.is_none() && goose_files > 0);
+    for go_file in go_files {
+        if goose_directory {
+            errors.push(
+                SourceError::new(
+                    SourceErrorKind::Layout,
+                    &go_file,
+                    "a goose Go migration: safeshift runs SQL migrations only",
+                )
+                .help("write the migration in SQL (a goose SQL file with the same version), or, if it is applied everywhere, record it with `safeshift adopt` and delete the file"),
+            );
+        }
+    }
+    let files = NumberedFiles {
+        texts,
+        flavours,
+        forced,
+        unmarked_are_plain,
+        variables: &options.variables,
+    };
+
+    let mut by_version: BTreeMap<Version, Vec<Candidate>> = BTreeMap::new();
+    for candidate in candidates {
+        by_version
+            .entry(candidate.version.clone())
+            .or_default()
+            .push(candidate);
+    }
+    let mut migrations = Vec::new();
+    for (_, group) in by_version {
+        match assemble(group, &files) {
+            Ok(migration) => migrations.push(migration),
+            Err(mut group_errors) => errors.append(&mut group_errors),
+        }
+    }
+    let total = files.flavours.len();
+    let detection = if forced.is_some() {
+        detection
+    } else if goose_files > 0 && goose_files >= sections {
+        Detection {
+            format: Format::Goose,
+            reason: format!("{goose_files} of {total} numbered files have `-- +goose` annotations"),
+        }
+    } else if unmarked_are_plain {
+        Detection {
+            format: Format::Plain,
+            reason: format!(
+                "{plain_files} of {total} numbered files have `-- Up migration` comments"
+            ),
+        }
+    } else {
+        detection
+    };
+    if forced.is_none() && goose_files > 0 && sections > 0 {
+        warnings.push(SourceWarning {
+            path: directory.to_path_buf(),
+            message: format!(
+                "{goose_files} goose file(s) and {sections} safeshift file(s) side by side; each is read in its own layout"
+            ),
+        });
+    }
+    Ok((
+        Loaded {
+            migrations,
+            warnings,
+            errors,
+        },
+        detection,
+    ))
+}
+
+/// Reads a candidate file: normalised text with Go template placeholders expanded, refusing an
+/// empty file.
+fn read_candidate(candidate: &Candidate, variables: &Variables) -> Result<FileText, SourceError> {
+    let file = layouts::read_file(&candidate.path, variables)?;
+    if file.text.as_str().trim().is_empty() {
+        return Err(layouts::empty_file_error(&candidate.path));
+    }
+    Ok(file)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +385,8 @@ struct Found {
     candidates: Vec<Candidate>,
     errors: Vec<SourceError>,
     warnings: Vec<SourceWarning>,
+    /// Numbered `.go` files (goose Go migrations).
+    go_files: Vec<PathBuf>,
 }
 
 impl Found {
@@ -182,6 +426,14 @@ impl Found {
                 });
                 continue;
             };
+            if name.ends_with(".go")
+                && name.starts_with(|c: char| c.is_ascii_digit())
+                && !name.ends_with("_test.go")
+                && path.is_file()
+            {
+                self.go_files.push(path);
+                continue;
+            }
             if name.starts_with('.') || !name.ends_with(".sql") || !path.is_file() {
                 continue;
             }
@@ -257,7 +509,10 @@ fn parse_file_name(file_name: &str, in_rollback: bool) -> FileName {
 }
 
 /// Builds one migration from the files that share a version.
-fn assemble(group: Vec<Candidate>) -> Result<Migration, Vec<SourceError>> {
+fn assemble(
+    group: Vec<Candidate>,
+    files: &NumberedFiles<'_>,
+) -> Result<Migration, Vec<SourceError>> {
     let (ups, others): (Vec<_>, Vec<_>) = group
         .into_iter()
         .partition(|c| matches!(c.role, Role::Single | Role::PairUp));
@@ -314,24 +569,11 @@ fn assemble(group: Vec<Candidate>) -> Result<Migration, Vec<SourceError>> {
         return Err(errors);
     }
 
-    let read = |candidate: &Candidate| -> Result<SourceText, SourceError> {
-        let bytes = std::fs::read(&candidate.path).map_err(|error| {
-            SourceError::new(
-                SourceErrorKind::Io,
-                &candidate.path,
-                format!("cannot read the file: {error}"),
-            )
-        })?;
-        let text = SourceText::from_bytes(&candidate.path, &bytes)?;
-        if text.as_str().trim().is_empty() {
-            return Err(SourceError::new(
-                SourceErrorKind::Empty,
-                &candidate.path,
-                "the file is empty",
-            )
-            .help("write the migration, or delete the file"));
+    let read = |candidate: &Candidate| -> Result<FileText, SourceError> {
+        match files.texts.get(&candidate.path) {
+            Some(text) => text.clone(),
+            None => read_candidate(candidate, files.variables),
         }
-        Ok(text)
     };
     let result = (|| -> Result<Migration, SourceError> {
         let up_text = read(up)?;
@@ -340,20 +582,34 @@ fn assemble(group: Vec<Candidate>) -> Result<Migration, Vec<SourceError>> {
             .transpose()?;
         let (layout, up_section, mut down_section) = match up.role {
             Role::Single => {
-                let (up_section, down_section) =
-                    read_sections_file(up, up_text, rollback_text.as_ref().map(|(r, _)| *r))?;
-                let layout = if rollback.is_some() {
-                    Layout::RollbackDirectory
-                } else {
-                    Layout::Sections
-                };
-                (layout, up_section, down_section)
+                let flavour = files
+                    .flavours
+                    .get(&up.path)
+                    .copied()
+                    .unwrap_or(Flavour::Unmarked);
+                read_numbered_file(
+                    up,
+                    up_text,
+                    rollback_text.as_ref().map(|(r, _)| *r),
+                    flavour,
+                    files,
+                )?
             }
-            _ => (
-                Layout::Pair,
-                read_whole_file(up, up_text, Direction::Up)?,
-                None,
-            ),
+            _ => {
+                if files.forced == Some(Format::Goose) {
+                    return Err(SourceError::new(
+                        SourceErrorKind::Layout,
+                        &up.path,
+                        "an .up.sql file in a directory read as goose files",
+                    )
+                    .help("goose keeps up and down in one file with `-- +goose Up` / `-- +goose Down`; drop --migration-format goose to read .up.sql/.down.sql pairs"));
+                }
+                (
+                    Layout::Pair,
+                    read_whole_file(up, up_text, Direction::Up)?,
+                    None,
+                )
+            }
         };
         if let Some(down) = pair_down {
             down_section = Some(read_whole_file(down, read(down)?, Direction::Down)?);
@@ -367,9 +623,84 @@ fn assemble(group: Vec<Candidate>) -> Result<Migration, Vec<SourceError>> {
             layout,
             up: up_section,
             down: down_section,
+            verify: None,
         })
     })();
     result.map_err(|error| vec![error])
+}
+
+/// Reads a `{version}_{name}.sql` file by the markers it carries (and the format `--migration-format`
+/// forces): safeshift's sections, goose annotations, plain comments, or none.
+fn read_numbered_file(
+    up: &Candidate,
+    text: FileText,
+    rollback: Option<&Candidate>,
+    flavour: Flavour,
+    files: &NumberedFiles<'_>,
+) -> Result<(Layout, Section, Option<Section>), SourceError> {
+    let layout_error = |message: String, help: &str| {
+        SourceError::new(SourceErrorKind::Layout, &up.path, message).help(help.to_owned())
+    };
+    let with_rollback = |layout: Layout| {
+        if rollback.is_some() {
+            Layout::RollbackDirectory
+        } else {
+            layout
+        }
+    };
+    match (flavour, files.forced) {
+        (Flavour::Goose, Some(Format::Safeshift | Format::Plain)) => Err(layout_error(
+            "the file has goose annotations (`-- +goose Up`)".into(),
+            "read goose files with --migration-format goose, or without it (each file is read in its own layout)",
+        )),
+        (Flavour::Goose, _) => {
+            if let Some(rollback) = rollback {
+                return Err(layout_error(
+                    format!(
+                        "a goose file with a rollback file, {}",
+                        rollback.path.display()
+                    ),
+                    "keep the rollback in the file's `-- +goose Down` section and delete the rollback file",
+                ));
+            }
+            let (up_section, down) =
+                goose::read(&up.path, &up.relative_path, text, files.variables)?;
+            Ok((Layout::Goose, up_section, down))
+        }
+        (Flavour::Sections, Some(Format::Goose | Format::Plain)) => Err(layout_error(
+            "the file has safeshift's `-- migrate:up` markers".into(),
+            "read it without --migration-format, or with --migration-format safeshift",
+        )),
+        (Flavour::Plain | Flavour::Unmarked, Some(Format::Goose)) => Err(SourceError::new(
+            SourceErrorKind::MissingUp,
+            &up.path,
+            "the file has no `-- +goose Up` annotation",
+        )
+        .at_line(1)
+        .help("goose requires `-- +goose Up` above the migration's SQL")),
+        (Flavour::Plain, Some(Format::Safeshift)) | (Flavour::Sections, _) => {
+            let (up_section, down) = read_sections_file(up, text, rollback)?;
+            Ok((with_rollback(Layout::Sections), up_section, down))
+        }
+        (Flavour::Unmarked, _) if rollback.is_some() || !files.unmarked_are_plain => {
+            let (up_section, down) = read_sections_file(up, text, rollback)?;
+            Ok((with_rollback(Layout::Sections), up_section, down))
+        }
+        (Flavour::Plain | Flavour::Unmarked, _) => {
+            let (up_section, down) = plain::read(&up.path, &up.relative_path, text)?;
+            if let (Some(rollback), Some(down)) = (rollback, &down) {
+                return Err(layout_error(
+                    format!(
+                        "the file has a down-migration comment (line {}) and a rollback file, {}",
+                        down.marker_line.unwrap_or(1),
+                        rollback.path.display()
+                    ),
+                    "keep one of the two rollbacks",
+                ));
+            }
+            Ok((with_rollback(Layout::Plain), up_section, down))
+        }
+    }
 }
 
 fn orphan_error(orphan: &Candidate) -> SourceError {
@@ -402,7 +733,8 @@ struct Markers {
 
 /// Finds the section markers of a file, rejecting near misses, unknown options, repeated and
 /// out-of-order markers, and markers that do not belong in this kind of file.
-fn find_markers(candidate: &Candidate, source: &SourceText) -> Result<Markers, SourceError> {
+fn find_markers(candidate: &Candidate, source: &FileText) -> Result<Markers, SourceError> {
+    let source = &source.text;
     let path = &candidate.path;
     let mut markers = Markers::default();
     for (line, range) in source.lines() {
@@ -422,10 +754,10 @@ fn find_markers(candidate: &Candidate, source: &SourceText) -> Result<Markers, S
                 return Err(SourceError::new(
                     SourceErrorKind::UnknownMarker,
                     path,
-                    format!("goose annotations are not supported: `{}`", text.trim()),
+                    format!("a goose annotation in a file with `-- migrate:` markers: `{}`", text.trim()),
                 )
                 .at_line(line)
-                .help("use `-- migrate:up` for `-- +goose Up`, `-- migrate:down` for `-- +goose Down`, and add transaction:false to the marker for `-- +goose NO TRANSACTION`"));
+                .help("keep one layout per file: use `-- migrate:up` for `-- +goose Up`, `-- migrate:down` for `-- +goose Down`, and add transaction:false to the marker for `-- +goose NO TRANSACTION`; or remove the `-- migrate:` markers to read it as a goose file"));
             }
             MarkerLine::Marker {
                 direction,
@@ -498,15 +830,16 @@ fn find_markers(candidate: &Candidate, source: &SourceText) -> Result<Markers, S
 /// when a rollback file exists for it, the whole file as the up migration.
 fn read_sections_file(
     candidate: &Candidate,
-    source: SourceText,
+    file: FileText,
     rollback: Option<&Candidate>,
 ) -> Result<(Section, Option<Section>), SourceError> {
     let path = &candidate.path;
-    let markers = find_markers(candidate, &source)?;
+    let markers = find_markers(candidate, &file)?;
+    let source = &file.text;
     let end = source.as_str().len();
     match (&markers.up, &markers.down, rollback) {
         (None, None, Some(_)) => {
-            let up = build_section(candidate, &source, Direction::Up, None, 0..end)?;
+            let up = build_section(candidate, &file, Direction::Up, None, 0..end)?;
             require_statements(&up)?;
             Ok((up, None))
         }
@@ -519,7 +852,7 @@ fn read_sections_file(
         .help("add a line `-- migrate:up` above the migration's SQL")),
         (None, None, None) => Err(SourceError::new(SourceErrorKind::MissingUp, path, "the file has no `-- migrate:up` section")
             .at_line(1)
-            .help("start the migration with a line `-- migrate:up` and put its rollback after a line `-- migrate:down` (dbmate's layout); or name the file .up.sql, or put the rollback in rollback/")),
+            .help("start the migration with a line `-- migrate:up` and put its rollback after a line `-- migrate:down` (dbmate's layout); or name the file .up.sql, or put the rollback in rollback/; hand-run files without sections are read with --migration-format plain")),
         (Some(_), Some(down), Some(rollback)) => Err(SourceError::new(
             SourceErrorKind::MisplacedMarker,
             path,
@@ -528,7 +861,7 @@ fn read_sections_file(
         .at_line(down.line)
         .help("keep one of the two rollbacks")),
         (Some(up_marker), down_marker, _) => {
-            if let Some(token) = has_code(path, &source, 0..up_marker.line_range.start)? {
+            if let Some(token) = has_code(path, source, 0..up_marker.line_range.start)? {
                 let (line, column) = source.line_col(token.start);
                 return Err(SourceError::new(
                     SourceErrorKind::CodeBeforeUp,
@@ -539,11 +872,11 @@ fn read_sections_file(
                 .help("move it below the marker, or delete it; only comments may stand above the up section"));
             }
             let up_end = down_marker.as_ref().map_or(end, |d| d.line_range.start);
-            let up = build_section(candidate, &source, Direction::Up, Some(up_marker), up_marker.line_range.start..up_end)?;
+            let up = build_section(candidate, &file, Direction::Up, Some(up_marker), up_marker.line_range.start..up_end)?;
             require_statements(&up)?;
             let down = down_marker
                 .as_ref()
-                .map(|d| build_section(candidate, &source, Direction::Down, Some(d), d.line_range.start..end))
+                .map(|d| build_section(candidate, &file, Direction::Down, Some(d), d.line_range.start..end))
                 .transpose()?;
             Ok((up, down))
         }
@@ -554,10 +887,11 @@ fn read_sections_file(
 /// line is optional and only carries options; sqlx's first-line `-- no-transaction` is honoured.
 fn read_whole_file(
     candidate: &Candidate,
-    source: SourceText,
+    file: FileText,
     direction: Direction,
 ) -> Result<Section, SourceError> {
-    let markers = find_markers(candidate, &source)?;
+    let markers = find_markers(candidate, &file)?;
+    let source = &file.text;
     let marker = match direction {
         Direction::Up => markers.up,
         Direction::Down => markers.down,
@@ -565,7 +899,7 @@ fn read_whole_file(
     let end = source.as_str().len();
     let section = match &marker {
         Some(marker) => {
-            if let Some(token) = has_code(&candidate.path, &source, 0..marker.line_range.start)? {
+            if let Some(token) = has_code(&candidate.path, source, 0..marker.line_range.start)? {
                 let (line, column) = source.line_col(token.start);
                 return Err(SourceError::new(
                     SourceErrorKind::CodeBeforeUp,
@@ -580,14 +914,14 @@ fn read_whole_file(
             }
             build_section(
                 candidate,
-                &source,
+                &file,
                 direction,
                 Some(marker),
                 marker.line_range.start..end,
             )?
         }
         None => {
-            let mut section = build_section(candidate, &source, direction, None, 0..end)?;
+            let mut section = build_section(candidate, &file, direction, None, 0..end)?;
             if source.as_str().starts_with("-- no-transaction") {
                 section.options.transaction = false;
             }
@@ -602,7 +936,7 @@ fn read_whole_file(
 
 fn build_section(
     candidate: &Candidate,
-    source: &SourceText,
+    file: &FileText,
     direction: Direction,
     marker: Option<&Marker>,
     range: Range<usize>,
@@ -611,18 +945,16 @@ fn build_section(
         Some(marker) => (marker.line_range.end + 1).min(range.end),
         None => range.start,
     };
-    let body = body_start..range.end;
-    let empty = has_code(&candidate.path, source, body.clone())?.is_none();
-    Ok(Section {
+    Section::build(SectionParts {
         direction,
-        path: candidate.path.clone(),
-        relative_path: candidate.relative_path.clone(),
-        options: marker.map(|m| m.options.clone()).unwrap_or_default(),
+        path: &candidate.path,
+        relative_path: &candidate.relative_path,
+        file,
         marker_line: marker.map(|m| m.line),
-        checksum: Checksum::of(&source.as_str()[range]),
-        source: source.clone(),
-        body,
-        empty,
+        options: marker.map(|m| m.options.clone()).unwrap_or_default(),
+        body: body_start..range.end,
+        range,
+        no_transaction_help: None,
     })
 }
 

@@ -96,6 +96,7 @@ impl LooseFile {
                 source,
                 body,
                 empty,
+                no_transaction_help: None,
             },
             has_marker,
         })

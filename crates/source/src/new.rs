@@ -45,7 +45,11 @@ pub fn plan_new_migration(
             "`{description}` has no letters or digits to name the file with; describe the change, e.g. `add idempotency tables`"
         ));
     }
-    let last = existing.iter().map(|(version, _)| version).max();
+    let last = existing
+        .iter()
+        .map(|(version, _)| version)
+        .filter(|version| !version.is_repeatable())
+        .max();
     let scheme = scheme.unwrap_or(match last {
         Some(version) if version.is_timestamp() => VersionScheme::Timestamp,
         _ => VersionScheme::Sequence,
@@ -54,54 +58,185 @@ pub fn plan_new_migration(
     let layout = layout
         .or_else(|| prevailing_layout(existing))
         .unwrap_or(Layout::Sections);
+    files_for(directory, layout, version, &slug, description, now, None)
+}
+
+/// A migration at `version` whose up section is `up_sql` and which has no down section (a
+/// baseline of a live schema), in `layout` or the one most migrations of the directory use.
+pub fn plan_migration_with_sql(
+    directory: &Path,
+    existing: &[(Version, Layout)],
+    version: &str,
+    description: &str,
+    layout: Option<Layout>,
+    up_sql: &str,
+    now: DateTime<Utc>,
+) -> Result<NewMigration, String> {
+    let layout = layout
+        .or_else(|| prevailing_layout(existing))
+        .unwrap_or(Layout::Sections);
+    files_for(
+        directory,
+        layout,
+        version.to_owned(),
+        &slugify(description),
+        description,
+        now,
+        Some(up_sql),
+    )
+}
+
+/// The files of a new migration in `layout`: templates with empty sections, or, with `up_sql`,
+/// that SQL as the up section and no down section.
+fn files_for(
+    directory: &Path,
+    layout: Layout,
+    version: String,
+    slug: &str,
+    description: &str,
+    now: DateTime<Utc>,
+    up_sql: Option<&str>,
+) -> Result<NewMigration, String> {
     let header = header(&version, description, now);
-    let files = match layout {
-        Layout::Sections => vec![(
-            directory.join(format!("{version}_{slug}.sql")),
-            format!("{header}\n-- migrate:up\n\n\n-- migrate:down\n\n"),
-        )],
-        Layout::Pair => vec![
-            (
+    let rollback_header = format!("-- Rollback of migration {version}: {description}\n\n");
+    let title = format!("-- Migration {version}: {description}\n\n");
+    // The up file: a template, or the given SQL after the up marker.
+    let up = |path: PathBuf, template: String, marker: &str| -> (PathBuf, String) {
+        match up_sql {
+            None => (path, template),
+            Some(sql) => (path, format!("{marker}{sql}")),
+        }
+    };
+    let (up_file, down_file) = match layout {
+        Layout::Sections => (
+            up(
+                directory.join(format!("{version}_{slug}.sql")),
+                format!("{header}\n-- migrate:up\n\n\n-- migrate:down\n\n"),
+                "-- migrate:up\n",
+            ),
+            None,
+        ),
+        Layout::Pair => (
+            up(
                 directory.join(format!("{version}_{slug}.up.sql")),
                 format!("{header}\n"),
+                "",
             ),
-            (
+            Some((
                 directory.join(format!("{version}_{slug}.down.sql")),
-                format!("-- Rollback of migration {version}: {description}\n\n"),
-            ),
-        ],
+                rollback_header,
+            )),
+        ),
         Layout::RollbackDirectory => {
-            let subject = slug.split_once('_').map_or(slug.as_str(), |(_, rest)| rest);
-            vec![
-                (
+            let subject = slug.split_once('_').map_or(slug, |(_, rest)| rest);
+            (
+                up(
                     directory.join(format!("{version}_{slug}.sql")),
                     format!("{header}\n"),
+                    "",
                 ),
-                (
+                Some((
                     directory
                         .join(ROLLBACK_DIRECTORY)
                         .join(format!("{version}_rollback_{subject}.sql")),
-                    format!("-- Rollback of migration {version}: {description}\n\n"),
+                    rollback_header,
+                )),
+            )
+        }
+        Layout::Goose => (
+            up(
+                directory.join(format!("{version}_{slug}.sql")),
+                format!("{title}-- +goose Up\n\n\n-- +goose Down\n\n"),
+                "-- +goose Up\n",
+            ),
+            None,
+        ),
+        Layout::Plain => (
+            up(
+                directory.join(format!("{version}_{slug}.sql")),
+                format!("{title}-- Up Migration\n\n\n-- Down Migration\n\n"),
+                "-- Up Migration\n",
+            ),
+            None,
+        ),
+        Layout::Flyway => {
+            let location = crate::layouts::flyway::read_config(directory)
+                .ok()
+                .and_then(|config| config.locations.into_iter().find(|l| l.is_dir()))
+                .unwrap_or_else(|| directory.to_path_buf());
+            let file_version = version.replace('.', "_");
+            (
+                up(
+                    location.join(format!("V{file_version}__{slug}.sql")),
+                    title.clone(),
+                    "",
                 ),
-            ]
+                Some((
+                    location.join(format!("U{file_version}__{slug}.sql")),
+                    rollback_header,
+                )),
+            )
+        }
+        Layout::Diesel | Layout::Prisma => {
+            let folder = if layout == Layout::Diesel && version.len() == 14 {
+                // diesel's own form, 2024-01-15-093000, which it reads as 20240115093000.
+                format!(
+                    "{}-{}-{}-{}_{slug}",
+                    &version[..4],
+                    &version[4..6],
+                    &version[6..8],
+                    &version[8..]
+                )
+            } else {
+                format!("{version}_{slug}")
+            };
+            let up_name = if layout == Layout::Diesel {
+                "up.sql"
+            } else {
+                "migration.sql"
+            };
+            (
+                up(directory.join(&folder).join(up_name), title.clone(), ""),
+                Some((directory.join(&folder).join("down.sql"), rollback_header)),
+            )
+        }
+        Layout::Sqitch => {
+            return Err(
+                "safeshift does not add changes to sqitch.plan; add the change with `sqitch add`, and safeshift reads it"
+                    .to_owned(),
+            );
         }
     };
+    let mut files = vec![up_file];
+    if up_sql.is_none() {
+        files.extend(down_file);
+    }
     Ok(NewMigration { version, files })
 }
 
 /// The layout most migrations use.
 fn prevailing_layout(existing: &[(Version, Layout)]) -> Option<Layout> {
-    [Layout::Sections, Layout::Pair, Layout::RollbackDirectory]
-        .into_iter()
-        .map(|layout| {
-            (
-                layout,
-                existing.iter().filter(|(_, l)| *l == layout).count(),
-            )
-        })
-        .filter(|&(_, count)| count > 0)
-        .max_by_key(|&(_, count)| count)
-        .map(|(layout, _)| layout)
+    [
+        Layout::Sections,
+        Layout::Pair,
+        Layout::RollbackDirectory,
+        Layout::Goose,
+        Layout::Flyway,
+        Layout::Diesel,
+        Layout::Prisma,
+        Layout::Sqitch,
+        Layout::Plain,
+    ]
+    .into_iter()
+    .map(|layout| {
+        (
+            layout,
+            existing.iter().filter(|(_, l)| *l == layout).count(),
+        )
+    })
+    .filter(|&(_, count)| count > 0)
+    .max_by_key(|&(_, count)| count)
+    .map(|(layout, _)| layout)
 }
 
 /// Writes the planned files, never overwriting an existing one.

@@ -135,8 +135,8 @@ pub(crate) fn parse_options(text: &str) -> Result<SectionOptions, OptionError> {
                 }
             }
             "lock_timeout" | "statement_timeout" => {
-                let duration = parse_duration(value)
-                    .map_err(|message| error(format!("`{key}`: {message}")))?;
+                let duration =
+                    parse_timeout(value).map_err(|message| error(format!("`{key}`: {message}")))?;
                 if key == "lock_timeout" {
                     options.lock_timeout = Some(duration);
                 } else {
@@ -147,6 +147,32 @@ pub(crate) fn parse_options(text: &str) -> Result<SectionOptions, OptionError> {
         }
     }
     Ok(options)
+}
+
+/// The longest timeout PostgreSQL takes: `lock_timeout`, `statement_timeout` and their kin are
+/// milliseconds in a 32-bit integer (about 24.8 days).
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// Parses a timeout the database is given: a duration (see [`parse_duration`]) of 0 (no limit)
+/// or from 1ms to [`MAX_TIMEOUT`].
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    check_timeout(text, parse_duration(text)?)
+}
+
+/// `duration` (read from `text`) if the database can take it as a timeout.
+pub fn check_timeout(text: &str, duration: Duration) -> Result<Duration, String> {
+    if duration > MAX_TIMEOUT {
+        return Err(format!(
+            "`{text}` is longer than PostgreSQL allows ({}ms, about 24 days); 0 means no limit",
+            MAX_TIMEOUT.as_millis()
+        ));
+    }
+    if !duration.is_zero() && duration < Duration::from_millis(1) {
+        return Err(format!(
+            "`{text}` is shorter than 1ms, the smallest timeout PostgreSQL can set (0 means no limit)"
+        ));
+    }
+    Ok(duration)
 }
 
 /// Parses `5s`, `500ms`, `2min`, `1h` or `0` (which disables a timeout).
@@ -166,6 +192,26 @@ fn tokens_with_offsets(text: &str) -> impl Iterator<Item = (usize, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_stay_within_what_postgresql_takes() {
+        assert_eq!(parse_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_timeout("2147483647ms"), Ok(MAX_TIMEOUT));
+        assert_eq!(parse_timeout("24d"), Ok(Duration::from_secs(24 * 86_400)));
+        assert!(
+            parse_timeout("2147483648ms")
+                .unwrap_err()
+                .contains("2147483647ms")
+        );
+        assert!(parse_timeout("30d").is_err());
+        assert!(parse_timeout("18446744073709551615s").is_err());
+        assert!(
+            parse_timeout("0.5ms")
+                .unwrap_err()
+                .contains("shorter than 1ms")
+        );
+        assert_eq!(parse_timeout("1ms"), Ok(Duration::from_millis(1)));
+    }
 
     #[test]
     fn recognises_markers_and_near_misses() {

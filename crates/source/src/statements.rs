@@ -59,6 +59,9 @@ pub struct Statement {
     pub transactionality: Transactionality,
     /// `-- safeshift:<name> …` comment lines directly above the statement.
     pub directives: Vec<Directive>,
+    /// The file the statement is in, when it is not its section's: a verify script's
+    /// statements run with the up section they check.
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// A `-- safeshift:<name> <arguments>` comment attached to the statement below it, e.g.
@@ -290,6 +293,7 @@ pub(crate) fn split_statements(
                 column,
                 transactionality,
                 directives: std::mem::take(directives),
+                file: None,
             });
         }
         tokens.clear();

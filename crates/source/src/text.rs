@@ -42,10 +42,12 @@ impl SourceText {
                 .help("save the file as UTF-8; safeshift reads migrations as UTF-8 text"));
             }
         };
-        Ok(SourceText::from_str(&normalize_line_endings(text)))
+        Ok(SourceText::from_normalized(&normalize_line_endings(text)))
     }
 
-    fn from_str(text: &str) -> SourceText {
+    /// Text already normalised (UTF-8, no byte-order mark, `\n` line endings), such as a file
+    /// whose placeholders were expanded.
+    pub(crate) fn from_normalized(text: &str) -> SourceText {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         SourceText {
@@ -75,6 +77,18 @@ impl SourceText {
             .get(line.saturating_sub(1) as usize)
             .copied()
             .unwrap_or(self.text.len())
+    }
+
+    /// Byte offset where a 1-based line ends (before its newline), or the end of the text.
+    pub fn line_end(&self, line: u32) -> usize {
+        self.line_starts
+            .get(line as usize)
+            .map_or(self.text.len(), |&next| next - 1)
+    }
+
+    /// The number of lines.
+    pub fn line_count(&self) -> u32 {
+        self.line_starts.len() as u32
     }
 
     /// The lines of the text with their 1-based numbers and byte ranges (without the newline).
@@ -120,7 +134,7 @@ mod tests {
 
     #[test]
     fn line_col_counts_characters() {
-        let text = SourceText::from_str("ab\nçd\n");
+        let text = SourceText::from_normalized("ab\nçd\n");
         assert_eq!(text.line_col(0), (1, 1));
         assert_eq!(text.line_col(3), (2, 1));
         assert_eq!(text.line_col(5), (2, 2));

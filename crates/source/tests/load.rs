@@ -225,8 +225,13 @@ fn down_files_without_their_up_file() {
 fn markers_that_are_not_quite_markers() {
     let error = only_error(&[("0001_a.sql", b"-- migrate: up\nSELECT 1;\n")]);
     assert_eq!(error.kind, SourceErrorKind::UnknownMarker);
-    let error = only_error(&[("0001_a.sql", b"-- +goose Up\nSELECT 1;\n")]);
+    // A goose annotation in a file that has safeshift's markers mixes two layouts in one file.
+    let error = only_error(&[(
+        "0001_a.sql",
+        b"-- migrate:up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n",
+    )]);
     assert_eq!(error.kind, SourceErrorKind::UnknownMarker);
+    assert_eq!(error.line, Some(3));
     assert!(error.help.unwrap().contains("-- migrate:up"));
 }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use safeshift_driver::PostgresDriver;
 
 use crate::activity::{Session, connections, sessions_where};
-use crate::query::{millis, rows, text};
+use crate::query::{Row, millis, rows, text};
 
 /// A threshold the watchdog watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -250,10 +250,34 @@ impl State {
     }
 
     fn sample(&mut self, client: &mut Client) -> Result<Vec<WatchEvent>, String> {
-        let pid = self.config.pid;
         let mut events = Vec::new();
         self.summary.samples += 1;
-        // The migration's session: what it runs, and the lock it waits for, if any.
+        let own = self.own_session(client)?;
+        let total_wait = self.track_lock_wait(client, &own, &mut events)?;
+        self.track_queue(client, &mut events)?;
+        self.check_statement(&own, total_wait, &mut events);
+        self.track_connections(client, total_wait, &mut events)?;
+        let limits = self.config.limits;
+        if let Some(limit) = limits.duration
+            && self.started.elapsed() >= limit
+        {
+            self.cross(
+                Threshold::Duration,
+                format!(
+                    "the run has taken {} (limit {})",
+                    seconds(self.started.elapsed().as_millis() as u64),
+                    seconds(limit.as_millis() as u64)
+                ),
+                &mut events,
+            );
+        }
+        Ok(events)
+    }
+
+    /// The migration's session: its state, wait event, how long its statement has run, and the
+    /// lock it waits for, if any (since when, how long, on what).
+    fn own_session(&self, client: &mut Client) -> Result<Row, String> {
+        let pid = self.config.pid;
         let own = rows(
             client,
             &format!(
@@ -268,10 +292,21 @@ impl State {
             ),
         )
         .map_err(|e| e.message)?;
-        let own = own.into_iter().next().unwrap_or_default();
-        let waiting = text(&own, 1) == "Lock";
+        Ok(own.into_iter().next().unwrap_or_default())
+    }
+
+    /// Follows the migration's lock waits (and who blocks them); returns the time waited for
+    /// locks in all.
+    fn track_lock_wait(
+        &mut self,
+        client: &mut Client,
+        own: &Row,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<u64, String> {
+        let pid = self.config.pid;
+        let waiting = text(own, 1) == "Lock";
         let wait_start = own.get(3).cloned().flatten();
-        let waited_ms = millis(&own, 4).unwrap_or(0);
+        let waited_ms = millis(own, 4).unwrap_or(0);
         match (&self.current_wait, waiting, &wait_start) {
             (Some((start, last)), true, Some(now_start)) if start == now_start => {
                 let _ = last;
@@ -314,7 +349,16 @@ impl State {
                 .as_ref()
                 .map_or(0, |(_, current)| *current);
         self.summary.lock_wait_ms = total_wait;
+        Ok(total_wait)
+    }
 
+    /// The sessions queued behind the migration's lock.
+    fn track_queue(
+        &mut self,
+        client: &mut Client,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<(), String> {
+        let pid = self.config.pid;
         let queued = sessions_where(
             client,
             &format!("a.wait_event_type = 'Lock' AND {pid} = ANY(pg_blocking_pids(a.pid))"),
@@ -325,7 +369,12 @@ impl State {
             self.summary.most_queued = self.summary.most_queued.max(queued.len());
             events.push(WatchEvent::Queued { sessions: queued });
         }
+        Ok(())
+    }
 
+    /// The lock-wait and long-statement thresholds.
+    fn check_statement(&mut self, own: &Row, total_wait: u64, events: &mut Vec<WatchEvent>) {
+        let waiting = text(own, 1) == "Lock";
         let limits = self.config.limits;
         if total_wait >= limits.lock_wait.as_millis() as u64 {
             self.cross(
@@ -335,12 +384,12 @@ impl State {
                     seconds(total_wait),
                     seconds(limits.lock_wait.as_millis() as u64)
                 ),
-                &mut events,
+                events,
             );
         }
-        let running_ms = millis(&own, 2).unwrap_or(0);
+        let running_ms = millis(own, 2).unwrap_or(0);
         if !waiting
-            && text(&own, 0) == "active"
+            && text(own, 0) == "active"
             && running_ms >= limits.long_query.as_millis() as u64
         {
             self.cross(
@@ -350,9 +399,19 @@ impl State {
                     seconds(running_ms),
                     seconds(limits.long_query.as_millis() as u64)
                 ),
-                &mut events,
+                events,
             );
         }
+    }
+
+    /// Progress every few seconds, and connection use against its threshold.
+    fn track_connections(
+        &mut self,
+        client: &mut Client,
+        total_wait: u64,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<(), String> {
+        let limits = self.config.limits;
         let connections = connections(client).map_err(|e| e.message)?;
         if self.last_progress.elapsed() >= self.config.progress_every {
             self.last_progress = Instant::now();
@@ -381,23 +440,10 @@ impl State {
                     connections.ratio() * 100.0,
                     limits.connections * 100.0
                 ),
-                &mut events,
+                events,
             );
         }
-        if let Some(limit) = limits.duration
-            && self.started.elapsed() >= limit
-        {
-            self.cross(
-                Threshold::Duration,
-                format!(
-                    "the run has taken {} (limit {})",
-                    seconds(self.started.elapsed().as_millis() as u64),
-                    seconds(limit.as_millis() as u64)
-                ),
-                &mut events,
-            );
-        }
-        Ok(events)
+        Ok(())
     }
 
     fn cross(&mut self, threshold: Threshold, message: String, events: &mut Vec<WatchEvent>) {

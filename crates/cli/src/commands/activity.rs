@@ -20,7 +20,7 @@ pub fn run(context: &Context, args: &ActivityArgs) -> Result<Exit, CliError> {
             "safeshift activity reads PostgreSQL's statistics views; this project's database is SQLite",
         ));
     }
-    let mut connection = PostgresDriver::connect(&url, &context.connect_options(false))?;
+    let mut connection = PostgresDriver::connect(&url, &context.connect_options()?)?;
     let interval = args
         .watch
         .map(|seconds| Duration::from_secs_f64(seconds.max(0.2)));

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use safeshift_driver::PostgresDriver;
 use safeshift_online::backfill::{self, BackfillRequest, Existing, checkpoint, directive};
 use safeshift_online::{OnlineEvent, Probe};
 use safeshift_runner::Interrupt;
@@ -17,7 +18,7 @@ use crate::signals::Interrupts;
 
 pub fn run(context: &Context, args: &BackfillArgs) -> Result<Exit, CliError> {
     let mut db = context.connect(true)?;
-    let Some(driver) = db.as_postgres() else {
+    let Some(driver) = PostgresDriver::of_mut(db.as_mut()) else {
         return Err(CliError::usage_with_help(
             "safeshift backfill runs on PostgreSQL",
             "on SQLite, run the UPDATE as it is: one writer at a time leaves nothing to batch around",

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use safeshift_backup::{Backup, CreateOptions, Database, RestoreTarget, Retention};
-use safeshift_driver::EventOutcome;
-use safeshift_source::parse_duration;
+use safeshift_deploy::Step;
+use safeshift_deploy::events::{Entry, Recorder};
+use safeshift_driver::{Driver, EventKind, EventOutcome};
+use safeshift_source::{parse_duration, parse_timeout};
 
 use crate::cli::{
     BackupCommand, BackupCreateArgs, BackupListArgs, BackupPruneArgs, BackupRestoreArgs,
@@ -16,7 +18,7 @@ use crate::commands::print_json;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{BOLD, GREEN, YELLOW, err, out, styled};
-use crate::production::{carry_over_events, confirm, record_event, render};
+use crate::production::{confirm, render};
 
 pub fn run(context: &Context, command: &BackupCommand) -> Result<Exit, CliError> {
     match command {
@@ -77,43 +79,51 @@ fn create(context: &Context, args: &BackupCreateArgs) -> Result<Exit, CliError> 
         base_dir: &context.project.root,
     };
     let mut db = context.connect(false)?;
-    crate::production::prepare_for_backup(db.as_mut());
+    // The backup holds the events log, so that restoring it replaces the log instead of failing
+    // on a table the backup does not know.
+    if let Err(error) = db.ensure_events() {
+        render::step(&Step::EventsLogUnavailable { error: &error });
+    }
     let mut backup = match safeshift_backup::create(&database, &options) {
         Ok(backup) => backup,
         Err(error) => {
-            record_event(
+            record(
                 db.as_mut(),
                 context,
-                "backup",
-                EventOutcome::Failed,
-                error.to_string(),
-                None,
-                None,
+                Entry {
+                    kind: EventKind::Backup,
+                    outcome: EventOutcome::Failed,
+                    summary: error.to_string(),
+                    detail: None,
+                    backup: None,
+                },
             );
             return Err(error.into());
         }
     };
     let verification = safeshift_backup::verify(&mut backup, None)?;
-    record_event(
+    record(
         db.as_mut(),
         context,
-        "backup",
-        if verification.ok() {
-            EventOutcome::Succeeded
-        } else {
-            EventOutcome::Failed
-        },
-        format!(
-            "{} taken{}",
-            backup.reference(),
-            if verification.ok() {
-                " and verified"
+        Entry {
+            kind: EventKind::Backup,
+            outcome: if verification.ok() {
+                EventOutcome::Succeeded
             } else {
-                "; verification FAILED"
-            }
-        ),
-        serde_json::to_value(&verification).ok(),
-        Some(&backup.reference()),
+                EventOutcome::Failed
+            },
+            summary: format!(
+                "{} taken{}",
+                backup.reference(),
+                if verification.ok() {
+                    " and verified"
+                } else {
+                    "; verification FAILED"
+                }
+            ),
+            detail: serde_json::to_value(&verification).ok(),
+            backup: Some(&backup.reference()),
+        },
     );
     if args.json {
         print_json(
@@ -206,7 +216,7 @@ fn verify(context: &Context, args: &BackupVerifyArgs) -> Result<Exit, CliError> 
 fn restore(context: &Context, args: &BackupRestoreArgs) -> Result<Exit, CliError> {
     let backup = locate(context, &args.file, &args.backup_dir)?;
     let url = context.database_url()?;
-    let lock_timeout = parse_duration(&args.restore_lock_timeout)
+    let lock_timeout = parse_timeout(&args.restore_lock_timeout)
         .map_err(|m| CliError::usage(format!("--restore-lock-timeout: {m}")))?;
     let target = match &args.to {
         Some(name) => RestoreTarget::New(name.clone()),
@@ -254,16 +264,18 @@ fn restore(context: &Context, args: &BackupRestoreArgs) -> Result<Exit, CliError
     if in_place {
         drop(current);
         let mut db = context.connect(false)?;
-        carry_over_events(db.as_mut(), &events_before);
+        safeshift_deploy::events::carry_over(db.as_mut(), &events_before);
         if let Err(error) = &written {
-            record_event(
+            record(
                 db.as_mut(),
                 context,
-                "restore",
-                EventOutcome::Failed,
-                format!("restoring {} failed: {error}", backup.reference()),
-                None,
-                Some(&backup.reference()),
+                Entry {
+                    kind: EventKind::Restore,
+                    outcome: EventOutcome::Failed,
+                    summary: format!("restoring {} failed: {error}", backup.reference()),
+                    detail: None,
+                    backup: Some(&backup.reference()),
+                },
             );
         }
     }
@@ -286,21 +298,23 @@ fn restore(context: &Context, args: &BackupRestoreArgs) -> Result<Exit, CliError
         version.as_deref().unwrap_or("none"),
         expected.as_deref().unwrap_or("none")
     );
-    record_event(
+    record(
         db.as_mut(),
         context,
-        "restore",
-        if consistent {
-            EventOutcome::Succeeded
-        } else {
-            EventOutcome::Warning
-        },
-        &summary,
-        Some(
-            json!({ "backup": backup.reference(), "target": written, "schema_version": version,
+        Entry {
+            kind: EventKind::Restore,
+            outcome: if consistent {
+                EventOutcome::Succeeded
+            } else {
+                EventOutcome::Warning
+            },
+            summary: summary.clone(),
+            detail: Some(
+                json!({ "backup": backup.reference(), "target": written, "schema_version": version,
             "expected_schema_version": expected, "duration_ms": took.as_millis() as u64 }),
-        ),
-        Some(&backup.reference()),
+            ),
+            backup: Some(&backup.reference()),
+        },
     );
     if args.json {
         print_json(
@@ -356,4 +370,24 @@ fn prune(context: &Context, args: &BackupPruneArgs) -> Result<Exit, CliError> {
         render::prune(&report);
     }
     Ok(Exit::Success)
+}
+
+/// Records an event in the events log; a failure to record is a warning, never a reason to stop
+/// what is being recorded.
+fn record(db: &mut dyn Driver, context: &Context, entry: Entry<'_>) {
+    let recorder = Recorder {
+        identity: &context.identity,
+        environment: context
+            .project
+            .environment
+            .as_ref()
+            .map(|e| e.name.as_str()),
+    };
+    let kind = entry.kind;
+    if let Err(error) = recorder.record(db, entry) {
+        render::step(&Step::EventNotRecorded {
+            kind,
+            error: &error,
+        });
+    }
 }

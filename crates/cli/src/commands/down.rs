@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use safeshift::{DeployFailure, Policy, Stage};
 use safeshift_driver::Direction;
 use safeshift_runner::DownTarget;
 
@@ -10,8 +11,8 @@ use crate::commands::{error_json, parse_version, print_json};
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::out;
-use crate::render::{self, Progress};
-use crate::signals::Interrupts;
+use crate::production::frontend::{Terminal, TypedConfirmation};
+use crate::render;
 
 pub fn run(context: &Context, args: &DownArgs) -> Result<Exit, CliError> {
     let target = match (&args.to, args.steps) {
@@ -20,61 +21,48 @@ pub fn run(context: &Context, args: &DownArgs) -> Result<Exit, CliError> {
         (None, Some(steps)) => DownTarget::Steps(steps),
         (None, None) => DownTarget::Steps(1),
     };
-    let confirm = !args.dry_run
-        && context
-            .project
-            .environment
-            .as_ref()
-            .is_some_and(|e| e.confirm);
-    if let Some(environment) = context.project.environment.as_ref().filter(|_| confirm) {
-        crate::production::confirm::require_possible("`down`", &environment.name, args.yes)?;
-    }
-    let migrator = context.migrator(false)?;
-    let mut db = context.connect(false)?;
-    if confirm {
-        let plan = migrator.dry_run_down(db.as_mut(), &target)?;
-        let versions: Vec<&str> = plan.steps.iter().map(|s| s.version.as_str()).collect();
-        crate::output::err(format!(
-            "Rolling back {} migration(s) on {}: {}",
-            versions.len(),
-            db.redacted_url(),
-            versions.join(", ")
-        ));
-        let database = db.server().database.clone();
-        crate::production::confirm::ask(&database, "roll them back", args.yes)?;
-    }
+    // An environment's confirmation is all of its policy that applies to `down`.
+    let environment = context.project.policy();
+    let policy = Policy {
+        confirm: environment.confirm && !args.dry_run,
+        environment: environment.environment,
+        ..Policy::default()
+    };
+    let mut deployment = context.deployment(false, policy)?;
     if args.dry_run {
-        let plan = migrator.dry_run_down(db.as_mut(), &target)?;
+        let plan = deployment.dry_run_down(&target)?;
         if args.json {
             print_json(&plan);
         } else {
-            render::dry_run(&plan, db.redacted_url());
+            render::dry_run(&plan, deployment.database().url.redacted());
         }
         return Ok(Exit::Success);
     }
-    let interrupts = Interrupts::install(migrator.interrupt());
-    interrupts.cancel_with(db.canceller());
-    let mut progress = Progress::new(context.quiet, args.json, context.project.lock.wait);
-    match migrator.down(db.as_mut(), &target, &mut progress) {
-        Ok(report) => {
+    let mut terminal = Terminal::new(context, args.json);
+    let mut confirmation = TypedConfirmation { yes: args.yes };
+    let database = deployment.database().url.redacted().to_owned();
+    match deployment.down(&target, &mut confirmation, &mut terminal) {
+        Ok(done) => {
             if args.json {
-                print_json(&json!({ "ok": true, "direction": "down", "report": report }));
+                print_json(&json!({ "ok": true, "direction": "down", "report": done.report }));
             } else {
-                render::run_summary(&report, Direction::Down, db.redacted_url());
+                render::run_summary(&done.report, Direction::Down, &database);
             }
             Ok(Exit::Success)
         }
-        Err(failure) => {
-            let error = CliError::from(failure.error);
-            if args.json {
-                print_json(
-                    &json!({ "ok": false, "direction": "down", "report": failure.completed, "error": error_json(&error) }),
-                );
-            } else if !failure.completed.migrations.is_empty() {
-                out(format!(
-                    "Rolled back {} migration(s) before the failure.",
-                    failure.completed.migrations.len()
-                ));
+        Err(DeployFailure { done, stage, error }) => {
+            let error = CliError::from(error);
+            if stage == Stage::Migrations {
+                if args.json {
+                    print_json(
+                        &json!({ "ok": false, "direction": "down", "report": done.report, "error": error_json(&error) }),
+                    );
+                } else if !done.report.migrations.is_empty() {
+                    out(format!(
+                        "Rolled back {} migration(s) before the failure.",
+                        done.report.migrations.len()
+                    ));
+                }
             }
             Err(error)
         }

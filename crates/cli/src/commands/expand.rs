@@ -1,6 +1,7 @@
 //! `safeshift new --rename-column` and `--change-type`: write the expand and contract
 //! migrations of a column change, from the column's definition in the database.
 
+use safeshift_driver::PostgresDriver;
 use safeshift_lint::TableName;
 use safeshift_online::catalog;
 use safeshift_online::expand::{self, Change, ExpandContract};
@@ -41,7 +42,7 @@ pub fn run(context: &Context, args: &NewArgs) -> Result<Exit, CliError> {
     };
     let (table, column) = split_column(target)?;
     let mut db = context.connect(false)?;
-    let Some(driver) = db.as_postgres() else {
+    let Some(driver) = PostgresDriver::of_mut(db.as_mut()) else {
         return Err(CliError::usage(
             "expand/contract migrations are written for PostgreSQL; this project's database is not",
         ));

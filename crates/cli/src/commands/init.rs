@@ -3,17 +3,17 @@
 use std::path::PathBuf;
 
 use crate::cli::{GlobalArgs, InitArgs};
-use crate::config::CONFIG_FILE;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{YELLOW, out, styled};
 use crate::render::Progress;
+use safeshift::config::CONFIG_FILE;
 
 const TEMPLATE: &str = r#"# safeshift configuration. Flags and SAFESHIFT_* environment variables override these values;
 # strings may use ${VARIABLE} and ${VARIABLE:-default}.
 
 # Where the migration files live, relative to this file.
-directory = "migrations"
+directory = "{directory}"
 
 [database]
 # SQLite (embedded, no server): sqlite://path.db, relative to this file.
@@ -41,6 +41,19 @@ statement_timeout = "0"
 retries = 3
 "#;
 
+/// Writes the configuration file (never over an existing one); readable and writable by its
+/// owner only (0600) when `private`.
+fn write_config(path: &std::path::Path, contents: &str, private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    if private {
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
 pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
     let config_path = global
         .config
@@ -56,20 +69,53 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit, CliError> {
             .url
             .clone()
             .unwrap_or_else(|| "sqlite://app.db".to_owned());
-        if safeshift_driver::redact(&url) != url {
+        let redacted = safeshift_driver::redact(&url);
+        let holds_password = redacted != url;
+        // A password never goes into the file: it reads the URL from DATABASE_URL instead.
+        let written_url = if holds_password {
+            "${DATABASE_URL}".to_owned()
+        } else {
+            url.replace('\\', "\\\\").replace('"', "\\\"")
+        };
+        // An existing project keeps its migrations where its tool keeps them.
+        let directory = match global
+            .migrations_dir
+            .clone()
+            .or_else(|| safeshift_source::discover_directory(std::path::Path::new(".")))
+        {
+            Some(dir) => {
+                let relative = dir.strip_prefix(".").unwrap_or(&dir).display().to_string();
+                if relative.is_empty() {
+                    ".".to_owned()
+                } else {
+                    relative
+                }
+            }
+            None => "migrations".to_owned(),
+        };
+        let contents = TEMPLATE
+            .replace(
+                "{directory}",
+                &directory.replace('\\', "/").replace('"', "\\\""),
+            )
+            .replace("{url}", &written_url);
+        write_config(&config_path, &contents, holds_password)
+            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", config_path.display())))?;
+        if holds_password {
             out(format!(
-                "{} the URL holds a password, which is now in {}; consider url = \"${{DATABASE_URL}}\" instead",
-                styled(YELLOW, "warning:"),
+                "{} the URL holds a password, so {} does not keep it: it reads the URL from ${{DATABASE_URL}}. \
+                 Set DATABASE_URL to {redacted} with the password (in your shell, CI secrets or secret manager) \
+                 before running safeshift; the file is readable by you only",
+                styled(YELLOW, "note:"),
                 config_path.display()
             ));
         }
-        let contents = TEMPLATE.replace("{url}", &url.replace('\\', "\\\\").replace('"', "\\\""));
-        std::fs::write(&config_path, contents)
-            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", config_path.display())))?;
         out(format!("created {}", config_path.display()));
     }
     let global_with_config = GlobalArgs {
         config: Some(config_path),
+        // The file may read the URL from a variable that is not set yet.
+        database_url: global.database_url.clone().or_else(|| args.url.clone()),
         ..clone_global(global)
     };
     let context = Context::new(&global_with_config)?;
@@ -110,6 +156,8 @@ fn clone_global(global: &GlobalArgs) -> GlobalArgs {
         config: global.config.clone(),
         database_url: global.database_url.clone(),
         migrations_dir: global.migrations_dir.clone(),
+        migration_format: global.migration_format,
+        variables: global.variables.clone(),
         history_schema: global.history_schema.clone(),
         history_table: global.history_table.clone(),
         lock_mode: global.lock_mode,

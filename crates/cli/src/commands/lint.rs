@@ -1,16 +1,16 @@
-//! `safeshift lint`: check migrations for dangerous patterns before they run; and the check
-//! `safeshift up` runs first.
+//! `safeshift lint`: check migrations for dangerous patterns before they run, with the
+//! evaluation `plan` and the check `up` runs first share (safeshift_deploy::evaluation).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
+use safeshift_deploy::evaluation::{DatabaseSizes, applied_migrations, lint_options};
+use safeshift_driver::{ConnectOptions, DatabaseUrl, Engine, PostgresDriver};
 use safeshift_lint::{
-    AppliedMigrations, DatabaseColumns, Evaluation, FileFix, Grading, LintOptions, LintReport,
-    Linter, PgVersion, Risk, Scope, TableName, TableSize, TableStatistics,
+    AppliedMigrations, FileFix, Grading, LintReport, Linter, PgVersion, Scope, TableStatistics,
 };
-use safeshift_runner::{EntryState, Migrator, RunError};
-use safeshift_source::{Checksum, LooseFile, MigrationSet};
+use safeshift_runner::Migrator;
+use safeshift_source::{LoadOptions, LooseFile, MigrationSet};
 
 use crate::cli::LintArgs;
 use crate::context::Context;
@@ -26,7 +26,11 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
     } else {
         connect_if_given(context)?
     };
-    let mut options = lint_options(context, database.as_mut())?;
+    let mut options = lint_options(
+        context.project.risk_policy,
+        &context.project.history.schema,
+        database.as_mut(),
+    )?;
     if let Some(version) = &args.pg_version {
         options.pg_version = version.parse::<PgVersion>().map_err(CliError::usage)?;
     }
@@ -138,7 +142,10 @@ fn read_targets(
     } else {
         args.paths.clone()
     };
-    let mut directories = Directories::default();
+    let mut directories = Directories {
+        options: context.load_options(),
+        loaded: HashMap::new(),
+    };
     let mut named: Vec<Named> = Vec::new();
     for path in &paths {
         for found in directories.classify(path)? {
@@ -169,7 +176,7 @@ fn read_targets(
         let applied = match database.as_deref_mut() {
             Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
                 let migrator = Migrator::new(set.clone(), context.settings(true));
-                Some(applied(&migrator, db)?)
+                Some(applied_migrations(&migrator.status(db)?))
             }
             _ => None,
         };
@@ -286,8 +293,9 @@ struct LoadedSet {
 }
 
 /// Reads what the command line names, loading each migrations directory once.
-#[derive(Default)]
 struct Directories {
+    /// How to read them (`--format`, `--var`).
+    options: LoadOptions,
     /// Directories already loaded: `None` when the directory holds no migrations.
     loaded: HashMap<PathBuf, Option<LoadedSet>>,
 }
@@ -297,7 +305,7 @@ impl Directories {
         self.loaded
             .entry(directory.to_path_buf())
             .or_insert_with(|| {
-                let set = MigrationSet::load(directory)
+                let set = MigrationSet::load_with(directory, &self.options)
                     .ok()
                     .filter(|set| !set.migrations.is_empty())?;
                 let files = set
@@ -322,7 +330,7 @@ impl Directories {
     /// file; a migration file with its directory's history for context; any other file on its own.
     fn classify(&mut self, path: &Path) -> Result<Vec<Named>, CliError> {
         if path.is_dir() {
-            let set = MigrationSet::load(path)?;
+            let set = MigrationSet::load_with(path, &self.options)?;
             if !set.migrations.is_empty() {
                 return Ok(vec![Named::Directory(set)]);
             }
@@ -402,173 +410,10 @@ fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliErro
     }
 }
 
-/// The versions the database has applied, with their recorded checksums.
-pub(crate) fn applied(
-    migrator: &Migrator,
-    db: &mut dyn Driver,
-) -> Result<AppliedMigrations, CliError> {
-    let status = migrator.status(db)?;
-    let mut applied = AppliedMigrations::default();
-    for entry in status.entries {
-        if matches!(
-            entry.state,
-            EntryState::Applied
-                | EntryState::Changed
-                | EntryState::FileMissing
-                | EntryState::Partial
-        ) {
-            applied.versions.insert(
-                entry.version,
-                entry.recorded_checksum.map(Checksum::from_stored),
-            );
-        }
-    }
-    Ok(applied)
-}
-
-/// What the linter is told about the target: the project's risk policy and, from the database
-/// when there is one, its version, the session's time zone and the column types of its tables.
-fn lint_options(
-    context: &Context,
-    database: Option<&mut PostgresDriver>,
-) -> Result<LintOptions, CliError> {
-    let mut options = LintOptions {
-        policy: context.project.risk_policy,
-        ..LintOptions::default()
-    };
-    if let Some(db) = database {
-        options.pg_version = PgVersion::from_server_version_num(db.server().version_number);
-        options.time_zone = Some(db.session_time_zone()?);
-        let mut columns = DatabaseColumns::new();
-        for column in db.column_types(&context.project.history.schema)? {
-            columns.insert(
-                &column.schema,
-                &column.table,
-                &column.column,
-                &column.type_text,
-            );
-        }
-        options.database_columns = Some(std::sync::Arc::new(columns));
-    }
-    Ok(options)
-}
-
-/// Table sizes read from a PostgreSQL database, for the risk policy.
-pub(crate) struct DatabaseSizes<'a>(pub &'a mut PostgresDriver);
-
-impl TableStatistics for DatabaseSizes<'_> {
-    fn table_sizes(&mut self, tables: &[TableName]) -> Result<Vec<Option<TableSize>>, String> {
-        let names: Vec<(Option<String>, String)> = tables
-            .iter()
-            .map(|t| (t.schema.clone(), t.name.clone()))
-            .collect();
-        let found: HashMap<(Option<String>, String), TableSize> = self
-            .0
-            .table_sizes(&names)
-            .map_err(|error| error.to_string())?
-            .into_iter()
-            .map(|size| {
-                let size_of_table = TableSize {
-                    rows: size.rows,
-                    bytes: size.bytes,
-                };
-                ((size.schema, size.table), size_of_table)
-            })
-            .collect();
-        Ok(names.iter().map(|name| found.get(name).copied()).collect())
-    }
-}
-
 /// Says that the findings were graded without table sizes, and why.
-pub(crate) fn warn_sizes_unavailable(reason: &str) {
+fn warn_sizes_unavailable(reason: &str) {
     err(format!(
         "{} could not read the table sizes ({reason}); risks are graded without them",
         crate::output::styled(crate::output::YELLOW, "warning:")
     ));
-}
-
-/// The lint evaluation `up` runs before applying: the pending migrations (up to `target`),
-/// with the whole history read for context, graded with the table sizes of the database. Only
-/// PostgreSQL migrations are linted; `None` for SQLite, or when nothing is pending.
-pub fn evaluate_pending(
-    context: &Context,
-    migrator: &Migrator,
-    db: &mut dyn Driver,
-    target: Option<&safeshift_source::Version>,
-) -> Result<Option<Evaluation>, CliError> {
-    if db.engine() != Engine::Postgres {
-        return Ok(None);
-    }
-    let set = migrator.migrations();
-    let applied = applied(migrator, db)?;
-    // Nothing pending (the usual deploy-time `up`): nothing to gate, and no reason to parse
-    // every file for the history's context.
-    if set
-        .migrations
-        .iter()
-        .all(|m| applied.versions.contains_key(m.version.as_str()))
-    {
-        return Ok(None);
-    }
-    let linter = Linter::new(lint_options(context, db.as_postgres())?)
-        .map_err(|error| CliError::usage(error.to_string()))?;
-    let scope = match target {
-        Some(target) => Scope::PendingThrough(target.clone()),
-        None => Scope::Pending,
-    };
-    let mut sizes = db.as_postgres().map(DatabaseSizes);
-    let evaluation = linter.evaluate(
-        set,
-        Some(&applied),
-        &scope,
-        sizes.as_mut().map(|s| s as &mut dyn TableStatistics),
-    );
-    if let Grading::SizesUnavailable { reason } = &evaluation.grading {
-        warn_sizes_unavailable(reason);
-    }
-    Ok(Some(evaluation))
-}
-
-/// The check `up` runs before applying: lints the pending migrations (see
-/// [`evaluate_pending`]) and refuses when a finding above `accepted` is not acknowledged.
-pub fn gate_pending_up_to(
-    context: &Context,
-    migrator: &Migrator,
-    db: &mut dyn Driver,
-    accepted: Risk,
-    quiet: bool,
-    target: Option<&safeshift_source::Version>,
-) -> Result<(), CliError> {
-    match evaluate_pending(context, migrator, db, target)? {
-        Some(evaluation) => refuse_blocking(&evaluation, accepted, quiet),
-        None => Ok(()),
-    }
-}
-
-/// Refuses, printing the findings that block it (unless `quiet`), when the evaluation has a
-/// finding above `accepted` that is not acknowledged.
-pub fn refuse_blocking(
-    evaluation: &Evaluation,
-    accepted: Risk,
-    quiet: bool,
-) -> Result<(), CliError> {
-    let blocking = safeshift_lint::gate(&evaluation.report, accepted);
-    let Some(first) = blocking.first() else {
-        return Ok(());
-    };
-    let version = first.file.version.clone().unwrap_or_default();
-    let count = blocking.len();
-    if !quiet {
-        err(crate::lint::render_gate(evaluation, &blocking, accepted).trim_end());
-    }
-    Err(CliError::Run(RunError::Blocked {
-        version,
-        message: format!(
-            "{count} finding{} above {accepted} risk in pending migrations; nothing was applied",
-            if count == 1 { "" } else { "s" }
-        ),
-        help: "make the migration safe (see the safe alternative above), acknowledge the finding with \
-               `-- safeshift:allow <rule-id> <reason>` on the statement, or run `safeshift up --allow-risk high`"
-            .to_owned(),
-    }))
 }

@@ -1,9 +1,11 @@
-//! One module per command; each turns its arguments into calls on the runner and renders the
-//! result.
+//! One module per command; each turns its arguments into calls on the `safeshift` crate (and the
+//! libraries it gathers) and renders the result.
 
 mod activity;
+mod adopt;
 mod backfill;
 mod backup;
+mod baseline;
 mod diff;
 mod down;
 mod expand;
@@ -48,6 +50,8 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::History(args) => history::run(&context, args),
         Command::Repair(args) => repair::run(&context, args),
         Command::Resolve(args) => resolve::run(&context, args),
+        Command::Adopt(args) => adopt::run(&context, args),
+        Command::Baseline(args) => baseline::run(&context, args),
         Command::Lint(args) => lint::run(&context, args),
         Command::Rehearse(args) => rehearse::run(&context, args),
         Command::Schema(args) => schema::run(&context, args),

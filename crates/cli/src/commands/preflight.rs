@@ -1,35 +1,27 @@
 //! `safeshift preflight`: is the database ready for `up`?
 
-use safeshift_lint::Risk;
+use safeshift_deploy::preflight::{self, Outcome, PreflightInputs};
 
 use crate::cli::PreflightArgs;
 use crate::commands::{parse_version, print_json};
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::out;
-use crate::production::preflight::{self, Outcome};
 use crate::production::render;
 
 /// Runs every pre-flight check and prints the verdicts; exits 9 when one fails.
 pub fn run(context: &Context, args: &PreflightArgs) -> Result<Exit, CliError> {
     let target = args.to.as_deref().map(parse_version).transpose()?;
     let migrator = context.migrator(false)?;
-    let url = context.database_url()?;
-    let options = context.connect_options(false);
-    let accepted = context
-        .project
-        .environment
-        .as_ref()
-        .and_then(|e| e.max_risk)
-        .unwrap_or(Risk::Medium);
-    let report = preflight::run(
-        context,
-        &migrator,
-        &url,
-        &options,
-        target.as_ref(),
-        accepted,
-    )?;
+    let policy = context.project.policy();
+    let inputs = PreflightInputs {
+        target: target.as_ref(),
+        accepted: policy.max_risk,
+        risk_policy: policy.risk_policy,
+        backup_dir: &policy.backups.dir,
+        plan: None,
+    };
+    let report = preflight::run(&context.database()?, &migrator, &inputs)?;
     if args.json {
         print_json(&serde_json::json!({
             "ok": report.outcome() != Outcome::Fail,

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
 use safeshift_lint::{AppliedMigrations, LintOptions, Linter, PgVersion, Scope};
 use safeshift_rehearse::{
-    Expectations, LockMode, Predictions, Progress, RehearsalOptions, RehearseError, ServerChoice,
-    SnapshotScope, StatementPrediction, TableName,
+    Expectations, Predictions, Progress, RehearsalOptions, RehearseError, ServerChoice,
+    SnapshotScope, StatementPrediction,
 };
 use safeshift_runner::HistoryState;
 use safeshift_source::MigrationSet;
@@ -156,10 +156,6 @@ fn lint_predictions(set: &MigrationSet, applied: &BTreeSet<String>) -> Predictio
     let applied = AppliedMigrations {
         versions: applied.iter().map(|v| (v.clone(), None)).collect(),
     };
-    let table = |name: &safeshift_lint::TableName| TableName {
-        schema: name.schema.clone(),
-        name: name.name.clone(),
-    };
     let mut predictions = Predictions::default();
     for (version, statements) in linter.predict(set, Some(&applied), &Scope::Pending) {
         let migration: &mut BTreeMap<usize, StatementPrediction> =
@@ -169,12 +165,9 @@ fn lint_predictions(set: &MigrationSet, applied: &BTreeSet<String>) -> Predictio
                 locks: statement
                     .locks
                     .iter()
-                    .filter_map(|lock| {
-                        LockMode::from_pg_locks(lock.mode.pg_locks_name())
-                            .map(|mode| (table(&lock.table), mode))
-                    })
+                    .map(|lock| (lock.table.clone(), lock.mode))
                     .collect(),
-                rewrites: statement.rewrites.iter().map(table).collect(),
+                rewrites: statement.rewrites.clone(),
             };
             if prediction != StatementPrediction::default() {
                 migration.insert(statement.index, prediction);

@@ -114,32 +114,26 @@ pub fn render(report: &LintReport, color: bool) -> String {
 }
 
 /// The lint check of `up` refusing: the findings that block, in full, then one line about the
-/// whole evaluation (every pending migration, not only those shown).
-pub fn render_gate(
-    evaluation: &safeshift_lint::Evaluation,
-    blocking: &[safeshift_lint::BlockingFinding<'_>],
-    accepted: Risk,
-    color: bool,
-) -> String {
+/// whole evaluation (every migration `up` would apply, not only those shown).
+pub fn render_gate(blocked: &safeshift_lint::BlockedUp, color: bool) -> String {
     let painter = Painter { color };
     let mut text = String::new();
-    let mut files: Vec<&std::path::Path> = Vec::new();
-    for entry in blocking {
-        text.push_str(&render_finding(&painter, entry.file, entry.finding));
-        text.push('\n');
-        if !files.contains(&entry.file.path.as_path()) {
-            files.push(&entry.file.path);
+    for file in &blocked.report.files {
+        for finding in &file.findings {
+            text.push_str(&render_finding(&painter, file, finding));
+            text.push('\n');
         }
     }
-    let summary = evaluation.report.summary();
-    let graded = match &evaluation.grading {
+    let summary = &blocked.evaluated;
+    let graded = match &blocked.grading {
         safeshift_lint::Grading::TableSizes => "graded with the table sizes",
         _ => "graded without table sizes",
     };
+    let files = blocked.report.files.len();
     let _ = writeln!(
         text,
         "{} {} pending migration{}, {} statement{} ({graded}): {} high, {} medium, {} low, {} acknowledged. \
-         {} finding{} above {accepted} risk in {} migration{} stop `up`.",
+         {} finding{} in {} migration{} stop `up`.",
         painter.bold("Linted"),
         summary.files,
         plural(summary.files),
@@ -149,10 +143,10 @@ pub fn render_gate(
         summary.medium,
         summary.low,
         summary.suppressed,
-        blocking.len(),
-        plural(blocking.len()),
-        files.len(),
-        plural(files.len()),
+        blocked.count,
+        plural(blocked.count),
+        files,
+        plural(files),
     );
     text
 }

@@ -251,7 +251,7 @@ fn finding_record<'a>(
         column: finding.column,
         end_line,
         end_column,
-        rule: finding.rule,
+        rule: finding.rule.as_str(),
         risk: finding.risk,
         message: &finding.message,
         lock: finding.lock,

@@ -50,12 +50,8 @@ pub fn render(report: &LintReport, format: Format, color: bool) -> String {
 
 /// What `up` prints when its lint check refuses: the blocking findings in full, then one line
 /// about the whole evaluation.
-pub fn render_gate(
-    evaluation: &safeshift_lint::Evaluation,
-    blocking: &[safeshift_lint::BlockingFinding<'_>],
-    accepted: safeshift_lint::Risk,
-) -> String {
-    human::render_gate(evaluation, blocking, accepted, false)
+pub fn render_gate(blocked: &safeshift_lint::BlockedUp) -> String {
+    human::render_gate(blocked, false)
 }
 
 /// The file's path as the user gave or sees it, with `/` separators.

@@ -43,7 +43,7 @@ pub fn render(report: &LintReport) -> String {
             text.push_str(finding.help);
             let mut result = json!({
                 "ruleId": finding.rule,
-                "ruleIndex": rules.iter().position(|r| r.id == finding.rule),
+                "ruleIndex": rules.iter().position(|r| finding.rule == r.id),
                 "level": level(finding.risk),
                 "message": { "text": text },
                 "locations": [{

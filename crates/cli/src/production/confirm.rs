@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::exit::CliError;
+use safeshift::Refusal;
 
 /// How the confirmation went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,27 +16,29 @@ pub enum Confirmation {
 }
 
 /// Before any work: refuses at once when confirmation will be needed and cannot be asked for.
-pub fn require_possible(what: &str, environment: &str, yes: bool) -> Result<(), CliError> {
+pub fn require_possible(what: &str, environment: &str, yes: bool) -> Result<(), Refusal> {
     if yes || std::io::stdin().is_terminal() {
         return Ok(());
     }
-    Err(CliError::usage_with_help(
+    Err(unanswerable(
         format!(
             "{what} in the `{environment}` environment needs confirmation, and standard input is not a terminal"
         ),
-        "nothing was changed; run it on a terminal to type the database name, or pass --yes to confirm in advance",
+        Some(
+            "nothing was changed; run it on a terminal to type the database name, or pass --yes to confirm in advance",
+        ),
     ))
 }
 
 /// Asks for the database name on the terminal (the prompt goes to stderr). `--yes` skips it.
-pub fn ask(database: &str, what: &str, yes: bool) -> Result<Confirmation, CliError> {
+pub fn ask(database: &str, what: &str, yes: bool) -> Result<Confirmation, Refusal> {
     if yes {
         return Ok(Confirmation::Given);
     }
     if !std::io::stdin().is_terminal() {
-        return Err(CliError::usage_with_help(
+        return Err(unanswerable(
             format!("{what} needs confirmation, and standard input is not a terminal"),
-            "nothing was changed; pass --yes to confirm in advance",
+            Some("nothing was changed; pass --yes to confirm in advance"),
         ));
     }
     let mut stderr = std::io::stderr();
@@ -49,22 +51,33 @@ pub fn ask(database: &str, what: &str, yes: bool) -> Result<Confirmation, CliErr
     let read = std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|error| CliError::usage(format!("could not read the confirmation: {error}")))?;
+        .map_err(|error| unanswerable(format!("could not read the confirmation: {error}"), None))?;
     if read == 0 {
-        return Err(CliError::usage(
+        return Err(unanswerable(
             "no confirmation given (end of input); nothing was changed",
+            None,
         ));
     }
     if matches_name(&answer, database) {
         Ok(Confirmation::Typed)
     } else {
-        Err(CliError::guard(
-            format!(
+        Err(Refusal {
+            unanswerable: false,
+            message: format!(
                 "confirmation refused: `{}` is not `{database}`; nothing was changed",
                 answer.trim()
             ),
-            None,
-        ))
+            help: None,
+        })
+    }
+}
+
+/// Nobody can answer (no terminal, no input): a usage problem.
+fn unanswerable(message: impl Into<String>, help: Option<&str>) -> Refusal {
+    Refusal {
+        unanswerable: true,
+        message: message.into(),
+        help: help.map(str::to_owned),
     }
 }
 

@@ -232,8 +232,8 @@ fn statement_rows(statement: &StatementReport, estimates: bool, rows: &mut Vec<V
 fn mode_style(mode: safeshift_rehearse::LockMode) -> anstyle::Style {
     use safeshift_rehearse::LockMode::*;
     match mode {
-        AccessExclusiveLock | ExclusiveLock => RED,
-        ShareLock | ShareRowExclusiveLock => YELLOW,
+        AccessExclusive | Exclusive => RED,
+        Share | ShareRowExclusive => YELLOW,
         _ => DIM,
     }
 }

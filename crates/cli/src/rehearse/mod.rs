@@ -8,7 +8,7 @@ mod markdown;
 mod schema;
 
 pub use args::{DiffArgs, Format, RehearseArgs, SchemaArgs};
-pub use diff::render as render_diff;
+pub use diff::{difference_lines, render as render_diff};
 pub use human::render as render_human;
 pub use markdown::render as render_markdown;
 pub use schema::render as render_schema;

@@ -242,3 +242,99 @@ pub fn live_leases(client: &mut postgres::Client) -> i64 {
     .parse()
     .unwrap()
 }
+
+/// Filters for snapshots of the human output: times, durations, users, run ids and temporary
+/// paths vary between runs.
+pub fn snapshot_settings(project: &Project) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    add_run_filters(&mut settings, project);
+    settings
+}
+
+fn add_run_filters(settings: &mut insta::Settings, project: &Project) {
+    settings.add_filter(
+        &regex_escape(&project.path().display().to_string()),
+        "[project]",
+    );
+    settings.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[time]");
+    settings.add_filter(r"\b\d+(\.\d+)? (ms|s)\b", "[duration]");
+    settings.add_filter(r"\b[\w.-]+@[\w.-]+\b", "[user@host]");
+    settings.add_filter(r"sqlite \d+\.\d+\.\d+", "sqlite [version]");
+    settings.add_filter(r"\b[0-9a-f]{8}\b", "[run]");
+}
+
+/// [`snapshot_settings`] for a project on PostgreSQL: also the URL, the database's name, the
+/// server's version, server process ids and sizes.
+pub fn postgres_snapshot_settings(project: &Project, database: &str) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    // Before the user@host filter, which would take the URL's user and host apart.
+    settings.add_filter(&regex_escape(&project.url), "[database url]");
+    settings.add_filter(&format!(r"\b{}\b", regex_escape(database)), "[database]");
+    settings.add_filter(
+        r"(PostgreSQL|postgres) \d+\.\d+( \([^)]*\))?",
+        "$1 [version]",
+    );
+    settings.add_filter(r"\bpid \d+", "pid [pid]");
+    settings.add_filter(r"\b\d+(\.\d)? (B|KiB|MiB|GiB|TiB)\b", "[size]");
+    add_run_filters(&mut settings, project);
+    settings
+}
+
+pub fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Polls `condition` every 25 ms until it holds, failing the test with `what` after `within`.
+#[track_caller]
+pub fn wait_until(what: &str, within: std::time::Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// Starts `up` with its output thrown away (it is killed anyway).
+pub fn spawn_up(project: &Project) -> std::process::Child {
+    spawn_quiet(project, &["up"])
+}
+
+/// Starts the binary with its output thrown away.
+pub fn spawn_quiet(project: &Project, args: &[&str]) -> std::process::Child {
+    project
+        .command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start safeshift")
+}
+
+/// SIGKILL, and reap the process so it is really gone.
+#[track_caller]
+pub fn kill(mut child: std::process::Child) {
+    child.kill().expect("SIGKILL safeshift");
+    let status = child.wait().expect("reap safeshift");
+    assert!(
+        status.code().is_none(),
+        "safeshift ended on its own before the kill: {status:?}"
+    );
+}
+
+/// Whether the server process `pid` still exists.
+pub fn backend_alive(client: &mut postgres::Client, pid: &str) -> bool {
+    pg_value(
+        client,
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+    ) != "0"
+}

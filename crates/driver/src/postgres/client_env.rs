@@ -7,7 +7,8 @@ use std::process::Command;
 
 use postgres::config::Host;
 
-use super::{apply_environment_defaults, tls};
+use super::connect::apply_environment_defaults;
+use super::tls;
 use crate::error::{DriverError, ErrorKind};
 use crate::url::DatabaseUrl;
 

@@ -18,7 +18,7 @@ use crate::error::{DriverError, ErrorKind};
 use crate::events::{EventRecord, EventsSql, NewEvent, parse_event};
 use crate::history::{Failure, HistoryLocation, HistoryRecord, NewRecord, Timeouts};
 use crate::history_sql::{Ending, HistorySql, literal, parse_row};
-use crate::lock::{LockAttempt, LockHolder, LockMode, LockRequest};
+use crate::lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 use crate::url::{DatabaseUrl, SqliteTarget};
 use crate::{AttemptFrame, Canceller, ConnectOptions, Dialect, Driver, Engine, ServerInfo};
 
@@ -291,7 +291,7 @@ impl Driver for SqliteDriver {
         Ok(())
     }
 
-    fn lock_holder(&mut self, _mode: LockMode) -> Result<Option<LockHolder>, DriverError> {
+    fn lock_holder(&mut self, _mode: RunLockMode) -> Result<Option<LockHolder>, DriverError> {
         if self.lock_file.is_some() {
             return Ok(None);
         }
@@ -362,6 +362,10 @@ impl Driver for SqliteDriver {
             .iter()
             .map(|row| parse_row(row))
             .collect()
+    }
+
+    fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DriverError> {
+        self.rows(sql)
     }
 
     fn append_record(&mut self, record: &NewRecord) -> Result<i64, DriverError> {
@@ -515,6 +519,14 @@ impl Driver for SqliteDriver {
 
     fn timeouts_outside_transactions(&self) -> bool {
         true
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
     fn ensure_events(&mut self) -> Result<(), DriverError> {

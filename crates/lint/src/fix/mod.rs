@@ -41,6 +41,7 @@ use crate::linter::{AppliedMigrations, HistoryFacts, Linter, Scope};
 use crate::parse;
 use crate::report::FileReport;
 use crate::risk::Risk;
+use crate::rules::RuleId;
 use crate::schema::Schema;
 
 use rewrite::{FIXABLE_RULES, Input, Plan};
@@ -71,7 +72,7 @@ pub struct FileFix {
 /// One statement rewritten.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rewrite {
-    pub rule: &'static str,
+    pub rule: RuleId,
     /// 1-based line of the statement in the original file.
     pub line: u32,
     /// What was done, in a few words.
@@ -87,7 +88,7 @@ pub struct Rewrite {
 /// A finding with a known safe form that was not rewritten.
 #[derive(Debug, Clone, Serialize)]
 pub struct LeftAlone {
-    pub rule: &'static str,
+    pub rule: RuleId,
     pub line: u32,
     pub reason: String,
 }
@@ -224,7 +225,7 @@ impl Linter {
         let mut schema = schema_before.clone();
         let mut in_file_transaction = false;
         let mut controls_transactions = false;
-        let mut plans: Vec<(usize, &'static str, Plan)> = Vec::new();
+        let mut plans: Vec<(usize, RuleId, Plan)> = Vec::new();
         let mut code_statements: Vec<usize> = Vec::new();
         for (statement, node) in statements.iter().zip(nodes) {
             let Ok(Some(node)) = node else { continue };
@@ -295,7 +296,7 @@ impl Linter {
             plans.retain(|(index, rule, plan)| {
                 if plan.needs_no_transaction {
                     fix.left_alone.push(LeftAlone {
-                        rule,
+                        rule: *rule,
                         line: statements[*index].line,
                         reason: "the section has BEGIN/COMMIT statements of its own; turning its transaction off would change what they mean".into(),
                     });
@@ -357,7 +358,7 @@ impl Linter {
         &self,
         mut fix: FileFix,
         section: &Section,
-        plans: Vec<(usize, &'static str, Plan)>,
+        plans: Vec<(usize, RuleId, Plan)>,
         statements: &[safeshift_source::Statement],
         marker: Option<Edit>,
         execution: Execution,
@@ -397,7 +398,7 @@ impl Linter {
                 after = format!("{line}\n{after}");
             }
             rewrites.push(Rewrite {
-                rule,
+                rule: *rule,
                 line: statement.line,
                 summary: plan.summary,
                 before: statement.sql.clone(),
@@ -460,7 +461,7 @@ impl Linter {
                 error.line, error.message
             ));
         }
-        let serious = |report: &FileReport, rule: &str| {
+        let serious = |report: &FileReport, rule: RuleId| {
             report
                 .active_findings()
                 .filter(|f| f.risk >= Risk::High && f.rule == rule)
@@ -471,7 +472,7 @@ impl Linter {
             if serious(&after, finding.rule) > serious(report, finding.rule)
                 && !introduced
                     .iter()
-                    .any(|known| known.starts_with(finding.rule))
+                    .any(|known| known.starts_with(finding.rule.as_str()))
             {
                 introduced.push(format!("{} (line {})", finding.rule, finding.line));
             }
@@ -496,10 +497,10 @@ fn fixable(report: &FileReport) -> impl Iterator<Item = &Finding> {
 }
 
 /// Rules whose whole fix is running the section without a transaction.
-fn only_needs_no_transaction(rule: &str) -> bool {
+fn only_needs_no_transaction(rule: RuleId) -> bool {
     matches!(
         rule,
-        "concurrently-in-transaction" | "validate-in-same-transaction"
+        RuleId::ConcurrentlyInTransaction | RuleId::ValidateInSameTransaction
     )
 }
 

@@ -13,7 +13,7 @@ use safeshift_source::Statement;
 use crate::context::Execution;
 use crate::naming;
 use crate::options::PgVersion;
-use crate::rules::BACKFILL_DIRECTIVE;
+use crate::rules::{BACKFILL_DIRECTIVE, RuleId};
 use crate::schema::{ConstraintKind, Schema};
 use crate::sql::{self, TableName, insert_after_keyword, quote_ident, strings};
 
@@ -67,27 +67,27 @@ pub(super) struct Input<'a> {
 
 /// The rules `--fix` knows a safe form for, in the order it prefers them when several flag one
 /// statement.
-pub(super) const FIXABLE_RULES: &[&str] = &[
-    "require-concurrent-index-creation",
-    "require-concurrent-index-deletion",
-    "adding-check-without-not-valid",
-    "adding-foreign-key-without-not-valid",
-    "setting-not-null-on-existing-column",
-    "adding-unique-constraint",
-    "adding-primary-key",
-    "require-concurrent-reindex",
-    "require-concurrent-partition-detach",
-    "refresh-materialized-view-without-concurrently",
-    "unbatched-data-change",
-    "concurrently-in-transaction",
-    "validate-in-same-transaction",
+pub(super) const FIXABLE_RULES: &[RuleId] = &[
+    RuleId::RequireConcurrentIndexCreation,
+    RuleId::RequireConcurrentIndexDeletion,
+    RuleId::AddingCheckWithoutNotValid,
+    RuleId::AddingForeignKeyWithoutNotValid,
+    RuleId::SettingNotNullOnExistingColumn,
+    RuleId::AddingUniqueConstraint,
+    RuleId::AddingPrimaryKey,
+    RuleId::RequireConcurrentReindex,
+    RuleId::RequireConcurrentPartitionDetach,
+    RuleId::RefreshMaterializedViewWithoutConcurrently,
+    RuleId::UnbatchedDataChange,
+    RuleId::ConcurrentlyInTransaction,
+    RuleId::ValidateInSameTransaction,
 ];
 
 /// The safe form of the statement for `rule`, or why there is none that `--fix` can write.
-pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
+pub(super) fn plan(rule: RuleId, input: &Input<'_>) -> Result<Plan, String> {
     let sql = input.statement.sql.as_str();
     match (rule, input.node) {
-        ("require-concurrent-index-creation", NodeEnum::IndexStmt(index)) => {
+        (RuleId::RequireConcurrentIndexCreation, NodeEnum::IndexStmt(index)) => {
             let relation = index.relation.as_ref().ok_or("the index names no table")?;
             if !relation.inh {
                 return Err("`CREATE INDEX … ON ONLY` builds a partitioned table's parent index, which cannot be built concurrently: build each partition's index concurrently and attach them".into());
@@ -122,7 +122,7 @@ pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
             }
             Ok(Plan::replace(text, "built concurrently"))
         }
-        ("require-concurrent-index-deletion", NodeEnum::DropStmt(drop))
+        (RuleId::RequireConcurrentIndexDeletion, NodeEnum::DropStmt(drop))
             if drop.remove_type() == ObjectType::ObjectIndex =>
         {
             if drop.objects.len() != 1 {
@@ -139,22 +139,22 @@ pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
             }
             Ok(Plan::replace(text, "dropped concurrently"))
         }
-        ("adding-check-without-not-valid", NodeEnum::AlterTableStmt(alter)) => {
+        (RuleId::AddingCheckWithoutNotValid, NodeEnum::AlterTableStmt(alter)) => {
             not_valid_then_validate(input, alter, ConstrType::ConstrCheck)
         }
-        ("adding-foreign-key-without-not-valid", NodeEnum::AlterTableStmt(alter)) => {
+        (RuleId::AddingForeignKeyWithoutNotValid, NodeEnum::AlterTableStmt(alter)) => {
             not_valid_then_validate(input, alter, ConstrType::ConstrForeign)
         }
-        ("setting-not-null-on-existing-column", NodeEnum::AlterTableStmt(alter)) => {
+        (RuleId::SettingNotNullOnExistingColumn, NodeEnum::AlterTableStmt(alter)) => {
             not_null_through_check(input, alter)
         }
-        ("adding-unique-constraint", NodeEnum::AlterTableStmt(alter)) => {
+        (RuleId::AddingUniqueConstraint, NodeEnum::AlterTableStmt(alter)) => {
             index_then_constraint(input, alter, ConstrType::ConstrUnique)
         }
-        ("adding-primary-key", NodeEnum::AlterTableStmt(alter)) => {
+        (RuleId::AddingPrimaryKey, NodeEnum::AlterTableStmt(alter)) => {
             index_then_constraint(input, alter, ConstrType::ConstrPrimary)
         }
-        ("require-concurrent-reindex", NodeEnum::ReindexStmt(reindex)) => {
+        (RuleId::RequireConcurrentReindex, NodeEnum::ReindexStmt(reindex)) => {
             if input.pg_version.0 < 12 {
                 return Err(format!(
                     "PostgreSQL {} has no REINDEX CONCURRENTLY: build a replacement index concurrently and drop the old one concurrently",
@@ -170,7 +170,7 @@ pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
                 .ok_or("cannot find the INDEX or TABLE keyword")?;
             Ok(Plan::replace(text, "reindexed concurrently"))
         }
-        ("require-concurrent-partition-detach", NodeEnum::AlterTableStmt(alter)) => {
+        (RuleId::RequireConcurrentPartitionDetach, NodeEnum::AlterTableStmt(alter)) => {
             if input.pg_version.0 < 14 {
                 return Err(format!(
                     "PostgreSQL {} has no DETACH PARTITION CONCURRENTLY",
@@ -182,7 +182,7 @@ pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
                 "DETACH PARTITION CONCURRENTLY fails when the table has a DEFAULT partition; if it is interrupted, finish it with `ALTER TABLE … DETACH PARTITION … FINALIZE`",
             ))
         }
-        ("refresh-materialized-view-without-concurrently", NodeEnum::RefreshMatViewStmt(refresh)) => {
+        (RuleId::RefreshMaterializedViewWithoutConcurrently, NodeEnum::RefreshMatViewStmt(refresh)) => {
             let relation = refresh.relation.as_ref().ok_or("the statement names no view")?;
             let view = TableName::from_range_var(relation);
             let has_unique_index = input.schema.table(&view).is_some_and(|known| {
@@ -203,7 +203,7 @@ pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
             }
             .caveat("REFRESH … CONCURRENTLY fails on a view that was never populated (created WITH NO DATA and not refreshed since)"))
         }
-        ("unbatched-data-change", NodeEnum::UpdateStmt(update)) => {
+        (RuleId::UnbatchedDataChange, NodeEnum::UpdateStmt(update)) => {
             if input.execution == Execution::Script {
                 return Err("this file is not run by safeshift's runner, which is what batches a `-- safeshift:backfill` UPDATE".into());
             }
@@ -233,10 +233,10 @@ pub(super) fn plan(rule: &str, input: &Input<'_>) -> Result<Plan, String> {
                 caveat: None,
             })
         }
-        ("unbatched-data-change", NodeEnum::DeleteStmt(_)) => Err(
+        (RuleId::UnbatchedDataChange, NodeEnum::DeleteStmt(_)) => Err(
             "a backfill batches UPDATE statements only: delete in batches by hand (a job, or repeated DELETE … WHERE ctid IN (SELECT ctid … LIMIT n))".into(),
         ),
-        ("concurrently-in-transaction" | "validate-in-same-transaction", _) => {
+        (RuleId::ConcurrentlyInTransaction | RuleId::ValidateInSameTransaction, _) => {
             if input.in_file_transaction
                 || input.execution != (Execution::Runner { transaction: true })
             {

@@ -417,7 +417,7 @@ ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);
 ALTER TABLE orders DROP COLUMN currency;
 ";
     let fix = fix(text);
-    let rules: Vec<&str> = fix.rewrites.iter().map(|r| r.rule).collect();
+    let rules: Vec<&str> = fix.rewrites.iter().map(|r| r.rule.as_str()).collect();
     assert_eq!(
         rules,
         [

@@ -151,19 +151,38 @@ pub(crate) fn held_lock_violations(
 
 /// A rule: its id, its metadata text and its logic.
 pub(crate) struct RuleEntry {
-    pub id: &'static str,
+    pub id: RuleId,
     pub metadata_text: &'static str,
     pub logic: &'static dyn Rule,
 }
 
 macro_rules! rules {
-    ($($module:ident => $id:literal,)*) => {
+    ($($variant:ident: $module:ident => $id:literal,)*) => {
         $(mod $module;)*
+
+        /// A rule, by its id: every rule there is. Its kebab-case name (`as_str`) is what files,
+        /// reports and `-- safeshift:allow` write.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RuleId {
+            $($variant,)*
+        }
+
+        impl RuleId {
+            /// Every rule, in the order they run.
+            pub const ALL: &[RuleId] = &[$(RuleId::$variant,)*];
+
+            /// The kebab-case id: `require-concurrent-index-creation`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(RuleId::$variant => $id,)*
+                }
+            }
+        }
 
         /// Every rule, in the order they run.
         pub(crate) static RULES: &[RuleEntry] = &[
             $(RuleEntry {
-                id: $id,
+                id: RuleId::$variant,
                 metadata_text: include_str!(concat!("../../rules/", $id, ".toml")),
                 logic: &$module::Check,
             },)*
@@ -172,63 +191,63 @@ macro_rules! rules {
 }
 
 rules! {
-    access_exclusive_held_across_statements => "access-exclusive-held-across-statements",
-    adding_auto_increment_column => "adding-auto-increment-column",
-    adding_check_without_not_valid => "adding-check-without-not-valid",
-    adding_column_with_default_before_pg11 => "adding-column-with-default-before-pg11",
-    adding_column_with_volatile_default => "adding-column-with-volatile-default",
-    adding_exclusion_constraint => "adding-exclusion-constraint",
-    adding_foreign_key_without_not_valid => "adding-foreign-key-without-not-valid",
-    adding_primary_key => "adding-primary-key",
-    adding_required_column => "adding-required-column",
-    adding_stored_generated_column => "adding-stored-generated-column",
-    adding_unique_constraint => "adding-unique-constraint",
-    avoid_char_type => "avoid-char-type",
-    blocking_lock_held_across_statements => "blocking-lock-held-across-statements",
-    changing_column_type => "changing-column-type",
-    concurrently_in_transaction => "concurrently-in-transaction",
-    creating_enum => "creating-enum",
-    creating_trigger_on_existing_table => "creating-trigger-on-existing-table",
-    domain_with_check_constraint => "domain-with-check-constraint",
-    dropping_column => "dropping-column",
-    dropping_constraint => "dropping-constraint",
-    dropping_not_null => "dropping-not-null",
-    dropping_schema_or_database => "dropping-schema-or-database",
-    dropping_table => "dropping-table",
-    duplicate_column_assignment => "duplicate-column-assignment",
-    enum_value_without_position => "enum-value-without-position",
-    foreign_key_without_index => "foreign-key-without-index",
-    identifier_too_long => "identifier-too-long",
-    locking_table => "locking-table",
-    missing_lock_timeout => "missing-lock-timeout",
-    missing_statement_timeout => "missing-statement-timeout",
-    multiple_alter_table_statements => "multiple-alter-table-statements",
-    nested_transaction => "nested-transaction",
-    non_idempotent_in_non_transactional_migration => "non-idempotent-in-non-transactional-migration",
-    non_linear_history => "non-linear-history",
-    prefer_bigint => "prefer-bigint",
-    prefer_identity => "prefer-identity",
-    prefer_jsonb => "prefer-jsonb",
-    prefer_text_over_varchar => "prefer-text-over-varchar",
-    prefer_timestamptz => "prefer-timestamptz",
-    refresh_materialized_view_without_concurrently => "refresh-materialized-view-without-concurrently",
-    renaming_column => "renaming-column",
-    renaming_enum_value => "renaming-enum-value",
-    renaming_schema => "renaming-schema",
-    renaming_table => "renaming-table",
-    require_concurrent_index_creation => "require-concurrent-index-creation",
-    require_concurrent_index_deletion => "require-concurrent-index-deletion",
-    require_concurrent_partition_detach => "require-concurrent-partition-detach",
-    require_concurrent_reindex => "require-concurrent-reindex",
-    rewriting_table => "rewriting-table",
-    setting_not_null_on_existing_column => "setting-not-null-on-existing-column",
-    truncate_cascade => "truncate-cascade",
-    truncating_table => "truncating-table",
-    unbatched_data_change => "unbatched-data-change",
-    unclosed_transaction => "unclosed-transaction",
-    uninspectable_sql => "uninspectable-sql",
-    vacuum_full_or_cluster => "vacuum-full-or-cluster",
-    validate_in_same_transaction => "validate-in-same-transaction",
+    AccessExclusiveHeldAcrossStatements: access_exclusive_held_across_statements => "access-exclusive-held-across-statements",
+    AddingAutoIncrementColumn: adding_auto_increment_column => "adding-auto-increment-column",
+    AddingCheckWithoutNotValid: adding_check_without_not_valid => "adding-check-without-not-valid",
+    AddingColumnWithDefaultBeforePg11: adding_column_with_default_before_pg11 => "adding-column-with-default-before-pg11",
+    AddingColumnWithVolatileDefault: adding_column_with_volatile_default => "adding-column-with-volatile-default",
+    AddingExclusionConstraint: adding_exclusion_constraint => "adding-exclusion-constraint",
+    AddingForeignKeyWithoutNotValid: adding_foreign_key_without_not_valid => "adding-foreign-key-without-not-valid",
+    AddingPrimaryKey: adding_primary_key => "adding-primary-key",
+    AddingRequiredColumn: adding_required_column => "adding-required-column",
+    AddingStoredGeneratedColumn: adding_stored_generated_column => "adding-stored-generated-column",
+    AddingUniqueConstraint: adding_unique_constraint => "adding-unique-constraint",
+    AvoidCharType: avoid_char_type => "avoid-char-type",
+    BlockingLockHeldAcrossStatements: blocking_lock_held_across_statements => "blocking-lock-held-across-statements",
+    ChangingColumnType: changing_column_type => "changing-column-type",
+    ConcurrentlyInTransaction: concurrently_in_transaction => "concurrently-in-transaction",
+    CreatingEnum: creating_enum => "creating-enum",
+    CreatingTriggerOnExistingTable: creating_trigger_on_existing_table => "creating-trigger-on-existing-table",
+    DomainWithCheckConstraint: domain_with_check_constraint => "domain-with-check-constraint",
+    DroppingColumn: dropping_column => "dropping-column",
+    DroppingConstraint: dropping_constraint => "dropping-constraint",
+    DroppingNotNull: dropping_not_null => "dropping-not-null",
+    DroppingSchemaOrDatabase: dropping_schema_or_database => "dropping-schema-or-database",
+    DroppingTable: dropping_table => "dropping-table",
+    DuplicateColumnAssignment: duplicate_column_assignment => "duplicate-column-assignment",
+    EnumValueWithoutPosition: enum_value_without_position => "enum-value-without-position",
+    ForeignKeyWithoutIndex: foreign_key_without_index => "foreign-key-without-index",
+    IdentifierTooLong: identifier_too_long => "identifier-too-long",
+    LockingTable: locking_table => "locking-table",
+    MissingLockTimeout: missing_lock_timeout => "missing-lock-timeout",
+    MissingStatementTimeout: missing_statement_timeout => "missing-statement-timeout",
+    MultipleAlterTableStatements: multiple_alter_table_statements => "multiple-alter-table-statements",
+    NestedTransaction: nested_transaction => "nested-transaction",
+    NonIdempotentInNonTransactionalMigration: non_idempotent_in_non_transactional_migration => "non-idempotent-in-non-transactional-migration",
+    NonLinearHistory: non_linear_history => "non-linear-history",
+    PreferBigint: prefer_bigint => "prefer-bigint",
+    PreferIdentity: prefer_identity => "prefer-identity",
+    PreferJsonb: prefer_jsonb => "prefer-jsonb",
+    PreferTextOverVarchar: prefer_text_over_varchar => "prefer-text-over-varchar",
+    PreferTimestamptz: prefer_timestamptz => "prefer-timestamptz",
+    RefreshMaterializedViewWithoutConcurrently: refresh_materialized_view_without_concurrently => "refresh-materialized-view-without-concurrently",
+    RenamingColumn: renaming_column => "renaming-column",
+    RenamingEnumValue: renaming_enum_value => "renaming-enum-value",
+    RenamingSchema: renaming_schema => "renaming-schema",
+    RenamingTable: renaming_table => "renaming-table",
+    RequireConcurrentIndexCreation: require_concurrent_index_creation => "require-concurrent-index-creation",
+    RequireConcurrentIndexDeletion: require_concurrent_index_deletion => "require-concurrent-index-deletion",
+    RequireConcurrentPartitionDetach: require_concurrent_partition_detach => "require-concurrent-partition-detach",
+    RequireConcurrentReindex: require_concurrent_reindex => "require-concurrent-reindex",
+    RewritingTable: rewriting_table => "rewriting-table",
+    SettingNotNullOnExistingColumn: setting_not_null_on_existing_column => "setting-not-null-on-existing-column",
+    TruncateCascade: truncate_cascade => "truncate-cascade",
+    TruncatingTable: truncating_table => "truncating-table",
+    UnbatchedDataChange: unbatched_data_change => "unbatched-data-change",
+    UnclosedTransaction: unclosed_transaction => "unclosed-transaction",
+    UninspectableSql: uninspectable_sql => "uninspectable-sql",
+    VacuumFullOrCluster: vacuum_full_or_cluster => "vacuum-full-or-cluster",
+    ValidateInSameTransaction: validate_in_same_transaction => "validate-in-same-transaction",
 }
 
 /// The parsed metadata of every rule, in [`RULES`] order.
@@ -247,7 +266,44 @@ pub(crate) fn metadata() -> &'static [RuleMetadata] {
 
 /// The position of a rule in [`RULES`].
 pub(crate) fn position(id: &str) -> Option<usize> {
-    RULES.iter().position(|rule| rule.id == id)
+    RULES.iter().position(|rule| rule.id.as_str() == id)
+}
+
+impl RuleId {
+    /// The rule with this kebab-case id.
+    pub fn parse(id: &str) -> Option<RuleId> {
+        RuleId::ALL.iter().copied().find(|rule| rule.as_str() == id)
+    }
+}
+
+impl std::fmt::Display for RuleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for RuleId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for RuleId {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RuleId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for RuleId {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +322,7 @@ mod tests {
             );
             assert!(
                 rule.id
+                    .as_str()
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                 "{} is not kebab-case",

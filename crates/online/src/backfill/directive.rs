@@ -2,7 +2,7 @@
 //! backfill options for one statement, e.g.
 //! `-- safeshift:backfill batch=5000 target=200ms pause=50ms max-lag=5s`.
 
-use safeshift_source::parse_duration;
+use safeshift_source::{parse_duration, parse_timeout};
 
 use crate::settings::{BackfillOptions, Probe};
 
@@ -36,6 +36,9 @@ pub fn apply(arguments: &str, options: &mut BackfillOptions) -> Result<(), Strin
         };
         let duration =
             |value: &str| parse_duration(value).map_err(|message| format!("`{key}`: {message}"));
+        // What each batch's transaction is given.
+        let timeout =
+            |value: &str| parse_timeout(value).map_err(|message| format!("`{key}`: {message}"));
         match key {
             "batch" => options.batch = count(value)?,
             "min-batch" => options.min_batch = count(value)?,
@@ -53,8 +56,8 @@ pub fn apply(arguments: &str, options: &mut BackfillOptions) -> Result<(), Strin
                     .parse()
                     .map_err(|_| format!("`{word}`: expected a whole number"))?
             }
-            "lock-timeout" => options.lock_timeout = duration(value)?,
-            "statement-timeout" => options.statement_timeout = duration(value)?,
+            "lock-timeout" => options.lock_timeout = timeout(value)?,
+            "statement-timeout" => options.statement_timeout = timeout(value)?,
             "probe" => options.probe = Some(Probe::parse(value)),
             _ => {
                 return Err(format!(

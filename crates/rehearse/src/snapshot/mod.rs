@@ -230,6 +230,55 @@ impl Snapshot {
         catalog::capture(connection, scope)
     }
 
+    /// The snapshot without these tables (`schema.table`, as `format('%I.%I')` writes it) and
+    /// the sequences they own: another tool's history tables, left out of a baseline.
+    pub fn without_tables(mut self, tables: &[String]) -> Snapshot {
+        for table in tables {
+            self.tables.remove(table);
+            let owned = format!("{table}.");
+            self.sequences
+                .retain(|_, sequence| !sequence.owned_by.starts_with(&owned));
+        }
+        self
+    }
+
+    /// The snapshot without owners and grants, for comparing a database with a copy built by
+    /// another role (a baseline leaves them out).
+    pub fn without_ownership(mut self) -> Snapshot {
+        for schema in self.schemas.values_mut() {
+            schema.owner.clear();
+            schema.grants.clear();
+        }
+        let clear_columns = |columns: &mut BTreeMap<String, Column>| {
+            for column in columns.values_mut() {
+                column.grants.clear();
+            }
+        };
+        for table in self.tables.values_mut() {
+            table.owner.clear();
+            table.grants.clear();
+            clear_columns(&mut table.columns);
+        }
+        for view in self.views.values_mut() {
+            view.owner.clear();
+            view.grants.clear();
+            clear_columns(&mut view.columns);
+        }
+        for sequence in self.sequences.values_mut() {
+            sequence.owner.clear();
+            sequence.grants.clear();
+        }
+        for function in self.functions.values_mut() {
+            function.owner.clear();
+            function.grants.clear();
+        }
+        for data_type in self.types.values_mut() {
+            data_type.owner.clear();
+            data_type.grants.clear();
+        }
+        self
+    }
+
     /// How many objects of each kind, for a one-line summary.
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         let sum = |count: fn(&Table) -> usize| self.tables.values().map(count).sum::<usize>();
