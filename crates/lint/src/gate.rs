@@ -41,6 +41,8 @@ pub struct BlockedUp {
     pub report: LintReport,
     /// How many findings block.
     pub count: usize,
+    /// The highest risk accepted without an acknowledgement.
+    pub accepted: Risk,
     /// The version of the first migration with a blocking finding.
     pub version: String,
     /// The counts of the whole evaluation: every migration `up` would apply, not only those
@@ -74,6 +76,7 @@ pub fn blocked_up(evaluation: &Evaluation, accepted: Risk) -> Option<BlockedUp> 
     Some(BlockedUp {
         report,
         count,
+        accepted,
         version,
         evaluated: evaluated.summary(),
         grading: evaluation.grading.clone(),

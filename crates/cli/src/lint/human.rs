@@ -133,7 +133,7 @@ pub fn render_gate(blocked: &safeshift_lint::BlockedUp, color: bool) -> String {
     let _ = writeln!(
         text,
         "{} {} pending migration{}, {} statement{} ({graded}): {} high, {} medium, {} low, {} acknowledged. \
-         {} finding{} in {} migration{} stop `up`.",
+         {} finding{} above {} risk in {} migration{} stop `up`.",
         painter.bold("Linted"),
         summary.files,
         plural(summary.files),
@@ -145,6 +145,7 @@ pub fn render_gate(blocked: &safeshift_lint::BlockedUp, color: bool) -> String {
         summary.suppressed,
         blocked.count,
         plural(blocked.count),
+        blocked.accepted,
         files,
         plural(files),
     );
