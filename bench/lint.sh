@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Lints a generated corpus of migration SQL with safeshift (release build) and with squawk, and
-# prints statements per second for both.
+# Lints the same generated statements split into 10, 100 and 1,000 migration files with safeshift
+# (release build) and with squawk, and prints wall time, CPU time and time per statement for both.
+# safeshift lints the files alone (--no-database), as squawk does.
 #
-#   bench/lint.sh [STATEMENTS] [FILES] [RUNS]     (defaults: 100000 200 5)
+#   bench/lint.sh [STATEMENTS] [FILE-COUNTS] [RUNS]     (defaults: 100000 10,100,1000 5)
 #
+# The corpus is a migrations directory (bench/lint_corpus.py): safeshift lints it as one history,
+# in version order, carrying the schema from file to file; squawk lints the same files one by one.
 # squawk comes from PyPI (`squawk-cli`), installed into a virtualenv under the work directory
-# when missing. Both tools read the same files, write JSON to /dev/null, and may use every core;
-# each is run RUNS times and the fastest run counts (the machine may be shared).
+# when missing. Both tools write JSON to /dev/null and may use every core; each is run RUNS times,
+# the two alternately, and the fastest run of each counts (the machine may be shared).
 set -euo pipefail
 
 statements=${1:-100000}
-files=${2:-200}
+file_counts=${2:-10,100,1000}
 runs=${3:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${SAFESHIFT_BENCH_DIR:-${TMPDIR:-/tmp}/safeshift-lint-bench}
-corpus="$work/corpus"
 mkdir -p "$work"
 
 target_dir=${CARGO_TARGET_DIR:-$root/target}
@@ -32,43 +34,54 @@ if [ -z "$squawk" ]; then
     squawk="$work/venv/bin/squawk"
 fi
 
-rm -rf "$corpus"
-python3 "$root/bench/lint_corpus.py" "$corpus" "$statements" "$files" >&2
-
-# measure LABEL COMMAND…: runs the command $runs times (both tools exit non-zero when they find
-# something) and prints "LABEL best-wall-seconds cpu-seconds-of-that-run".
+# measure SAFESHIFT-COMMAND -- SQUAWK-COMMAND: runs the two commands alternately $runs times each
+# (both tools exit non-zero when they find something), so a machine shared with other work loads
+# both alike, and prints "best-wall cpu-of-that-run" for each, safeshift first.
 measure() {
-    local label=$1
-    shift
     python3 - "$runs" "$@" <<'PY'
 import resource, subprocess, sys, time
-runs, command = int(sys.argv[1]), sys.argv[2:]
-best = None
+runs, rest = int(sys.argv[1]), sys.argv[2:]
+split = rest.index("--")
+commands = [rest[:split], rest[split + 1:]]
+best = [None, None]
 for _ in range(runs):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if best is None or wall < best[0]:
-        best = (wall, cpu)
-print(f"{best[0]:.3f} {best[1]:.3f}")
+    for i, command in enumerate(commands):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if best[i] is None or wall < best[i][0]:
+            best[i] = (wall, cpu)
+print(" ".join(f"{wall:.3f} {cpu:.3f}" for wall, cpu in best))
 PY
 }
 
-read -r safeshift_wall safeshift_cpu < <(measure safeshift "$safeshift" lint --format json "$corpus")
-read -r squawk_wall squawk_cpu < <(measure squawk "$squawk" --reporter json "$corpus"/*.sql)
+results=()
+for files in ${file_counts//,/ }; do
+    corpus="$work/corpus-$files"
+    rm -rf "$corpus"
+    python3 "$root/bench/lint_corpus.py" "$corpus" "$statements" "$files" >&2
+    read -r safeshift_wall safeshift_cpu squawk_wall squawk_cpu < <(
+        measure "$safeshift" lint --no-database --format json "$corpus" -- \
+            "$squawk" --reporter json "$corpus"/*.sql
+    )
+    results+=("$files" "$safeshift_wall" "$safeshift_cpu" "$squawk_wall" "$squawk_cpu")
+    rm -rf "$corpus"
+done
 
-python3 - "$statements" "$files" "$runs" "$(nproc)" \
-    "$("$safeshift" --version)" "$safeshift_wall" "$safeshift_cpu" \
-    "$("$squawk" --version)" "$squawk_wall" "$squawk_cpu" <<'PY'
+python3 - "$statements" "$runs" "$(nproc)" "$("$safeshift" --version)" "$("$squawk" --version)" \
+    "${results[@]}" <<'PY'
 import sys
-statements, files, runs, cores = (int(v) for v in sys.argv[1:5])
-rows = [sys.argv[5:8], sys.argv[8:11]]
-print(f"{'tool':<22} {'wall s':>8} {'cpu s':>8} {'statements/s':>14} {'per cpu-second':>15}")
-for name, wall, cpu in rows:
-    wall, cpu = float(wall), float(cpu)
-    print(f"{name:<22} {wall:>8.3f} {cpu:>8.3f} {statements / wall:>14,.0f} {statements / cpu:>15,.0f}")
-print(f"{statements} statements in {files} files, {cores} cores, fastest of {runs} runs each")
+statements, runs, cores = (int(v) for v in sys.argv[1:4])
+safeshift, squawk = sys.argv[4:6]
+values = sys.argv[6:]
+print(f"{'files':>6} {'tool':<18} {'wall s':>8} {'cpu s':>8} {'µs/statement':>13} {'statements/s':>13}")
+for i in range(0, len(values), 5):
+    files = int(values[i])
+    for name, wall, cpu in ((safeshift, values[i + 1], values[i + 2]), (squawk, values[i + 3], values[i + 4])):
+        wall, cpu = float(wall), float(cpu)
+        print(f"{files:>6} {name:<18} {wall:>8.3f} {cpu:>8.3f} {wall * 1e6 / statements:>13.1f} {statements / wall:>13,.0f}")
+print(f"{statements} statements per corpus, {cores} cores, fastest of {runs} runs each")
 PY

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Writes a corpus of migration-like SQL files for bench/lint.sh.
+"""Writes a migrations directory for bench/lint.sh.
 
 usage: lint_corpus.py DIR [STATEMENTS] [FILES]
 
-The mix follows what migration directories hold: table creation, column changes, indexes,
-constraints, renames, drops, data backfills, functions and views. The corpus is deterministic
-(fixed seed), so runs are comparable.
+The files are migrations safeshift reads as one history (`0001_change.sql`, each starting with
+`-- migrate:up`); any other SQL linter reads them as plain SQL files. The mix follows what
+migration directories hold: table creation, column changes, indexes, constraints, renames, drops,
+data backfills, functions and views, on tables of the same and of earlier migrations, so the
+history carried from file to file matters. The same STATEMENTS split into more FILES keeps the
+statements the same kinds in the same proportions. The corpus is deterministic (fixed seed), so
+runs are comparable.
 """
 
 import os
@@ -14,10 +18,10 @@ import sys
 
 
 def statements(rng, file_number, count):
-    tables = [f"t{file_number}_{i}" for i in range(8)]
     out = []
     for i in range(count):
-        t = rng.choice(tables)
+        # A table of this migration or of an earlier one.
+        t = f"t{rng.randrange(file_number + 1)}_{rng.randrange(8)}"
         c = f"c{i}"
         kind = rng.randrange(20)
         if kind == 0:
@@ -81,12 +85,14 @@ def main():
     os.makedirs(directory, exist_ok=True)
     rng = random.Random(20240501)
     per_file = total // files
+    digits = max(4, len(str(files)))
     written = 0
     for number in range(files):
         count = per_file if number < files - 1 else total - written
         body = ";\n\n".join(statements(rng, number, count)) + ";\n"
-        with open(os.path.join(directory, f"change_{number:04}.sql"), "w") as handle:
-            handle.write(f"-- generated change set {number}\n" + body)
+        name = f"{number + 1:0{digits}}_change.sql"
+        with open(os.path.join(directory, name), "w") as handle:
+            handle.write(f"-- migrate:up\n-- generated change set {number}\n" + body)
         written += count
     print(f"{written} statements in {files} files under {directory}")
 

@@ -289,6 +289,13 @@ pub enum Command {
     /// migration, proven to rebuild the same schema on a throwaway server, and recorded applied.
     Baseline(BaselineArgs),
     /// Check migrations for dangerous patterns (locks, rewrites, data loss) before they run.
+    ///
+    /// The database is the one `up` and `plan` use: --database-url, else the `url` of the
+    /// environment chosen with --env, else `url` under [database] in safeshift.toml, else
+    /// DATABASE_URL. With a PostgreSQL database, lint reports the pending migrations (--all: every
+    /// one) and grades each finding by the size of the tables it locks, exactly as `plan` and the
+    /// check `up` runs first do; --no-database lints the files alone. Exit code 8 when a finding
+    /// at or above --fail-on remains.
     Lint(LintArgs),
     /// Explain a lint rule: its lock, what it blocks, why it matters, the safe alternative.
     Explain(ExplainArgs),
@@ -526,6 +533,10 @@ pub struct LintArgs {
     /// With a database, also report migrations already applied (by default only pending ones).
     #[arg(long)]
     pub all: bool,
+    /// Do not connect to the database even when one is configured: lint the files alone, with
+    /// each finding at its rule's risk (no table sizes, no applied history).
+    #[arg(long)]
+    pub no_database: bool,
     /// Rewrite the dangerous statements that have a safe form (concurrent index builds, NOT VALID
     /// then VALIDATE, NOT NULL through a CHECK, batched backfills…) in the files, then lint again.
     #[arg(long)]

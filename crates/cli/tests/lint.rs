@@ -303,14 +303,74 @@ fn explain_prints_a_rule_page_and_lists_rules() {
 }
 
 #[test]
+fn migration_files_named_one_by_one_are_linted_as_their_directory_is() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "migrations/0001_users.sql",
+        "-- migrate:up\nCREATE TABLE users (id bigint, email varchar(50));\n",
+    );
+    write(
+        dir.path(),
+        "migrations/0002_widen.sql",
+        "-- migrate:up\nALTER TABLE users ALTER COLUMN email TYPE varchar(80);\nCREATE INDEX users_email ON users (email);\n",
+    );
+    write(
+        dir.path(),
+        "migrations/0003_drop.sql",
+        "-- migrate:up\nALTER TABLE users DROP COLUMN email;\n",
+    );
+    let directory = safeshift(dir.path(), &["lint", "--format", "json", "migrations"]);
+    let files = safeshift(
+        dir.path(),
+        &[
+            "lint",
+            "--format",
+            "json",
+            "migrations/0001_users.sql",
+            "migrations/0002_widen.sql",
+            "migrations/0003_drop.sql",
+        ],
+    );
+    assert_eq!(directory.code, 8);
+    assert_eq!(
+        directory.stdout, files.stdout,
+        "naming every file is linting the directory"
+    );
+    let only = safeshift(
+        dir.path(),
+        &["lint", "--format", "json", "migrations/0002_widen.sql"],
+    );
+    let findings = json(&only);
+    let rules: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"require-concurrent-index-creation")
+            && !rules.contains(&"changing-column-type"),
+        "the history gives the old type, so the widening is not flagged: {rules:?}"
+    );
+}
+
+#[test]
 fn up_refuses_an_unacknowledged_high_risk_migration() {
     let database = TestDatabase::new();
     let url = database.url();
     let dir = tempfile::tempdir().unwrap();
+    // A lock budget of a millisecond makes an index build on 20,000 rows HIGH, as a budget of a
+    // second does on a table of gigabytes.
+    write(
+        dir.path(),
+        "safeshift.toml",
+        "[lint]\nlock_budget = \"1ms\"\n",
+    );
     write(
         dir.path(),
         "migrations/0001_t.sql",
-        "-- migrate:up\nCREATE TABLE t (a int);\n",
+        "-- migrate:up\nCREATE TABLE t (a int);\nINSERT INTO t SELECT g FROM generate_series(1, 20000) g;\nANALYZE t;\n",
     );
     let first = safeshift(dir.path(), &["--database-url", &url, "up"]);
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -325,6 +385,20 @@ fn up_refuses_an_unacknowledged_high_risk_migration() {
         refused
             .stderr
             .contains("high[require-concurrent-index-creation]"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("under the lock, over the 1 ms lock budget"),
+        "the refusal says why: {}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(
+            "Linted 1 pending migration, 1 statement (graded with the table sizes): 1 high, 0 medium, 0 low, 0 acknowledged. 1 finding above medium risk in 1 migration stop `up`."
+        ),
         "{}",
         refused.stderr
     );

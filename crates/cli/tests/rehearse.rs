@@ -206,6 +206,40 @@ fn a_rewrite_under_access_exclusive_without_sizes_is_a_lock_policy_warning() {
     );
 }
 
+/// The rehearsal grades with the project's `[lint]` risk policy, as `lint`, `plan` and `up` do:
+/// with a small-table limit of 100 rows, 500 rows is no longer small (MEDIUM), and with a lock
+/// budget of 0 s any time under the lock is over it (HIGH, a failure).
+#[test]
+fn the_lint_risk_policy_settings_grade_the_rehearsal_too() {
+    let project = widening_project();
+    let violation = |run: &common::Run| run.json()["migrations"][1]["policy_violations"][0].clone();
+    std::fs::write(
+        project.path().join("safeshift.toml"),
+        "[lint]\nsmall_table_rows = 100\n",
+    )
+    .unwrap();
+    let run = rehearse(&project, &["--rows", "500", "--format", "json"]);
+    run.expect(0);
+    let graded = violation(&run);
+    assert_eq!(graded["risk"], "medium", "{graded:#}");
+    assert!(
+        graded["grade"]
+            .as_str()
+            .unwrap()
+            .contains("not a small table (~500 rows in the rehearsal, 100 or more)"),
+        "{graded:#}"
+    );
+
+    std::fs::write(
+        project.path().join("safeshift.toml"),
+        "[lint]\nlock_budget = \"0s\"\n",
+    )
+    .unwrap();
+    let run = rehearse(&project, &["--rows", "500", "--format", "json"]);
+    run.expect(REHEARSAL_FAILED);
+    assert_eq!(violation(&run)["risk"], "high", "{:#}", violation(&run));
+}
+
 #[test]
 fn lock_policy_violations_are_graded_by_the_sizes_the_rehearsal_knows() {
     let project = widening_project();
@@ -757,4 +791,71 @@ fn a_schema_diff_shows_the_changed_part() {
         .unwrap_or_else(|| panic!("{}", run.stdout));
     assert!(line.contains("> 0") && line.contains(">= 0"), "{line}");
     assert!(line.chars().count() <= 300, "{line}");
+}
+
+#[test]
+fn the_lock_model_agrees_with_what_the_rehearsal_observes() {
+    // The tables exist (applied) before the rehearsed migrations, so the linter predicts locks
+    // on them, which the rehearsal compares with what the server does.
+    let database = TestDatabase::new();
+    let project = Project::postgres(database.url());
+    project
+        .migration(
+            "0001_tables.sql",
+            "CREATE TABLE users (id bigint PRIMARY KEY);\n\
+             CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint CONSTRAINT orders_user_id_fkey REFERENCES users, total int);",
+            "DROP TABLE orders, users;",
+        )
+        .migration(
+            "0002_categories.sql",
+            "CREATE TABLE categories (id bigint PRIMARY KEY, parent_id bigint REFERENCES categories, owner_id bigint REFERENCES users);",
+            "DROP TABLE categories;",
+        )
+        .migration(
+            "0003_check.sql",
+            "ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total > 0) NOT VALID;\n\
+             ALTER TABLE orders VALIDATE CONSTRAINT orders_total_check;",
+            "ALTER TABLE orders DROP CONSTRAINT orders_total_check;",
+        )
+        .migration(
+            "0004_foreign_key.sql",
+            "ALTER TABLE orders DROP CONSTRAINT orders_user_id_fkey;\n\
+             ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users NOT VALID;\n\
+             ALTER TABLE orders VALIDATE CONSTRAINT orders_user_fk;",
+            "ALTER TABLE orders DROP CONSTRAINT orders_user_fk;\n\
+             ALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users;",
+        );
+    project.run(&["up", "--to", "0001"]).expect(0);
+    let scratch = shared_server().admin_url();
+    let run = project.run(&["rehearse", "--scratch-url", &scratch, "--format", "json"]);
+    let report = run.json();
+    let mut disagreements = Vec::new();
+    let mut compared = 0;
+    for migration in report["migrations"].as_array().unwrap() {
+        for statement in migration["statements"].as_array().unwrap() {
+            compared += statement["locks"].as_array().unwrap().len();
+            for disagreement in statement["lint_disagreements"].as_array().unwrap() {
+                disagreements.push(format!(
+                    "{} line {}: {disagreement}",
+                    migration["version"], statement["line"]
+                ));
+            }
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "the rehearsal contradicts the lock model:\n{}",
+        disagreements.join("\n")
+    );
+    assert_eq!(
+        report["migrations"].as_array().unwrap().len(),
+        3,
+        "the pending ones: {}",
+        run.stdout
+    );
+    assert!(
+        compared > 5,
+        "locks were observed on the tables in use: {}",
+        run.stdout
+    );
 }

@@ -8,6 +8,7 @@
 //! fail), the hooks after. Every step that is not a migration is written to the run-events log.
 
 use safeshift_driver::{Driver, EventKind, EventOutcome};
+use safeshift_lint::Grading;
 use safeshift_runner::{DownTarget, DryRun, Migrator, RunError, RunReport, StatusReport};
 use safeshift_source::Version;
 
@@ -227,22 +228,35 @@ impl Run<'_> {
         if guarded && pending == 0 {
             return Ok(Prepared::UpToDate);
         }
-        let plan = if guarded {
-            let plan = plan::build(self.migrator, self.db, self.database, target)?;
-            if plan.sizes_unavailable {
-                self.report.step(Step::SizesUnavailable);
-            }
-            Some(plan)
+        // One evaluation of the migrations to apply: the plan shows it, the gate refuses on it.
+        let (plan, evaluation) = if guarded {
+            let mut plan = plan::build(
+                self.migrator,
+                self.db,
+                self.database,
+                self.policy.risk_policy,
+                target,
+            )?;
+            let evaluation = plan.evaluation.take();
+            (Some(plan), evaluation)
         } else {
-            None
+            let evaluation = crate::evaluation::evaluate_pending(
+                self.migrator,
+                &status,
+                self.db,
+                self.database,
+                self.policy.risk_policy,
+                target,
+            )?;
+            (None, evaluation)
         };
-        crate::gate::check(
-            self.migrator,
-            self.db,
-            &status,
-            self.policy.max_risk,
-            target,
-        )?;
+        if evaluation
+            .as_ref()
+            .is_some_and(|e| matches!(e.grading, Grading::SizesUnavailable { .. }))
+        {
+            self.report.step(Step::SizesUnavailable);
+        }
+        crate::gate::check(evaluation.as_ref(), self.policy.max_risk)?;
         Ok(match plan {
             Some(plan) => Prepared::Guarded(Box::new(plan)),
             None => Prepared::Unguarded,
@@ -294,6 +308,7 @@ impl Run<'_> {
         let inputs = PreflightInputs {
             target,
             accepted: self.policy.max_risk,
+            risk_policy: self.policy.risk_policy,
             backup_dir: &self.policy.backups.dir,
             plan: Some(plan),
         };

@@ -2,7 +2,7 @@
 
 use safeshift_backup::BackupError;
 use safeshift_driver::DriverError;
-use safeshift_lint::{LintReport, UnknownRule};
+use safeshift_lint::{BlockedUp, UnknownRule};
 use safeshift_runner::{RunError, RunReport};
 use safeshift_source::SourceErrors;
 use safeshift_watch::{HealthOutcome, WatchSummary};
@@ -65,8 +65,8 @@ pub enum DeployError {
     /// The lint gate: findings above the accepted risk in the migrations to apply.
     #[error("{error}")]
     Blocked {
-        /// The blocking findings, to show.
-        report: Box<LintReport>,
+        /// The blocking findings, to show, with the counts of the whole evaluation.
+        blocked: Box<BlockedUp>,
         /// [`RunError::Blocked`], saying how many and what to do.
         error: RunError,
     },

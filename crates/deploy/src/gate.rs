@@ -1,47 +1,22 @@
 //! The lint gate before `up`: the migrations to apply may not carry a finding above the accepted
-//! risk unless it is acknowledged. Only PostgreSQL migrations are linted.
+//! risk unless it is acknowledged. It refuses on the evaluation `lint` and `plan` show (see
+//! [`crate::evaluation::evaluate_pending`]): the same findings, graded by the same table sizes.
 
-use safeshift_driver::{Driver, Engine};
-use safeshift_lint::{PgVersion, Risk};
-use safeshift_runner::{Migrator, RunError, StatusReport};
-use safeshift_source::Version;
+use safeshift_lint::{Evaluation, Risk};
+use safeshift_runner::RunError;
 
 use crate::error::DeployError;
-use crate::evaluation::applied_migrations;
 
-/// Refuses the run when a migration up to `target` carries a finding above `accepted` that is
-/// not acknowledged. `status` is where the database stands now.
-pub fn check(
-    migrator: &Migrator,
-    db: &dyn Driver,
-    status: &StatusReport,
-    accepted: Risk,
-    target: Option<&Version>,
-) -> Result<(), DeployError> {
-    if db.engine() != Engine::Postgres {
-        return Ok(());
-    }
-    let set = migrator.migrations();
-    let applied = applied_migrations(status);
-    // Nothing pending (the usual deploy-time `up`): nothing to gate, and no reason to parse
-    // every file for the history's context.
-    if set
-        .migrations
-        .iter()
-        .all(|m| applied.versions.contains_key(m.version.as_str()))
-    {
-        return Ok(());
-    }
-    let pg_version = PgVersion::from_server_version_num(db.server().version_number);
-    let Some(blocked) = safeshift_lint::gate_pending(set, &applied, pg_version, target, accepted)?
-    else {
+/// Refuses the run when the evaluation of the migrations to apply (`None`: nothing to lint)
+/// has a finding above `accepted` that is not acknowledged.
+pub fn check(evaluation: Option<&Evaluation>, accepted: Risk) -> Result<(), DeployError> {
+    let Some(blocked) = evaluation.and_then(|e| safeshift_lint::blocked_up(e, accepted)) else {
         return Ok(());
     };
     let count = blocked.count;
     Err(DeployError::Blocked {
-        report: Box::new(blocked.report),
         error: RunError::Blocked {
-            version: blocked.version,
+            version: blocked.version.clone(),
             message: format!(
                 "{count} finding{} above {accepted} risk in pending migrations; nothing was applied",
                 if count == 1 { "" } else { "s" }
@@ -50,5 +25,6 @@ pub fn check(
                    `-- safeshift:allow <rule-id> <reason>` on the statement, or run `safeshift up --allow-risk high`"
                 .to_owned(),
         },
+        blocked: Box::new(blocked),
     })
 }

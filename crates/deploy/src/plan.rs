@@ -9,15 +9,14 @@ use serde::Serialize;
 
 use safeshift_driver::{Dialect, Driver, Engine};
 use safeshift_lint::{
-    ExampleMode, FileReport, Finding, LintOptions, Linter, PgVersion, Risk, RuleId, Scope,
-    TableName,
+    Evaluation, ExampleMode, FileReport, Finding, Grading, LintOptions, LintReport, Linter,
+    PgVersion, Risk, RiskPolicy, RuleId, TableName,
 };
 use safeshift_runner::{Migrator, StatusReport};
 use safeshift_source::{Migration, Version};
 
 use crate::database::Database;
 use crate::error::DeployError;
-use crate::evaluation::{applied_migrations, grade_by_size};
 
 /// Time assumed for a statement whose cost the linter cannot estimate from table sizes.
 const BASE_STATEMENT_TIME: Duration = Duration::from_millis(5);
@@ -45,6 +44,10 @@ pub struct Plan {
     /// tables): risks are graded without them.
     #[serde(skip)]
     pub sizes_unavailable: bool,
+    /// The lint evaluation the risks come from, which `up`'s gate refuses on (PostgreSQL, with
+    /// migrations pending).
+    #[serde(skip)]
+    pub evaluation: Option<Evaluation>,
 }
 
 /// One pending migration in the plan.
@@ -102,12 +105,14 @@ fn duration_ms<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<
     serializer.serialize_u64(value.as_millis() as u64)
 }
 
-/// Builds the plan for the migrations `up` would apply (up to `target`), reading table sizes on
-/// a connection of its own.
+/// Builds the plan for the migrations `up` would apply (up to `target`): their risks are the
+/// evaluation `lint` shows and `up`'s gate refuses on, graded by `policy` with the table sizes
+/// read on a connection of its own.
 pub fn build(
     migrator: &Migrator,
     db: &mut dyn Driver,
     database: &Database,
+    policy: RiskPolicy,
     target: Option<&Version>,
 ) -> Result<Plan, DeployError> {
     migrator.check_files(db.dialect())?;
@@ -122,26 +127,13 @@ pub fn build(
         pg_version,
         ..LintOptions::default()
     })?;
-    let mut report = if postgres {
-        let applied = applied_migrations(&status);
-        linter.lint_set(migrator.migrations(), Some(&applied), &Scope::Pending)
-    } else {
-        Default::default()
-    };
-    let mut sized = false;
-    let mut sizes_unavailable = false;
-    if postgres && !report.files.is_empty() {
-        // The size lookup opens each table with a lock; behind a session queued for an exclusive
-        // lock it would wait, so it gives up quickly and the plan keeps the static grades.
-        let mut sizes = database.connect_postgres()?;
-        let graded = sizes
-            .query_rows("SET lock_timeout = 2000")
-            .and_then(|_| grade_by_size(&mut report, &mut sizes));
-        match graded {
-            Ok(()) => sized = true,
-            Err(_) => sizes_unavailable = true,
-        }
-    }
+    let evaluation =
+        crate::evaluation::evaluate_pending(migrator, &status, db, database, policy, target)?;
+    let no_report = LintReport::default();
+    let report = evaluation.as_ref().map_or(&no_report, |e| &e.report);
+    let grading = evaluation.as_ref().map(|e| &e.grading);
+    let sized = grading == Some(&Grading::TableSizes);
+    let sizes_unavailable = matches!(grading, Some(Grading::SizesUnavailable { .. }));
     let migrations: Vec<PlannedMigration> = pending(migrator, &status, target)
         .into_iter()
         .map(|migration| {
@@ -164,6 +156,7 @@ pub fn build(
         sized,
         sizes_unavailable,
         migrations,
+        evaluation,
     })
 }
 
@@ -246,7 +239,7 @@ impl From<&Finding> for PlanFinding {
             message: finding.message.clone(),
             help: finding.help.to_string(),
             safe_alternative: finding.safe_alternative.clone(),
-            rows: finding.estimate.as_ref().map(|e| e.rows),
+            rows: finding.estimate.as_ref().and_then(|e| e.rows),
             bytes: finding.estimate.as_ref().map(|e| e.bytes),
             acknowledged: finding.suppressed.clone(),
         }

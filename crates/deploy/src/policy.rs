@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use safeshift_lint::Risk;
+use safeshift_lint::{Risk, RiskPolicy};
 use safeshift_source::parse_duration;
 use safeshift_watch::{HealthCheck, Limits, Threshold};
 
@@ -23,6 +23,8 @@ pub struct Policy {
     pub backups: Backups,
     /// The highest lint risk applied without an acknowledgement in the migration.
     pub max_risk: Risk,
+    /// How table sizes grade the lint findings the gate refuses on (`[lint]`).
+    pub risk_policy: RiskPolicy,
     /// Run the pre-flight checks before applying; a failed check stops the run.
     pub preflight: bool,
     /// Commands run before the first migration and after the run.
@@ -44,6 +46,7 @@ impl Default for Policy {
             confirm: false,
             backups: Backups::default(),
             max_risk: Risk::Medium,
+            risk_policy: RiskPolicy::default(),
             preflight: false,
             hooks: Hooks::default(),
             watch: None,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::path::Path;
 
 use safeshift_driver::{Driver, Engine, MysqlDriver, PostgresDriver};
-use safeshift_lint::Risk;
+use safeshift_lint::{Risk, RiskPolicy};
 use safeshift_runner::{EntryState, Migrator};
 use safeshift_source::Version;
 use safeshift_watch::probes;
@@ -80,6 +80,8 @@ pub struct PreflightInputs<'a> {
     pub target: Option<&'a Version>,
     /// The highest risk applied without an acknowledgement.
     pub accepted: Risk,
+    /// How table sizes grade the plan's risks (`[lint]`).
+    pub risk_policy: RiskPolicy,
     /// Where a backup would go (its free space is checked).
     pub backup_dir: &'a Path,
     /// The plan, when the caller has built it already; otherwise the checks build it.
@@ -143,7 +145,13 @@ pub fn run(
     let plan = match inputs.plan {
         Some(plan) => plan,
         None => {
-            built = plan::build(migrator, db.as_mut(), database, inputs.target)?;
+            built = plan::build(
+                migrator,
+                db.as_mut(),
+                database,
+                inputs.risk_policy,
+                inputs.target,
+            )?;
             &built
         }
     };

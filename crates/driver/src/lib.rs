@@ -35,7 +35,8 @@ pub use interrupted::{InterruptedOutcome, Leftover};
 pub use lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 pub use mysql::{ClientOptionFile, MysqlDriver, MysqlFlavor, mysql_rows};
 pub use postgres::{
-    ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error, simple_query_rows,
+    CatalogColumn, ClientEnvironment, PostgresDriver, TableSize, classify_postgres_error,
+    simple_query_rows,
 };
 pub use safeshift_source::Dialect;
 pub use sqlite::SqliteDriver;

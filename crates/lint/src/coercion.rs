@@ -3,6 +3,29 @@
 
 use crate::sql::ColumnType;
 
+/// Whether a time zone name or offset, as `SET TIME ZONE` takes it, is fixed at UTC: then
+/// PostgreSQL 12+ converts between `timestamp` and `timestamptz` without a rewrite.
+pub fn is_utc(zone: &str) -> bool {
+    let zone = zone.trim().to_ascii_lowercase();
+    let zone = zone.strip_prefix("etc/").unwrap_or(&zone);
+    matches!(
+        zone,
+        "utc"
+            | "uct"
+            | "gmt"
+            | "gmt0"
+            | "gmt+0"
+            | "gmt-0"
+            | "greenwich"
+            | "universal"
+            | "zulu"
+            | "z"
+    ) || zone
+        .trim_start_matches(['+', '-'])
+        .split(':')
+        .all(|part| !part.is_empty() && part.bytes().all(|b| b == b'0'))
+}
+
 /// What `ALTER COLUMN … TYPE` does to the table's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TypeChange {
@@ -14,8 +37,10 @@ pub enum TypeChange {
     Unknown,
 }
 
-/// Classifies a change of `old` to `new`; `using` is whether a `USING` expression is given.
-pub fn classify(old: Option<&ColumnType>, new: &ColumnType, using: bool) -> TypeChange {
+/// Classifies a change of `old` to `new`; `using` is whether a `USING` expression is given;
+/// `utc` is whether the session's time zone has a fixed zero offset on PostgreSQL 12 or later,
+/// where converting between `timestamp` and `timestamptz` changes no stored value.
+pub fn classify(old: Option<&ColumnType>, new: &ColumnType, using: bool, utc: bool) -> TypeChange {
     if using {
         return TypeChange::Rewrite;
     }
@@ -50,6 +75,9 @@ pub fn classify(old: Option<&ColumnType>, new: &ColumnType, using: bool) -> Type
         | ("timestamptz", "timestamptz")
         | ("time", "time")
         | ("interval", "interval") => widened(old.modifiers.first(), new.modifiers.first()),
+        ("timestamp", "timestamptz") | ("timestamptz", "timestamp") if utc => {
+            widened(old.modifiers.first(), new.modifiers.first())
+        }
         ("cidr", "inet") => true,
         _ => false,
     };
@@ -75,65 +103,114 @@ mod tests {
     #[test]
     fn widening_is_metadata_only() {
         assert_eq!(
-            classify(Some(&ty("varchar", &[50])), &ty("varchar", &[100]), false),
+            classify(
+                Some(&ty("varchar", &[50])),
+                &ty("varchar", &[100]),
+                false,
+                false
+            ),
             TypeChange::MetadataOnly
         );
         assert_eq!(
-            classify(Some(&ty("varchar", &[50])), &ty("varchar", &[]), false),
+            classify(
+                Some(&ty("varchar", &[50])),
+                &ty("varchar", &[]),
+                false,
+                false
+            ),
             TypeChange::MetadataOnly
         );
         assert_eq!(
-            classify(Some(&ty("varchar", &[50])), &ty("text", &[]), false),
+            classify(Some(&ty("varchar", &[50])), &ty("text", &[]), false, false),
             TypeChange::MetadataOnly
         );
         assert_eq!(
-            classify(Some(&ty("text", &[])), &ty("varchar", &[]), false),
+            classify(Some(&ty("text", &[])), &ty("varchar", &[]), false, false),
             TypeChange::MetadataOnly
         );
         assert_eq!(
             classify(
                 Some(&ty("numeric", &[10, 2])),
                 &ty("numeric", &[12, 2]),
+                false,
                 false
             ),
             TypeChange::MetadataOnly
         );
         assert_eq!(
-            classify(Some(&ty("cidr", &[])), &ty("inet", &[]), false),
+            classify(Some(&ty("cidr", &[])), &ty("inet", &[]), false, false),
             TypeChange::MetadataOnly
         );
     }
 
     #[test]
+    fn timestamps_convert_in_place_in_utc() {
+        let plain = ty("timestamp", &[]);
+        let zoned = ty("timestamptz", &[]);
+        assert_eq!(
+            classify(Some(&plain), &zoned, false, true),
+            TypeChange::MetadataOnly
+        );
+        assert_eq!(
+            classify(Some(&zoned), &plain, false, true),
+            TypeChange::MetadataOnly
+        );
+        assert_eq!(
+            classify(Some(&plain), &zoned, false, false),
+            TypeChange::Rewrite
+        );
+        for zone in ["UTC", "Etc/UTC", "gmt", "Zulu", "+00", "0", "00:00"] {
+            assert!(is_utc(zone), "{zone}");
+        }
+        for zone in ["Europe/London", "+01", "America/New_York", "", "local"] {
+            assert!(!is_utc(zone), "{zone}");
+        }
+    }
+
+    #[test]
     fn narrowing_and_other_types_rewrite() {
         assert_eq!(
-            classify(Some(&ty("varchar", &[50])), &ty("varchar", &[10]), false),
+            classify(
+                Some(&ty("varchar", &[50])),
+                &ty("varchar", &[10]),
+                false,
+                false
+            ),
             TypeChange::Rewrite
         );
         assert_eq!(
-            classify(Some(&ty("text", &[])), &ty("varchar", &[10]), false),
+            classify(Some(&ty("text", &[])), &ty("varchar", &[10]), false, false),
             TypeChange::Rewrite
         );
         assert_eq!(
-            classify(Some(&ty("int4", &[])), &ty("int8", &[]), false),
+            classify(Some(&ty("int4", &[])), &ty("int8", &[]), false, false),
             TypeChange::Rewrite
         );
         assert_eq!(
-            classify(Some(&ty("bpchar", &[4])), &ty("bpchar", &[8]), false),
+            classify(Some(&ty("bpchar", &[4])), &ty("bpchar", &[8]), false, false),
             TypeChange::Rewrite
         );
         assert_eq!(
             classify(
                 Some(&ty("numeric", &[10, 2])),
                 &ty("numeric", &[12, 3]),
+                false,
                 false
             ),
             TypeChange::Rewrite
         );
         assert_eq!(
-            classify(Some(&ty("varchar", &[50])), &ty("varchar", &[100]), true),
+            classify(
+                Some(&ty("varchar", &[50])),
+                &ty("varchar", &[100]),
+                true,
+                false
+            ),
             TypeChange::Rewrite
         );
-        assert_eq!(classify(None, &ty("text", &[]), false), TypeChange::Unknown);
+        assert_eq!(
+            classify(None, &ty("text", &[]), false, false),
+            TypeChange::Unknown
+        );
     }
 }

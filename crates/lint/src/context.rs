@@ -1,6 +1,8 @@
 //! What a rule sees: the statement, the schema before it, and the state of the migration so far
 //! (transaction, timeouts, locks held).
 
+use std::collections::HashMap;
+
 use pg_query::NodeEnum;
 
 use crate::effects::{Effects, TableLock};
@@ -30,6 +32,10 @@ pub struct HeldLock {
     pub later_statements: usize,
     /// Whether one of those later statements does slow work (scan, rewrite, index build, DML).
     pub later_slow_work: bool,
+    /// The transaction's statement count when the lock was taken; the two fields above are
+    /// worked out from it when the transaction ends, so a statement costs the same however many
+    /// locks are held.
+    pub(crate) taken_at: usize,
 }
 
 /// The state of the migration before the current statement.
@@ -42,6 +48,10 @@ pub struct MigrationState {
     pub explicit_begin: Option<usize>,
     pub lock_timeout_set: bool,
     pub statement_timeout_set: bool,
+    /// Whether the session's time zone is UTC (fixed zero offset) on PostgreSQL 12+, so
+    /// `timestamp` ↔ `timestamptz` changes rewrite nothing: from the database's setting, or a
+    /// `SET TIME ZONE` earlier in the migration.
+    pub utc_conversions: bool,
     /// Locks held in the current transaction, strongest per table.
     pub held: Vec<HeldLock>,
     /// Locks that were held until a commit, kept for the end-of-migration rules.
@@ -51,6 +61,13 @@ pub struct MigrationState {
     /// `ALTER TABLE` statements per table on tables other sessions use, with all their actions
     /// combined into one statement.
     pub alterations: Vec<Alterations>,
+    /// Positions in `held` and `alterations` by table key.
+    pub(crate) held_by_table: HashMap<String, usize>,
+    pub(crate) alterations_by_table: HashMap<String, usize>,
+    /// Statements run in the current transaction, and the count at the last one that did slow
+    /// work (0: none).
+    pub(crate) transaction_statements: usize,
+    pub(crate) last_slow_work: usize,
     /// Statements so far that took a lock blocking traffic on a table other sessions use.
     pub blocking_statements: usize,
     /// Statements so far whose work grows with a table (scan, rewrite, index build).
@@ -67,7 +84,7 @@ pub struct Alterations {
 }
 
 impl MigrationState {
-    pub fn new(execution: Execution) -> MigrationState {
+    pub fn new(execution: Execution, utc_conversions: bool) -> MigrationState {
         let (in_transaction, timeouts) = match execution {
             Execution::Runner { transaction } => (transaction, true),
             Execution::Script => (false, false),
@@ -78,10 +95,15 @@ impl MigrationState {
             explicit_begin: None,
             lock_timeout_set: timeouts,
             statement_timeout_set: timeouts,
+            utc_conversions,
             held: Vec::new(),
             released: Vec::new(),
             not_valid_in_transaction: Vec::new(),
             alterations: Vec::new(),
+            held_by_table: HashMap::new(),
+            alterations_by_table: HashMap::new(),
+            transaction_statements: 0,
+            last_slow_work: 0,
             blocking_statements: 0,
             slow_statements: 0,
             foreign_keys: Vec::new(),
@@ -95,7 +117,9 @@ impl MigrationState {
 
     /// The strongest lock held on a table in the current transaction.
     pub fn held_on(&self, table: &TableName) -> Option<&HeldLock> {
-        self.held.iter().find(|h| h.lock.table.key() == table.key())
+        self.held_by_table
+            .get(table.key())
+            .and_then(|&position| self.held.get(position))
     }
 
     /// The strongest lock held on any table.

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::effects::TableLock;
 use crate::lock::{Blocks, LockMode};
+use crate::policy::Hazard;
 use crate::risk::Risk;
 use crate::rules::RuleId;
 
@@ -40,6 +41,9 @@ pub struct Finding {
     pub span: Range<usize>,
     /// 0-based index of the statement in its section.
     pub statement: usize,
+    /// What the statement does that no table size makes harmless, which sets the lowest risk
+    /// the finding may have (see [`crate::RiskPolicy`]).
+    pub hazard: Option<Hazard>,
     /// Size and duration estimate, when table statistics were given.
     pub estimate: Option<SizeEstimate>,
     /// The reason given by a `-- safeshift:allow` comment that acknowledges the finding.
@@ -52,21 +56,33 @@ impl Finding {
     }
 }
 
-/// The size of the tables a finding touches and how long the statement may hold its lock.
+/// The size of the tables a finding touches, how long the statement may hold its lock, and why
+/// the finding has its risk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SizeEstimate {
-    /// Estimated rows (from `pg_class.reltuples`), summed over the tables.
-    pub rows: u64,
+    /// Estimated rows (from `pg_class.reltuples`), summed over the tables; `None` when a table
+    /// was never analysed.
+    pub rows: Option<u64>,
     /// Total bytes including indexes and TOAST, summed over the tables.
     pub bytes: u64,
     /// Roughly how long the work under the lock takes; `None` for metadata-only changes.
-    #[serde(serialize_with = "serialize_duration_ms")]
+    #[serde(serialize_with = "serialize_optional_duration_ms")]
     pub duration: Option<Duration>,
     /// The risk before sizes were known.
     pub static_risk: Risk,
+    /// Why the finding has its risk, in words: the time under the lock against the budget, the
+    /// table's size against the small-table limit, the floor.
+    pub basis: String,
 }
 
-fn serialize_duration_ms<S: serde::Serializer>(
+pub(crate) fn serialize_duration_ms<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(duration.as_millis() as u64)
+}
+
+fn serialize_optional_duration_ms<S: serde::Serializer>(
     duration: &Option<Duration>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {

@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 
-use safeshift_source::{MigrationSet, Version};
-
+use crate::evaluation::Evaluation;
 use crate::finding::Finding;
-use crate::linter::{AppliedMigrations, Linter, Scope, UnknownRule};
-use crate::options::{LintOptions, PgVersion};
-use crate::report::{FileReport, LintReport};
+use crate::policy::Grading;
+use crate::report::{FileReport, LintReport, Summary};
 use crate::risk::Risk;
 use crate::rules::RuleId;
 
@@ -43,44 +41,31 @@ pub struct BlockedUp {
     pub report: LintReport,
     /// How many findings block.
     pub count: usize,
+    /// The highest risk accepted without an acknowledgement.
+    pub accepted: Risk,
     /// The version of the first migration with a blocking finding.
     pub version: String,
+    /// The counts of the whole evaluation: every migration `up` would apply, not only those
+    /// shown.
+    pub evaluated: Summary,
+    /// Whether table sizes graded the findings.
+    pub grading: Grading,
 }
 
-/// The check `safeshift up` runs before applying: lints the pending migrations of `set` (the
-/// applied ones are read for context) up to `target` (all with `None`), and says what blocks
-/// the run: findings above `accepted` that are not acknowledged. Migrations after the target
-/// are not applied, so their findings do not count.
-pub fn gate_pending(
-    set: &MigrationSet,
-    applied: &AppliedMigrations,
-    pg_version: PgVersion,
-    target: Option<&Version>,
-    accepted: Risk,
-) -> Result<Option<BlockedUp>, UnknownRule> {
-    let linter = Linter::new(LintOptions {
-        pg_version,
-        ..LintOptions::default()
-    })?;
-    let mut report = linter.lint_set(set, Some(applied), &Scope::Pending);
-    if let Some(target) = target {
-        report.files.retain(|file| {
-            file.version
-                .as_deref()
-                .and_then(Version::parse)
-                .is_none_or(|version| version <= *target)
-        });
-    }
-    let blocking = gate(&report, accepted);
-    let Some(first) = blocking.first() else {
-        return Ok(None);
-    };
+/// What blocks `up` in the evaluation of the migrations it would apply (see
+/// [`Linter::evaluate`](crate::Linter::evaluate), the one `lint` and `plan` show): findings above
+/// `accepted` that are not acknowledged. `None` when nothing does.
+pub fn blocked_up(evaluation: &Evaluation, accepted: Risk) -> Option<BlockedUp> {
+    let evaluated = &evaluation.report;
+    let blocking = gate(evaluated, accepted);
+    let first = blocking.first()?;
     let version = first.file.version.clone().unwrap_or_default();
     let count = blocking.len();
     let blocking_keys: Vec<(PathBuf, usize, RuleId)> = blocking
         .iter()
         .map(|b| (b.file.path.clone(), b.finding.statement, b.finding.rule))
         .collect();
+    let mut report = evaluated.clone();
     for file in &mut report.files {
         let path = file.path.clone();
         file.findings
@@ -88,11 +73,14 @@ pub fn gate_pending(
         file.diagnostics.clear();
     }
     report.files.retain(|f| !f.findings.is_empty());
-    Ok(Some(BlockedUp {
+    Some(BlockedUp {
         report,
         count,
+        accepted,
         version,
-    }))
+        evaluated: evaluated.summary(),
+        grading: evaluation.grading.clone(),
+    })
 }
 
 #[cfg(test)]

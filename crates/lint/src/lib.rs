@@ -25,9 +25,11 @@
 //! `rules/<rule-id>.toml` (risk, lock, why, safe alternative, examples); [`explain`] renders the
 //! metadata, so documentation and behaviour share one source.
 
+mod ahead;
 mod coercion;
 mod context;
 mod effects;
+mod evaluation;
 mod finding;
 mod fix;
 mod gate;
@@ -38,6 +40,7 @@ pub mod mysql;
 mod naming;
 mod options;
 mod parse;
+mod policy;
 mod report;
 mod risk;
 mod rules;
@@ -49,17 +52,20 @@ mod volatility;
 
 pub use context::Execution;
 pub use effects::{StatementEffects, TableLock};
+pub use evaluation::Evaluation;
 pub use finding::{Diagnostic, DiagnosticKind, Finding, Severity, SizeEstimate};
 pub use fix::{FileFix, LeftAlone, Rewrite, encode_like};
-pub use gate::{BlockedUp, BlockingFinding, gate, gate_pending};
+pub use gate::{BlockedUp, BlockingFinding, blocked_up, gate};
 pub use linter::{AppliedMigrations, Linter, Scope, UnknownRule};
 pub use lock::{Blocks, LockMode};
 pub use metadata::{Cost, ExampleMode, Examples, RuleMetadata};
 pub use options::{LintOptions, PgVersion};
+pub use policy::{Grading, Hazard, RiskPolicy, grade};
 pub use report::{FileReport, LintReport, Summary};
 pub use risk::Risk;
 pub use rules::RuleId;
-pub use size::{TableSize, TableStatistics, grade};
+pub use schema::DatabaseColumns;
+pub use size::{TableSize, TableStatistics};
 pub use sql::TableName;
 
 /// The lock the lock model says a statement takes on each table it names, strongest per table,
@@ -80,7 +86,7 @@ pub use sql::TableName;
 pub fn statement_locks(sql: &str, pg_version: PgVersion) -> Option<Vec<TableLock>> {
     let node = parse::parse_statement(sql).ok()?;
     Some(node.map_or_else(Vec::new, |node| {
-        effects::of(&node, &schema::Schema::default(), pg_version).locks
+        effects::of(&node, &schema::Schema::default(), pg_version, false).locks
     }))
 }
 

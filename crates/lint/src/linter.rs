@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{TransactionStmtKind, VariableSetKind};
-use safeshift_source::{Checksum, Dialect, LooseFile, MigrationSet, Section, Statement};
+use safeshift_source::{Checksum, LooseFile, MigrationSet, Section, Statement};
 
 use crate::context::{
     Alterations, Execution, HeldLock, MigrationEnd, MigrationState, StatementContext,
@@ -15,7 +15,7 @@ use crate::effects::{self, Effects, StatementEffects};
 use crate::finding::{Diagnostic, DiagnosticKind, Finding, Severity};
 use crate::metadata::{ExampleMode, RuleMetadata};
 use crate::options::LintOptions;
-use crate::parse;
+use crate::parse::ParsedSection;
 use crate::report::{FileReport, LintReport};
 use crate::rules::RuleId;
 use crate::rules::{self, RULES, Violation};
@@ -46,6 +46,8 @@ pub enum Scope {
     Pending,
     /// Only these files (paths as found in the set).
     Files(Vec<PathBuf>),
+    /// Only migrations not yet applied, up to and including this version (`up --to`).
+    PendingThrough(safeshift_source::Version),
 }
 
 /// Lints migrations. Cheap to create; holds no connection.
@@ -80,8 +82,9 @@ impl Linter {
     ) -> LintReport {
         let mut report = LintReport::default();
         self.walk_set(set, applied, scope, |visit| {
-            let mut file = self.lint_section(
+            let mut file = self.lint_parsed(
                 &visit.migration.up,
+                visit.parsed,
                 visit.execution,
                 visit.schema,
                 visit.reported,
@@ -105,8 +108,14 @@ impl Linter {
         applied: Option<&AppliedMigrations>,
         scope: &Scope,
         mut visit: impl FnMut(SetVisit<'_>),
-    ) {
-        let mut schema = Schema::default();
+    ) -> Schema {
+        let mut schema = self.empty_schema();
+        // Paths are compared canonicalised, each once: comparing every migration with every
+        // named file would make `lint dir/*.sql` quadratic in the directory.
+        let named: Option<std::collections::HashSet<PathBuf>> = match scope {
+            Scope::Files(files) => Some(files.iter().map(|f| canonical(f)).collect()),
+            _ => None,
+        };
         let newest_applied = applied.and_then(|applied| {
             set.migrations
                 .iter()
@@ -114,92 +123,112 @@ impl Linter {
                 .map(|m| m.version.clone())
                 .max()
         });
-        for migration in &set.migrations {
-            let is_applied = applied.map(|a| a.versions.contains_key(migration.version.as_str()));
-            let reported = match scope {
-                Scope::All => true,
-                Scope::Pending => is_applied != Some(true),
-                Scope::Files(files) => files.iter().any(|f| same_file(f, &migration.up.path)),
-            };
-            let history = HistoryFacts {
-                out_of_order: match (&newest_applied, is_applied) {
-                    (Some(newest), Some(false)) if migration.version < *newest => {
-                        Some(newest.as_str().to_owned())
+        crate::ahead::in_order(
+            &set.migrations,
+            |migration| migration.up.sql().len(),
+            |migration| ParsedSection::of(&migration.up),
+            |migration, parsed| {
+                let is_applied =
+                    applied.map(|a| a.versions.contains_key(migration.version.as_str()));
+                let reported = match scope {
+                    Scope::All => true,
+                    Scope::Pending => is_applied != Some(true),
+                    Scope::PendingThrough(target) => {
+                        is_applied != Some(true) && migration.version <= *target
                     }
-                    _ => None,
-                },
-                changed_since_applied: applied
-                    .and_then(|a| a.versions.get(migration.version.as_str()))
-                    .and_then(Option::as_ref)
-                    .is_some_and(|checksum| *checksum != migration.up.checksum),
-            };
-            visit(SetVisit {
-                migration,
-                execution: Execution::Runner {
-                    transaction: migration.up.options.transaction,
-                },
-                schema: &mut schema,
-                reported,
-                applied: is_applied == Some(true),
-                history,
-            });
-            if is_applied != Some(false) {
-                schema.settle();
-            }
-        }
+                    Scope::Files(_) => named
+                        .as_ref()
+                        .is_some_and(|named| named.contains(&canonical(&migration.up.path))),
+                };
+                let history = HistoryFacts {
+                    out_of_order: match (&newest_applied, is_applied) {
+                        (Some(newest), Some(false)) if migration.version < *newest => {
+                            Some(newest.as_str().to_owned())
+                        }
+                        _ => None,
+                    },
+                    changed_since_applied: applied
+                        .and_then(|a| a.versions.get(migration.version.as_str()))
+                        .and_then(Option::as_ref)
+                        .is_some_and(|checksum| *checksum != migration.up.checksum),
+                };
+                visit(SetVisit {
+                    migration,
+                    parsed,
+                    execution: Execution::Runner {
+                        transaction: migration.up.options.transaction,
+                    },
+                    schema: &mut schema,
+                    reported,
+                    applied: is_applied == Some(true),
+                    history,
+                });
+                if is_applied != Some(false) {
+                    schema.settle();
+                }
+            },
+        );
+        schema
     }
 
-    /// Lints files on their own, each with a fresh schema, in parallel. A file with a
-    /// `-- migrate:up` marker is taken as a migration the runner executes; any other file as a
-    /// plain script.
-    pub fn lint_files(&self, files: &[LooseFile]) -> LintReport {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(files.len().max(1));
-        // Threads take the next file from a shared counter, so a thread slowed by big files or a
-        // busy machine does not leave the others idle.
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut reports: Vec<(usize, FileReport)> = Vec::with_capacity(files.len());
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(file) = files.get(index) else { break };
-                            done.push((index, self.lint_file(file)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            for handle in handles {
-                match handle.join() {
-                    Ok(mut done) => reports.append(&mut done),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        });
-        reports.sort_by_key(|(index, _)| *index);
-        LintReport {
-            files: reports.into_iter().map(|(_, report)| report).collect(),
-        }
+    /// Lints SQL files that are not part of a migrations directory, in the order given, each
+    /// after the ones before it (and after the whole `history`, when given, such as the
+    /// project's migrations): the tables, columns and types they create are known to the files
+    /// after them. A file with a `-- migrate:up` marker is taken as a migration the runner
+    /// executes; any other file as a plain script.
+    pub fn lint_files(&self, files: &[LooseFile], history: Option<&MigrationSet>) -> LintReport {
+        let mut schema = match history {
+            Some(set) => self.schema_after(set),
+            None => self.empty_schema(),
+        };
+        let mut report = LintReport::default();
+        crate::ahead::in_order(
+            files,
+            |file| file.up.sql().len(),
+            |file| ParsedSection::of(&file.up),
+            |file, parsed| {
+                let linted = self.lint_parsed(
+                    &file.up,
+                    parsed,
+                    execution_of(file),
+                    &mut schema,
+                    true,
+                    &HistoryFacts::default(),
+                    None,
+                );
+                schema.settle();
+                report.files.push(linted);
+            },
+        );
+        report
+    }
+
+    /// The schema a migrations directory leaves once every migration in it has run.
+    fn schema_after(&self, set: &MigrationSet) -> Schema {
+        self.walk_set(set, None, &Scope::Files(Vec::new()), |visit| {
+            self.lint_parsed(
+                &visit.migration.up,
+                visit.parsed,
+                visit.execution,
+                visit.schema,
+                false,
+                &visit.history,
+                None,
+            );
+        })
+    }
+
+    /// A schema before any migration: nothing created yet, the database's column types known.
+    pub(crate) fn empty_schema(&self) -> Schema {
+        Schema::with_database(self.options.database_columns.clone())
     }
 
     /// Lints one file on its own.
     pub fn lint_file(&self, file: &LooseFile) -> FileReport {
-        let execution = if file.has_marker {
-            Execution::Runner {
-                transaction: file.up.options.transaction,
-            }
-        } else {
-            Execution::Script
-        };
         self.lint_section(
             &file.up,
-            execution,
-            &mut Schema::default(),
+            execution_of(file),
+            &mut self.empty_schema(),
             true,
             &HistoryFacts::default(),
             None,
@@ -234,7 +263,7 @@ impl Linter {
         mode: ExampleMode,
         collect: Option<&mut Vec<StatementEffects>>,
     ) -> FileReport {
-        let mut schema = Schema::default();
+        let mut schema = self.empty_schema();
         if let Ok(setup) = LooseFile::from_bytes(Path::new("setup.sql"), setup.as_bytes()) {
             self.lint_section(
                 &setup.up,
@@ -287,6 +316,24 @@ impl Linter {
         schema: &mut Schema,
         reported: bool,
         history: &HistoryFacts,
+        collect: Option<&mut Vec<StatementEffects>>,
+    ) -> FileReport {
+        let parsed = ParsedSection::of(section);
+        self.lint_parsed(
+            section, parsed, execution, schema, reported, history, collect,
+        )
+    }
+
+    /// Lints a section already split and parsed (see [`ParsedSection`]), advancing `schema`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lint_parsed(
+        &self,
+        section: &Section,
+        parsed: ParsedSection,
+        execution: Execution,
+        schema: &mut Schema,
+        reported: bool,
+        history: &HistoryFacts,
         mut collect: Option<&mut Vec<StatementEffects>>,
     ) -> FileReport {
         let mut file = FileReport {
@@ -298,7 +345,8 @@ impl Linter {
             diagnostics: Vec::new(),
             source: Some(section.file_text().clone()),
         };
-        let mut statements = match section.statements_unclassified(Dialect::Postgres) {
+        let ParsedSection { statements, parsed } = parsed;
+        let mut statements = match statements {
             Ok(statements) => statements,
             Err(error) => {
                 file.diagnostics.push(Diagnostic {
@@ -315,10 +363,10 @@ impl Linter {
         };
         file.statements = statements.len();
         let metadata = rules::metadata();
-        let mut state = MigrationState::new(execution);
+        let session_utc = self.utc_conversions(self.options.time_zone.as_deref());
+        let mut state = MigrationState::new(execution, session_utc);
         let mut violations: Vec<(usize, Violation)> = Vec::new();
         let mut effects_by_statement: Vec<Effects> = Vec::with_capacity(statements.len());
-        let parsed = parse::parse_section(section.file_text(), &statements);
         let mut nodes: Vec<Option<NodeEnum>> = Vec::with_capacity(statements.len());
         for (statement, parsed) in statements.iter_mut().zip(parsed) {
             let node = match parsed {
@@ -345,9 +393,13 @@ impl Linter {
                     continue;
                 }
             };
-            statement.transactionality = safeshift_source::transactionality_of(&node);
             let statement = &*statement;
-            let effects = effects::of(&node, schema, self.options.pg_version);
+            let effects = effects::of(
+                &node,
+                schema,
+                self.options.pg_version,
+                state.utc_conversions,
+            );
             if let Some(collected) = collect.as_deref_mut() {
                 collected.push(StatementEffects {
                     index: statement.index,
@@ -399,6 +451,10 @@ impl Linter {
                 }
             }
             advance(&mut state, statement.index, &node, &effects, schema);
+            if let Some(zone) = time_zone_set_by(&node) {
+                state.utc_conversions =
+                    self.utc_conversions(zone.as_deref().or(self.options.time_zone.as_deref()));
+            }
             schema.apply(&node);
             effects_by_statement.push(effects);
             // Only the rules that look back at the whole migration need a tree again, and only
@@ -482,6 +538,17 @@ impl Linter {
     }
 }
 
+/// How the runner (or another tool) executes a file outside a migrations directory.
+fn execution_of(file: &LooseFile) -> Execution {
+    if file.has_marker {
+        Execution::Runner {
+            transaction: file.up.options.transaction,
+        }
+    } else {
+        Execution::Script
+    }
+}
+
 /// Facts about a migration that come from the database's history.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HistoryFacts {
@@ -492,6 +559,8 @@ pub(crate) struct HistoryFacts {
 /// One migration of a set, as [`Linter::walk_set`] hands it over.
 pub(crate) struct SetVisit<'a> {
     pub migration: &'a safeshift_source::Migration,
+    /// Its up section, split and parsed ahead on another thread.
+    pub parsed: ParsedSection,
     pub execution: Execution,
     /// The schema before the migration; linting the migration advances it.
     pub schema: &'a mut Schema,
@@ -521,9 +590,10 @@ fn finding(
     let rewrite = violation
         .rewrite
         .unwrap_or_else(|| locks.iter().any(|l| effects.rewrites.contains(&l.table)));
-    Finding {
+    let mut finding = Finding {
         rule,
         risk: violation.risk.unwrap_or(metadata.risk),
+        hazard: violation.hazard.unwrap_or(metadata.hazard),
         message: violation.message,
         lock: strongest,
         blocks: strongest.map(|mode| mode.blocks()),
@@ -538,6 +608,40 @@ fn finding(
         statement: statement.index,
         estimate: None,
         suppressed: None,
+    };
+    finding.risk = crate::policy::risk_without_sizes(metadata, &finding);
+    finding
+}
+
+impl Linter {
+    /// Whether converting between `timestamp` and `timestamptz` rewrites nothing in a session
+    /// with this time zone (unknown: it may rewrite).
+    fn utc_conversions(&self, zone: Option<&str>) -> bool {
+        self.options.pg_version.0 >= 12 && zone.is_some_and(crate::coercion::is_utc)
+    }
+}
+
+/// The time zone a `SET TIME ZONE` (or `SET timezone`, `RESET`) statement leaves: `Some(None)`
+/// for the session's default.
+fn time_zone_set_by(node: &NodeEnum) -> Option<Option<String>> {
+    let NodeEnum::VariableSetStmt(set) = node else {
+        return None;
+    };
+    if !set.name.eq_ignore_ascii_case("timezone") {
+        return None;
+    }
+    match set.kind() {
+        VariableSetKind::VarSetValue => Some(Some(
+            set.args
+                .iter()
+                .filter_map(crate::sql::constant_text)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        VariableSetKind::VarSetDefault
+        | VariableSetKind::VarReset
+        | VariableSetKind::VarResetAll => Some(None),
+        _ => None,
     }
 }
 
@@ -556,9 +660,9 @@ fn advance(
                 node,
                 NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) | NodeEnum::InsertStmt(_)
             );
-        for held in &mut state.held {
-            held.later_statements += 1;
-            held.later_slow_work |= slow;
+        state.transaction_statements += 1;
+        if slow {
+            state.last_slow_work = state.transaction_statements;
         }
     }
     match node {
@@ -594,16 +698,17 @@ fn advance(
             {
                 let table = TableName::from_range_var(relation);
                 if schema.is_existing(&table) {
-                    match state
-                        .alterations
-                        .iter_mut()
-                        .find(|a| a.table.key() == table.key())
-                    {
-                        Some(alterations) => alterations.statements.push(index),
-                        None => state.alterations.push(Alterations {
-                            table: table.clone(),
-                            statements: vec![index],
-                        }),
+                    match state.alterations_by_table.get(table.key()) {
+                        Some(&position) => state.alterations[position].statements.push(index),
+                        None => {
+                            state
+                                .alterations_by_table
+                                .insert(table.key().to_owned(), state.alterations.len());
+                            state.alterations.push(Alterations {
+                                table: table.clone(),
+                                statements: vec![index],
+                            });
+                        }
                     }
                 }
                 if state.in_transaction {
@@ -646,32 +751,43 @@ fn advance(
             .iter()
             .filter(|l| schema.is_existing(&l.table))
         {
-            match state
-                .held
-                .iter_mut()
-                .find(|h| h.lock.table.key() == lock.table.key())
-            {
-                Some(held) if held.lock.mode >= lock.mode => {}
-                Some(held) => {
-                    held.lock.mode = lock.mode;
-                    held.statement = index;
-                    held.later_statements = 0;
-                    held.later_slow_work = false;
+            let taken_at = state.transaction_statements;
+            match state.held_by_table.get(lock.table.key()) {
+                Some(&position) => {
+                    let held = &mut state.held[position];
+                    if held.lock.mode < lock.mode {
+                        held.lock.mode = lock.mode;
+                        held.statement = index;
+                        held.taken_at = taken_at;
+                    }
                 }
-                None => state.held.push(HeldLock {
-                    lock: lock.clone(),
-                    statement: index,
-                    later_statements: 0,
-                    later_slow_work: false,
-                }),
+                None => {
+                    state
+                        .held_by_table
+                        .insert(lock.table.key().to_owned(), state.held.len());
+                    state.held.push(HeldLock {
+                        lock: lock.clone(),
+                        statement: index,
+                        later_statements: 0,
+                        later_slow_work: false,
+                        taken_at,
+                    });
+                }
             }
         }
     }
 }
 
 fn finish_transaction(state: &mut MigrationState) {
-    let held = std::mem::take(&mut state.held);
-    state.released.extend(held);
+    let (statements, last_slow) = (state.transaction_statements, state.last_slow_work);
+    for mut held in std::mem::take(&mut state.held) {
+        held.later_statements = statements - held.taken_at;
+        held.later_slow_work = last_slow > held.taken_at;
+        state.released.push(held);
+    }
+    state.held_by_table.clear();
+    state.transaction_statements = 0;
+    state.last_slow_work = 0;
     state.not_valid_in_transaction.clear();
 }
 
@@ -689,6 +805,56 @@ fn body_range(section: &Section) -> std::ops::Range<usize> {
     start..start + body.len()
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+/// The path with symbolic links and `..` resolved, or as given when it cannot be.
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loose(name: &str, sql: &str) -> LooseFile {
+        LooseFile::from_bytes(Path::new(name), sql.as_bytes()).unwrap()
+    }
+
+    fn type_changes(report: &FileReport) -> usize {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.rule == "changing-column-type")
+            .count()
+    }
+
+    #[test]
+    fn files_outside_a_directory_know_what_the_files_before_them_created() {
+        let linter = Linter::new(LintOptions::default()).unwrap();
+        let create = loose("001.sql", "CREATE TABLE users (email varchar(50));");
+        let widen = loose(
+            "002.sql",
+            "ALTER TABLE users ALTER COLUMN email TYPE varchar(100);",
+        );
+        let report = linter.lint_files(&[create, widen.clone()], None);
+        assert_eq!(
+            type_changes(&report.files[1]),
+            0,
+            "{:#?}",
+            report.files[1].findings
+        );
+        assert_eq!(
+            type_changes(&linter.lint_file(&widen)),
+            1,
+            "alone, the type is unknown"
+        );
+
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(
+            directory.path().join("0001_users.sql"),
+            "-- migrate:up\nCREATE TABLE users (email varchar(50));\n",
+        )
+        .unwrap();
+        let set = MigrationSet::load(directory.path()).unwrap();
+        let after_history = linter.lint_files(&[widen], Some(&set));
+        assert_eq!(type_changes(&after_history.files[0]), 0);
+    }
 }

@@ -69,6 +69,8 @@ pub struct RuleMetadata {
     #[serde(default)]
     pub tables: String,
     pub cost: Cost,
+    /// What the pattern does that no table size makes harmless: its findings' floor.
+    pub hazard: Option<crate::policy::Hazard>,
     /// Why the pattern is dangerous.
     pub why: String,
     /// What to do instead, in a sentence (the findings' `help`).
@@ -107,6 +109,9 @@ impl RuleMetadata {
             None => page.push_str("lock: none that blocks traffic\n"),
         }
         page.push_str(&format!("duration: {}\n", cost_words(self.cost)));
+        if let Some(hazard) = self.hazard {
+            page.push_str(&format!("risk floor: {}\n", hazard.describe()));
+        }
         page.push_str(&format!("\nWhy it matters\n{}\n", indent(&self.why)));
         page.push_str(&format!("\nWhat to do\n{}\n", indent(&self.help)));
         page.push_str(&format!(

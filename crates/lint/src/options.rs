@@ -51,6 +51,14 @@ pub struct LintOptions {
     pub pg_version: PgVersion,
     /// Rule ids not to run.
     pub disabled_rules: Vec<String>,
+    /// How table sizes raise or lower risk, and what no size makes harmless.
+    pub policy: crate::policy::RiskPolicy,
+    /// The time zone a migration's session starts with, when known (the database's setting):
+    /// in UTC, converting between `timestamp` and `timestamptz` rewrites nothing.
+    pub time_zone: Option<String>,
+    /// The database's column types, for tables the migrations do not create, so a type change
+    /// of such a column is judged against its real type.
+    pub database_columns: Option<std::sync::Arc<crate::schema::DatabaseColumns>>,
 }
 
 #[cfg(test)]

@@ -1,12 +1,9 @@
 //! Parsing one statement with the PostgreSQL grammar, and finding where a syntax error is:
 //! libpg_query knows the cursor position, but `pg_query`'s error carries only the message.
 
-use std::collections::VecDeque;
-use std::ops::Range;
-
 use pg_query::NodeEnum;
 use pg_query::protobuf::Token;
-use safeshift_source::{SourceText, Statement};
+use safeshift_source::{Dialect, Section, Statement};
 
 /// A statement the grammar rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,72 +13,46 @@ pub struct ParseFailure {
     pub offset: usize,
 }
 
-/// How much SQL goes to the parser in one call: a few dozen kilobytes, so that one call per
-/// chunk replaces one call per statement (a round trip through libpg_query's protobuf encoding
-/// each), while the trees of a chunk stay small: a whole large file in one call builds trees of
-/// hundreds of megabytes at once.
-const CHUNK_BYTES: usize = 32 << 10;
+/// How much SQL text goes to the parser in one call.
+const CHUNK_BYTES: usize = 128 << 10;
 
-/// The trees of a section's statements, in order, parsed a chunk at a time as they are taken,
-/// so that only one chunk's trees exist besides those the caller keeps. When a chunk fails, or
-/// does not yield the statements the splitter found, each of its statements is parsed on its
-/// own, so that a syntax error is located and does not hide the others.
-pub struct SectionTrees {
-    text: SourceText,
-    spans: Vec<Range<usize>>,
-    /// The next statement to put in a chunk.
-    next: usize,
-    ready: VecDeque<Result<Option<NodeEnum>, ParseFailure>>,
-}
-
-/// Parses the statements of a section (see [`SectionTrees`]); `text` is their file's text.
-pub fn parse_section(text: &SourceText, statements: &[Statement]) -> SectionTrees {
-    SectionTrees {
-        text: text.clone(),
-        spans: statements.iter().map(|s| s.span.clone()).collect(),
-        next: 0,
-        ready: VecDeque::new(),
-    }
-}
-
-impl SectionTrees {
-    fn parse_next_chunk(&mut self) {
-        let start = self.next;
+/// Parses the statements of a section. Statements go to the parser in chunks of about a hundred
+/// kilobytes (one round trip through libpg_query's protobuf encoding per chunk instead of one
+/// per statement, while the parser's memory per call stays small: a whole large file in one
+/// call builds trees of hundreds of megabytes in fresh memory); when a chunk fails, or does not
+/// yield the statements the splitter found, each of its statements is parsed on its own so a
+/// syntax error is located and does not hide the others.
+pub fn parse_section(
+    statements: &[safeshift_source::Statement],
+) -> Vec<Result<Option<NodeEnum>, ParseFailure>> {
+    let mut parsed = Vec::with_capacity(statements.len());
+    let mut start = 0;
+    while start < statements.len() {
         let mut end = start;
-        let mut chunk = String::new();
-        while end < self.spans.len() && (end == start || chunk.len() < CHUNK_BYTES) {
-            chunk.push_str(&self.text.as_str()[self.spans[end].clone()]);
-            // The newline ends a trailing `--` comment.
-            chunk.push_str("\n;\n");
+        let mut text = String::new();
+        while end < statements.len() && (end == start || text.len() < CHUNK_BYTES) {
+            text.push_str(&statements[end].sql);
+            // The newline ends a trailing `--` comment, which would hide the semicolon.
+            text.push_str("\n;\n");
             end += 1;
         }
-        self.next = end;
-        match pg_query::parse(&chunk, pg_query::ParserOptions::default()) {
-            Ok(tree) if tree.protobuf.stmts.len() == end - start => self.ready.extend(
+        let chunk = &statements[start..end];
+        match pg_query::parse(&text, pg_query::ParserOptions::default()) {
+            Ok(tree) if tree.protobuf.stmts.len() == chunk.len() => parsed.extend(
                 tree.protobuf
                     .stmts
                     .into_iter()
                     .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node))),
             ),
-            _ => {
-                for span in &self.spans[start..end] {
-                    self.ready
-                        .push_back(parse_statement(&self.text.as_str()[span.clone()]));
-                }
-            }
+            _ => parsed.extend(
+                chunk
+                    .iter()
+                    .map(|statement| parse_statement(&statement.sql)),
+            ),
         }
+        start = end;
     }
-}
-
-impl Iterator for SectionTrees {
-    type Item = Result<Option<NodeEnum>, ParseFailure>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.ready.is_empty() && self.next < self.spans.len() {
-            self.parse_next_chunk();
-        }
-        self.ready.pop_front()
-    }
+    parsed
 }
 
 /// Parses one statement. `Ok(None)` for a statement with no syntax tree (only comments).
@@ -146,6 +117,37 @@ fn near_fragment(message: &str) -> Option<&str> {
     let rest = &message[start..];
     let end = rest.rfind('"')?;
     Some(&rest[..end])
+}
+
+/// A section split into statements and parsed with the PostgreSQL grammar: the part of linting
+/// that needs no history, so [`crate::Linter`] runs it ahead on other threads while the
+/// history is followed in order.
+pub(crate) struct ParsedSection {
+    pub statements: Result<Vec<Statement>, safeshift_source::SourceError>,
+    pub parsed: Vec<Result<Option<NodeEnum>, ParseFailure>>,
+}
+
+impl ParsedSection {
+    pub(crate) fn of(section: &Section) -> ParsedSection {
+        match section.statements_unclassified(Dialect::Postgres) {
+            Ok(mut statements) => {
+                let parsed = parse_section(&statements);
+                for (statement, node) in statements.iter_mut().zip(&parsed) {
+                    if let Ok(Some(node)) = node {
+                        statement.transactionality = safeshift_source::transactionality_of(node);
+                    }
+                }
+                ParsedSection {
+                    statements: Ok(statements),
+                    parsed,
+                }
+            }
+            Err(error) => ParsedSection {
+                statements: Err(error),
+                parsed: Vec::new(),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,20 @@ impl Table {
         self.constraints.iter().find(|c| c.name == name)
     }
 
+    /// The other tables its foreign keys reference.
+    pub fn referenced_tables(&self) -> Vec<TableName> {
+        let mut tables: Vec<TableName> = Vec::new();
+        for constraint in &self.constraints {
+            if let ConstraintKind::ForeignKey { referenced, .. } = &constraint.kind
+                && referenced.key() != self.name.key()
+                && !tables.iter().any(|t| t.key() == referenced.key())
+            {
+                tables.push(referenced.clone());
+            }
+        }
+        tables
+    }
+
     /// Whether a validated `CHECK (column IS NOT NULL)` exists, which lets PostgreSQL 12+ skip
     /// the scan of `SET NOT NULL`.
     pub fn has_validated_not_null_check(&self, column: &str) -> bool {
@@ -102,6 +116,34 @@ impl Table {
     }
 }
 
+/// The column types a database has, for tables the linted history does not create (made before
+/// the migrations, or by a baseline): the caller reads them from the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseColumns {
+    /// Table key (`schema.table`) → column → type as the catalog spells it (`character
+    /// varying(100)`), parsed when a statement needs it.
+    tables: HashMap<String, HashMap<String, String>>,
+}
+
+impl DatabaseColumns {
+    pub fn new() -> DatabaseColumns {
+        DatabaseColumns::default()
+    }
+
+    /// Records a column; `type_text` as `format_type` writes it.
+    pub fn insert(&mut self, schema: &str, table: &str, column: &str, type_text: &str) {
+        self.tables
+            .entry(TableName::new(Some(schema), table).key().to_owned())
+            .or_default()
+            .insert(column.to_owned(), type_text.to_owned());
+    }
+
+    fn column_type(&self, table: &TableName, column: &str) -> Option<ColumnType> {
+        let text = self.tables.get(table.key())?.get(column)?;
+        ColumnType::parse(text)
+    }
+}
+
 /// The tables and indexes known at one point in the history.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
@@ -110,11 +152,48 @@ pub struct Schema {
     index_tables: HashMap<String, TableName>,
     /// Enum types created in the history: `schema.name` → origin.
     enums: HashMap<String, Origin>,
+    /// Keys of the tables and enums made `New` since the last [`Schema::settle`], so settling
+    /// costs what the migration created, not the size of the whole history.
+    fresh: Vec<String>,
+    /// Column types from the database, for tables the history does not create.
+    database: Option<std::sync::Arc<DatabaseColumns>>,
+    /// Type changes the history made to columns of such tables: table key → column → type.
+    changed_in_database_tables: HashMap<String, HashMap<String, Option<ColumnType>>>,
 }
 
 impl Schema {
+    /// An empty schema that knows the database's column types for tables the history does not
+    /// create.
+    pub fn with_database(database: Option<std::sync::Arc<DatabaseColumns>>) -> Schema {
+        Schema {
+            database,
+            ..Schema::default()
+        }
+    }
+
     pub fn table(&self, name: &TableName) -> Option<&Table> {
         self.tables.get(name.key())
+    }
+
+    /// Whether the database's column types were given.
+    pub fn knows_database(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// A column's type at this point: from the history when it creates the table, else from the
+    /// database (with the history's own changes to it); `None` when nobody knows it.
+    pub fn column_type(&self, table: &TableName, column: &str) -> Option<ColumnType> {
+        if let Some(known) = self.table(table) {
+            return known.column(column).and_then(|c| c.column_type.clone());
+        }
+        if let Some(changed) = self
+            .changed_in_database_tables
+            .get(table.key())
+            .and_then(|columns| columns.get(column))
+        {
+            return changed.clone();
+        }
+        self.database.as_ref()?.column_type(table, column)
     }
 
     /// Whether other sessions may be using the relation: true for relations the history does
@@ -170,12 +249,22 @@ impl Schema {
 
     /// Marks everything new as existing: the migration that created it has been applied.
     pub fn settle(&mut self) {
-        for table in self.tables.values_mut() {
-            table.origin = Origin::Existing;
+        for key in std::mem::take(&mut self.fresh) {
+            if let Some(table) = self.tables.get_mut(&key) {
+                table.origin = Origin::Existing;
+            }
+            if let Some(origin) = self.enums.get_mut(&key) {
+                *origin = Origin::Existing;
+            }
         }
-        for origin in self.enums.values_mut() {
-            *origin = Origin::Existing;
+    }
+
+    fn insert_table(&mut self, table: Table) {
+        let key = table.name.key().to_owned();
+        if table.origin == Origin::New {
+            self.fresh.push(key.clone());
         }
+        self.tables.insert(key, table);
     }
 
     /// Updates the model with the effect of one statement.
@@ -202,8 +291,8 @@ impl Schema {
                         _ => {}
                     }
                 }
-                self.register_indexes(&table);
-                self.tables.insert(name.key().to_owned(), table);
+                register_indexes(&mut self.index_tables, &table);
+                self.insert_table(table);
             }
             NodeEnum::CreateTableAsStmt(create) => {
                 let Some(relation) = create.into.as_ref().and_then(|into| into.rel.as_ref()) else {
@@ -251,13 +340,13 @@ impl Schema {
                 };
                 let name = TableName::from_range_var(relation);
                 let Some(table) = self.tables.get_mut(name.key()) else {
+                    self.alter_database_table(&name, alter);
                     return;
                 };
                 for command in alter_commands(alter) {
                     alter_table(table, command);
                 }
-                let snapshot = table.clone();
-                self.register_indexes(&snapshot);
+                register_indexes(&mut self.index_tables, table);
             }
             NodeEnum::RenameStmt(rename) => self.rename(rename),
             NodeEnum::DropStmt(drop) => {
@@ -292,29 +381,49 @@ impl Schema {
             NodeEnum::CreateEnumStmt(create) => {
                 if let Some(name) = TableName::from_names(&create.type_name) {
                     self.enums.insert(name.key().to_owned(), Origin::New);
+                    self.fresh.push(name.key().to_owned());
                 }
             }
             _ => {}
         }
     }
 
+    /// Follows the type changes the history makes to a table it does not create, so a later
+    /// change compares with the type the earlier one left.
+    fn alter_database_table(
+        &mut self,
+        name: &TableName,
+        alter: &pg_query::protobuf::AlterTableStmt,
+    ) {
+        if self.database.is_none() {
+            return;
+        }
+        for command in alter_commands(alter) {
+            if command.subtype() == AlterTableType::AtAlterColumnType
+                && let Some(NodeEnum::ColumnDef(definition)) = inner(&command.def)
+            {
+                self.changed_in_database_tables
+                    .entry(name.key().to_owned())
+                    .or_default()
+                    .insert(
+                        command.name.clone(),
+                        definition
+                            .type_name
+                            .as_ref()
+                            .map(ColumnType::from_type_name),
+                    );
+            }
+        }
+    }
+
     fn insert_empty(&mut self, name: TableName) {
-        let table = Table {
-            name: name.clone(),
+        self.insert_table(Table {
+            name,
             origin: Origin::New,
             columns: Vec::new(),
             constraints: Vec::new(),
             indexes: Vec::new(),
-        };
-        self.tables.insert(name.key().to_owned(), table);
-    }
-
-    fn register_indexes(&mut self, table: &Table) {
-        for index in &table.indexes {
-            let name = TableName::new(table.name.schema.as_deref(), &index.name);
-            self.index_tables
-                .insert(name.key().to_owned(), table.name.clone());
-        }
+        });
     }
 
     fn rename(&mut self, rename: &pg_query::protobuf::RenameStmt) {
@@ -326,7 +435,7 @@ impl Schema {
             ObjectType::ObjectTable | ObjectType::ObjectView | ObjectType::ObjectMatview => {
                 if let Some(mut table) = self.tables.remove(name.key()) {
                     table.name = TableName::new(name.schema.as_deref(), &rename.newname);
-                    self.tables.insert(table.name.key().to_owned(), table);
+                    self.insert_table(table);
                 }
             }
             ObjectType::ObjectColumn => {
@@ -340,6 +449,14 @@ impl Schema {
             }
             _ => {}
         }
+    }
+}
+
+/// Records which table each of `table`'s indexes belongs to.
+fn register_indexes(index_tables: &mut HashMap<String, TableName>, table: &Table) {
+    for index in &table.indexes {
+        let name = TableName::new(table.name.schema.as_deref(), &index.name);
+        index_tables.insert(name.key().to_owned(), table.name.clone());
     }
 }
 

@@ -1,27 +1,29 @@
-//! Size-aware grading: the same statement is harmless on a 500-row table and an outage on a
-//! 50-million-row one. The caller supplies sizes through [`TableStatistics`] (the CLI reads them
-//! from the database); this module turns them into a risk and a rough duration.
+//! Table sizes, and the time work under a lock takes on a table of a given size: the same
+//! statement is harmless on a 500-row table and an outage on a 50-million-row one. The caller
+//! supplies sizes through [`TableStatistics`] (the CLI reads them from the database);
+//! [`crate::policy`] turns them into risks.
 
 use std::time::Duration;
 
-use crate::finding::SizeEstimate;
 use crate::metadata::Cost;
-use crate::report::LintReport;
-use crate::risk::Risk;
-use crate::rules;
+use crate::sql::TableName;
 
 /// Row estimate and size of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableSize {
-    /// `pg_class.reltuples`, or 0 when the table was never analysed.
-    pub rows: u64,
+    /// `pg_class.reltuples`; `None` when the table was never analysed and is not empty, so its
+    /// row count is unknown.
+    pub rows: Option<u64>,
     /// `pg_total_relation_size`: heap, indexes and TOAST.
     pub bytes: u64,
 }
 
-/// Where sizes come from. `schema` is `None` for an unqualified name (the search path decides).
+/// Where sizes come from.
 pub trait TableStatistics {
-    fn table_size(&self, schema: Option<&str>, table: &str) -> Option<TableSize>;
+    /// The size of each of `tables`, in the same order: `None` for a table the database does
+    /// not have. A table without a schema is looked up through the search path. An error says
+    /// why the sizes could not be read (the findings are then graded without them).
+    fn table_sizes(&mut self, tables: &[TableName]) -> Result<Vec<Option<TableSize>>, String>;
 }
 
 /// Throughput assumed for work under a lock, in bytes per second (a modest server's disk).
@@ -35,54 +37,25 @@ fn throughput(cost: Cost) -> Option<u64> {
     }
 }
 
-/// The risk for work of `duration` under a lock that blocks traffic.
-fn risk_for(duration: Duration) -> Risk {
-    if duration < Duration::from_secs(1) {
-        Risk::Low
-    } else if duration < Duration::from_secs(10) {
-        Risk::Medium
-    } else {
-        Risk::High
-    }
+/// Roughly how long work of `cost` takes on `bytes` of table; `None` when it does not grow with
+/// the table (a catalog change, a rename).
+pub(crate) fn duration_under_lock(cost: Cost, bytes: u64) -> Option<Duration> {
+    throughput(cost)
+        .map(|per_second| Duration::from_millis(bytes.saturating_mul(1000) / per_second))
 }
 
-/// Estimates the duration of every finding whose work grows with its tables, and grades its risk
-/// by it: under a second is LOW, under ten seconds MEDIUM, longer HIGH. Findings whose danger
-/// does not depend on size (renames, drops, lock waits) keep their risk but get the sizes.
-pub fn grade(report: &mut LintReport, statistics: &dyn TableStatistics) {
-    let metadata = rules::metadata();
-    for file in &mut report.files {
-        for finding in &mut file.findings {
-            let mut rows = 0u64;
-            let mut bytes = 0u64;
-            let mut known = false;
-            for lock in &finding.locks {
-                if let Some(size) =
-                    statistics.table_size(lock.table.schema.as_deref(), &lock.table.name)
-                {
-                    rows += size.rows;
-                    bytes += size.bytes;
-                    known = true;
-                }
-            }
-            if !known {
-                continue;
-            }
-            let cost =
-                rules::position(finding.rule.as_str()).map_or(Cost::None, |i| metadata[i].cost);
-            let duration = throughput(cost)
-                .map(|per_second| Duration::from_millis(bytes.saturating_mul(1000) / per_second));
-            let static_risk = finding.risk;
-            if let Some(duration) = duration {
-                finding.risk = risk_for(duration);
-            }
-            finding.estimate = Some(SizeEstimate {
-                rows,
-                bytes,
-                duration,
-                static_risk,
-            });
-        }
+/// `230 ms`, `1.5 s`, `12 s`, `3 min`.
+pub(crate) fn describe_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds < 1.0 {
+        format!("{} ms", duration.as_millis())
+    } else if seconds < 10.0 {
+        let text = format!("{seconds:.1}");
+        format!("{} s", text.strip_suffix(".0").unwrap_or(&text))
+    } else if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!("{:.0} min", seconds / 60.0)
     }
 }
 
@@ -91,10 +64,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grades_by_duration() {
-        assert_eq!(risk_for(Duration::from_millis(20)), Risk::Low);
-        assert_eq!(risk_for(Duration::from_secs(5)), Risk::Medium);
-        assert_eq!(risk_for(Duration::from_secs(600)), Risk::High);
-        assert_eq!(throughput(Cost::Metadata), None);
+    fn estimates_grow_with_the_table() {
+        assert_eq!(duration_under_lock(Cost::Metadata, 1 << 30), None);
+        let small = duration_under_lock(Cost::Rewrite, 1 << 20).unwrap();
+        let large = duration_under_lock(Cost::Rewrite, 1 << 30).unwrap();
+        assert!(small < Duration::from_millis(100) && large > Duration::from_secs(10));
+    }
+
+    #[test]
+    fn describes_durations() {
+        assert_eq!(describe_duration(Duration::from_millis(3)), "3 ms");
+        assert_eq!(describe_duration(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(describe_duration(Duration::from_secs(1)), "1 s");
+        assert_eq!(describe_duration(Duration::from_secs(42)), "42 s");
+        assert_eq!(describe_duration(Duration::from_secs(600)), "10 min");
     }
 }

@@ -223,6 +223,35 @@ impl ColumnType {
         }
     }
 
+    /// A type written as SQL (`character varying(100)`, `timestamp without time zone`,
+    /// `integer[]`), parsed with the PostgreSQL grammar; `None` when it is not a type.
+    pub fn parse(text: &str) -> Option<ColumnType> {
+        let parsed = pg_query::parse(
+            &format!("SELECT NULL::{text}"),
+            pg_query::ParserOptions::default(),
+        )
+        .ok()?;
+        let statement = parsed
+            .protobuf
+            .stmts
+            .first()?
+            .stmt
+            .as_ref()?
+            .node
+            .as_ref()?;
+        let NodeEnum::SelectStmt(select) = statement else {
+            return None;
+        };
+        let target = select.target_list.first()?.node.as_ref()?;
+        let NodeEnum::ResTarget(target) = target else {
+            return None;
+        };
+        match target.val.as_ref()?.node.as_ref()? {
+            NodeEnum::TypeCast(cast) => cast.type_name.as_ref().map(ColumnType::from_type_name),
+            _ => None,
+        }
+    }
+
     /// Whether this is one of the names PostgreSQL spells `name` (after canonicalisation).
     pub fn is(&self, name: &str) -> bool {
         !self.array && self.name == name
@@ -563,6 +592,32 @@ fn keyword_end(sql: &str, word: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn parses_types_as_the_catalog_spells_them() {
+        let varchar = ColumnType::parse("character varying(100)").unwrap();
+        assert_eq!(
+            (varchar.name.as_str(), varchar.modifiers.as_slice()),
+            ("varchar", &[100][..])
+        );
+        assert_eq!(
+            ColumnType::parse("timestamp without time zone")
+                .unwrap()
+                .name,
+            "timestamp"
+        );
+        assert_eq!(
+            ColumnType::parse("timestamp with time zone").unwrap().name,
+            "timestamptz"
+        );
+        assert!(ColumnType::parse("integer[]").unwrap().array);
+        assert_eq!(
+            ColumnType::parse("numeric(10,2)").unwrap().modifiers,
+            [10, 2]
+        );
+        assert!(ColumnType::parse("not a type at all").is_none());
+    }
+
     use super::*;
 
     #[test]

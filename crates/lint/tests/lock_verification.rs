@@ -308,3 +308,76 @@ fn every_rule_s_lock_claims_match_postgresql() {
         problems.join("\n")
     );
 }
+
+/// Statements whose lock claims `rehearse` once contradicted, and the cases next to them, run the
+/// same way as the rules' examples: the model must agree with the server on each.
+#[test]
+fn lock_claims_rehearse_contradicted_match_postgresql() {
+    const USERS_AND_ORDERS: &str = "CREATE TABLE users (id bigint PRIMARY KEY);
+         CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint CONSTRAINT orders_user_id_fkey REFERENCES users);
+         INSERT INTO users VALUES (1); INSERT INTO orders VALUES (1, 1);";
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "a self-referencing foreign key in CREATE TABLE locks only the referenced tables in use",
+            "CREATE TABLE users (id bigint PRIMARY KEY);",
+            "CREATE TABLE categories (id bigint PRIMARY KEY, parent_id bigint REFERENCES categories, owner_id bigint REFERENCES users);",
+        ),
+        (
+            "dropping a foreign key takes ACCESS EXCLUSIVE on both tables",
+            USERS_AND_ORDERS,
+            "ALTER TABLE orders DROP CONSTRAINT orders_user_id_fkey;",
+        ),
+        (
+            "dropping the column of a foreign key takes ACCESS EXCLUSIVE on both tables",
+            USERS_AND_ORDERS,
+            "ALTER TABLE orders DROP COLUMN user_id;",
+        ),
+        (
+            "dropping a table with a foreign key takes ACCESS EXCLUSIVE on the referenced table",
+            USERS_AND_ORDERS,
+            "DROP TABLE orders;",
+        ),
+        (
+            "VALIDATE after ACCESS EXCLUSIVE in the same transaction takes its own mode",
+            "CREATE TABLE t (a int); INSERT INTO t VALUES (1);",
+            "ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 0) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT t_a_check;",
+        ),
+        (
+            "timestamp to timestamptz in a UTC session rewrites nothing",
+            "CREATE TABLE events (at timestamp, seen timestamptz); INSERT INTO events VALUES (now(), now());",
+            "SET LOCAL timezone = 'UTC';\nALTER TABLE events ALTER COLUMN at TYPE timestamptz;\nALTER TABLE events ALTER COLUMN seen TYPE timestamp;",
+        ),
+        (
+            "timestamp to timestamptz in another time zone rewrites the table",
+            "CREATE TABLE events (at timestamp); INSERT INTO events VALUES (now());",
+            "SET LOCAL timezone = 'Europe/Paris';\nALTER TABLE events ALTER COLUMN at TYPE timestamptz;",
+        ),
+        (
+            "LOCK TABLE takes the mode it names",
+            "CREATE TABLE accounts (id bigint PRIMARY KEY);",
+            "LOCK TABLE accounts IN SHARE MODE;\nLOCK TABLE accounts IN ROW EXCLUSIVE MODE;",
+        ),
+        (
+            "TRUNCATE takes ACCESS EXCLUSIVE and replaces the table's files",
+            "CREATE TABLE sessions (id bigint PRIMARY KEY); INSERT INTO sessions VALUES (1);",
+            "TRUNCATE sessions;",
+        ),
+    ];
+    let linter = Linter::new(LintOptions::default()).expect("default options");
+    let mut problems = Vec::new();
+    for (name, setup, sql) in cases {
+        let effects = linter.example_effects(setup, sql, ExampleMode::Migration);
+        let outcome = run_and_compare(name, setup, &effects, None, &mut problems);
+        assert_eq!(
+            outcome.observed,
+            effects.len(),
+            "{name}: every statement ran ({problems:?})"
+        );
+        println!("{name}: verified ({} statements)", outcome.observed);
+    }
+    assert!(
+        problems.is_empty(),
+        "the lock model disagrees with PostgreSQL:\n{}",
+        problems.join("\n")
+    );
+}

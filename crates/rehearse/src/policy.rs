@@ -13,9 +13,9 @@ use crate::estimate::TableStatistics;
 use crate::report::{LockPolicy, PolicyViolation, StatementReport};
 use safeshift_lint::{LockMode, Risk};
 
-/// Where a violation turns from a warning into a failure. These MUST agree with the linter's
-/// risk policy (`[lint] small_table_rows` and `lock_budget`, defaults 1,000 rows and 1 s), so
-/// that `lint`, `up` and `rehearse` grade the same statement on the same table alike.
+/// Where a violation turns from a warning into a failure: the linter's risk policy (`[lint]
+/// small_table_rows` and `lock_budget`, defaults 1,000 rows and 1 s), so that `lint`, `up` and
+/// `rehearse` grade the same statement on the same table alike.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradingThresholds {
     /// A table with fewer rows is small: a violation on it is LOW.
@@ -26,9 +26,16 @@ pub struct GradingThresholds {
 
 impl Default for GradingThresholds {
     fn default() -> Self {
+        GradingThresholds::from(safeshift_lint::RiskPolicy::default())
+    }
+}
+
+/// The linter's risk policy is where the thresholds come from, so they cannot disagree.
+impl From<safeshift_lint::RiskPolicy> for GradingThresholds {
+    fn from(policy: safeshift_lint::RiskPolicy) -> Self {
         GradingThresholds {
-            small_table_rows: 1_000,
-            lock_budget_ms: 1_000.0,
+            small_table_rows: policy.small_table_rows,
+            lock_budget_ms: policy.lock_budget.as_secs_f64() * 1_000.0,
         }
     }
 }

@@ -8,7 +8,9 @@ use safeshift_driver::{
     Dialect, Direction, Driver, HistoryRecord, LockAttempt, LockRequest, NewRecord, RecordKind,
     Status,
 };
-use safeshift_source::{Migration, MigrationSet, SourceError, SourceErrors, Version, implicit_commit};
+use safeshift_source::{
+    Migration, MigrationSet, SourceError, SourceErrors, Version, implicit_commit,
+};
 
 use crate::applied_statements;
 use crate::apply::{run_step, sleep_unless_interrupted};

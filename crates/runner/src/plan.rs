@@ -272,6 +272,8 @@ pub(crate) fn plan_down<'a>(
                 resume_from: 0,
                 resuming_failed_statement: false,
                 timeouts: *defaults,
+                // Nothing runs: no implicit commit to speak of.
+                transactional: true,
                 noop: true,
             });
             continue;

@@ -90,6 +90,18 @@ pub struct FileConfig {
     pub environments: std::collections::BTreeMap<String, crate::environment::EnvironmentSection>,
     #[serde(default)]
     pub online: crate::online::OnlineSection,
+    #[serde(default)]
+    pub lint: LintSection,
+}
+
+/// `[lint]`: the risk policy `lint`, `plan` and `up` share.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintSection {
+    /// Tables with fewer rows are small: a statement that blocks them may be graded low.
+    pub small_table_rows: Option<u64>,
+    /// The longest a lock blocking reads or writes may be held before the statement is high.
+    pub lock_budget: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +177,8 @@ pub struct Project {
     pub backup: crate::environment::BackupSettings,
     /// `[online]`: lock-safe DDL, backfills, concurrent index retries.
     pub online: safeshift_online::OnlineSettings,
+    /// `[lint]`: how table sizes grade risk.
+    pub risk_policy: safeshift_lint::RiskPolicy,
     /// Environment variables that may hold a database password (see `credential_variables`),
     /// withheld from hooks.
     pub credential_variables: Vec<String>,
@@ -440,6 +454,21 @@ impl Project {
             .or(default_retry.max_stall),
         };
         let online = crate::online::settings(&file.online, &history.schema, &config_error_for)?;
+        let default_policy = safeshift_lint::RiskPolicy::default();
+        let risk_policy = safeshift_lint::RiskPolicy {
+            small_table_rows: file
+                .lint
+                .small_table_rows
+                .unwrap_or(default_policy.small_table_rows),
+            lock_budget: duration(
+                parse_duration,
+                &None,
+                "",
+                &file.lint.lock_budget,
+                "lint.lock_budget",
+            )?
+            .unwrap_or(default_policy.lock_budget),
+        };
         Ok(Project {
             root,
             migrations_dir,
@@ -455,6 +484,7 @@ impl Project {
             environment,
             backup,
             online,
+            risk_policy,
             credential_variables: credential_variables(&file),
         })
     }
@@ -502,7 +532,8 @@ fn read_config(path: &Path) -> Result<FileConfig, ProjectError> {
             format!("{}{location}: {}{suggestion}", path.display(), error.message()),
             "see the configuration reference in the README (keys: directory, [database] url, [history] schema/table, \
              [lock] mode/wait/lease, [migrate] lock_timeout/statement_timeout/retries/retry_backoff/allow_out_of_order, \
-             [new] version_scheme, [backup] dir/prefix/keep/max_age/fingerprints, [environments.<name>]; \
+             [new] version_scheme, [backup] dir/prefix/keep/max_age/fingerprints, [lint] small_table_rows/lock_budget, \
+             [environments.<name>]; \
              see docs/production.md for environments)",
         )
     })

@@ -143,6 +143,7 @@ impl Project {
         let Some(environment) = &self.environment else {
             return Policy {
                 backups,
+                risk_policy: self.risk_policy,
                 ..Policy::default()
             };
         };
@@ -154,6 +155,7 @@ impl Project {
                 ..backups
             },
             max_risk: environment.max_risk.unwrap_or(Policy::default().max_risk),
+            risk_policy: self.risk_policy,
             preflight: environment.preflight,
             hooks: Hooks {
                 before: environment.hooks_before.clone(),

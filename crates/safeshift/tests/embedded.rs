@@ -127,16 +127,21 @@ fn ddl_waits_out_a_long_transaction_outside_the_lock_queue_and_the_backfill_runs
 fn the_lint_gate_refuses_an_unacknowledged_high_risk_migration() {
     let db = TestDatabase::new();
     let mut client = db.client();
+    // A blocking index build on a table this small is low risk when the gate knows its size;
+    // emptying a table with data is high whatever its size.
     client
-        .batch_execute("CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL)")
+        .batch_execute(
+            "CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);
+             INSERT INTO accounts SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 50) g;
+             ANALYZE accounts",
+        )
         .unwrap();
     let app = tempfile::tempdir().unwrap();
     application(
         app.path(),
         (
-            "0001_email_index.sql",
-            "-- migrate:up\nCREATE INDEX accounts_email_idx ON accounts (email);\n\n\
-             -- migrate:down\nDROP INDEX accounts_email_idx;\n",
+            "0001_reset_accounts.sql",
+            "-- migrate:up\nTRUNCATE accounts;\n\n-- migrate:down\nSELECT 1;\n",
         ),
     );
     let project = project(app.path(), db.url());
@@ -144,20 +149,18 @@ fn the_lint_gate_refuses_an_unacknowledged_high_risk_migration() {
     let Error::Deploy(failure) = &error else {
         panic!("not a deployment failure: {error}");
     };
-    let DeployError::Blocked { report, .. } = &failure.error else {
+    let DeployError::Blocked { blocked, .. } = &failure.error else {
         panic!("not refused by the lint gate: {error}");
     };
     assert_eq!(
-        report.files[0].findings[0].rule,
-        RuleId::RequireConcurrentIndexCreation
+        blocked.report.files[0].findings[0].rule,
+        RuleId::TruncatingTable
     );
+    assert_eq!(blocked.grading, safeshift_lint::Grading::TableSizes);
     assert!(error.to_string().contains("above medium risk"), "{error}");
     assert_eq!(
-        value(
-            &mut client,
-            "SELECT count(*) FROM pg_indexes WHERE indexname = 'accounts_email_idx'"
-        ),
-        "0",
+        value(&mut client, "SELECT count(*) FROM accounts"),
+        "50",
         "nothing was applied"
     );
 }

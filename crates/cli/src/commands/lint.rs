@@ -1,13 +1,13 @@
-//! `safeshift lint`: check migrations for dangerous patterns before they run.
+//! `safeshift lint`: check migrations for dangerous patterns before they run, with the
+//! evaluation `plan` and the check `up` runs first share (safeshift_deploy::evaluation).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use safeshift::UrlSource;
-use safeshift_deploy::evaluation::{applied_migrations, grade_by_size};
-use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, PostgresDriver};
+use safeshift_deploy::evaluation::{DatabaseSizes, applied_migrations, lint_options};
+use safeshift_driver::{ConnectOptions, DatabaseUrl, Engine, PostgresDriver};
 use safeshift_lint::{
-    AppliedMigrations, FileFix, LintOptions, LintReport, Linter, PgVersion, Scope,
+    AppliedMigrations, FileFix, Grading, LintReport, Linter, PgVersion, Scope, TableStatistics,
 };
 use safeshift_runner::Migrator;
 use safeshift_source::{LoadOptions, LooseFile, MigrationSet};
@@ -16,7 +16,7 @@ use crate::cli::LintArgs;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::lint::{Format, render};
-use crate::output::out;
+use crate::output::{err, out};
 
 /// Lints the given files and directories (default: the project's migrations), prints the report
 /// in the chosen format, and fails when a finding at or above `--fail-on` remains.
@@ -24,17 +24,21 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
     if super::lint_mysql::applies(context, args) {
         return super::lint_mysql::run(context, args);
     }
-    let mut database = connect_if_given(context)?;
-    let pg_version = match (&args.pg_version, &database) {
-        (Some(version), _) => version.parse::<PgVersion>().map_err(CliError::usage)?,
-        (None, Some(db)) => PgVersion::from_server_version_num(db.server().version_number),
-        (None, None) => PgVersion::DEFAULT,
+    let mut database = if args.no_database {
+        None
+    } else {
+        connect_if_given(context)?
     };
-    let linter = Linter::new(LintOptions {
-        pg_version,
-        disabled_rules: args.disable.clone(),
-    })
-    .map_err(|error| {
+    let mut options = lint_options(
+        context.project.risk_policy,
+        &context.project.history.schema,
+        database.as_mut(),
+    )?;
+    if let Some(version) = &args.pg_version {
+        options.pg_version = version.parse::<PgVersion>().map_err(CliError::usage)?;
+    }
+    options.disabled_rules = args.disable.clone();
+    let linter = Linter::new(options).map_err(|error| {
         CliError::usage_with_help(error.to_string(), "`safeshift explain` lists the rules")
     })?;
 
@@ -69,9 +73,20 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
             Target::Loose(file) => loose.push(*file),
         }
     }
-    report.files.extend(linter.lint_files(&loose).files);
-    if let Some(db) = database.as_mut() {
-        grade_by_size(&mut report, db)?;
+    if !loose.is_empty() {
+        // Files outside a migrations directory come after the project's migrations.
+        let project = context.migrations().ok();
+        report
+            .files
+            .extend(linter.lint_files(&loose, project.as_ref()).files);
+    }
+    let mut sizes = database.as_mut().map(DatabaseSizes);
+    let grading = linter.grade(
+        &mut report,
+        sizes.as_mut().map(|s| s as &mut dyn TableStatistics),
+    );
+    if let Grading::SizesUnavailable { reason } = &grading {
+        warn_sizes_unavailable(reason);
     }
     let color = matches!(args.format, Format::Human)
         && anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
@@ -130,31 +145,49 @@ fn read_targets(
     } else {
         args.paths.clone()
     };
-    let mut targets = Vec::new();
     let mut directories = Directories {
         options: context.load_options(),
         loaded: HashMap::new(),
     };
+    let mut named: Vec<Named> = Vec::new();
     for path in &paths {
-        for target in directories.classify(path)? {
-            targets.push(match target {
-                Target::Set(set, scope, _) => {
-                    let applied = match database.as_deref_mut() {
-                        Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
-                            let migrator = Migrator::new(set.clone(), context.settings(true));
-                            Some(applied_migrations(&migrator.status(db)?))
-                        }
-                        _ => None,
-                    };
-                    let scope = match (&scope, &applied, args.all) {
-                        (Scope::All, Some(_), false) => Scope::Pending,
-                        _ => scope,
-                    };
-                    Target::Set(set, scope, applied)
-                }
-                loose => loose,
-            });
+        for found in directories.classify(path)? {
+            match found {
+                // Files of one directory are linted in one pass over its history.
+                Named::MigrationFiles { directory, files } => match named.iter_mut().find(
+                    |n| matches!(n, Named::MigrationFiles { directory: d, .. } if *d == directory),
+                ) {
+                    Some(Named::MigrationFiles { files: all, .. }) => all.extend(files),
+                    _ => named.push(Named::MigrationFiles { directory, files }),
+                },
+                other => named.push(other),
+            }
         }
+    }
+    let mut targets = Vec::new();
+    for found in named {
+        let (set, scope) = match found {
+            Named::Directory(set) => (set, Scope::All),
+            Named::MigrationFiles { directory, files } => {
+                (directories.take(&directory), Scope::Files(files))
+            }
+            Named::Loose(file) => {
+                targets.push(Target::Loose(file));
+                continue;
+            }
+        };
+        let applied = match database.as_deref_mut() {
+            Some(db) if same_file(&set.directory, &context.project.migrations_dir) => {
+                let migrator = Migrator::new(set.clone(), context.settings(true));
+                Some(applied_migrations(&migrator.status(db)?))
+            }
+            _ => None,
+        };
+        let scope = match (&scope, &applied, args.all) {
+            (Scope::All, Some(_), false) => Scope::Pending,
+            _ => scope,
+        };
+        targets.push(Target::Set(set, scope, applied));
     }
     Ok(targets)
 }
@@ -242,33 +275,67 @@ enum Target {
     Loose(Box<LooseFile>),
 }
 
+/// What one path on the command line names.
+enum Named {
+    /// A directory of migrations.
+    Directory(MigrationSet),
+    /// Migration files of a directory (loaded in [`Directories`]), linted with the rest of the
+    /// directory read for context.
+    MigrationFiles {
+        directory: PathBuf,
+        files: Vec<PathBuf>,
+    },
+    /// A SQL file outside any migrations directory.
+    Loose(Box<LooseFile>),
+}
+
+/// A migrations directory read once, with its files' canonical paths to recognise them.
+struct LoadedSet {
+    set: MigrationSet,
+    files: std::collections::HashSet<PathBuf>,
+}
+
 /// Reads what the command line names, loading each migrations directory once.
 struct Directories {
     /// How to read them (`--format`, `--var`).
     options: LoadOptions,
     /// Directories already loaded: `None` when the directory holds no migrations.
-    loaded: HashMap<PathBuf, Option<MigrationSet>>,
+    loaded: HashMap<PathBuf, Option<LoadedSet>>,
 }
 
 impl Directories {
-    fn load(&mut self, directory: &Path) -> Option<&MigrationSet> {
+    fn load(&mut self, directory: &Path) -> Option<&LoadedSet> {
         self.loaded
             .entry(directory.to_path_buf())
             .or_insert_with(|| {
-                MigrationSet::load_with(directory, &self.options)
+                let set = MigrationSet::load_with(directory, &self.options)
                     .ok()
-                    .filter(|set| !set.migrations.is_empty())
+                    .filter(|set| !set.migrations.is_empty())?;
+                let files = set
+                    .migrations
+                    .iter()
+                    .map(|m| canonical(&m.up.path))
+                    .collect();
+                Some(LoadedSet { set, files })
             })
             .as_ref()
     }
 
+    /// The set loaded for `directory` by [`Directories::classify`].
+    fn take(&mut self, directory: &Path) -> MigrationSet {
+        match self.loaded.get_mut(directory).and_then(Option::take) {
+            Some(loaded) => loaded.set,
+            None => unreachable!("classify loaded {} before naming it", directory.display()),
+        }
+    }
+
     /// A directory of migrations is linted as one history; a directory of other SQL files file by
     /// file; a migration file with its directory's history for context; any other file on its own.
-    fn classify(&mut self, path: &Path) -> Result<Vec<Target>, CliError> {
+    fn classify(&mut self, path: &Path) -> Result<Vec<Named>, CliError> {
         if path.is_dir() {
             let set = MigrationSet::load_with(path, &self.options)?;
             if !set.migrations.is_empty() {
-                return Ok(vec![Target::Set(set, Scope::All, None)]);
+                return Ok(vec![Named::Directory(set)]);
             }
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|error| CliError::usage(format!("{}: {error}", path.display())))?
@@ -288,38 +355,40 @@ impl Directories {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if let Some(set) = self.load(parent)
-            && set.migrations.iter().any(|m| same_file(&m.up.path, path))
+        if let Some(loaded) = self.load(parent)
+            && loaded.files.contains(&canonical(path))
         {
-            return Ok(vec![Target::Set(
-                set.clone(),
-                Scope::Files(vec![path.to_path_buf()]),
-                None,
-            )]);
+            return Ok(vec![Named::MigrationFiles {
+                directory: parent.to_path_buf(),
+                files: vec![path.to_path_buf()],
+            }]);
         }
         Ok(vec![read_loose(path)?])
     }
 }
 
-fn read_loose(path: &Path) -> Result<Target, CliError> {
+fn read_loose(path: &Path) -> Result<Named, CliError> {
     let file = LooseFile::read(path)
         .map_err(|error| CliError::Source(safeshift_source::SourceErrors(vec![error])))?;
-    Ok(Target::Loose(Box::new(file)))
+    Ok(Named::Loose(Box::new(file)))
+}
+
+/// The path with symbolic links and `..` resolved, or as given when it cannot be.
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
-/// A connection for size lookups and the applied history, when a PostgreSQL URL was given on
-/// the command line or in DATABASE_URL (a URL in safeshift.toml alone does not make lint connect).
+/// A connection for size lookups and the applied history, to the database `up` and `plan`
+/// would use (--database-url, the environment's url, safeshift.toml, DATABASE_URL), when that
+/// is a PostgreSQL database.
 fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliError> {
-    let Some((url, source)) = &context.project.url else {
+    let Some((url, _)) = &context.project.url else {
         return Ok(None);
     };
-    if matches!(source, UrlSource::ConfigFile) {
-        return Ok(None);
-    }
     let url = DatabaseUrl::parse(url)?;
     if url.engine() != Engine::Postgres {
         return Ok(None);
@@ -330,5 +399,24 @@ fn connect_if_given(context: &Context) -> Result<Option<PostgresDriver>, CliErro
         create: false,
         ..ConnectOptions::default()
     };
-    Ok(Some(PostgresDriver::connect(&url, &options)?))
+    match PostgresDriver::connect(&url, &options) {
+        Ok(db) => Ok(Some(db)),
+        Err(mut error) => {
+            let advice = "lint reads the applied history and the table sizes from the database `up` uses: \
+                          start it, fix the URL, or pass --no-database to lint the files alone";
+            let hint = match error.hint.take() {
+                Some(hint) => format!("{hint}\n{advice}"),
+                None => advice.to_owned(),
+            };
+            Err(error.with_hint(hint).into())
+        }
+    }
+}
+
+/// Says that the findings were graded without table sizes, and why.
+fn warn_sizes_unavailable(reason: &str) {
+    err(format!(
+        "{} could not read the table sizes ({reason}); risks are graded without them",
+        crate::output::styled(crate::output::YELLOW, "warning:")
+    ));
 }

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use safeshift::UrlSource;
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Driver, Engine, MysqlDriver};
 use safeshift_lint::mysql::{MysqlLintReport, MysqlTarget, Server, lint_mysql_set};
 use safeshift_runner::{EntryState, Migrator};
@@ -44,7 +43,7 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
             "on MySQL, lint reports in the human and the JSON formats",
         ));
     }
-    let mut database = connect_if_given(context)?;
+    let mut database = connect_if_given(context, args)?;
     let target = match (&args.mysql_version, &database) {
         (Some(version), _) => MysqlTarget::from_version_string(version),
         (None, Some(db)) => MysqlTarget::from_version_string(&db.server().version),
@@ -124,15 +123,15 @@ fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
-/// A connection for the server's version and the applied history, when the URL was given on
-/// the command line or in DATABASE_URL (a URL in safeshift.toml alone does not make lint connect).
-fn connect_if_given(context: &Context) -> Result<Option<MysqlDriver>, CliError> {
-    let Some((url, source)) = &context.project.url else {
-        return Ok(None);
-    };
-    if matches!(source, UrlSource::ConfigFile) {
+/// A connection for the server's version and the applied history, from the database `up` uses
+/// (the same URL rule as PostgreSQL's lint), unless `--no-database`.
+fn connect_if_given(context: &Context, args: &LintArgs) -> Result<Option<MysqlDriver>, CliError> {
+    if args.no_database {
         return Ok(None);
     }
+    let Some((url, _)) = &context.project.url else {
+        return Ok(None);
+    };
     let url = DatabaseUrl::parse(url)?;
     if url.engine() != Engine::Mysql {
         return Ok(None);

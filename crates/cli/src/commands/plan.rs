@@ -15,7 +15,13 @@ pub fn run(context: &Context, args: &PlanArgs) -> Result<Exit, CliError> {
     let migrator = context.migrator(false)?;
     let database = context.database()?;
     let mut db = database.connect(false)?;
-    let plan = plan::build(&migrator, db.as_mut(), &database, target.as_ref())?;
+    let plan = plan::build(
+        &migrator,
+        db.as_mut(),
+        &database,
+        context.project.risk_policy,
+        target.as_ref(),
+    )?;
     if plan.sizes_unavailable {
         err(format!(
             "{} could not read the table sizes in time (a lock is queued on one of them); risks are graded without sizes",

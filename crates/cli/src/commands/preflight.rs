@@ -17,6 +17,7 @@ pub fn run(context: &Context, args: &PreflightArgs) -> Result<Exit, CliError> {
     let inputs = PreflightInputs {
         target: target.as_ref(),
         accepted: policy.max_risk,
+        risk_policy: policy.risk_policy,
         backup_dir: &policy.backups.dir,
         plan: None,
     };

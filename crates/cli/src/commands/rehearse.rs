@@ -61,8 +61,8 @@ pub fn run(context: &Context, args: &RehearseArgs) -> Result<Exit, CliError> {
             excluded_schemas: vec![context.project.history.schema.clone()],
         },
         keep_going: args.keep_going,
-        // The linter's defaults; they must agree with `[lint]`'s risk policy.
-        thresholds: GradingThresholds::default(),
+        // The project's `[lint]` risk policy, as `lint`, `plan` and `up` grade with.
+        thresholds: GradingThresholds::from(context.project.risk_policy),
     };
     let quiet = context.quiet;
     let mut progress = |event: Progress<'_>| {
@@ -181,8 +181,9 @@ fn applied_versions(
         .collect())
 }
 
-/// What the linter predicts for each statement of the pending migrations: the locks it reports
-/// and the rewrites it fears.
+/// What the lock model predicts for each statement of the pending migrations: the lock it
+/// takes on each table in use (not the locks a finding is about, which may be held from an
+/// earlier statement) and the rewrites.
 fn lint_predictions(set: &MigrationSet, applied: &BTreeSet<String>) -> Predictions {
     let Ok(linter) = Linter::new(LintOptions {
         pg_version: PgVersion::DEFAULT,
@@ -193,32 +194,21 @@ fn lint_predictions(set: &MigrationSet, applied: &BTreeSet<String>) -> Predictio
     let applied = AppliedMigrations {
         versions: applied.iter().map(|v| (v.clone(), None)).collect(),
     };
-    let report = linter.lint_set(set, Some(&applied), &Scope::Pending);
     let mut predictions = Predictions::default();
-    for file in &report.files {
-        let Some(version) = &file.version else {
-            continue;
-        };
-        if file.errors().next().is_some() {
-            continue;
-        }
-        let statements: &mut BTreeMap<usize, StatementPrediction> =
-            predictions.migrations.entry(version.clone()).or_default();
-        for finding in &file.findings {
-            let prediction = statements.entry(finding.statement).or_default();
-            for lock in &finding.locks {
-                match prediction.locks.iter_mut().find(|(t, _)| *t == lock.table) {
-                    Some((_, existing)) => *existing = (*existing).max(lock.mode),
-                    None => prediction.locks.push((lock.table.clone(), lock.mode)),
-                }
-            }
-            // A rewriting finding rewrites the tables it locks.
-            if finding.rewrite {
-                for lock in &finding.locks {
-                    if !prediction.rewrites.contains(&lock.table) {
-                        prediction.rewrites.push(lock.table.clone());
-                    }
-                }
+    for (version, statements) in linter.predict(set, Some(&applied), &Scope::Pending) {
+        let migration: &mut BTreeMap<usize, StatementPrediction> =
+            predictions.migrations.entry(version).or_default();
+        for statement in statements {
+            let prediction = StatementPrediction {
+                locks: statement
+                    .locks
+                    .iter()
+                    .map(|lock| (lock.table.clone(), lock.mode))
+                    .collect(),
+                rewrites: statement.rewrites.clone(),
+            };
+            if prediction != StatementPrediction::default() {
+                migration.insert(statement.index, prediction);
             }
         }
     }

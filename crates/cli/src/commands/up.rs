@@ -79,10 +79,10 @@ fn success_json(done: &Deployed, guarded: bool) -> serde_json::Value {
 /// migrations prints nothing but the error (and the lint gate's findings).
 fn failed(failure: DeployFailure, guarded: bool, json: bool) -> CliError {
     let DeployFailure { done, stage, error } = failure;
-    if let DeployError::Blocked { report, .. } = &error
+    if let DeployError::Blocked { blocked, .. } = &error
         && !json
     {
-        err(crate::lint::render(report, crate::lint::Format::Human, false).trim_end());
+        err(crate::lint::render_gate(blocked).trim_end());
     }
     let error = CliError::from(error);
     match stage {

@@ -113,6 +113,45 @@ pub fn render(report: &LintReport, color: bool) -> String {
     text
 }
 
+/// The lint check of `up` refusing: the findings that block, in full, then one line about the
+/// whole evaluation (every migration `up` would apply, not only those shown).
+pub fn render_gate(blocked: &safeshift_lint::BlockedUp, color: bool) -> String {
+    let painter = Painter { color };
+    let mut text = String::new();
+    for file in &blocked.report.files {
+        for finding in &file.findings {
+            text.push_str(&render_finding(&painter, file, finding));
+            text.push('\n');
+        }
+    }
+    let summary = &blocked.evaluated;
+    let graded = match &blocked.grading {
+        safeshift_lint::Grading::TableSizes => "graded with the table sizes",
+        _ => "graded without table sizes",
+    };
+    let files = blocked.report.files.len();
+    let _ = writeln!(
+        text,
+        "{} {} pending migration{}, {} statement{} ({graded}): {} high, {} medium, {} low, {} acknowledged. \
+         {} finding{} above {} risk in {} migration{} stop `up`.",
+        painter.bold("Linted"),
+        summary.files,
+        plural(summary.files),
+        summary.statements,
+        plural(summary.statements),
+        summary.high,
+        summary.medium,
+        summary.low,
+        summary.suppressed,
+        blocked.count,
+        plural(blocked.count),
+        blocked.accepted,
+        files,
+        plural(files),
+    );
+    text
+}
+
 fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
@@ -173,16 +212,19 @@ fn render_finding(painter: &Painter, file: &FileReport, finding: &Finding) -> St
         );
     }
     if let Some(estimate) = &finding.estimate {
-        let duration = estimate
-            .duration
-            .map(|d| format!(", about {}", human_duration(d)))
-            .unwrap_or_default();
+        let rows = estimate
+            .rows
+            .map_or_else(|| "rows unknown".to_owned(), |rows| format!("{rows} rows"));
+        let basis = if estimate.basis.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", estimate.basis)
+        };
         note(
             &mut text,
             "size",
             &format!(
-                "{} rows, {}{duration} (risk {} before sizes were known)",
-                estimate.rows,
+                "{rows}, {}{basis} (risk {} before sizes were known)",
                 human_bytes(estimate.bytes),
                 estimate.static_risk
             ),
@@ -314,16 +356,5 @@ fn human_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-fn human_duration(duration: std::time::Duration) -> String {
-    let seconds = duration.as_secs_f64();
-    if seconds < 1.0 {
-        format!("{} ms", duration.as_millis())
-    } else if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else {
-        format!("{:.0} min", seconds / 60.0)
     }
 }

@@ -49,6 +49,12 @@ pub fn render(report: &LintReport, format: Format, color: bool) -> String {
     }
 }
 
+/// What `up` prints when its lint check refuses: the blocking findings in full, then one line
+/// about the whole evaluation.
+pub fn render_gate(blocked: &safeshift_lint::BlockedUp) -> String {
+    human::render_gate(blocked, false)
+}
+
 /// The file's path as the user gave or sees it, with `/` separators.
 fn display_path(file: &FileReport) -> String {
     file.path.display().to_string().replace('\\', "/")

@@ -145,7 +145,7 @@ impl MysqlDriver {
             TableSize {
                 schema: None,
                 table: row[0].clone().unwrap_or_default(),
-                rows: number(1),
+                rows: Some(number(1)),
                 bytes: number(2),
             }
         })

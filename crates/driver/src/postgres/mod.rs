@@ -35,7 +35,7 @@ pub use client_env::ClientEnvironment;
 pub use errors::classify_postgres_error;
 pub(crate) use errors::from_postgres;
 use lease::Lease;
-pub use table_sizes::TableSize;
+pub use table_sizes::{CatalogColumn, TableSize};
 
 /// A connection to PostgreSQL.
 pub struct PostgresDriver {

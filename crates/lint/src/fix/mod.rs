@@ -135,8 +135,9 @@ impl Linter {
         let mut fixes = Vec::new();
         self.walk_set(set, applied, scope, |visit| {
             let before = visit.schema.clone();
-            let report = self.lint_section(
+            let report = self.lint_parsed(
                 &visit.migration.up,
+                visit.parsed,
                 visit.execution,
                 visit.schema,
                 visit.reported,
@@ -179,7 +180,7 @@ impl Linter {
         self.fix_section(
             &file.up,
             execution,
-            &Schema::default(),
+            &self.empty_schema(),
             &report,
             &HistoryFacts::default(),
         )
@@ -220,7 +221,7 @@ impl Linter {
         let Ok(statements) = section.statements_unclassified(Dialect::Postgres) else {
             return fix;
         };
-        let nodes = parse::parse_section(section.file_text(), &statements);
+        let nodes = parse::parse_section(&statements);
         let mut schema = schema_before.clone();
         let mut in_file_transaction = false;
         let mut controls_transactions = false;

@@ -27,13 +27,13 @@ impl Rule for Check {
             else {
                 continue;
             };
-            let old = context
-                .schema
-                .table(&table)
-                .and_then(|t| t.column(&command.name))
-                .and_then(|c| c.column_type.clone());
-            let change =
-                coercion::classify(old.as_ref(), &new_type, definition.raw_default.is_some());
+            let old = context.schema.column_type(&table, &command.name);
+            let change = coercion::classify(
+                old.as_ref(),
+                &new_type,
+                definition.raw_default.is_some(),
+                context.state.utc_conversions,
+            );
             let t = table.sql();
             let column = quote_ident(&command.name);
             let new_column = quote_ident(&format!("{}_new", command.name));
@@ -57,8 +57,13 @@ impl Rule for Check {
                     new_type.sql()
                 )),
                 (TypeChange::Unknown, _) => Violation::new(format!(
-                    "changing `{}` to {} rewrites `{table}` under an ACCESS EXCLUSIVE lock unless the change is binary-coercible (the old type is not in the linted history)",
+                    "the old type of `{}` is unknown ({}): changing it to {} rewrites `{table}` under an ACCESS EXCLUSIVE lock unless the change is binary-coercible",
                     command.name,
+                    if context.schema.knows_database() {
+                        format!("no earlier migration creates `{table}`, and the database has no such column")
+                    } else {
+                        format!("no earlier migration creates `{table}`, and no database was given")
+                    },
                     new_type.sql()
                 ))
                 .risk(Risk::Medium)
@@ -111,6 +116,86 @@ mod tests {
             "ALTER TABLE elsewhere ALTER COLUMN a TYPE text",
         );
         assert_eq!(unknown.risk, crate::risk::Risk::Medium);
+    }
+
+    #[test]
+    fn timestamps_to_timestamptz_in_a_utc_session_rewrite_nothing() {
+        let setup = "CREATE TABLE events (at timestamp, seen timestamptz);";
+        none(
+            "changing-column-type",
+            setup,
+            "SET timezone = 'UTC'; ALTER TABLE events ALTER COLUMN at TYPE timestamptz",
+        );
+        none(
+            "changing-column-type",
+            setup,
+            "SET TIME ZONE 'Etc/UTC'; ALTER TABLE events ALTER COLUMN seen TYPE timestamp",
+        );
+        one(
+            "changing-column-type",
+            setup,
+            "ALTER TABLE events ALTER COLUMN at TYPE timestamptz",
+        );
+        one(
+            "changing-column-type",
+            setup,
+            "SET timezone = 'UTC'; RESET timezone; ALTER TABLE events ALTER COLUMN at TYPE timestamptz",
+        );
+        one(
+            "changing-column-type",
+            setup,
+            "SET timezone = 'Europe/Paris'; ALTER TABLE events ALTER COLUMN at TYPE timestamptz",
+        );
+    }
+
+    fn with_database_columns(sql: &str) -> Vec<crate::finding::Finding> {
+        let mut columns = crate::schema::DatabaseColumns::new();
+        columns.insert("public", "legacy", "email", "character varying(100)");
+        columns.insert("public", "legacy", "id", "integer");
+        let linter = crate::Linter::new(crate::LintOptions {
+            database_columns: Some(std::sync::Arc::new(columns)),
+            ..crate::LintOptions::default()
+        })
+        .unwrap();
+        linter
+            .lint_example("", sql, crate::ExampleMode::Migration)
+            .findings
+            .into_iter()
+            .filter(|f| f.rule == "changing-column-type")
+            .collect()
+    }
+
+    #[test]
+    fn the_database_gives_the_old_type_of_a_table_no_migration_creates() {
+        assert!(with_database_columns("ALTER TABLE legacy ALTER COLUMN email TYPE varchar(200)").is_empty());
+        assert!(with_database_columns("ALTER TABLE legacy ALTER COLUMN email TYPE text").is_empty());
+        let widened = with_database_columns("ALTER TABLE legacy ALTER COLUMN id TYPE bigint");
+        assert!(widened[0].message.contains("from integer to bigint"), "{}", widened[0].message);
+        // A change earlier in the history is the type the next one starts from.
+        let twice = with_database_columns(
+            "ALTER TABLE legacy ALTER COLUMN email TYPE varchar(20);\nALTER TABLE legacy ALTER COLUMN email TYPE varchar(30)",
+        );
+        assert_eq!(twice.len(), 1, "only the narrowing rewrites: {twice:#?}");
+        let unknown = with_database_columns("ALTER TABLE legacy ALTER COLUMN note TYPE text");
+        assert!(
+            unknown[0].message.contains("the old type of `note` is unknown"),
+            "{}",
+            unknown[0].message
+        );
+    }
+
+    #[test]
+    fn without_a_database_an_unknown_type_says_so() {
+        let unknown = one(
+            "changing-column-type",
+            "",
+            "ALTER TABLE elsewhere ALTER COLUMN a TYPE text",
+        );
+        assert!(
+            unknown.message.contains("the old type of `a` is unknown (no earlier migration creates `elsewhere`, and no database was given)"),
+            "{}",
+            unknown.message
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub(crate) struct Violation {
     pub message: String,
     /// Overrides the metadata's risk.
     pub risk: Option<Risk>,
+    /// Overrides the metadata's hazard: `Some(None)` for none.
+    pub hazard: Option<Option<crate::policy::Hazard>>,
     /// The locks the finding is about; the statement's locks on existing tables when `None`.
     pub locks: Option<Vec<TableLock>>,
     pub rewrite: Option<bool>,
@@ -46,6 +48,11 @@ impl Violation {
 
     pub fn risk(mut self, risk: Risk) -> Violation {
         self.risk = Some(risk);
+        self
+    }
+
+    pub fn hazard(mut self, hazard: Option<crate::policy::Hazard>) -> Violation {
+        self.hazard = Some(hazard);
         self
     }
 
@@ -211,6 +218,7 @@ rules! {
     EnumValueWithoutPosition: enum_value_without_position => "enum-value-without-position",
     ForeignKeyWithoutIndex: foreign_key_without_index => "foreign-key-without-index",
     IdentifierTooLong: identifier_too_long => "identifier-too-long",
+    LockingTable: locking_table => "locking-table",
     MissingLockTimeout: missing_lock_timeout => "missing-lock-timeout",
     MissingStatementTimeout: missing_statement_timeout => "missing-statement-timeout",
     MultipleAlterTableStatements: multiple_alter_table_statements => "multiple-alter-table-statements",
@@ -234,6 +242,7 @@ rules! {
     RewritingTable: rewriting_table => "rewriting-table",
     SettingNotNullOnExistingColumn: setting_not_null_on_existing_column => "setting-not-null-on-existing-column",
     TruncateCascade: truncate_cascade => "truncate-cascade",
+    TruncatingTable: truncating_table => "truncating-table",
     UnbatchedDataChange: unbatched_data_change => "unbatched-data-change",
     UnclosedTransaction: unclosed_transaction => "unclosed-transaction",
     UninspectableSql: uninspectable_sql => "uninspectable-sql",

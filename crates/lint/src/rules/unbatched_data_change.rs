@@ -51,9 +51,13 @@ impl Rule for Check {
                 t = table.sql()
             ),
         };
+        let effect = match context.node {
+            NodeEnum::UpdateStmt(_) => "overwrites every row of",
+            _ => "deletes every row of",
+        };
         violations.push(
             Violation::new(format!(
-                "{verb} without WHERE changes every row of `{table}` in one transaction: row locks on all of them, a burst of WAL and dead rows{held}"
+                "{verb} without WHERE {effect} `{table}` for good, in one transaction: row locks on all of them, a burst of WAL and dead rows{held}"
             ))
             .alternative(batched),
         );

@@ -157,6 +157,8 @@ pub fn plan_markdown(plan: &Plan) -> String {
             for finding in &migration.findings {
                 let size = match (finding.rows, finding.bytes) {
                     (Some(rows), Some(bytes)) => format!(" (~{rows} rows, {})", human_bytes(bytes)),
+                    // Never analysed: its size is known, its row count is not.
+                    (None, Some(bytes)) => format!(" (rows unknown, {})", human_bytes(bytes)),
                     _ => String::new(),
                 };
                 let acknowledged = finding
