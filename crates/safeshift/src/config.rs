@@ -230,102 +230,222 @@ impl Project {
         let origin = config_file
             .as_ref()
             .map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
-        let interpolated =
-            |value: &Option<String>, key: &str| -> Result<Option<String>, ProjectError> {
-                value
-                    .as_deref()
-                    .map(|v| interpolate(v).map_err(|m| config_error(&origin, key, m)))
-                    .transpose()
-            };
-
-        let config_error_for = |key: &str, message: String| config_error(&origin, key, message);
+        let mut reading = Reading {
+            args,
+            file: &file,
+            origin,
+            root,
+            environment_section: None,
+        };
+        let interpolated = |value: &Option<String>, key: &str| reading.interpolated(value, key);
+        let config_error_for = |key: &str, message: String| reading.error(key, message);
         let environment = match args.environment.as_deref().filter(|n| !n.is_empty()) {
             Some(name) => Some(crate::environment::resolve(
                 name,
                 &file.environments,
-                &root,
+                &reading.root,
                 &interpolated,
                 &config_error_for,
             )?),
             None => None,
         };
-        let environment_section = environment
-            .as_ref()
-            .and_then(|e| file.environments.get(&e.name));
         let backup = crate::environment::backup_settings(
             &file.backup,
-            &root,
+            &reading.root,
             &interpolated,
             &config_error_for,
         )?;
-        let migrations_dir = match (
-            &args.migrations_dir,
-            interpolated(&file.directory, "directory")?,
-        ) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(directory)) => clean_join(&root, Path::new(&directory)),
-            // Without a setting, `migrations/`, or where another tool keeps its migrations.
-            (None, None) => match safeshift_source::discover_directory(&root) {
-                Some(dir) => match dir.strip_prefix(&root) {
-                    Ok(relative) if relative.as_os_str().is_empty() => root.clone(),
-                    Ok(relative) => clean_join(&root, relative),
-                    Err(_) => dir,
+        reading.environment_section = environment
+            .as_ref()
+            .and_then(|e| file.environments.get(&e.name));
+        let history = reading.history()?;
+        let online = crate::online::settings(&file.online, &history.schema, &|key, message| {
+            reading.error(key, message)
+        })?;
+        Ok(Project {
+            migrations_dir: reading.migrations_dir()?,
+            format: reading.format()?,
+            variables: reading.variables()?,
+            url: reading.url(environment.as_ref())?,
+            lock: reading.lock()?,
+            timeouts: reading.timeouts()?,
+            retry: reading.retry()?,
+            risk_policy: reading.risk_policy()?,
+            allow_out_of_order: file.migrate.allow_out_of_order.unwrap_or(false),
+            version_scheme: file.new.version_scheme,
+            credential_variables: credential_variables(&file),
+            root: reading.root,
+            history,
+            environment,
+            backup,
+            online,
+        })
+    }
+}
+
+/// The configuration file being turned into a [`Project`], with the flags that override it:
+/// each setting is read by one method, flag first, then the chosen environment's value, then
+/// the file's, then the default.
+struct Reading<'a> {
+    args: &'a Overrides,
+    file: &'a FileConfig,
+    /// The file's path, or "defaults", for error messages.
+    origin: String,
+    /// The directory relative paths in the file are relative to.
+    root: PathBuf,
+    /// The `[environments.NAME]` section chosen with `--env`.
+    environment_section: Option<&'a crate::environment::EnvironmentSection>,
+}
+
+impl Reading<'_> {
+    fn error(&self, key: &str, message: String) -> ProjectError {
+        config_error(&self.origin, key, message)
+    }
+
+    /// A value of the file with `${VAR}` expanded.
+    fn interpolated(
+        &self,
+        value: &Option<String>,
+        key: &str,
+    ) -> Result<Option<String>, ProjectError> {
+        value
+            .as_deref()
+            .map(|v| interpolate(v).map_err(|m| self.error(key, m)))
+            .transpose()
+    }
+
+    /// A duration from a flag (named `flag_name` in errors) or else the file's `value` at `key`.
+    /// `parse` is `parse_timeout` for what the database is given (and must accept).
+    fn duration(
+        &self,
+        parse: fn(&str) -> Result<Duration, String>,
+        flag: &Option<String>,
+        flag_name: &str,
+        value: &Option<String>,
+        key: &str,
+    ) -> Result<Option<Duration>, ProjectError> {
+        if let Some(text) = flag {
+            return parse(text)
+                .map(Some)
+                .map_err(|m| ProjectError::new(format!("{flag_name}: {m}")));
+        }
+        value
+            .as_deref()
+            .map(|v| parse(v).map_err(|m| self.error(key, m)))
+            .transpose()
+    }
+
+    /// The chosen environment's value when it sets one, else the file's.
+    fn per_environment<'v>(
+        &'v self,
+        environment: impl Fn(&'v crate::environment::EnvironmentSection) -> &'v Option<String>,
+        file: &'v Option<String>,
+    ) -> &'v Option<String> {
+        match self.environment_section.map(environment) {
+            Some(value) if value.is_some() => value,
+            _ => file,
+        }
+    }
+
+    fn migrations_dir(&self) -> Result<PathBuf, ProjectError> {
+        let root = &self.root;
+        Ok(
+            match (
+                &self.args.migrations_dir,
+                self.interpolated(&self.file.directory, "directory")?,
+            ) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(directory)) => clean_join(root, Path::new(&directory)),
+                // Without a setting, `migrations/`, or where another tool keeps its migrations.
+                (None, None) => match safeshift_source::discover_directory(root) {
+                    Some(dir) => match dir.strip_prefix(root) {
+                        Ok(relative) if relative.as_os_str().is_empty() => root.clone(),
+                        Ok(relative) => clean_join(root, relative),
+                        Err(_) => dir,
+                    },
+                    None => clean_join(root, Path::new("migrations")),
                 },
-                None => clean_join(&root, Path::new("migrations")),
             },
-        };
-        let format = match (args.migration_format, interpolated(&file.format, "format")?) {
-            (Some(format), _) => Some(format),
+        )
+    }
+
+    fn format(&self) -> Result<Option<safeshift_source::Format>, ProjectError> {
+        match (
+            self.args.migration_format,
+            self.interpolated(&self.file.format, "format")?,
+        ) {
+            (Some(format), _) => Ok(Some(format)),
             (None, Some(name)) => {
-                Some(safeshift_source::Format::parse(&name).ok_or_else(|| {
-                    config_error(
-                        &origin,
-                        "format",
-                        format!(
-                            "`{name}` is not a format; choose one of {}",
-                            safeshift_source::Format::ALL.map(|f| f.as_str()).join(", ")
-                        ),
-                    )
-                })?)
+                safeshift_source::Format::parse(&name)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        self.error(
+                            "format",
+                            format!(
+                                "`{name}` is not a format; choose one of {}",
+                                safeshift_source::Format::ALL.map(|f| f.as_str()).join(", ")
+                            ),
+                        )
+                    })
             }
-            (None, None) => None,
-        };
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// `[variables]`, with `--var` over them.
+    fn variables(&self) -> Result<std::collections::BTreeMap<String, String>, ProjectError> {
         let mut variables = std::collections::BTreeMap::new();
-        for (name, value) in &file.variables {
-            let value = interpolate(value)
-                .map_err(|m| config_error(&origin, &format!("variables.{name}"), m))?;
+        for (name, value) in &self.file.variables {
+            let value =
+                interpolate(value).map_err(|m| self.error(&format!("variables.{name}"), m))?;
             variables.insert(name.clone(), value);
         }
-        variables.extend(args.variables.iter().cloned());
-        let environment_url = match (&environment, environment_section) {
-            (Some(environment), Some(section)) => interpolated(
-                &section.url,
-                &format!("environments.{}.url", environment.name),
-            )?
-            .filter(|url| !url.trim().is_empty()),
+        variables.extend(self.args.variables.iter().cloned());
+        Ok(variables)
+    }
+
+    /// The one rule for where the database URL comes from: the flag (or
+    /// `SAFESHIFT_DATABASE_URL`), the chosen environment's `url`, the file's `database.url`,
+    /// then `DATABASE_URL`.
+    fn url(
+        &self,
+        environment: Option<&crate::environment::Environment>,
+    ) -> Result<Option<(String, UrlSource)>, ProjectError> {
+        let environment_url = match (environment, self.environment_section) {
+            (Some(environment), Some(section)) => self
+                .interpolated(
+                    &section.url,
+                    &format!("environments.{}.url", environment.name),
+                )?
+                .filter(|url| !url.trim().is_empty()),
             _ => None,
         };
-        let url = match (&args.database_url, environment_url) {
+        Ok(match (&self.args.database_url, environment_url) {
             (Some(url), _) => Some((url.clone(), UrlSource::Flag)),
             (None, Some(url)) => Some((url, UrlSource::Environment)),
-            (None, None) => match interpolated(&file.database.url, "database.url")? {
+            (None, None) => match self.interpolated(&self.file.database.url, "database.url")? {
                 Some(url) if !url.trim().is_empty() => Some((url, UrlSource::ConfigFile)),
                 _ => std::env::var("DATABASE_URL")
                     .ok()
                     .filter(|v| !v.trim().is_empty())
                     .map(|v| (v, UrlSource::DatabaseUrlVariable)),
             },
-        };
+        })
+    }
+
+    fn history(&self) -> Result<HistoryLocation, ProjectError> {
         let history = HistoryLocation {
-            schema: args
+            schema: self
+                .args
                 .history_schema
                 .clone()
-                .or(interpolated(&file.history.schema, "history.schema")?)
+                .or(self.interpolated(&self.file.history.schema, "history.schema")?)
                 .unwrap_or_else(|| "safeshift".into()),
-            table: args
+            table: self
+                .args
                 .history_table
                 .clone()
-                .or(interpolated(&file.history.table, "history.table")?)
+                .or(self.interpolated(&self.file.history.table, "history.table")?)
                 .unwrap_or_else(|| "history".into()),
         };
         for (key, value) in [
@@ -355,137 +475,113 @@ impl Project {
                 "pick a schema of your own, such as the default `safeshift` (--history-schema, [history] schema)",
             ));
         }
+        Ok(history)
+    }
 
-        // `parse` is `parse_timeout` for what the database is given (and must accept).
-        let duration = |parse: fn(&str) -> Result<Duration, String>,
-                        flag: &Option<String>,
-                        flag_name: &str,
-                        value: &Option<String>,
-                        key: &str|
-         -> Result<Option<Duration>, ProjectError> {
-            if let Some(text) = flag {
-                return parse(text)
-                    .map(Some)
-                    .map_err(|m| ProjectError::new(format!("{flag_name}: {m}")));
-            }
-            value
-                .as_deref()
-                .map(|v| parse(v).map_err(|m| config_error(&origin, key, m)))
-                .transpose()
-        };
+    fn lock(&self) -> Result<LockSettings, ProjectError> {
         let defaults = LockSettings::default();
+        let file = &self.file.lock;
         let lock = LockSettings {
-            mode: args
+            mode: self
+                .args
                 .lock_mode
-                .unwrap_or(file.lock.mode.unwrap_or(defaults.mode)),
-            wait: duration(
-                parse_duration,
-                &args.lock_wait,
-                "--lock-wait",
-                match environment_section {
-                    Some(section) if section.lock_wait.is_some() => &section.lock_wait,
-                    _ => &file.lock.wait,
-                },
-                "lock.wait",
-            )?
-            .unwrap_or(defaults.wait),
+                .unwrap_or(file.mode.unwrap_or(defaults.mode)),
+            wait: self
+                .duration(
+                    parse_duration,
+                    &self.args.lock_wait,
+                    "--lock-wait",
+                    self.per_environment(|e| &e.lock_wait, &file.wait),
+                    "lock.wait",
+                )?
+                .unwrap_or(defaults.wait),
             // The lease's expiry is computed by the server.
-            lease: duration(parse_timeout, &None, "", &file.lock.lease, "lock.lease")?
+            lease: self
+                .duration(parse_timeout, &None, "", &file.lease, "lock.lease")?
                 .unwrap_or(defaults.lease),
             poll: defaults.poll,
         };
         if lock.lease < Duration::from_secs(1) {
-            return Err(config_error(
-                &origin,
+            return Err(self.error(
                 "lock.lease",
                 "a lease shorter than 1s would expire between heartbeats".into(),
             ));
         }
-        let default_timeouts = Timeouts::default();
-        let timeouts = Timeouts {
-            lock_timeout: duration(
-                parse_timeout,
-                &args.lock_timeout,
-                "--lock-timeout",
-                match environment_section {
-                    Some(section) if section.lock_timeout.is_some() => &section.lock_timeout,
-                    _ => &file.migrate.lock_timeout,
-                },
-                "migrate.lock_timeout",
-            )?
-            .unwrap_or(default_timeouts.lock_timeout),
-            statement_timeout: duration(
-                parse_timeout,
-                &args.statement_timeout,
-                "--statement-timeout",
-                match environment_section {
-                    Some(section) if section.statement_timeout.is_some() => {
-                        &section.statement_timeout
-                    }
-                    _ => &file.migrate.statement_timeout,
-                },
-                "migrate.statement_timeout",
-            )?
-            .unwrap_or(default_timeouts.statement_timeout),
-        };
-        let default_retry = RetryPolicy::default();
-        let retry = RetryPolicy {
-            retries: args
+        Ok(lock)
+    }
+
+    fn timeouts(&self) -> Result<Timeouts, ProjectError> {
+        let defaults = Timeouts::default();
+        let migrate = &self.file.migrate;
+        Ok(Timeouts {
+            lock_timeout: self
+                .duration(
+                    parse_timeout,
+                    &self.args.lock_timeout,
+                    "--lock-timeout",
+                    self.per_environment(|e| &e.lock_timeout, &migrate.lock_timeout),
+                    "migrate.lock_timeout",
+                )?
+                .unwrap_or(defaults.lock_timeout),
+            statement_timeout: self
+                .duration(
+                    parse_timeout,
+                    &self.args.statement_timeout,
+                    "--statement-timeout",
+                    self.per_environment(|e| &e.statement_timeout, &migrate.statement_timeout),
+                    "migrate.statement_timeout",
+                )?
+                .unwrap_or(defaults.statement_timeout),
+        })
+    }
+
+    fn retry(&self) -> Result<RetryPolicy, ProjectError> {
+        let defaults = RetryPolicy::default();
+        let migrate = &self.file.migrate;
+        Ok(RetryPolicy {
+            retries: self
+                .args
                 .retries
-                .or(environment_section.and_then(|e| e.retries))
-                .or(file.migrate.retries)
-                .unwrap_or(default_retry.retries),
-            backoff: duration(
-                parse_duration,
-                &None,
-                "",
-                &file.migrate.retry_backoff,
-                "migrate.retry_backoff",
-            )?
-            .unwrap_or(default_retry.backoff),
-            max_backoff: default_retry.max_backoff,
-            max_stall: duration(
-                parse_duration,
-                &None,
-                "",
-                &file.migrate.max_stall,
-                "migrate.max_stall",
-            )?
-            .or(default_retry.max_stall),
-        };
-        let online = crate::online::settings(&file.online, &history.schema, &config_error_for)?;
-        let default_policy = safeshift_lint::RiskPolicy::default();
-        let risk_policy = safeshift_lint::RiskPolicy {
-            small_table_rows: file
-                .lint
-                .small_table_rows
-                .unwrap_or(default_policy.small_table_rows),
-            lock_budget: duration(
-                parse_duration,
-                &None,
-                "",
-                &file.lint.lock_budget,
-                "lint.lock_budget",
-            )?
-            .unwrap_or(default_policy.lock_budget),
-        };
-        Ok(Project {
-            root,
-            migrations_dir,
-            format,
-            variables,
-            url,
-            history,
-            lock,
-            timeouts,
-            retry,
-            allow_out_of_order: file.migrate.allow_out_of_order.unwrap_or(false),
-            version_scheme: file.new.version_scheme,
-            environment,
-            backup,
-            online,
-            risk_policy,
-            credential_variables: credential_variables(&file),
+                .or(self.environment_section.and_then(|e| e.retries))
+                .or(migrate.retries)
+                .unwrap_or(defaults.retries),
+            backoff: self
+                .duration(
+                    parse_duration,
+                    &None,
+                    "",
+                    &migrate.retry_backoff,
+                    "migrate.retry_backoff",
+                )?
+                .unwrap_or(defaults.backoff),
+            max_backoff: defaults.max_backoff,
+            max_stall: self
+                .duration(
+                    parse_duration,
+                    &None,
+                    "",
+                    &migrate.max_stall,
+                    "migrate.max_stall",
+                )?
+                .or(defaults.max_stall),
+        })
+    }
+
+    /// `[lint]`: how table sizes grade risk.
+    fn risk_policy(&self) -> Result<safeshift_lint::RiskPolicy, ProjectError> {
+        let defaults = safeshift_lint::RiskPolicy::default();
+        let lint = &self.file.lint;
+        Ok(safeshift_lint::RiskPolicy {
+            small_table_rows: lint.small_table_rows.unwrap_or(defaults.small_table_rows),
+            lock_budget: self
+                .duration(
+                    parse_duration,
+                    &None,
+                    "",
+                    &lint.lock_budget,
+                    "lint.lock_budget",
+                )?
+                .unwrap_or(defaults.lock_budget),
         })
     }
 }
