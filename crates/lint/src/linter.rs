@@ -370,7 +370,10 @@ impl Linter {
         let mut nodes: Vec<Option<NodeEnum>> = Vec::with_capacity(statements.len());
         for (statement, parsed) in statements.iter_mut().zip(parsed) {
             let node = match parsed {
-                Ok(Some(node)) => node,
+                Ok(Some(node)) => {
+                    statement.transactionality = safeshift_source::transactionality_of(&node);
+                    node
+                }
                 Ok(None) => {
                     effects_by_statement.push(Effects::default());
                     nodes.push(None);

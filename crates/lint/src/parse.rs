@@ -16,43 +16,81 @@ pub struct ParseFailure {
 /// How much SQL text goes to the parser in one call.
 const CHUNK_BYTES: usize = 128 << 10;
 
+/// A section larger than this is not parsed ahead: its trees are made a chunk at a time as the
+/// linter takes them, so a large file (a data seed of 50,000 INSERTs) never has every tree in
+/// memory at once. Smaller sections, the usual migration, are parsed whole on a worker thread.
+const PARSE_AHEAD_BYTES: usize = 512 << 10;
+
+/// One statement's tree: `Ok(None)` for a statement with no tree (only comments).
+pub type ParsedStatement = Result<Option<NodeEnum>, ParseFailure>;
+
 /// Parses the statements of a section. Statements go to the parser in chunks of about a hundred
 /// kilobytes (one round trip through libpg_query's protobuf encoding per chunk instead of one
 /// per statement, while the parser's memory per call stays small: a whole large file in one
 /// call builds trees of hundreds of megabytes in fresh memory); when a chunk fails, or does not
 /// yield the statements the splitter found, each of its statements is parsed on its own so a
 /// syntax error is located and does not hide the others.
-pub fn parse_section(
-    statements: &[safeshift_source::Statement],
-) -> Vec<Result<Option<NodeEnum>, ParseFailure>> {
+pub fn parse_section(statements: &[safeshift_source::Statement]) -> Vec<ParsedStatement> {
+    let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
     let mut parsed = Vec::with_capacity(statements.len());
     let mut start = 0;
-    while start < statements.len() {
-        let mut end = start;
-        let mut text = String::new();
-        while end < statements.len() && (end == start || text.len() < CHUNK_BYTES) {
-            text.push_str(&statements[end].sql);
-            // The newline ends a trailing `--` comment, which would hide the semicolon.
-            text.push_str("\n;\n");
-            end += 1;
-        }
-        let chunk = &statements[start..end];
-        match pg_query::parse(&text, pg_query::ParserOptions::default()) {
-            Ok(tree) if tree.protobuf.stmts.len() == chunk.len() => parsed.extend(
-                tree.protobuf
-                    .stmts
-                    .into_iter()
-                    .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node))),
-            ),
-            _ => parsed.extend(
-                chunk
-                    .iter()
-                    .map(|statement| parse_statement(&statement.sql)),
-            ),
-        }
-        start = end;
+    while start < sql.len() {
+        start = parse_chunk(&sql, start, &mut parsed);
     }
     parsed
+}
+
+/// Parses one chunk of `sql` from `start` into `parsed`; returns where the next chunk starts.
+fn parse_chunk<S: AsRef<str>>(
+    sql: &[S],
+    start: usize,
+    parsed: &mut impl Extend<ParsedStatement>,
+) -> usize {
+    let mut end = start;
+    let mut text = String::new();
+    while end < sql.len() && (end == start || text.len() < CHUNK_BYTES) {
+        text.push_str(sql[end].as_ref());
+        // The newline ends a trailing `--` comment, which would hide the semicolon.
+        text.push_str("\n;\n");
+        end += 1;
+    }
+    match pg_query::parse(&text, pg_query::ParserOptions::default()) {
+        Ok(tree) if tree.protobuf.stmts.len() == end - start => parsed.extend(
+            tree.protobuf
+                .stmts
+                .into_iter()
+                .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node))),
+        ),
+        _ => parsed.extend(sql[start..end].iter().map(|s| parse_statement(s.as_ref()))),
+    }
+    end
+}
+
+/// The trees of a section's statements, in order: parsed ahead, or parsed a chunk at a time
+/// as they are taken (see [`PARSE_AHEAD_BYTES`]).
+pub(crate) enum SectionTrees {
+    Ahead(std::vec::IntoIter<ParsedStatement>),
+    Streamed {
+        sql: Vec<String>,
+        next: usize,
+        ready: std::collections::VecDeque<ParsedStatement>,
+    },
+}
+
+impl Iterator for SectionTrees {
+    type Item = ParsedStatement;
+
+    fn next(&mut self) -> Option<ParsedStatement> {
+        match self {
+            SectionTrees::Ahead(trees) => trees.next(),
+            SectionTrees::Streamed { sql, next, ready } => {
+                if ready.is_empty() && *next < sql.len() {
+                    *next = parse_chunk(sql, *next, ready);
+                }
+                ready.pop_front()
+            }
+        }
+    }
 }
 
 /// Parses one statement. `Ok(None)` for a statement with no syntax tree (only comments).
@@ -121,22 +159,26 @@ fn near_fragment(message: &str) -> Option<&str> {
 
 /// A section split into statements and parsed with the PostgreSQL grammar: the part of linting
 /// that needs no history, so [`crate::Linter`] runs it ahead on other threads while the
-/// history is followed in order.
+/// history is followed in order. A large section is only split here, and parsed as it is linted.
+/// Statements' transactionality is known once their tree is: the linter sets it as it goes.
 pub(crate) struct ParsedSection {
     pub statements: Result<Vec<Statement>, safeshift_source::SourceError>,
-    pub parsed: Vec<Result<Option<NodeEnum>, ParseFailure>>,
+    pub parsed: SectionTrees,
 }
 
 impl ParsedSection {
     pub(crate) fn of(section: &Section) -> ParsedSection {
         match section.statements_unclassified(Dialect::Postgres) {
-            Ok(mut statements) => {
-                let parsed = parse_section(&statements);
-                for (statement, node) in statements.iter_mut().zip(&parsed) {
-                    if let Ok(Some(node)) = node {
-                        statement.transactionality = safeshift_source::transactionality_of(node);
+            Ok(statements) => {
+                let parsed = if section.sql().len() > PARSE_AHEAD_BYTES {
+                    SectionTrees::Streamed {
+                        sql: statements.iter().map(|s| s.sql.clone()).collect(),
+                        next: 0,
+                        ready: std::collections::VecDeque::new(),
                     }
-                }
+                } else {
+                    SectionTrees::Ahead(parse_section(&statements).into_iter())
+                };
                 ParsedSection {
                     statements: Ok(statements),
                     parsed,
@@ -144,7 +186,7 @@ impl ParsedSection {
             }
             Err(error) => ParsedSection {
                 statements: Err(error),
-                parsed: Vec::new(),
+                parsed: SectionTrees::Ahead(Vec::new().into_iter()),
             },
         }
     }
@@ -180,6 +222,35 @@ mod tests {
         let (message, offset) = error_at(sql);
         assert!(message.contains("end of input"), "{message}");
         assert_eq!(offset, sql.len());
+    }
+
+    #[test]
+    fn a_large_section_is_parsed_as_it_is_taken_with_the_same_trees() {
+        let sql: Vec<String> = (0..4_000)
+            .map(|i| format!("INSERT INTO t VALUES ({i}, 'a row of text') -- trailing comment"))
+            .collect();
+        let mut streamed = SectionTrees::Streamed {
+            sql: sql.clone(),
+            next: 0,
+            ready: std::collections::VecDeque::new(),
+        };
+        // The first tree comes from the first chunk alone.
+        assert!(matches!(
+            streamed.next(),
+            Some(Ok(Some(NodeEnum::InsertStmt(_))))
+        ));
+        let SectionTrees::Streamed { next, .. } = &streamed else {
+            unreachable!()
+        };
+        assert!(*next < sql.len(), "parsed {next} of {} at once", sql.len());
+        let rest: Vec<_> = streamed.collect();
+        assert_eq!(rest.len(), sql.len() - 1);
+        let mut ahead = Vec::new();
+        let mut start = 0;
+        while start < sql.len() {
+            start = parse_chunk(&sql, start, &mut ahead);
+        }
+        assert_eq!(ahead[1..], rest[..]);
     }
 
     #[test]
