@@ -776,51 +776,8 @@ fn advance(
             }
             _ => {}
         },
-        NodeEnum::VariableSetStmt(set) => {
-            let enabled = set.kind() == VariableSetKind::VarSetValue
-                && !set
-                    .args
-                    .iter()
-                    .any(|a| crate::sql::constant_text(a).as_deref() == Some("0"));
-            match set.name.as_str() {
-                "lock_timeout" => state.lock_timeout_set = enabled,
-                "statement_timeout" => state.statement_timeout_set = enabled,
-                _ => {}
-            }
-        }
-        NodeEnum::AlterTableStmt(alter) => {
-            if let Some(relation) = &alter.relation
-                && alter.objtype() == pg_query::protobuf::ObjectType::ObjectTable
-            {
-                let table = TableName::from_range_var(relation);
-                if schema.is_existing(&table) {
-                    match state.alterations_by_table.get(table.key()) {
-                        Some(&position) => state.alterations[position].statements.push(index),
-                        None => {
-                            state
-                                .alterations_by_table
-                                .insert(table.key().to_owned(), state.alterations.len());
-                            state.alterations.push(Alterations {
-                                table: table.clone(),
-                                statements: vec![index],
-                            });
-                        }
-                    }
-                }
-                if state.in_transaction {
-                    for command in crate::sql::alter_commands(alter) {
-                        if let Some(NodeEnum::Constraint(constraint)) =
-                            crate::sql::inner(&command.def)
-                            && constraint.skip_validation
-                        {
-                            state
-                                .not_valid_in_transaction
-                                .push((table.key().to_owned(), constraint.conname.clone()));
-                        }
-                    }
-                }
-            }
-        }
+        NodeEnum::VariableSetStmt(set) => note_timeout_setting(state, set),
+        NodeEnum::AlterTableStmt(alter) => note_table_alteration(state, index, alter, schema),
         _ => {}
     }
     for (table, columns, referenced) in crate::sql::declared_foreign_keys(node) {
@@ -842,33 +799,97 @@ fn advance(
         state.slow_statements += 1;
     }
     if state.in_transaction {
-        for lock in effects
-            .locks
+        hold_locks(state, index, effects, schema);
+    }
+}
+
+/// Records whether a `SET` turns `lock_timeout` or `statement_timeout` on (a value of 0, or
+/// a reset, turns it off).
+fn note_timeout_setting(state: &mut MigrationState, set: &pg_query::protobuf::VariableSetStmt) {
+    let enabled = set.kind() == VariableSetKind::VarSetValue
+        && !set
+            .args
             .iter()
-            .filter(|l| schema.is_existing(&l.table))
-        {
-            let taken_at = state.transaction_statements;
-            match state.held_by_table.get(lock.table.key()) {
-                Some(&position) => {
-                    let held = &mut state.held[position];
-                    if held.lock.mode < lock.mode {
-                        held.lock.mode = lock.mode;
-                        held.statement = index;
-                        held.taken_at = taken_at;
-                    }
+            .any(|a| crate::sql::constant_text(a).as_deref() == Some("0"));
+    match set.name.as_str() {
+        "lock_timeout" => state.lock_timeout_set = enabled,
+        "statement_timeout" => state.statement_timeout_set = enabled,
+        _ => {}
+    }
+}
+
+/// Records an `ALTER TABLE` of a table that existed before the migration (so rules can see
+/// several alterations of one table that could have been one), and the constraints added
+/// `NOT VALID` inside the transaction.
+fn note_table_alteration(
+    state: &mut MigrationState,
+    index: usize,
+    alter: &pg_query::protobuf::AlterTableStmt,
+    schema: &Schema,
+) {
+    let Some(relation) = &alter.relation else {
+        return;
+    };
+    if alter.objtype() != pg_query::protobuf::ObjectType::ObjectTable {
+        return;
+    }
+    let table = TableName::from_range_var(relation);
+    if schema.is_existing(&table) {
+        match state.alterations_by_table.get(table.key()) {
+            Some(&position) => state.alterations[position].statements.push(index),
+            None => {
+                state
+                    .alterations_by_table
+                    .insert(table.key().to_owned(), state.alterations.len());
+                state.alterations.push(Alterations {
+                    table: table.clone(),
+                    statements: vec![index],
+                });
+            }
+        }
+    }
+    if state.in_transaction {
+        for command in crate::sql::alter_commands(alter) {
+            if let Some(NodeEnum::Constraint(constraint)) = crate::sql::inner(&command.def)
+                && constraint.skip_validation
+            {
+                state
+                    .not_valid_in_transaction
+                    .push((table.key().to_owned(), constraint.conname.clone()));
+            }
+        }
+    }
+}
+
+/// Adds a statement's locks on existing tables to those the open transaction holds until it
+/// ends, keeping per table the strongest mode and the statement that took it.
+fn hold_locks(state: &mut MigrationState, index: usize, effects: &Effects, schema: &Schema) {
+    for lock in effects
+        .locks
+        .iter()
+        .filter(|l| schema.is_existing(&l.table))
+    {
+        let taken_at = state.transaction_statements;
+        match state.held_by_table.get(lock.table.key()) {
+            Some(&position) => {
+                let held = &mut state.held[position];
+                if held.lock.mode < lock.mode {
+                    held.lock.mode = lock.mode;
+                    held.statement = index;
+                    held.taken_at = taken_at;
                 }
-                None => {
-                    state
-                        .held_by_table
-                        .insert(lock.table.key().to_owned(), state.held.len());
-                    state.held.push(HeldLock {
-                        lock: lock.clone(),
-                        statement: index,
-                        later_statements: 0,
-                        later_slow_work: false,
-                        taken_at,
-                    });
-                }
+            }
+            None => {
+                state
+                    .held_by_table
+                    .insert(lock.table.key().to_owned(), state.held.len());
+                state.held.push(HeldLock {
+                    lock: lock.clone(),
+                    statement: index,
+                    later_statements: 0,
+                    later_slow_work: false,
+                    taken_at,
+                });
             }
         }
     }
