@@ -15,10 +15,10 @@ use crate::effects::{self, Effects, StatementEffects};
 use crate::finding::{Diagnostic, DiagnosticKind, Finding, Severity};
 use crate::metadata::{ExampleMode, RuleMetadata};
 use crate::options::LintOptions;
-use crate::parse::ParsedSection;
+use crate::parse::{ParseFailure, ParsedSection, SectionTrees};
 use crate::report::{FileReport, LintReport};
 use crate::rules::RuleId;
-use crate::rules::{self, RULES, Violation};
+use crate::rules::{self, RULES, RuleEntry, Violation};
 use crate::schema::Schema;
 use crate::sql::TableName;
 use crate::suppression;
@@ -295,15 +295,7 @@ impl Linter {
                 execution,
                 statements: 0,
                 findings: Vec::new(),
-                diagnostics: vec![Diagnostic {
-                    severity: Severity::Error,
-                    kind: DiagnosticKind::SourceError,
-                    message: error.message,
-                    help: error.help,
-                    line: error.line.unwrap_or(1),
-                    column: error.column.unwrap_or(1),
-                    span: None,
-                }],
+                diagnostics: vec![source_error_diagnostic(error)],
                 source: None,
             },
         }
@@ -334,7 +326,7 @@ impl Linter {
         schema: &mut Schema,
         reported: bool,
         history: &HistoryFacts,
-        mut collect: Option<&mut Vec<StatementEffects>>,
+        collect: Option<&mut Vec<StatementEffects>>,
     ) -> FileReport {
         let mut file = FileReport {
             path: section.path.clone(),
@@ -349,122 +341,27 @@ impl Linter {
         let mut statements = match statements {
             Ok(statements) => statements,
             Err(error) => {
-                file.diagnostics.push(Diagnostic {
-                    severity: Severity::Error,
-                    kind: DiagnosticKind::SourceError,
-                    message: error.message.clone(),
-                    help: error.help.clone(),
-                    line: error.line.unwrap_or(1),
-                    column: error.column.unwrap_or(1),
-                    span: None,
-                });
+                file.diagnostics.push(source_error_diagnostic(error));
                 return file;
             }
         };
         file.statements = statements.len();
-        let metadata = rules::metadata();
-        let session_utc = self.utc_conversions(self.options.time_zone.as_deref());
-        let mut state = MigrationState::new(execution, session_utc);
-        let mut violations: Vec<(usize, Violation)> = Vec::new();
-        let mut effects_by_statement: Vec<Effects> = Vec::with_capacity(statements.len());
-        let mut nodes: Vec<Option<NodeEnum>> = Vec::with_capacity(statements.len());
-        for (statement, parsed) in statements.iter_mut().zip(parsed) {
-            let node = match parsed {
-                Ok(Some(node)) => {
-                    statement.transactionality = safeshift_source::transactionality_of(&node);
-                    node
-                }
-                Ok(None) => {
-                    effects_by_statement.push(Effects::default());
-                    nodes.push(None);
-                    continue;
-                }
-                Err(failure) => {
-                    let offset = statement.span.start + failure.offset;
-                    let (line, column) = section.file_text().line_col(offset);
-                    file.diagnostics.push(Diagnostic {
-                        severity: Severity::Error,
-                        kind: DiagnosticKind::ParseError,
-                        message: failure.message,
-                        help: Some("PostgreSQL will reject this statement; the rest of the file was still linted".to_owned()),
-                        line,
-                        column,
-                        span: Some(offset..offset + token_length(&statement.sql[failure.offset..])),
-                    });
-                    effects_by_statement.push(Effects::default());
-                    nodes.push(None);
-                    continue;
-                }
-            };
-            let statement = &*statement;
-            let effects = effects::of(
-                &node,
-                schema,
-                self.options.pg_version,
-                state.utc_conversions,
-            );
-            if let Some(collected) = collect.as_deref_mut() {
-                collected.push(StatementEffects {
-                    index: statement.index,
-                    line: statement.line,
-                    sql: statement.sql.clone(),
-                    outside_transaction: matches!(
-                        statement.transactionality,
-                        safeshift_source::Transactionality::OutsideTransaction { .. }
-                    ),
-                    locks: effects
-                        .locks
-                        .iter()
-                        .filter(|l| schema.is_existing(&l.table))
-                        .cloned()
-                        .collect(),
-                    rewrites: effects
-                        .rewrites
-                        .iter()
-                        .filter(|t| schema.is_existing(t))
-                        .cloned()
-                        .collect(),
-                });
-            }
-            if reported {
-                let context = StatementContext {
-                    sql: &statement.sql,
-                    node: &node,
-                    index: statement.index,
-                    statement,
-                    schema,
-                    state: &state,
-                    effects: &effects,
-                    pg_version: self.options.pg_version,
-                    columns: crate::sql::defined_columns(&node),
-                };
-                for (position, rule) in RULES.iter().enumerate() {
-                    if !self.enabled[position] {
-                        continue;
-                    }
-                    let mut found = Vec::new();
-                    rule.logic.check(&context, &mut found);
-                    for mut violation in found {
-                        violation.statement.get_or_insert(statement.index);
-                        if violation.locks.is_none() {
-                            violation.locks = Some(context.existing_locks());
-                        }
-                        violations.push((position, violation));
-                    }
-                }
-            }
-            advance(&mut state, statement.index, &node, &effects, schema);
-            if let Some(zone) = time_zone_set_by(&node) {
-                state.utc_conversions =
-                    self.utc_conversions(zone.as_deref().or(self.options.time_zone.as_deref()));
-            }
-            schema.apply(&node);
-            effects_by_statement.push(effects);
-            // Only the rules that look back at the whole migration need a tree again, and only
-            // an ALTER TABLE's: the others are dropped here, so a file of many statements does
-            // not keep every tree.
-            nodes.push(matches!(node, NodeEnum::AlterTableStmt(_)).then_some(node));
-        }
+        let SectionWalk {
+            mut state,
+            mut violations,
+            effects_by_statement,
+            nodes,
+            mut parse_errors,
+        } = self.walk_statements(
+            section,
+            &mut statements,
+            parsed,
+            execution,
+            schema,
+            reported,
+            collect,
+        );
+        file.diagnostics.append(&mut parse_errors);
         if !reported {
             return file;
         }
@@ -476,69 +373,269 @@ impl Linter {
             out_of_order: history.out_of_order.as_deref(),
             changed_since_applied: history.changed_since_applied,
         };
-        for (position, rule) in RULES.iter().enumerate() {
-            if !self.enabled[position] {
-                continue;
-            }
+        for (position, rule) in self.enabled_rules() {
             let mut found = Vec::new();
             rule.logic.finish(&end, &mut found);
             for violation in found {
                 violations.push((position, violation));
             }
         }
-        let no_effects = Effects::default();
-        for (position, violation) in violations {
-            let index = violation
-                .statement
-                .unwrap_or(0)
-                .min(statements.len().saturating_sub(1));
-            if let Some(statement) = statements.get(index) {
-                let effects = effects_by_statement.get(index).unwrap_or(&no_effects);
-                file.findings.push(finding(
-                    RULES[position].id,
-                    &metadata[position],
-                    violation,
-                    effects,
-                    statement,
-                ));
-            }
-        }
+        file.findings = findings_of(violations, &statements, &effects_by_statement);
         file.findings.sort_by_key(|f| (f.span.start, f.statement));
-        let (mut suppressions, mut diagnostics) = suppression::find(
-            section.file_text(),
-            body_range(section),
-            &statements,
-            |id| rules::position(id).is_some(),
-        );
-        for finding in &mut file.findings {
-            if let Some(suppression) = suppressions.iter_mut().find(|s| {
-                finding.rule == s.rule && s.statement.is_none_or(|i| i == finding.statement)
-            }) {
-                suppression.used = true;
-                finding.suppressed = Some(suppression.reason.clone());
-            }
-        }
-        for unused in suppressions.iter().filter(|s| !s.used) {
-            let (line, column) = section.file_text().line_col(unused.span.start);
-            diagnostics.push(Diagnostic {
-                severity: Severity::Warning,
-                kind: DiagnosticKind::UnusedSuppression,
-                message: format!(
-                    "the suppression of `{}` acknowledges no finding",
-                    unused.rule
-                ),
-                help: Some(
-                    "remove it, or move it next to the statement it is meant for".to_owned(),
-                ),
-                line,
-                column,
-                span: Some(unused.span.clone()),
-            });
-        }
-        file.diagnostics.append(&mut diagnostics);
+        apply_suppressions(section, &statements, &mut file);
         file.diagnostics.sort_by_key(|d| (d.line, d.column));
         file
     }
+
+    /// Runs the statements in order: each one's effects are worked out against the schema as
+    /// the statements before it left it, checked by every enabled rule when `reported`, and then
+    /// applied to the schema and the migration state.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_statements(
+        &self,
+        section: &Section,
+        statements: &mut [Statement],
+        parsed: SectionTrees,
+        execution: Execution,
+        schema: &mut Schema,
+        reported: bool,
+        mut collect: Option<&mut Vec<StatementEffects>>,
+    ) -> SectionWalk {
+        let session_utc = self.utc_conversions(self.options.time_zone.as_deref());
+        let mut walk = SectionWalk {
+            state: MigrationState::new(execution, session_utc),
+            violations: Vec::new(),
+            effects_by_statement: Vec::with_capacity(statements.len()),
+            nodes: Vec::with_capacity(statements.len()),
+            parse_errors: Vec::new(),
+        };
+        for (statement, parsed) in statements.iter_mut().zip(parsed) {
+            let node = match parsed {
+                Ok(Some(node)) => {
+                    // A section parsed as it is linted learns this here (see `ParsedSection`).
+                    statement.transactionality = safeshift_source::transactionality_of(&node);
+                    node
+                }
+                Ok(None) => {
+                    walk.effects_by_statement.push(Effects::default());
+                    walk.nodes.push(None);
+                    continue;
+                }
+                Err(failure) => {
+                    walk.parse_errors
+                        .push(parse_error_diagnostic(section, statement, failure));
+                    walk.effects_by_statement.push(Effects::default());
+                    walk.nodes.push(None);
+                    continue;
+                }
+            };
+            let effects = effects::of(
+                &node,
+                schema,
+                self.options.pg_version,
+                walk.state.utc_conversions,
+            );
+            if let Some(collected) = collect.as_deref_mut() {
+                collected.push(claimed_effects(statement, &effects, schema));
+            }
+            if reported {
+                self.check_statement(statement, &node, schema, &effects, &mut walk);
+            }
+            let state = &mut walk.state;
+            advance(state, statement.index, &node, &effects, schema);
+            if let Some(zone) = time_zone_set_by(&node) {
+                state.utc_conversions =
+                    self.utc_conversions(zone.as_deref().or(self.options.time_zone.as_deref()));
+            }
+            schema.apply(&node);
+            walk.effects_by_statement.push(effects);
+            // Only the rules that look back at the whole migration need a tree again, and only
+            // an ALTER TABLE's: the others are dropped here, so a file of many statements does
+            // not keep every tree.
+            walk.nodes
+                .push(matches!(node, NodeEnum::AlterTableStmt(_)).then_some(node));
+        }
+        walk
+    }
+
+    /// Runs every enabled rule on one statement, adding what they find to `walk.violations`.
+    fn check_statement(
+        &self,
+        statement: &Statement,
+        node: &NodeEnum,
+        schema: &Schema,
+        effects: &Effects,
+        walk: &mut SectionWalk,
+    ) {
+        let context = StatementContext {
+            sql: &statement.sql,
+            node,
+            index: statement.index,
+            statement,
+            schema,
+            state: &walk.state,
+            effects,
+            pg_version: self.options.pg_version,
+            columns: crate::sql::defined_columns(node),
+        };
+        for (position, rule) in self.enabled_rules() {
+            let mut found = Vec::new();
+            rule.logic.check(&context, &mut found);
+            for mut violation in found {
+                violation.statement.get_or_insert(statement.index);
+                if violation.locks.is_none() {
+                    violation.locks = Some(context.existing_locks());
+                }
+                walk.violations.push((position, violation));
+            }
+        }
+    }
+
+    /// The rules this linter runs, with their positions in [`RULES`].
+    fn enabled_rules(&self) -> impl Iterator<Item = (usize, &'static RuleEntry)> + '_ {
+        RULES
+            .iter()
+            .enumerate()
+            .filter(|(position, _)| self.enabled[*position])
+    }
+}
+
+/// What walking a section's statements leaves for the end-of-migration rules and the report.
+struct SectionWalk {
+    /// The migration state before the current statement; after the walk, at the end.
+    state: MigrationState,
+    /// Rule positions in [`RULES`] with what each found.
+    violations: Vec<(usize, Violation)>,
+    /// One per statement, in order (empty for statements that did not parse).
+    effects_by_statement: Vec<Effects>,
+    /// One per statement: the tree of each ALTER TABLE, kept for the end-of-migration rules.
+    nodes: Vec<Option<NodeEnum>>,
+    parse_errors: Vec<Diagnostic>,
+}
+
+/// The diagnostic for a file that cannot be split into statements.
+fn source_error_diagnostic(error: safeshift_source::SourceError) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        kind: DiagnosticKind::SourceError,
+        message: error.message,
+        help: error.help,
+        line: error.line.unwrap_or(1),
+        column: error.column.unwrap_or(1),
+        span: None,
+    }
+}
+
+/// The diagnostic for a statement PostgreSQL's grammar rejects, pointing at the token where
+/// parsing stopped.
+fn parse_error_diagnostic(
+    section: &Section,
+    statement: &Statement,
+    failure: ParseFailure,
+) -> Diagnostic {
+    let offset = statement.span.start + failure.offset;
+    let (line, column) = section.file_text().line_col(offset);
+    Diagnostic {
+        severity: Severity::Error,
+        kind: DiagnosticKind::ParseError,
+        message: failure.message,
+        help: Some(
+            "PostgreSQL will reject this statement; the rest of the file was still linted"
+                .to_owned(),
+        ),
+        line,
+        column,
+        span: Some(offset..offset + token_length(&statement.sql[failure.offset..])),
+    }
+}
+
+/// The lock model's claim for one statement: its locks and rewrites of tables that existed
+/// before the migration (locks on a table the migration creates block nobody).
+fn claimed_effects(statement: &Statement, effects: &Effects, schema: &Schema) -> StatementEffects {
+    StatementEffects {
+        index: statement.index,
+        line: statement.line,
+        sql: statement.sql.clone(),
+        outside_transaction: matches!(
+            statement.transactionality,
+            safeshift_source::Transactionality::OutsideTransaction { .. }
+        ),
+        locks: effects
+            .locks
+            .iter()
+            .filter(|l| schema.is_existing(&l.table))
+            .cloned()
+            .collect(),
+        rewrites: effects
+            .rewrites
+            .iter()
+            .filter(|t| schema.is_existing(t))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// The findings for the rules' violations, each placed on its statement (a violation that
+/// names none, or one past the end, lands on the nearest statement).
+fn findings_of(
+    violations: Vec<(usize, Violation)>,
+    statements: &[Statement],
+    effects_by_statement: &[Effects],
+) -> Vec<Finding> {
+    let metadata = rules::metadata();
+    let no_effects = Effects::default();
+    let mut findings = Vec::new();
+    for (position, violation) in violations {
+        let index = violation
+            .statement
+            .unwrap_or(0)
+            .min(statements.len().saturating_sub(1));
+        if let Some(statement) = statements.get(index) {
+            let effects = effects_by_statement.get(index).unwrap_or(&no_effects);
+            findings.push(finding(
+                RULES[position].id,
+                &metadata[position],
+                violation,
+                effects,
+                statement,
+            ));
+        }
+    }
+    findings
+}
+
+/// Marks the findings the file's suppression comments acknowledge, and adds a warning for
+/// each suppression that acknowledges none (or is malformed) to the file's diagnostics.
+fn apply_suppressions(section: &Section, statements: &[Statement], file: &mut FileReport) {
+    let (mut suppressions, mut diagnostics) =
+        suppression::find(section.file_text(), body_range(section), statements, |id| {
+            rules::position(id).is_some()
+        });
+    for finding in &mut file.findings {
+        if let Some(suppression) = suppressions
+            .iter_mut()
+            .find(|s| finding.rule == s.rule && s.statement.is_none_or(|i| i == finding.statement))
+        {
+            suppression.used = true;
+            finding.suppressed = Some(suppression.reason.clone());
+        }
+    }
+    for unused in suppressions.iter().filter(|s| !s.used) {
+        let (line, column) = section.file_text().line_col(unused.span.start);
+        diagnostics.push(Diagnostic {
+            severity: Severity::Warning,
+            kind: DiagnosticKind::UnusedSuppression,
+            message: format!(
+                "the suppression of `{}` acknowledges no finding",
+                unused.rule
+            ),
+            help: Some("remove it, or move it next to the statement it is meant for".to_owned()),
+            line,
+            column,
+            span: Some(unused.span.clone()),
+        });
+    }
+    file.diagnostics.append(&mut diagnostics);
 }
 
 /// How the runner (or another tool) executes a file outside a migrations directory.
@@ -683,51 +780,8 @@ fn advance(
             }
             _ => {}
         },
-        NodeEnum::VariableSetStmt(set) => {
-            let enabled = set.kind() == VariableSetKind::VarSetValue
-                && !set
-                    .args
-                    .iter()
-                    .any(|a| crate::sql::constant_text(a).as_deref() == Some("0"));
-            match set.name.as_str() {
-                "lock_timeout" => state.lock_timeout_set = enabled,
-                "statement_timeout" => state.statement_timeout_set = enabled,
-                _ => {}
-            }
-        }
-        NodeEnum::AlterTableStmt(alter) => {
-            if let Some(relation) = &alter.relation
-                && alter.objtype() == pg_query::protobuf::ObjectType::ObjectTable
-            {
-                let table = TableName::from_range_var(relation);
-                if schema.is_existing(&table) {
-                    match state.alterations_by_table.get(table.key()) {
-                        Some(&position) => state.alterations[position].statements.push(index),
-                        None => {
-                            state
-                                .alterations_by_table
-                                .insert(table.key().to_owned(), state.alterations.len());
-                            state.alterations.push(Alterations {
-                                table: table.clone(),
-                                statements: vec![index],
-                            });
-                        }
-                    }
-                }
-                if state.in_transaction {
-                    for command in crate::sql::alter_commands(alter) {
-                        if let Some(NodeEnum::Constraint(constraint)) =
-                            crate::sql::inner(&command.def)
-                            && constraint.skip_validation
-                        {
-                            state
-                                .not_valid_in_transaction
-                                .push((table.key().to_owned(), constraint.conname.clone()));
-                        }
-                    }
-                }
-            }
-        }
+        NodeEnum::VariableSetStmt(set) => note_timeout_setting(state, set),
+        NodeEnum::AlterTableStmt(alter) => note_table_alteration(state, index, alter, schema),
         _ => {}
     }
     for (table, columns, referenced) in crate::sql::declared_foreign_keys(node) {
@@ -749,33 +803,97 @@ fn advance(
         state.slow_statements += 1;
     }
     if state.in_transaction {
-        for lock in effects
-            .locks
+        hold_locks(state, index, effects, schema);
+    }
+}
+
+/// Records whether a `SET` turns `lock_timeout` or `statement_timeout` on (a value of 0, or
+/// a reset, turns it off).
+fn note_timeout_setting(state: &mut MigrationState, set: &pg_query::protobuf::VariableSetStmt) {
+    let enabled = set.kind() == VariableSetKind::VarSetValue
+        && !set
+            .args
             .iter()
-            .filter(|l| schema.is_existing(&l.table))
-        {
-            let taken_at = state.transaction_statements;
-            match state.held_by_table.get(lock.table.key()) {
-                Some(&position) => {
-                    let held = &mut state.held[position];
-                    if held.lock.mode < lock.mode {
-                        held.lock.mode = lock.mode;
-                        held.statement = index;
-                        held.taken_at = taken_at;
-                    }
+            .any(|a| crate::sql::constant_text(a).as_deref() == Some("0"));
+    match set.name.as_str() {
+        "lock_timeout" => state.lock_timeout_set = enabled,
+        "statement_timeout" => state.statement_timeout_set = enabled,
+        _ => {}
+    }
+}
+
+/// Records an `ALTER TABLE` of a table that existed before the migration (so rules can see
+/// several alterations of one table that could have been one), and the constraints added
+/// `NOT VALID` inside the transaction.
+fn note_table_alteration(
+    state: &mut MigrationState,
+    index: usize,
+    alter: &pg_query::protobuf::AlterTableStmt,
+    schema: &Schema,
+) {
+    let Some(relation) = &alter.relation else {
+        return;
+    };
+    if alter.objtype() != pg_query::protobuf::ObjectType::ObjectTable {
+        return;
+    }
+    let table = TableName::from_range_var(relation);
+    if schema.is_existing(&table) {
+        match state.alterations_by_table.get(table.key()) {
+            Some(&position) => state.alterations[position].statements.push(index),
+            None => {
+                state
+                    .alterations_by_table
+                    .insert(table.key().to_owned(), state.alterations.len());
+                state.alterations.push(Alterations {
+                    table: table.clone(),
+                    statements: vec![index],
+                });
+            }
+        }
+    }
+    if state.in_transaction {
+        for command in crate::sql::alter_commands(alter) {
+            if let Some(NodeEnum::Constraint(constraint)) = crate::sql::inner(&command.def)
+                && constraint.skip_validation
+            {
+                state
+                    .not_valid_in_transaction
+                    .push((table.key().to_owned(), constraint.conname.clone()));
+            }
+        }
+    }
+}
+
+/// Adds a statement's locks on existing tables to those the open transaction holds until it
+/// ends, keeping per table the strongest mode and the statement that took it.
+fn hold_locks(state: &mut MigrationState, index: usize, effects: &Effects, schema: &Schema) {
+    for lock in effects
+        .locks
+        .iter()
+        .filter(|l| schema.is_existing(&l.table))
+    {
+        let taken_at = state.transaction_statements;
+        match state.held_by_table.get(lock.table.key()) {
+            Some(&position) => {
+                let held = &mut state.held[position];
+                if held.lock.mode < lock.mode {
+                    held.lock.mode = lock.mode;
+                    held.statement = index;
+                    held.taken_at = taken_at;
                 }
-                None => {
-                    state
-                        .held_by_table
-                        .insert(lock.table.key().to_owned(), state.held.len());
-                    state.held.push(HeldLock {
-                        lock: lock.clone(),
-                        statement: index,
-                        later_statements: 0,
-                        later_slow_work: false,
-                        taken_at,
-                    });
-                }
+            }
+            None => {
+                state
+                    .held_by_table
+                    .insert(lock.table.key().to_owned(), state.held.len());
+                state.held.push(HeldLock {
+                    lock: lock.clone(),
+                    statement: index,
+                    later_statements: 0,
+                    later_slow_work: false,
+                    taken_at,
+                });
             }
         }
     }

@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -240,9 +240,50 @@ pub fn run(
             .unwrap_or_default(),
     };
     clear_leftovers(driver, &database, &change.table, resuming)?;
+    // Kept until the tool ends: it reads the connection settings from this file.
     let option_file = driver.client_option_file()?;
+    let target = format!(
+        "F={},D={},t={}",
+        option_file.path().display(),
+        dsn_value(&database),
+        dsn_value(&change.table)
+    );
+    let mut child = tool_command(&tool, change, options, lock_timeout, &target)
+        .spawn()
+        .map_err(|error| {
+            DriverError::new(
+                ErrorKind::Statement,
+                format!("cannot start {TOOL}: {error}"),
+            )
+        })?;
+    let started = Instant::now();
+    let table = format!("{database}.{}", change.table);
+    sink(&OnlineEvent::SchemaChangeStarted {
+        table: table.clone(),
+        tool: TOOL.to_owned(),
+    });
+    let outcome = watch_tool(&mut child, &table, interrupt, sink)?;
+    if outcome.status.success() && !outcome.interrupted {
+        sink(&OnlineEvent::SchemaChangeFinished {
+            table,
+            duration: started.elapsed(),
+        });
+        return Ok(());
+    }
+    Err(tool_failure(&outcome, &database, &change.table))
+}
+
+/// The tool's command line: `target` is the DSN naming the option file, database and table.
+/// The tool is ended with SIGTERM if the thread that starts it ends.
+fn tool_command(
+    tool: &std::path::Path,
+    change: &SchemaChange,
+    options: &SchemaChangeOptions,
+    lock_timeout: Duration,
+    target: &str,
+) -> Command {
     let seconds = lock_timeout.as_secs().max(1);
-    let mut command = Command::new(&tool);
+    let mut command = Command::new(tool);
     command
         .arg("--execute")
         .arg("--alter")
@@ -261,12 +302,7 @@ pub fn run(
         .arg(format!("lock_wait_timeout={seconds}"))
         .arg("--progress")
         .arg("time,1")
-        .arg(format!(
-            "F={},D={},t={}",
-            option_file.path().display(),
-            dsn_value(&database),
-            dsn_value(&change.table)
-        ))
+        .arg(target)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -282,18 +318,25 @@ pub fn run(
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|error| {
-        DriverError::new(
-            ErrorKind::Statement,
-            format!("cannot start {TOOL}: {error}"),
-        )
-    })?;
-    let started = Instant::now();
-    let table = format!("{database}.{}", change.table);
-    sink(&OnlineEvent::SchemaChangeStarted {
-        table: table.clone(),
-        tool: TOOL.to_owned(),
-    });
+    command
+}
+
+/// How a run of the tool ended, with everything it printed.
+struct ToolOutcome {
+    status: std::process::ExitStatus,
+    output: Vec<String>,
+    /// Whether the run was told to stop because the user interrupted safeshift.
+    interrupted: bool,
+}
+
+/// Waits for the tool to end, turning its progress and pause lines into events as they come
+/// and passing an interrupt on to it.
+fn watch_tool(
+    child: &mut Child,
+    table: &str,
+    interrupt: &Interrupt,
+    sink: &EventSink,
+) -> Result<ToolOutcome, DriverError> {
     let (lines, incoming) = mpsc::channel::<String>();
     let readers: Vec<_> = [
         child
@@ -324,20 +367,7 @@ pub fn run(
     let status = loop {
         match incoming.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
-                match read_line(&line) {
-                    ToolLine::Progress { percent, remaining } => {
-                        sink(&OnlineEvent::SchemaChangeProgress {
-                            table: table.clone(),
-                            percent,
-                            remaining,
-                        })
-                    }
-                    ToolLine::Paused(reason) => sink(&OnlineEvent::SchemaChangeThrottled {
-                        table: table.clone(),
-                        reason,
-                    }),
-                    ToolLine::Other => {}
-                }
+                report_tool_line(&line, table, sink);
                 output.push(line);
                 continue;
             }
@@ -365,14 +395,34 @@ pub fn run(
         let _ = reader.join();
     }
     output.extend(incoming.try_iter());
-    if status.success() && !interrupted {
-        sink(&OnlineEvent::SchemaChangeFinished {
-            table,
-            duration: started.elapsed(),
-        });
-        return Ok(());
+    Ok(ToolOutcome {
+        status,
+        output,
+        interrupted,
+    })
+}
+
+/// Sends the event a line of the tool's output stands for, if any.
+fn report_tool_line(line: &str, table: &str, sink: &EventSink) {
+    match read_line(line) {
+        ToolLine::Progress { percent, remaining } => sink(&OnlineEvent::SchemaChangeProgress {
+            table: table.to_owned(),
+            percent,
+            remaining,
+        }),
+        ToolLine::Paused(reason) => sink(&OnlineEvent::SchemaChangeThrottled {
+            table: table.to_owned(),
+            reason,
+        }),
+        ToolLine::Other => {}
     }
-    let tail: Vec<&str> = output
+}
+
+/// The error for a run of the tool that failed or was interrupted, quoting the last lines it
+/// printed, redacted: the tool's output can name the server it connects to.
+fn tool_failure(outcome: &ToolOutcome, database: &str, table: &str) -> DriverError {
+    let tail: Vec<&str> = outcome
+        .output
         .iter()
         .rev()
         .filter(|line| !line.trim().is_empty())
@@ -382,20 +432,19 @@ pub fn run(
         .into_iter()
         .rev()
         .collect();
-    let kind = if interrupted {
+    let kind = if outcome.interrupted {
         ErrorKind::Canceled
     } else {
         ErrorKind::Statement
     };
-    Err(DriverError::new(
+    DriverError::new(
         kind,
-        redact(&format!("{TOOL} {status}: {}", tail.join(" / "))),
+        redact(&format!("{TOOL} {}: {}", outcome.status, tail.join(" / "))),
     )
     .with_hint(format!(
-        "nothing was changed on {database}.{}; the tool removed its triggers and its copy (check for \
-         `_{}_new` if it was killed)",
-        change.table, change.table
-    )))
+        "nothing was changed on {database}.{table}; the tool removed its triggers and its copy (check for \
+         `_{table}_new` if it was killed)"
+    ))
 }
 
 /// A value for a Percona DSN, where `,` separates keys.

@@ -138,6 +138,47 @@ impl Migrator {
             Ok(()) => Vec::new(),
             Err(errors) => errors.0,
         };
+        let warnings = self.status_warnings(&state);
+        let entries: Vec<StatusEntry> = self
+            .status_versions(&state, &problems)
+            .into_iter()
+            .map(|version| {
+                let file_problems: Vec<&SourceError> = problems
+                    .iter()
+                    .filter(|p| p.version.as_ref() == Some(version))
+                    .collect();
+                self.status_entry(
+                    version,
+                    &state,
+                    &file_problems,
+                    dialect,
+                    newest_applied.as_ref(),
+                )
+            })
+            .collect();
+        let pending = entries
+            .iter()
+            .filter(|e| e.file.is_some() && e.state.runs_on_up())
+            .count();
+        let problems = problems.into_iter().map(file_problem_report).collect();
+        Ok(StatusReport {
+            format: self.migrations.detection.clone(),
+            database: db.redacted_url().to_owned(),
+            engine: db.engine().as_str(),
+            server_version: db.server().version.clone(),
+            history: db.history_location(),
+            history_exists,
+            run_in_progress: db.lock_holder(self.settings.lock.mode)?,
+            entries,
+            pending,
+            problems,
+            warnings,
+        })
+    }
+
+    /// The source's warnings, then one per history row whose version cannot be read (so a row
+    /// edited by hand is not silently ignored).
+    fn status_warnings(&self, state: &HistoryState) -> Vec<String> {
         let mut warnings: Vec<String> = self
             .migrations
             .warnings
@@ -150,7 +191,16 @@ impl Migrator {
                 record.id, record.version
             ));
         }
-        let mut entries = Vec::new();
+        warnings
+    }
+
+    /// Every version status lists, in order, once: the files, the versions only the history
+    /// knows (files deleted since), and the versions of files too broken to load.
+    fn status_versions<'a>(
+        &'a self,
+        state: &'a HistoryState,
+        problems: &'a [SourceError],
+    ) -> Vec<&'a Version> {
         let mut versions: Vec<&Version> = self
             .migrations
             .migrations
@@ -166,130 +216,84 @@ impl Migrator {
         versions.extend(problems.iter().filter_map(|p| p.version.as_ref()));
         versions.sort();
         versions.dedup();
-        for version in versions {
-            let file_problems: Vec<&SourceError> = problems
-                .iter()
-                .filter(|p| p.version.as_ref() == Some(version))
-                .collect();
-            let migration = self.migrations.get(version);
-            let recorded = state.get(version);
-            let running = state
-                .running
-                .iter()
-                .any(|r| Version::parse(&r.version).as_ref() == Some(version));
-            let applied = recorded.is_some_and(|r| r.applied);
-            let partial = recorded.and_then(|r| r.partial.as_ref());
-            let current_checksum = migration.map(|m| m.up.checksum.to_string());
-            let recorded_checksum = recorded.and_then(|r| r.checksum.clone());
-            let reapply = migration.is_some_and(|m| repeatable_changed(m, &state));
-            let state_of = if !file_problems.is_empty() && (!applied || migration.is_none()) {
-                EntryState::Invalid
-            } else if running {
-                EntryState::Running
-            } else if let Some(partial) = partial {
-                match partial.direction {
-                    Direction::Up => EntryState::Partial,
-                    Direction::Down => EntryState::PartiallyRolledBack,
-                }
-            } else if reapply {
-                EntryState::Reapply
-            } else if applied {
-                match (&current_checksum, &recorded_checksum) {
-                    (None, _) => EntryState::FileMissing,
-                    (Some(current), Some(recorded)) if current != recorded => EntryState::Changed,
-                    _ => EntryState::Applied,
-                }
-            } else if recorded.is_some_and(|r| r.last_failure.is_some()) {
-                EntryState::Failed
-            } else {
-                EntryState::Pending
-            };
-            let applied_record = recorded.and_then(|r| r.applied_record.as_ref());
-            entries.push(StatusEntry {
-                version: version.to_string(),
-                repeatable: version.is_repeatable(),
-                name: migration.map_or_else(
-                    || {
-                        recorded.map(|r| r.name.clone()).unwrap_or_else(|| {
-                            file_problems
-                                .first()
-                                .map(|p| name_in_file_name(&p.path))
-                                .unwrap_or_default()
-                        })
-                    },
-                    |m| m.name.clone(),
-                ),
-                file: migration
-                    .map(|m| m.file().display().to_string())
-                    .or_else(|| {
-                        file_problems.first().map(|p| {
-                            p.path
-                                .strip_prefix(&self.migrations.directory)
-                                .unwrap_or(&p.path)
-                                .display()
-                                .to_string()
-                        })
-                    }),
-                state: state_of,
-                problems: file_problems.iter().map(|p| p.to_string()).collect(),
-                applied_at: applied_record.and_then(|r| r.finished_at.or(Some(r.started_at))),
-                applied_by: applied_record.map(|r| r.installed_by.clone()),
-                duration_ms: applied_record.and_then(|r| r.duration_ms),
-                checksum: current_checksum,
-                recorded_checksum,
-                has_down: migration.is_some_and(|m| m.down_section().is_ok()),
-                transactional: migration
-                    .map(|m| m.up.options.transaction && implicit_commit_of(m, dialect).is_none()),
-                implicit_commit: migration
-                    .filter(|m| m.up.options.transaction)
-                    .and_then(|m| implicit_commit_of(m, dialect)),
-                partial: partial.map(|p| PartialProgress {
-                    direction: p.direction,
-                    applied: p.applied,
-                    total: p.total,
+        versions
+    }
+
+    /// One version's line of the status report, from its file (if any), its history and the
+    /// problems found in its file.
+    fn status_entry(
+        &self,
+        version: &Version,
+        state: &HistoryState,
+        file_problems: &[&SourceError],
+        dialect: Dialect,
+        newest_applied: Option<&Version>,
+    ) -> StatusEntry {
+        let migration = self.migrations.get(version);
+        let recorded = state.get(version);
+        let applied = recorded.is_some_and(|r| r.applied);
+        let partial = recorded.and_then(|r| r.partial.as_ref());
+        let current_checksum = migration.map(|m| m.up.checksum.to_string());
+        let recorded_checksum = recorded.and_then(|r| r.checksum.clone());
+        let state_of = entry_state(
+            version,
+            migration,
+            state,
+            file_problems,
+            &current_checksum,
+            &recorded_checksum,
+        );
+        let applied_record = recorded.and_then(|r| r.applied_record.as_ref());
+        StatusEntry {
+            version: version.to_string(),
+            repeatable: version.is_repeatable(),
+            name: migration.map_or_else(
+                || {
+                    recorded.map(|r| r.name.clone()).unwrap_or_else(|| {
+                        file_problems
+                            .first()
+                            .map(|p| name_in_file_name(&p.path))
+                            .unwrap_or_default()
+                    })
+                },
+                |m| m.name.clone(),
+            ),
+            file: migration
+                .map(|m| m.file().display().to_string())
+                .or_else(|| {
+                    file_problems.first().map(|p| {
+                        p.path
+                            .strip_prefix(&self.migrations.directory)
+                            .unwrap_or(&p.path)
+                            .display()
+                            .to_string()
+                    })
                 }),
-                last_error: recorded
-                    .and_then(|r| r.last_failure.as_ref())
-                    .map(|f| LastError {
-                        at: f.finished_at.unwrap_or(f.started_at),
-                        sqlstate: f.error_sqlstate.clone(),
-                        message: f.error_message.clone(),
-                        statement: f.error_statement.clone(),
-                        line: f.error_line,
-                    }),
-                out_of_order: !applied
-                    && migration.is_some()
-                    && newest_applied
-                        .as_ref()
-                        .is_some_and(|newest| version < newest),
-            });
+            state: state_of,
+            problems: file_problems.iter().map(|p| p.to_string()).collect(),
+            applied_at: applied_record.and_then(|r| r.finished_at.or(Some(r.started_at))),
+            applied_by: applied_record.map(|r| r.installed_by.clone()),
+            duration_ms: applied_record.and_then(|r| r.duration_ms),
+            checksum: current_checksum,
+            recorded_checksum,
+            has_down: migration.is_some_and(|m| m.down_section().is_ok()),
+            transactional: migration
+                .map(|m| m.up.options.transaction && implicit_commit_of(m, dialect).is_none()),
+            implicit_commit: migration
+                .filter(|m| m.up.options.transaction)
+                .and_then(|m| implicit_commit_of(m, dialect)),
+            partial: partial.map(|p| PartialProgress {
+                direction: p.direction,
+                applied: p.applied,
+                total: p.total,
+            }),
+            last_error: recorded
+                .and_then(|r| r.last_failure.as_ref())
+                .map(last_error_of),
+            out_of_order: !applied
+                && migration.is_some()
+                && newest_applied.is_some_and(|newest| version < newest),
         }
-        let pending = entries
-            .iter()
-            .filter(|e| e.file.is_some() && e.state.runs_on_up())
-            .count();
-        let problems = problems
-            .into_iter()
-            .map(|problem| crate::report::FileProblem {
-                version: problem.version.as_ref().map(|v| v.to_string()),
-                location: problem.location(),
-                message: problem.message,
-                help: problem.help,
-            })
-            .collect();
-        Ok(StatusReport {
-            format: self.migrations.detection.clone(),
-            database: db.redacted_url().to_owned(),
-            engine: db.engine().as_str(),
-            server_version: db.server().version.clone(),
-            history: db.history_location(),
-            history_exists,
-            run_in_progress: db.lock_holder(self.settings.lock.mode)?,
-            entries,
-            pending,
-            problems,
-            warnings,
-        })
     }
 
     /// Every history row, oldest first. Takes no lock.
@@ -868,4 +872,66 @@ fn name_in_file_name(path: &std::path::Path) -> String {
     stem.split_once('_')
         .map(|(_, name)| name.to_owned())
         .unwrap_or_default()
+}
+
+/// Which state status shows for a version. The order of the checks is the precedence: a
+/// broken file hides everything else unless the version is applied with its file present, and
+/// a run in progress or stopped part-way outranks what the checksums say.
+fn entry_state(
+    version: &Version,
+    migration: Option<&Migration>,
+    state: &HistoryState,
+    file_problems: &[&SourceError],
+    current_checksum: &Option<String>,
+    recorded_checksum: &Option<String>,
+) -> EntryState {
+    let recorded = state.get(version);
+    let applied = recorded.is_some_and(|r| r.applied);
+    let running = state
+        .running
+        .iter()
+        .any(|r| Version::parse(&r.version).as_ref() == Some(version));
+    if !file_problems.is_empty() && (!applied || migration.is_none()) {
+        EntryState::Invalid
+    } else if running {
+        EntryState::Running
+    } else if let Some(partial) = recorded.and_then(|r| r.partial.as_ref()) {
+        match partial.direction {
+            Direction::Up => EntryState::Partial,
+            Direction::Down => EntryState::PartiallyRolledBack,
+        }
+    } else if migration.is_some_and(|m| repeatable_changed(m, state)) {
+        EntryState::Reapply
+    } else if applied {
+        match (current_checksum, recorded_checksum) {
+            (None, _) => EntryState::FileMissing,
+            (Some(current), Some(recorded)) if current != recorded => EntryState::Changed,
+            _ => EntryState::Applied,
+        }
+    } else if recorded.is_some_and(|r| r.last_failure.is_some()) {
+        EntryState::Failed
+    } else {
+        EntryState::Pending
+    }
+}
+
+/// The error of a version's newest failed attempt, as status reports it.
+fn last_error_of(failure: &HistoryRecord) -> LastError {
+    LastError {
+        at: failure.finished_at.unwrap_or(failure.started_at),
+        sqlstate: failure.error_sqlstate.clone(),
+        message: failure.error_message.clone(),
+        statement: failure.error_statement.clone(),
+        line: failure.error_line,
+    }
+}
+
+/// A problem with a migration file, as the status report carries it.
+fn file_problem_report(problem: SourceError) -> crate::report::FileProblem {
+    crate::report::FileProblem {
+        version: problem.version.as_ref().map(|v| v.to_string()),
+        location: problem.location(),
+        message: problem.message,
+        help: problem.help,
+    }
 }

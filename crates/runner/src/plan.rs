@@ -175,85 +175,8 @@ pub(crate) fn plan_down<'a>(
     defaults: &Timeouts,
     strict: bool,
 ) -> Result<Vec<Step<'a>>, RunError> {
-    let applied: Vec<&Version> = state
-        .applied_newest_first()
-        .map(|(version, _)| version)
-        .collect();
-    let chosen: Vec<&Version> = match target {
-        DownTarget::Steps(count) => applied.into_iter().take(*count).collect(),
-        DownTarget::To(to) => {
-            let known = to.as_str().trim_start_matches('0').is_empty()
-                || set.get(to).is_some()
-                || state.get(to).is_some();
-            if !known {
-                return Err(RunError::Usage(format!(
-                    "--to {to}: no migration has that version (use --to 0 to roll back everything)"
-                )));
-            }
-            applied.into_iter().filter(|v| *v > to).collect()
-        }
-        DownTarget::Versions(versions) => {
-            if let Some(missing) = versions.iter().find(|v| !state.is_applied(v)) {
-                return Err(RunError::Usage(format!(
-                    "{missing} is not applied; it cannot be rolled back"
-                )));
-            }
-            applied
-                .into_iter()
-                .filter(|v| versions.contains(v))
-                .collect()
-        }
-    };
-    let mut missing = Vec::new();
-    let mut mismatches = Vec::new();
-    for version in &chosen {
-        match set.get(version) {
-            None => missing.push((
-                version.to_string(),
-                format!(
-                    "its file {} is gone",
-                    state.get(version).map(|v| v.file.as_str()).unwrap_or("?")
-                ),
-            )),
-            Some(migration) => {
-                match migration.down_section() {
-                    Err(MissingDown::Absent) => missing.push((
-                        version.to_string(),
-                        format!(
-                            "{} has no rollback: write {}",
-                            migration.up.path.display(),
-                            migration.rollback_description()
-                        ),
-                    )),
-                    Err(MissingDown::Empty) if strict => missing.push((
-                        version.to_string(),
-                        format!(
-                            "{} has no statements, and --strict refuses a rollback that does nothing",
-                            noop_description(migration)
-                        ),
-                    )),
-                    Err(MissingDown::Empty) => {}
-                    Ok(_) => {}
-                }
-                if let Some(recorded) = state.get(version).and_then(|v| v.checksum.as_deref())
-                    && recorded != migration.up.checksum.as_str()
-                {
-                    mismatches.push(ChecksumMismatch {
-                        version: version.to_string(),
-                        file: migration.up.path.clone(),
-                        recorded: recorded.to_owned(),
-                        current: migration.up.checksum.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    if !missing.is_empty() {
-        return Err(RunError::MissingDown(missing));
-    }
-    if !mismatches.is_empty() {
-        return Err(RunError::ChecksumMismatch(mismatches));
-    }
+    let chosen = versions_to_roll_back(set, state, target)?;
+    refuse_unrunnable_rollbacks(set, state, &chosen, strict)?;
     let mut errors = Vec::new();
     let mut steps = Vec::new();
     for version in chosen {
@@ -301,6 +224,100 @@ pub(crate) fn plan_down<'a>(
         return Err(RunError::Source(SourceErrors(errors)));
     }
     Ok(steps)
+}
+
+/// The applied versions `target` picks, newest first (the order they roll back in). A target
+/// naming a version nobody knows, or one that is not applied, is a usage error.
+fn versions_to_roll_back<'s>(
+    set: &MigrationSet,
+    state: &'s HistoryState,
+    target: &DownTarget,
+) -> Result<Vec<&'s Version>, RunError> {
+    let applied = state.applied_newest_first().map(|(version, _)| version);
+    match target {
+        DownTarget::Steps(count) => Ok(applied.take(*count).collect()),
+        DownTarget::To(to) => {
+            let known = to.as_str().trim_start_matches('0').is_empty()
+                || set.get(to).is_some()
+                || state.get(to).is_some();
+            if !known {
+                return Err(RunError::Usage(format!(
+                    "--to {to}: no migration has that version (use --to 0 to roll back everything)"
+                )));
+            }
+            Ok(applied.filter(|v| *v > to).collect())
+        }
+        DownTarget::Versions(versions) => {
+            if let Some(missing) = versions.iter().find(|v| !state.is_applied(v)) {
+                return Err(RunError::Usage(format!(
+                    "{missing} is not applied; it cannot be rolled back"
+                )));
+            }
+            Ok(applied.filter(|v| versions.contains(v)).collect())
+        }
+    }
+}
+
+/// Refuses before anything runs when any chosen version cannot be rolled back (file gone, no
+/// down section, or an empty one under --strict) or its file changed since it was applied, so
+/// a rollback never stops half-way for a reason known up front. Every such version is named.
+fn refuse_unrunnable_rollbacks(
+    set: &MigrationSet,
+    state: &HistoryState,
+    chosen: &[&Version],
+    strict: bool,
+) -> Result<(), RunError> {
+    let mut missing = Vec::new();
+    let mut mismatches = Vec::new();
+    for version in chosen {
+        let Some(migration) = set.get(version) else {
+            missing.push((
+                version.to_string(),
+                format!(
+                    "its file {} is gone",
+                    state.get(version).map(|v| v.file.as_str()).unwrap_or("?")
+                ),
+            ));
+            continue;
+        };
+        if let Some(reason) = missing_rollback_reason(migration, strict) {
+            missing.push((version.to_string(), reason));
+        }
+        if let Some(recorded) = state.get(version).and_then(|v| v.checksum.as_deref())
+            && recorded != migration.up.checksum.as_str()
+        {
+            mismatches.push(ChecksumMismatch {
+                version: version.to_string(),
+                file: migration.up.path.clone(),
+                recorded: recorded.to_owned(),
+                current: migration.up.checksum.to_string(),
+            });
+        }
+    }
+    if !missing.is_empty() {
+        return Err(RunError::MissingDown(missing));
+    }
+    if !mismatches.is_empty() {
+        return Err(RunError::ChecksumMismatch(mismatches));
+    }
+    Ok(())
+}
+
+/// Why `migration` has no rollback to run, if it has none: no down section at all, or (under
+/// --strict, which refuses a rollback that does nothing) an empty one.
+fn missing_rollback_reason(migration: &Migration, strict: bool) -> Option<String> {
+    match migration.down_section() {
+        Err(MissingDown::Absent) => Some(format!(
+            "{} has no rollback: write {}",
+            migration.up.path.display(),
+            migration.rollback_description()
+        )),
+        Err(MissingDown::Empty) if strict => Some(format!(
+            "{} has no statements, and --strict refuses a rollback that does nothing",
+            noop_description(migration)
+        )),
+        Err(MissingDown::Empty) | Ok(_) => None,
+    }
 }
 
 /// A no-op down section, by its file: `migrations/0002_b.down.sql`, or `the down section of
