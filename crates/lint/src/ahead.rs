@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex};
 /// How much work (in the caller's unit of weight) may be taken ahead of the consumer per worker:
 /// enough to keep the workers busy, little enough that finished items (parsed files are about
 /// 60 times the size of their text) do not pile up in memory.
-const AHEAD_PER_WORKER: usize = 1 << 20;
+const AHEAD_PER_WORKER: usize = 128 << 10;
 
 struct Shared<R> {
     /// Finished items not yet consumed, by index (a panic is handed on as it is).
