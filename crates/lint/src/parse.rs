@@ -15,12 +15,12 @@ pub struct ParseFailure {
 
 /// How much SQL text goes to the parser in one call: enough statements (a hundred or two) that
 /// the call's fixed cost is shared, little enough that the protobuf encoding of the trees and its
-/// decoding stay in the processor's cache. `bench/lint.sh` measured 128 KiB chunks at 15–25%
-/// more CPU time than 16 KiB ones.
+/// decoding stay in the processor's cache. On `bench/lint.sh`'s corpus, 128 KiB chunks took
+/// 15–25% more CPU time than 16 KiB ones.
 const CHUNK_BYTES: usize = 16 << 10;
 
-/// A section larger than this is not parsed ahead: its trees are made a chunk at a time as the
-/// linter takes them, so a large file (a data seed of 50,000 INSERTs) never has every tree in
+/// A section larger than this is not parsed whole: its trees are made a chunk at a time on a
+/// thread of their own, a few chunks ahead of the linter, so a large file (a data seed of 50,000 INSERTs) never has every tree in
 /// memory at once. Smaller sections, the usual migration, are parsed whole on a worker thread.
 const PARSE_AHEAD_BYTES: usize = 512 << 10;
 
@@ -86,7 +86,7 @@ pub(crate) enum SectionTrees {
 
 /// Where a streamed section's chunks come from.
 pub(crate) enum Chunks {
-    /// A parser thread; `None` once it has finished.
+    /// A parser thread, sending chunks through `trees`; `parser` is joined once it has finished.
     Thread {
         trees: std::sync::mpsc::Receiver<Vec<ParsedStatement>>,
         parser: Option<std::thread::JoinHandle<()>>,
