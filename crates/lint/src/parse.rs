@@ -20,8 +20,9 @@ pub struct ParseFailure {
 const CHUNK_BYTES: usize = 16 << 10;
 
 /// A section larger than this is not parsed whole: its trees are made a chunk at a time on a
-/// thread of their own, a few chunks ahead of the linter, so a large file (a data seed of 50,000 INSERTs) never has every tree in
-/// memory at once. Smaller sections, the usual migration, are parsed whole on a worker thread.
+/// thread of their own, a few chunks ahead of the linter, so a large file (a data seed of 50,000
+/// INSERTs) never has every tree in memory at once. Smaller sections, the usual migration, are
+/// parsed whole on a worker thread.
 const PARSE_AHEAD_BYTES: usize = 512 << 10;
 
 /// One statement's tree: `Ok(None)` for a statement with no tree (only comments).
