@@ -20,6 +20,7 @@ mod events;
 mod history;
 mod history_sql;
 mod interrupted;
+mod lease;
 mod lock;
 mod mysql;
 mod postgres;

@@ -2,10 +2,7 @@
 //! a connection of its own. It needs no session state, so it works through a proxy that
 //! multiplexes connections; a killed runner's lease runs out and the next runner takes it over.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql::Conn;
 
@@ -13,10 +10,8 @@ use super::{quote_identifier, rows};
 use crate::Dialect;
 use crate::error::{DriverError, ErrorKind};
 use crate::history_sql::literal;
-use crate::lock::{LockHolder, LockRequest};
-
-/// The lease row's name: one lock per history table.
-const LOCK_NAME: &str = "migrations";
+use crate::lease::{Heartbeat, LOCK_NAME};
+use crate::lock::LockRequest;
 
 /// The lease table's name beside the history table.
 pub(super) fn lock_table(history_table: &str) -> String {
@@ -108,100 +103,40 @@ pub(super) fn live_holder_sql(history_table: &str) -> String {
     )
 }
 
-pub(super) fn holder_from_row(row: &[Option<String>]) -> LockHolder {
-    let time = |i: usize| {
-        row.get(i)
-            .cloned()
-            .flatten()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.to_utc())
-    };
-    LockHolder {
-        description: format!(
-            "{} (run {})",
-            row.first().cloned().flatten().unwrap_or_default(),
-            row.get(1).cloned().flatten().unwrap_or_default()
-        ),
-        backend_pid: None,
-        since: time(2),
-        expires_at: time(3),
-    }
-}
-
-/// A held lease and its heartbeat thread.
+/// A held lease and its heartbeat.
 pub(super) struct Lease {
     run_id: String,
     lease: Duration,
-    stop: Arc<AtomicBool>,
-    lost: Arc<Mutex<Option<String>>>,
-    thread: Option<JoinHandle<()>>,
+    heartbeat: Heartbeat,
 }
 
 impl Lease {
     pub fn start(
-        mut heartbeat: Conn,
+        mut connection: Conn,
         run_id: String,
         lease: Duration,
         history_table: String,
     ) -> Lease {
-        let stop = Arc::new(AtomicBool::new(false));
-        let lost = Arc::new(Mutex::new(None));
         let renew = renew_sql_for(&history_table, &run_id, lease);
         // A migration's transaction holds the lease row (renewed) until it ends; the heartbeat
         // waits for it rather than giving up after the server's default 50 s.
         let _ = rows(
-            &mut heartbeat,
+            &mut connection,
             "SET SESSION innodb_lock_wait_timeout = 31536000",
         );
-        let thread = {
-            let (stop, lost) = (Arc::clone(&stop), Arc::clone(&lost));
-            std::thread::Builder::new()
-                .name("safeshift-lease".into())
-                .spawn(move || {
-                    let interval = (lease / 3).max(Duration::from_millis(100));
-                    let mut last_renewal = Instant::now();
-                    loop {
-                        std::thread::park_timeout(interval);
-                        if stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        match rows(&mut heartbeat, &renew) {
-                            Ok(_) if heartbeat.affected_rows() == 1 => {
-                                last_renewal = Instant::now();
-                            }
-                            Ok(_) => {
-                                *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(
-                                    "the lease expired and another runner took it over".into(),
-                                );
-                                return;
-                            }
-                            Err(error) if last_renewal.elapsed() >= lease => {
-                                *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                                    "could not renew the lease for {}s: {error}",
-                                    lease.as_secs()
-                                ));
-                                return;
-                            }
-                            // A renewal blocked by a migration transaction holding the row (which
-                            // renews it itself) or a failed one is tried again.
-                            Err(_) => {}
-                        }
-                    }
-                })
-                .ok()
-        };
+        let heartbeat = Heartbeat::start(lease, move || {
+            rows(&mut connection, &renew).map(|_| connection.affected_rows() == 1)
+        });
         Lease {
             run_id,
             lease,
-            stop,
-            lost,
-            thread,
+            heartbeat,
         }
     }
 
     /// Why the lease was lost, if it was.
     pub fn lost(&self) -> Option<String> {
-        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.heartbeat.lost()
     }
 
     /// Renewal as an `UPDATE` that matches one row only while the lease is this run's.
@@ -219,21 +154,8 @@ impl Lease {
     }
 
     /// Stops the heartbeat and waits for it.
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-        }
+    pub fn stop(self) {
+        self.heartbeat.stop();
     }
 }
 

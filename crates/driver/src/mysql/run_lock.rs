@@ -182,7 +182,7 @@ impl MysqlDriver {
                 if !lease::acquire(&mut self.conn, &self.table, request)? {
                     let holder = rows(&mut self.conn, &lease::holder_sql(&self.table))?;
                     return Ok(LockAttempt::Busy(
-                        holder.first().map(|row| lease::holder_from_row(row)),
+                        holder.first().map(|row| crate::lease::holder_from_row(row)),
                     ));
                 }
                 let heartbeat = self.connect_again()?;
@@ -220,7 +220,7 @@ impl MysqlDriver {
                     return Ok(None);
                 }
                 let holder = rows(&mut self.conn, &lease::live_holder_sql(&self.table))?;
-                Ok(holder.first().map(|row| lease::holder_from_row(row)))
+                Ok(holder.first().map(|row| crate::lease::holder_from_row(row)))
             }
         }
     }

@@ -2,10 +2,7 @@
 //! connection of its own. It needs no session state, so it works through PgBouncer's
 //! transaction pooling; a killed runner's lease runs out and the next runner takes it over.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postgres::{Client, SimpleQueryMessage};
 use postgres_protocol::escape::escape_identifier;
@@ -13,10 +10,8 @@ use postgres_protocol::escape::escape_identifier;
 use crate::Dialect;
 use crate::history::HistoryLocation;
 use crate::history_sql::literal;
-use crate::lock::{LockHolder, LockRequest};
-
-/// The lease row's name: one lock per history table.
-const LOCK_NAME: &str = "migrations";
+use crate::lease::{Heartbeat, LOCK_NAME};
+use crate::lock::LockRequest;
 
 fn lock_table(quoted_schema: &str, location: &HistoryLocation) -> String {
     format!(
@@ -84,100 +79,39 @@ pub(crate) fn live_holder_sql(quoted_schema: &str, location: &HistoryLocation) -
     )
 }
 
-pub(crate) fn holder_from_row(row: &[Option<String>]) -> LockHolder {
-    let time = |i: usize| {
-        row.get(i)
-            .cloned()
-            .flatten()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.to_utc())
-    };
-    LockHolder {
-        description: format!(
-            "{} (run {})",
-            row.first().cloned().flatten().unwrap_or_default(),
-            row.get(1).cloned().flatten().unwrap_or_default()
-        ),
-        backend_pid: None,
-        since: time(2),
-        expires_at: time(3),
-    }
-}
-
-/// A held lease and its heartbeat thread.
+/// A held lease and its heartbeat.
 pub(crate) struct Lease {
     run_id: String,
     lease: Duration,
-    stop: Arc<AtomicBool>,
-    lost: Arc<Mutex<Option<String>>>,
-    thread: Option<JoinHandle<()>>,
+    heartbeat: Heartbeat,
 }
 
 impl Lease {
     pub fn start(
-        mut heartbeat: Client,
+        mut connection: Client,
         run_id: String,
         lease: Duration,
         quoted_schema: String,
         location: HistoryLocation,
     ) -> Lease {
-        let stop = Arc::new(AtomicBool::new(false));
-        let lost = Arc::new(Mutex::new(None));
         let renew = renew_sql_for(&quoted_schema, &location, &run_id, lease);
-        let thread = {
-            let stop = Arc::clone(&stop);
-            let lost = Arc::clone(&lost);
-            std::thread::Builder::new()
-                .name("safeshift-lease".into())
-                .spawn(move || {
-                    let interval = (lease / 3).max(Duration::from_millis(100));
-                    let mut last_renewal = Instant::now();
-                    loop {
-                        std::thread::park_timeout(interval);
-                        if stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        match heartbeat.simple_query(&renew) {
-                            Ok(messages)
-                                if messages
-                                    .iter()
-                                    .any(|m| matches!(m, SimpleQueryMessage::Row(_))) =>
-                            {
-                                last_renewal = Instant::now();
-                            }
-                            Ok(_) => {
-                                *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(
-                                    "the lease expired and another runner took it over".into(),
-                                );
-                                return;
-                            }
-                            Err(error) if last_renewal.elapsed() >= lease => {
-                                *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                                    "could not renew the lease for {}s: {error}",
-                                    lease.as_secs()
-                                ));
-                                return;
-                            }
-                            // A blocked or failed renewal is retried; a migration transaction that
-                            // holds the row renews it itself.
-                            Err(_) => {}
-                        }
-                    }
-                })
-                .ok()
-        };
+        let heartbeat = Heartbeat::start(lease, move || {
+            connection.simple_query(&renew).map(|messages| {
+                messages
+                    .iter()
+                    .any(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            })
+        });
         Lease {
             run_id,
             lease,
-            stop,
-            lost,
-            thread,
+            heartbeat,
         }
     }
 
     /// Why the lease was lost, if it was.
     pub fn lost(&self) -> Option<String> {
-        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.heartbeat.lost()
     }
 
     /// Renewal as a statement that returns `run_lock_held` only while the lease is ours.
@@ -195,21 +129,8 @@ impl Lease {
     }
 
     /// Stops the heartbeat and waits for it.
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-        }
+    pub fn stop(self) {
+        self.heartbeat.stop();
     }
 }
 

@@ -194,7 +194,7 @@ impl PostgresDriver {
                     let rows =
                         self.rows(&lease::holder_sql(&self.quoted_schema, &self.location))?;
                     return Ok(LockAttempt::Busy(
-                        rows.first().map(|row| lease::holder_from_row(row)),
+                        rows.first().map(|row| crate::lease::holder_from_row(row)),
                     ));
                 }
                 let heartbeat = self.connect_again()?;
@@ -239,7 +239,7 @@ impl PostgresDriver {
                 }
                 let rows =
                     self.rows(&lease::live_holder_sql(&self.quoted_schema, &self.location))?;
-                Ok(rows.first().map(|row| lease::holder_from_row(row)))
+                Ok(rows.first().map(|row| crate::lease::holder_from_row(row)))
             }
         }
     }
