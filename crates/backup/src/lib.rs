@@ -141,154 +141,125 @@ pub fn space_check(database: &Database, dir: &Path) -> Result<SpaceCheck, Backup
     })
 }
 
+/// What a finished dump wrote.
+pub(crate) struct Dumped {
+    pub size: u64,
+    pub sha256: String,
+    pub dump_tool: String,
+    pub tables: Vec<TableFingerprint>,
+}
+
+/// What a backup is taken of, as its file name and metadata tell it.
+struct Source {
+    engine: &'static str,
+    database: String,
+    server_version: String,
+    /// The bytes the dump is expected to need.
+    size: u64,
+    extension: &'static str,
+}
+
 /// Takes a backup: checks the free space first (refusing with the numbers), writes the file
 /// under a temporary name, and renames it when complete, with its metadata beside it.
 pub fn create(database: &Database, options: &CreateOptions) -> Result<Backup, BackupError> {
     metadata::ensure_directory(&options.dir)?;
-    let created_at = Utc::now();
     match database.url.engine() {
         Engine::Postgres => {
             let mut connection = postgres::Connection::open(database.url)?;
-            let needed = connection.database_size()?;
-            let available = free_bytes(&options.dir)?;
-            if available < needed {
-                return Err(BackupError::NoSpace {
-                    dir: options.dir.clone(),
-                    needed,
-                    available,
-                });
-            }
             let server = connection.driver.server().clone();
-            let name = metadata::file_name(
-                &options.prefix,
-                &server.database,
-                options.schema_version.as_deref(),
-                created_at,
-                "dump",
-            );
-            let path = options.dir.join(&name);
-            let partial = options.dir.join(format!(".{name}.partial"));
-            let dumped = postgres::dump(&mut connection, &partial, options.fingerprints)
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(&partial);
-                })?;
-            finish(
-                &partial,
-                path,
-                Metadata {
-                    format: metadata::FORMAT,
-                    engine: "postgres".into(),
-                    database: server.database,
-                    source: database.url.redacted().to_owned(),
-                    server_version: server.version,
-                    schema_version: options.schema_version.clone(),
-                    created_at,
-                    created_by: options.created_by.clone(),
-                    tool_version: tool_version(),
-                    dump_tool: dumped.dump_tool,
-                    size_bytes: dumped.size,
-                    sha256: dumped.sha256,
-                    tables: dumped.tables,
-                    verified: None,
-                },
-            )
+            let source = Source {
+                engine: "postgres",
+                database: server.database,
+                server_version: server.version,
+                size: connection.database_size()?,
+                extension: "dump",
+            };
+            write(database, options, source, |file| {
+                postgres::dump(&mut connection, file, options.fingerprints)
+            })
         }
         Engine::Sqlite => {
-            let source = database.sqlite_file()?;
-            let needed = std::fs::metadata(&source).map(|m| m.len()).unwrap_or(0);
-            let available = free_bytes(&options.dir)?;
-            if available < needed {
-                return Err(BackupError::NoSpace {
-                    dir: options.dir.clone(),
-                    needed,
-                    available,
-                });
-            }
-            let stem = source
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "database".into());
-            let name = metadata::file_name(
-                &options.prefix,
-                &stem,
-                options.schema_version.as_deref(),
-                created_at,
-                "sqlite3",
-            );
-            let path = options.dir.join(&name);
-            let partial = options.dir.join(format!(".{name}.partial"));
-            let (size, sha256, tables) = sqlite::dump(&source, &partial, options.fingerprints)
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(&partial);
-                })?;
-            finish(
-                &partial,
-                path,
-                Metadata {
-                    format: metadata::FORMAT,
-                    engine: "sqlite".into(),
-                    database: stem,
-                    source: database.url.redacted().to_owned(),
-                    server_version: rusqlite::version().to_owned(),
-                    schema_version: options.schema_version.clone(),
-                    created_at,
-                    created_by: options.created_by.clone(),
-                    tool_version: tool_version(),
-                    dump_tool: format!("{} online backup", sqlite::version()),
-                    size_bytes: size,
-                    sha256,
-                    tables,
-                    verified: None,
-                },
-            )
+            let file = database.sqlite_file()?;
+            let source = Source {
+                engine: "sqlite",
+                database: file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "database".into()),
+                server_version: rusqlite::version().to_owned(),
+                size: std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
+                extension: "sqlite3",
+            };
+            write(database, options, source, |partial| {
+                sqlite::dump(&file, partial, options.fingerprints)
+            })
         }
         Engine::Mysql => {
             let mut connection = mysql::Connection::open(database.url)?;
-            let needed = connection.database_size()?;
-            let available = free_bytes(&options.dir)?;
-            if available < needed {
-                return Err(BackupError::NoSpace {
-                    dir: options.dir.clone(),
-                    needed,
-                    available,
-                });
-            }
             let server = connection.driver.server().clone();
-            let name = metadata::file_name(
-                &options.prefix,
-                &server.database,
-                options.schema_version.as_deref(),
-                created_at,
-                "sql",
-            );
-            let path = options.dir.join(&name);
-            let partial = options.dir.join(format!(".{name}.partial"));
-            let dumped =
-                mysql::dump(&mut connection, &partial, options.fingerprints).inspect_err(|_| {
-                    let _ = std::fs::remove_file(&partial);
-                })?;
-            finish(
-                &partial,
-                path,
-                Metadata {
-                    format: metadata::FORMAT,
-                    engine: "mysql".into(),
-                    database: server.database,
-                    source: database.url.redacted().to_owned(),
-                    server_version: server.version,
-                    schema_version: options.schema_version.clone(),
-                    created_at,
-                    created_by: options.created_by.clone(),
-                    tool_version: tool_version(),
-                    dump_tool: dumped.dump_tool,
-                    size_bytes: dumped.size,
-                    sha256: dumped.sha256,
-                    tables: dumped.tables,
-                    verified: None,
-                },
-            )
+            let source = Source {
+                engine: "mysql",
+                database: server.database,
+                server_version: server.version,
+                size: connection.database_size()?,
+                extension: "sql",
+            };
+            write(database, options, source, |file| {
+                mysql::dump(&mut connection, file, options.fingerprints)
+            })
         }
     }
+}
+
+/// The part of [`create`] every engine shares: the free-space check, the file's name, `dump`
+/// into a temporary file (removed if it fails), and the metadata.
+fn write(
+    database: &Database,
+    options: &CreateOptions,
+    source: Source,
+    dump: impl FnOnce(&Path) -> Result<Dumped, BackupError>,
+) -> Result<Backup, BackupError> {
+    let available = free_bytes(&options.dir)?;
+    if available < source.size {
+        return Err(BackupError::NoSpace {
+            dir: options.dir.clone(),
+            needed: source.size,
+            available,
+        });
+    }
+    let created_at = Utc::now();
+    let name = metadata::file_name(
+        &options.prefix,
+        &source.database,
+        options.schema_version.as_deref(),
+        created_at,
+        source.extension,
+    );
+    let path = options.dir.join(&name);
+    let partial = options.dir.join(format!(".{name}.partial"));
+    let dumped = dump(&partial).inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })?;
+    finish(
+        &partial,
+        path,
+        Metadata {
+            format: metadata::FORMAT,
+            engine: source.engine.into(),
+            database: source.database,
+            source: database.url.redacted().to_owned(),
+            server_version: source.server_version,
+            schema_version: options.schema_version.clone(),
+            created_at,
+            created_by: options.created_by.clone(),
+            tool_version: tool_version(),
+            dump_tool: dumped.dump_tool,
+            size_bytes: dumped.size,
+            sha256: dumped.sha256,
+            tables: dumped.tables,
+            verified: None,
+        },
+    )
 }
 
 fn finish(partial: &Path, path: PathBuf, metadata: Metadata) -> Result<Backup, BackupError> {
@@ -492,18 +463,29 @@ fn mismatch_problems(check: &DeepCheck) -> Vec<String> {
         .collect()
 }
 
-fn deep_postgres(backup: &Backup, database: &Database) -> Result<DeepCheck, BackupError> {
+/// A deep check compares a restored copy with the fingerprints taken with the backup.
+fn refuse_without_fingerprints(backup: &Backup) -> Result<(), BackupError> {
     if backup.metadata.tables.is_empty() {
         return Err(BackupError::Refused(format!(
             "{} was taken without table fingerprints, so a restored copy has nothing to be compared with",
             backup.reference()
         )));
     }
-    let mut connection = postgres::Connection::open(database.url)?;
-    let scratch = format!(
+    Ok(())
+}
+
+/// A fresh name for the scratch database a deep check restores into.
+fn scratch_database_name() -> String {
+    format!(
         "safeshift_verify_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
+    )
+}
+
+fn deep_postgres(backup: &Backup, database: &Database) -> Result<DeepCheck, BackupError> {
+    refuse_without_fingerprints(backup)?;
+    let mut connection = postgres::Connection::open(database.url)?;
+    let scratch = scratch_database_name();
     postgres::create_database(&mut connection, &scratch)?;
     let result = (|| {
         let major = connection.major();
@@ -530,17 +512,9 @@ fn deep_postgres(backup: &Backup, database: &Database) -> Result<DeepCheck, Back
 /// Restores a MySQL dump into a scratch database on the server and compares its row counts
 /// with those the dump holds.
 fn deep_mysql(backup: &Backup, database: &Database) -> Result<DeepCheck, BackupError> {
-    if backup.metadata.tables.is_empty() {
-        return Err(BackupError::Refused(format!(
-            "{} was taken without table fingerprints, so a restored copy has nothing to be compared with",
-            backup.reference()
-        )));
-    }
+    refuse_without_fingerprints(backup)?;
     let mut connection = mysql::Connection::open(database.url)?;
-    let scratch = format!(
-        "safeshift_verify_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
+    let scratch = scratch_database_name();
     connection.create_database(&scratch)?;
     let result = mysql::restore(&connection, &backup.path, &scratch, Duration::from_secs(60))
         .and_then(|()| connection.row_counts(&scratch));

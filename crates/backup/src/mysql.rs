@@ -21,6 +21,7 @@ use safeshift_driver::{
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
+use crate::Dumped;
 use crate::error::BackupError;
 use crate::fingerprint::TableFingerprint;
 use crate::metadata::create_private;
@@ -151,13 +152,6 @@ fn client_program(flavor: MysqlFlavor, mariadb: &str, mysql: &str) -> Result<Pat
                 "neither {mariadb} nor {mysql} is installed (Debian: `apt-get install mariadb-client`)"
             ))
         })
-}
-
-pub(crate) struct Dumped {
-    pub size: u64,
-    pub sha256: String,
-    pub dump_tool: String,
-    pub tables: Vec<TableFingerprint>,
 }
 
 /// Dumps the database into `file` (created 0600) with `mariadb-dump --single-transaction`, and

@@ -14,6 +14,7 @@ use safeshift_driver::{
     ClientEnvironment, ConnectOptions, DatabaseUrl, DriverError, ErrorKind, PostgresDriver, redact,
 };
 
+use crate::Dumped;
 use crate::error::BackupError;
 use crate::fingerprint::{self, TableFingerprint, postgres_message, simple_rows};
 use crate::metadata::create_private;
@@ -74,14 +75,6 @@ pub(crate) fn program_version(program: &Path) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|_| program.display().to_string())
-}
-
-/// What a finished dump wrote.
-pub(crate) struct Dumped {
-    pub size: u64,
-    pub sha256: String,
-    pub dump_tool: String,
-    pub tables: Vec<TableFingerprint>,
 }
 
 /// Dumps the database into `file` (created 0600) with `pg_dump -Fc`, fingerprinting its tables

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use safeshift_driver::{DriverError, ErrorKind};
 
+use crate::Dumped;
 use crate::error::BackupError;
 use crate::fingerprint::{self, TableFingerprint};
 use crate::metadata::create_private;
@@ -42,12 +43,8 @@ pub(crate) fn version() -> String {
 }
 
 /// Copies the database at `source` into `file` (created 0600) with the online backup API and
-/// fingerprints the copy. Returns the size, checksum and fingerprints.
-pub(crate) fn dump(
-    source: &Path,
-    file: &Path,
-    fingerprints: bool,
-) -> Result<(u64, String, Vec<TableFingerprint>), BackupError> {
+/// fingerprints the copy.
+pub(crate) fn dump(source: &Path, file: &Path, fingerprints: bool) -> Result<Dumped, BackupError> {
     let connection = open_read_only(source)?;
     drop(create_private(file)?);
     {
@@ -63,7 +60,12 @@ pub(crate) fn dump(
         Vec::new()
     };
     let (size, sha256) = checksum(file)?;
-    Ok((size, sha256, tables))
+    Ok(Dumped {
+        size,
+        sha256,
+        dump_tool: format!("{} online backup", version()),
+        tables,
+    })
 }
 
 /// `PRAGMA integrity_check` on a backup file: `ok`, or SQLite's list of problems.
