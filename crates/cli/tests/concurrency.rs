@@ -6,13 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Project, Run, advisory_locks, backend_running, exit, live_leases, pg_history, pg_rows, pg_value,
+    Project, Run, advisory_locks, backend_running, exit, live_leases, pg_history, pg_rows,
+    pg_value, spawn_piped,
 };
 use safeshift_testkit::TestDatabase;
 
@@ -70,73 +71,13 @@ fn write_ledger_migrations(project: &Project) {
     }
 }
 
-/// Starts the binary with its output piped.
-fn spawn(project: &Project, args: &[&str]) -> Child {
-    project
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start safeshift")
-}
-
-/// Waits for a started binary to exit (killing it and failing the test past `DEADLINE`).
-fn finish(mut child: Child) -> Run {
-    let drain = |stream: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut stream) = stream {
-                let _ = stream.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for safeshift") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "safeshift (pid {}) still running after {DEADLINE:?}\n--- stdout\n{}\n--- stderr\n{}",
-                child.id(),
-                stdout.join().unwrap(),
-                stderr.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+fn finish(child: Child) -> Run {
+    common::finish_within(child, DEADLINE)
 }
 
 /// Polls `condition` until it holds, failing the test with `what` past `DEADLINE`.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    common::wait_until(what, DEADLINE, condition)
 }
 
 /// Whether `text` names the process `pid` the way safeshift describes a lock holder
@@ -180,7 +121,7 @@ fn eight_runners_apply_every_migration_once(route: Route) {
             if let Some(target) = &target {
                 args.extend(["--to", target.as_str()]);
             }
-            let child = spawn(&project, &args);
+            let child = spawn_piped(&project, &args);
             (target, child)
         })
         .collect();
@@ -296,7 +237,7 @@ fn a_held_lock_is_named_and_does_not_block_status(route: Route) {
         )
         .migration("0002_after_gate.sql", "CREATE TABLE after_gate (id int);", "DROP TABLE after_gate;");
     let lock_mode = ["--lock-mode", route.lock_mode()];
-    let holder = spawn(&project, &[&lock_mode[..], &["up"]].concat());
+    let holder = spawn_piped(&project, &[&lock_mode[..], &["up"]].concat());
     let holder_pid = holder.id();
     wait_until("the first runner is inside its migration", || {
         backend_running(&mut client, "FROM gate").is_some()
@@ -305,7 +246,7 @@ fn a_held_lock_is_named_and_does_not_block_status(route: Route) {
     // `status` reads the history without the lock. The migration in flight is still pending
     // (its history row is written when its transaction commits), and the run in progress is
     // named from the lock, which status looks at without taking.
-    let status = finish(spawn(
+    let status = finish(spawn_piped(
         &project,
         &[&lock_mode[..], &["status", "--json"]].concat(),
     ));
@@ -321,7 +262,10 @@ fn a_held_lock_is_named_and_does_not_block_status(route: Route) {
         names_process(named, holder_pid),
         "the holder (pid {holder_pid}) is named: {status:#}"
     );
-    let human = finish(spawn(&project, &[&lock_mode[..], &["status"]].concat()));
+    let human = finish(spawn_piped(
+        &project,
+        &[&lock_mode[..], &["status"]].concat(),
+    ));
     human.expect(exit::OK);
     assert!(
         human.stdout.contains("a run is in progress"),
@@ -330,7 +274,7 @@ fn a_held_lock_is_named_and_does_not_block_status(route: Route) {
     );
 
     // A runner with a short --lock-wait gives up with exit 5 and names the holder.
-    let impatient = finish(spawn(
+    let impatient = finish(spawn_piped(
         &project,
         &[&lock_mode[..], &["--lock-wait", "1s", "up"]].concat(),
     ));
@@ -347,7 +291,7 @@ fn a_held_lock_is_named_and_does_not_block_status(route: Route) {
     );
 
     // A patient runner says who holds the lock while it waits, then carries on.
-    let mut waiter = spawn(
+    let mut waiter = spawn_piped(
         &project,
         &[&lock_mode[..], &["--lock-wait", "120s", "up"]].concat(),
     );

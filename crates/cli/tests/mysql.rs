@@ -10,11 +10,10 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{Project, Run, exit, my_history, my_rows, my_value};
+use common::{Project, Run, exit, my_history, my_rows, my_value, spawn_piped};
 use mysql::prelude::Queryable;
 use safeshift_testkit::TestMysqlDatabase;
 
@@ -30,75 +29,12 @@ fn row(version: &str, direction: &str, status: &str) -> (String, String, String,
     )
 }
 
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    common::wait_until(what, DEADLINE, condition)
 }
 
-fn spawn(project: &Project, args: &[&str]) -> Child {
-    project
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start safeshift")
-}
-
-/// Waits for a started binary to exit (killing it and failing the test past `DEADLINE`).
-fn finish(mut child: Child) -> Run {
-    let drain = |stream: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut stream) = stream {
-                let _ = stream.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for safeshift") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "safeshift still running after {DEADLINE:?}\n--- stdout\n{}\n--- stderr\n{}",
-                stdout.join().unwrap(),
-                stderr.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-fn kill(mut child: Child) {
-    child.kill().expect("kill safeshift");
-    child.wait().expect("reap safeshift");
+fn finish(child: Child) -> Run {
+    common::finish_within(child, DEADLINE)
 }
 
 /// The id of another connection running a statement whose text contains `needle`, and what it
@@ -427,7 +363,7 @@ fn a_metadata_lock_wait_times_out_and_is_retried_with_each_attempt_logged() {
         ]
     );
     // Released during the retries, the lock lets the next attempt through.
-    let runner = spawn(&project, &["--lock-timeout", "1s", "--retries", "20", "up"]);
+    let runner = spawn_piped(&project, &["--lock-timeout", "1s", "--retries", "20", "up"]);
     wait_until("the runner has retried once", || {
         my_value(
             &mut conn,
@@ -491,7 +427,7 @@ fn eight_runners_apply_every_migration_once(lock_mode: &str) {
     let children: Vec<Child> = (0..RUNNERS)
         .map(|runner| {
             let target = format!("{:04}", (runner + 1) * MIGRATIONS / RUNNERS);
-            spawn(
+            spawn_piped(
                 &project,
                 &[
                     "--lock-mode",
@@ -569,7 +505,7 @@ fn a_waiting_runner_and_status_name_the_lock_holder() {
         "ALTER TABLE t DROP COLUMN b;",
     );
     let mut blocker = hold_metadata_lock(&db, "t");
-    let holder = spawn(&project, &["--lock-timeout", "60s", "up"]);
+    let holder = spawn_piped(&project, &["--lock-timeout", "60s", "up"]);
     let mut conn = db.conn();
     wait_until("the ALTER waits for its metadata lock", || {
         connection_running(&mut conn, "ADD COLUMN b")
@@ -611,7 +547,7 @@ fn a_runner_killed_during_ddl_leaves_it_applied_once_and_recorded() {
         "ALTER TABLE ledger DROP COLUMN note;",
     );
     let mut blocker = hold_metadata_lock(&db, "ledger");
-    let runner = spawn(&project, &["--lock-timeout", "60s", "up"]);
+    let runner = spawn_piped(&project, &["--lock-timeout", "60s", "up"]);
     let mut conn = db.conn();
     let mut alter = None;
     wait_until("the ALTER waits for its metadata lock", || {
@@ -621,7 +557,7 @@ fn a_runner_killed_during_ddl_leaves_it_applied_once_and_recorded() {
             .is_some_and(|(_, state)| state.contains("metadata lock"))
     });
     let (connection, _) = alter.unwrap();
-    kill(runner);
+    common::kill(runner);
     // Still running: the next run must not run it again.
     let refused = project.run(&["up"]);
     refused.expect(exit::MIGRATION_FAILED);
@@ -691,7 +627,7 @@ fn a_runner_killed_in_a_transaction_leaves_nothing_applied() {
     blocker
         .query_drop("START TRANSACTION; SELECT * FROM ledger WHERE id = 1 FOR UPDATE")
         .unwrap();
-    let runner = spawn(&project, &["--lock-timeout", "60s", "up"]);
+    let runner = spawn_piped(&project, &["--lock-timeout", "60s", "up"]);
     let mut conn = db.conn();
     let mut update = None;
     wait_until("the UPDATE waits for its row lock", || {
@@ -699,7 +635,7 @@ fn a_runner_killed_in_a_transaction_leaves_nothing_applied() {
         update.is_some()
     });
     let (connection, _) = update.unwrap();
-    kill(runner);
+    common::kill(runner);
     blocker.query_drop("COMMIT").unwrap();
     wait_until("the killed runner's connection ends", || {
         !connection_alive(&mut conn, &connection)
@@ -822,7 +758,7 @@ fn activity_and_the_watchdog_name_the_transaction_blocking_ddl() {
     );
     let mut blocker = hold_metadata_lock(&db, "t");
     let blocker_id = my_value(&mut blocker, "SELECT CONNECTION_ID()");
-    let runner = spawn(
+    let runner = spawn_piped(
         &project,
         &["up", "--abort-on", "lock-wait=2s", "--lock-timeout", "60s"],
     );
@@ -1048,13 +984,13 @@ fn a_runner_killed_during_an_online_schema_change_stops_the_tool_and_the_next_ru
     blocker
         .query_drop("START TRANSACTION; SELECT * FROM orders WHERE id = 10 FOR UPDATE")
         .unwrap();
-    let runner = spawn(&project, &["up"]);
+    let runner = spawn_piped(&project, &["up"]);
     let mut conn = db.conn();
     wait_until("the tool's chunk copy waits for the row lock", || {
         connection_running(&mut conn, "_orders_new").is_some()
     });
     assert!(tool_running_on(db.name()));
-    kill(runner);
+    common::kill(runner);
     // At once, not whenever the tool next writes to its dead runner's pipe.
     let killed = Instant::now();
     while tool_running_on(db.name()) {

@@ -8,10 +8,10 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
-use common::{Project, Run, advisory_locks, exit, pg_history, pg_value};
+use common::{Project, Run, advisory_locks, exit, pg_history, pg_value, spawn_piped};
 use safeshift_testkit::{PgBouncer, PoolMode, TestDatabase, shared_server};
 
 const MIGRATIONS: usize = 20;
@@ -30,20 +30,8 @@ fn write_migrations(project: &Project) {
     }
 }
 
-fn spawn(project: &Project, args: &[&str]) -> Child {
-    project
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start safeshift")
-}
-
 fn finish(child: Child) -> Run {
-    let started = Instant::now();
-    let output = child.wait_with_output().expect("wait for safeshift");
-    assert!(started.elapsed() < DEADLINE, "safeshift took too long");
-    Run::from(output)
+    common::finish_within(child, DEADLINE)
 }
 
 /// A refusal as documented: exit 5, naming the pooler and the fix. Almost always it comes from
@@ -109,7 +97,7 @@ fn eight_advisory_runners_through_transaction_pooling_are_all_refused_and_leave_
     write_migrations(&project);
     let runners: Vec<Child> = (0..RUNNERS)
         .map(|_| {
-            spawn(
+            spawn_piped(
                 &project,
                 &["--lock-mode", "advisory", "--lock-wait", "30s", "up"],
             )

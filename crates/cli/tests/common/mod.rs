@@ -356,6 +356,56 @@ pub fn wait_until(what: &str, within: std::time::Duration, mut condition: impl F
     }
 }
 
+/// Starts the binary with its output piped, for [`finish_within`].
+pub fn spawn_piped(project: &Project, args: &[&str]) -> std::process::Child {
+    project
+        .command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start safeshift")
+}
+
+/// Waits for a binary started by [`spawn_piped`] to exit, reading its output as it comes (so a
+/// full pipe never stalls it); past `within` it is killed and the test fails with its output.
+#[track_caller]
+pub fn finish_within(mut child: std::process::Child, within: std::time::Duration) -> Run {
+    use std::io::Read;
+    fn drain(stream: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_string(&mut text);
+            }
+            text
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = std::time::Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for safeshift") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "safeshift (pid {}) still running after {within:?}\n--- stdout\n{}\n--- stderr\n{}",
+                child.id(),
+                stdout.join().unwrap(),
+                stderr.join().unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
 /// Starts `up` with its output thrown away (it is killed anyway).
 pub fn spawn_up(project: &Project) -> std::process::Child {
     spawn_quiet(project, &["up"])
