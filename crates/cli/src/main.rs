@@ -26,6 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    no_transparent_huge_pages();
     let cli = cli::Cli::from_process();
     let json = cli.wants_json();
     if let Some(directory) = &cli.global.chdir
@@ -51,6 +52,21 @@ fn failed(error: &exit::CliError, json: bool) -> ExitCode {
     }
     diagnostics::report(error);
     error.exit().into()
+}
+
+/// Turns transparent huge pages off for this process. mimalloc asks for them on the memory it
+/// maps, and with the kernel's default `defrag` setting each first touch of a 2 MiB page may
+/// compact memory and zeroes the whole page: `lint` on `bench/lint.sh`'s 100-file corpus spent
+/// a median 0.44 s of system time with them and 0.13 s without (one core, six runs each), and
+/// its wall time fell by about an eighth. Commands are short-lived and touch little memory
+/// otherwise, so small pages cost nothing worth keeping huge ones for.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes a flag of this
+    // process; a kernel without it returns an error, which changes nothing.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
 }
 
 /// Tells mimalloc to keep the memory the program frees instead of returning it to the system
