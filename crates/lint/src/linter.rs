@@ -81,6 +81,19 @@ impl Linter {
         scope: &Scope,
     ) -> LintReport {
         let mut report = LintReport::default();
+        self.lint_set_each(set, applied, scope, |file| report.files.push(file));
+        report
+    }
+
+    /// [`Linter::lint_set`], handing each reported file to `each` as soon as it is linted, in
+    /// version order, instead of collecting the report.
+    pub fn lint_set_each(
+        &self,
+        set: &MigrationSet,
+        applied: Option<&AppliedMigrations>,
+        scope: &Scope,
+        mut each: impl FnMut(FileReport),
+    ) {
         self.walk_set(set, applied, scope, |visit| {
             let mut file = self.lint_parsed(
                 &visit.migration.up,
@@ -93,10 +106,9 @@ impl Linter {
             );
             if visit.reported {
                 file.version = Some(visit.migration.version.as_str().to_owned());
-                report.files.push(file);
+                each(file);
             }
         });
-        report
     }
 
     /// Walks a migrations directory in version order, handing each migration to `visit` with the
@@ -177,11 +189,22 @@ impl Linter {
     /// after them. A file with a `-- migrate:up` marker is taken as a migration the runner
     /// executes; any other file as a plain script.
     pub fn lint_files(&self, files: &[LooseFile], history: Option<&MigrationSet>) -> LintReport {
+        let mut report = LintReport::default();
+        self.lint_files_each(files, history, |file| report.files.push(file));
+        report
+    }
+
+    /// [`Linter::lint_files`], handing each file to `each` as soon as it is linted, in order.
+    pub fn lint_files_each(
+        &self,
+        files: &[LooseFile],
+        history: Option<&MigrationSet>,
+        mut each: impl FnMut(FileReport),
+    ) {
         let mut schema = match history {
             Some(set) => self.schema_after(set),
             None => self.empty_schema(),
         };
-        let mut report = LintReport::default();
         crate::ahead::in_order(
             files,
             |file| file.up.sql().len(),
@@ -197,10 +220,9 @@ impl Linter {
                     None,
                 );
                 schema.settle();
-                report.files.push(linted);
+                each(linted);
             },
         );
-        report
     }
 
     /// The schema a migrations directory leaves once every migration in it has run.

@@ -33,6 +33,11 @@ impl FileReport {
         self.active_findings().map(|f| f.risk).max()
     }
 
+    /// Whether a finding at or above `threshold` remains, or the file has errors.
+    pub fn fails(&self, threshold: Risk) -> bool {
+        self.errors().next().is_some() || self.active_findings().any(|f| f.risk >= threshold)
+    }
+
     /// Findings not acknowledged by a suppression.
     pub fn active_findings(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| !f.is_suppressed())
@@ -95,9 +100,7 @@ impl LintReport {
 
     /// Whether a finding at or above `threshold` remains, or the files have errors.
     pub fn fails(&self, threshold: Risk) -> bool {
-        self.files.iter().any(|file| {
-            file.errors().next().is_some() || file.active_findings().any(|f| f.risk >= threshold)
-        })
+        self.files.iter().any(|file| file.fails(threshold))
     }
 
     /// Every active finding with its file.

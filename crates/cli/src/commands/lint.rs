@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use safeshift_deploy::evaluation::{DatabaseSizes, applied_migrations, lint_options};
 use safeshift_driver::{ConnectOptions, DatabaseUrl, Engine, PostgresDriver};
 use safeshift_lint::{
-    AppliedMigrations, FileFix, Grading, LintReport, Linter, PgVersion, Scope, TableStatistics,
+    AppliedMigrations, FileFix, FileReport, Grading, LintReport, Linter, PgVersion, Risk, Scope,
+    TableStatistics,
 };
 use safeshift_runner::Migrator;
 use safeshift_source::{LoadOptions, LooseFile, MigrationSet};
@@ -63,23 +64,16 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
     } else {
         None
     };
+    let targets = read_targets(context, args, database.as_mut())?;
+    use std::io::IsTerminal;
+    // On one line unless a person is reading: a report on a large corpus is tens of megabytes.
+    let pretty = std::io::stdout().is_terminal();
+    if args.format == Format::Json && !pretty && database.is_none() && fixes.is_none() {
+        // Nothing to grade the findings by: each file can be written as soon as it is linted.
+        return Ok(stream_list(context, &linter, targets, args.fail_on));
+    }
     let mut report = LintReport::default();
-    let mut loose: Vec<LooseFile> = Vec::new();
-    for target in read_targets(context, args, database.as_mut())? {
-        match target {
-            Target::Set(set, scope, applied) => report
-                .files
-                .extend(linter.lint_set(&set, applied.as_ref(), &scope).files),
-            Target::Loose(file) => loose.push(*file),
-        }
-    }
-    if !loose.is_empty() {
-        // Files outside a migrations directory come after the project's migrations.
-        let project = context.migrations().ok();
-        report
-            .files
-            .extend(linter.lint_files(&loose, project.as_ref()).files);
-    }
+    lint_targets(context, &linter, targets, |file| report.files.push(file));
     let mut sizes = database.as_mut().map(DatabaseSizes);
     let grading = linter.grade(
         &mut report,
@@ -98,11 +92,8 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
             out(render(&report, args.format, color).trim_end())
         }
         Format::Json | Format::JsonReport => {
-            // Streamed, and on one line unless a person is reading: a report on a large corpus
-            // is tens of megabytes.
-            use std::io::{IsTerminal, Write};
+            use std::io::Write;
             let stdout = std::io::stdout();
-            let pretty = stdout.is_terminal();
             let mut writer = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
             let written = if args.format == Format::Json {
                 crate::lint::json::write_list(&report, &mut writer, pretty)
@@ -119,6 +110,71 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
         Ok(Exit::LintFindings)
     } else {
         Ok(Exit::Success)
+    }
+}
+
+/// Lints the targets in order, handing each file's report to `each` as soon as it is linted:
+/// the migrations directories first, then the files outside one, which come after the
+/// project's migrations.
+fn lint_targets(
+    context: &Context,
+    linter: &Linter,
+    targets: Vec<Target>,
+    mut each: impl FnMut(FileReport),
+) {
+    let mut loose: Vec<LooseFile> = Vec::new();
+    for target in targets {
+        match target {
+            Target::Set(set, scope, applied) => {
+                linter.lint_set_each(&set, applied.as_ref(), &scope, &mut each)
+            }
+            Target::Loose(file) => loose.push(*file),
+        }
+    }
+    if !loose.is_empty() {
+        let project = context.migrations().ok();
+        linter.lint_files_each(&loose, project.as_ref(), &mut each);
+    }
+}
+
+/// `--format json` on one line, without a database: each file's entries are written (and its
+/// report dropped) on a thread of their own as soon as the file is linted, so the output
+/// overlaps the linting and the whole report is never held. The bytes are those
+/// `json::write_list` writes for the whole report. A closed pipe ends the output quietly; the
+/// exit code still says whether a finding at or above `fail_on` remains.
+fn stream_list(context: &Context, linter: &Linter, targets: Vec<Target>, fail_on: Risk) -> Exit {
+    // A few files ahead of the writer at most, so reports do not pile up when it is slower.
+    let (sender, linted) = std::sync::mpsc::sync_channel::<FileReport>(4);
+    let fails = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            let stdout = std::io::stdout();
+            let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let mut list = crate::lint::json::ListWriter::new(out).ok();
+            let mut fails = false;
+            for file in linted {
+                fails |= file.fails(fail_on);
+                if list.as_mut().is_some_and(|list| list.file(&file).is_err()) {
+                    list = None;
+                }
+            }
+            if let Some(list) = list {
+                let _ = list.finish();
+            }
+            fails
+        });
+        lint_targets(context, linter, targets, |file| {
+            // The writer only stops early by panicking, which the join below hands on.
+            let _ = sender.send(file);
+        });
+        drop(sender);
+        writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    if fails {
+        Exit::LintFindings
+    } else {
+        Exit::Success
     }
 }
 

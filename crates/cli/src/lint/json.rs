@@ -104,54 +104,93 @@ pub fn write_list(
     out: &mut impl std::io::Write,
     pretty: bool,
 ) -> std::io::Result<()> {
+    if !pretty {
+        let mut list = ListWriter::new(out)?;
+        for file in &report.files {
+            list.file(file)?;
+        }
+        return list.finish();
+    }
     let paths: Vec<String> = report.files.iter().map(super::display_path).collect();
     let mut records = Vec::new();
     for (file, path) in report.files.iter().zip(&paths) {
-        let risk = file.risk();
-        let first = records.len();
-        records.reserve(file.diagnostics.len() + file.findings.len());
-        for diagnostic in &file.diagnostics {
-            let (end_line, end_column) = diagnostic
-                .span
-                .as_ref()
-                .and_then(|span| super::end_position(file, span))
-                .unwrap_or((diagnostic.line, diagnostic.column));
-            let error = diagnostic.severity == Severity::Error;
-            records.push(FindingRecord {
-                kind: if error { "error" } else { "warning" },
-                file: path,
-                line: diagnostic.line,
-                column: diagnostic.column,
-                end_line,
-                end_column,
-                rule: diagnostic_rule(diagnostic.kind),
-                risk: if error { Risk::High } else { Risk::Low },
-                message: &diagnostic.message,
-                lock: None,
-                blocks: None,
-                tables: &[],
-                rewrite: false,
-                help: diagnostic.help.as_deref().unwrap_or(""),
-                safe_alternative: None,
-                estimate: None,
-                suppressed: None,
-                file_risk: risk,
-            });
-        }
-        records.extend(
-            file.findings
-                .iter()
-                .map(|finding| finding_record(file, path, risk, finding)),
-        );
-        records[first..].sort_by_key(|record| (record.line, record.column));
+        records.extend(file_records(file, path));
     }
-    let written = if pretty {
-        serde_json::to_writer_pretty(&mut *out, &records)
-    } else {
-        serde_json::to_writer(&mut *out, &records)
-    };
-    written.map_err(std::io::Error::other)?;
+    serde_json::to_writer_pretty(&mut *out, &records).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
+}
+
+/// `--format json` on one line, written a file at a time as files are linted: the same bytes
+/// [`write_list`] writes for the whole report, without holding the report.
+pub struct ListWriter<W: std::io::Write> {
+    out: W,
+    first: bool,
+}
+
+impl<W: std::io::Write> ListWriter<W> {
+    pub fn new(mut out: W) -> std::io::Result<ListWriter<W>> {
+        out.write_all(b"[")?;
+        Ok(ListWriter { out, first: true })
+    }
+
+    /// Writes the entries of one file.
+    pub fn file(&mut self, file: &FileReport) -> std::io::Result<()> {
+        let path = super::display_path(file);
+        for record in file_records(file, &path) {
+            if !std::mem::take(&mut self.first) {
+                self.out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut self.out, &record).map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the list and flushes it.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.out.write_all(b"]\n")?;
+        self.out.flush()
+    }
+}
+
+/// One file's entries of the list, in source order: its problems, then its findings.
+fn file_records<'a>(file: &'a FileReport, path: &'a str) -> Vec<FindingRecord<'a>> {
+    let risk = file.risk();
+    let mut records = Vec::with_capacity(file.diagnostics.len() + file.findings.len());
+    for diagnostic in &file.diagnostics {
+        let (end_line, end_column) = diagnostic
+            .span
+            .as_ref()
+            .and_then(|span| super::end_position(file, span))
+            .unwrap_or((diagnostic.line, diagnostic.column));
+        let error = diagnostic.severity == Severity::Error;
+        records.push(FindingRecord {
+            kind: if error { "error" } else { "warning" },
+            file: path,
+            line: diagnostic.line,
+            column: diagnostic.column,
+            end_line,
+            end_column,
+            rule: diagnostic_rule(diagnostic.kind),
+            risk: if error { Risk::High } else { Risk::Low },
+            message: &diagnostic.message,
+            lock: None,
+            blocks: None,
+            tables: &[],
+            rewrite: false,
+            help: diagnostic.help.as_deref().unwrap_or(""),
+            safe_alternative: None,
+            estimate: None,
+            suppressed: None,
+            file_risk: risk,
+        });
+    }
+    records.extend(
+        file.findings
+            .iter()
+            .map(|finding| finding_record(file, path, risk, finding)),
+    );
+    records.sort_by_key(|record| (record.line, record.column));
+    records
 }
 
 /// The `rule` of a file problem in the list: its kind.

@@ -96,3 +96,27 @@ fn sarif_is_2_1_0_with_every_rule_and_result() {
             .any(|r| r["ruleId"] == "safeshift-diagnostic" && r["level"] == "error")
     );
 }
+
+/// `--format json` on one line (written a file at a time as files are linted) holds the same
+/// list, in the same order, as the indented rendering of the whole report above.
+#[test]
+fn json_on_one_line_is_the_indented_list() {
+    let report = report();
+    let mut streamed = Vec::new();
+    let mut list = super::json::ListWriter::new(&mut streamed).unwrap();
+    for file in &report.files {
+        list.file(file).unwrap();
+    }
+    list.finish().unwrap();
+    let streamed = String::from_utf8(streamed).unwrap();
+    assert_eq!(streamed.lines().count(), 1, "{streamed}");
+    let one_line: serde_json::Value = serde_json::from_str(&streamed).unwrap();
+    let indented: serde_json::Value =
+        serde_json::from_str(&render(&report, Format::Json, false)).unwrap();
+    assert_eq!(one_line, indented);
+    // Both files, a parse error and the findings are in it.
+    let entries = one_line.as_array().unwrap();
+    assert!(entries.iter().any(|e| e["kind"] == "error"), "{streamed}");
+    assert!(entries.iter().any(|e| e["file"] == "scripts/cleanup.sql"), "{streamed}");
+    assert!(entries.len() > 4, "{streamed}");
+}
