@@ -409,21 +409,21 @@ pub fn column_list(columns: &[String]) -> String {
 /// Foreign keys a statement declares (in `CREATE TABLE` or `ALTER TABLE`): the referencing table,
 /// its columns, and the referenced table.
 pub fn declared_foreign_keys(node: &NodeEnum) -> Vec<(TableName, Vec<String>, TableName)> {
-    let mut found = Vec::new();
-    let mut add = |table: &TableName, columns: Vec<String>, constraint: &protobuf::Constraint| {
-        if constraint.contype() == protobuf::ConstrType::ConstrForeign
-            && let Some(referenced) = &constraint.pktable
-        {
-            found.push((
-                table.clone(),
-                columns,
-                TableName::from_range_var(referenced),
-            ));
-        }
+    // The referenced table of a foreign key; the columns are only collected for one (this runs
+    // on every statement).
+    let references = |constraint: &protobuf::Constraint| {
+        constraint
+            .pktable
+            .as_ref()
+            .filter(|_| constraint.contype() == protobuf::ConstrType::ConstrForeign)
+            .map(TableName::from_range_var)
     };
+    let mut found = Vec::new();
     for (table, column, _) in defined_columns(node) {
         for constraint in constraints(&column.constraints) {
-            add(&table, vec![column.colname.clone()], constraint);
+            if let Some(referenced) = references(constraint) {
+                found.push((table.clone(), vec![column.colname.clone()], referenced));
+            }
         }
     }
     match node {
@@ -431,13 +431,17 @@ pub fn declared_foreign_keys(node: &NodeEnum) -> Vec<(TableName, Vec<String>, Ta
             if let Some(relation) = &create.relation {
                 let table = TableName::from_range_var(relation);
                 for constraint in constraints(&create.table_elts) {
-                    add(&table, strings(&constraint.fk_attrs), constraint);
+                    if let Some(referenced) = references(constraint) {
+                        found.push((table.clone(), strings(&constraint.fk_attrs), referenced));
+                    }
                 }
             }
         }
         NodeEnum::AlterTableStmt(_) => {
             for (table, constraint) in added_constraints(node) {
-                add(&table, strings(&constraint.fk_attrs), constraint);
+                if let Some(referenced) = references(constraint) {
+                    found.push((table, strings(&constraint.fk_attrs), referenced));
+                }
             }
         }
         _ => {}
@@ -475,6 +479,20 @@ pub fn column_not_null(column: &protobuf::ColumnDef) -> bool {
 /// Deparses a statement back to SQL.
 pub fn deparse(node: &NodeEnum) -> String {
     node.deparse(Default::default()).unwrap_or_default()
+}
+
+/// Deparses a statement the caller no longer needs, without the copy [`deparse`] makes
+/// (libpg_query reads only the statements of the tree it deparses, not its version).
+pub fn deparse_owned(node: NodeEnum) -> String {
+    let tree = protobuf::ParseResult {
+        version: 0,
+        stmts: vec![protobuf::RawStmt {
+            stmt: Some(Box::new(pg_query::Node { node: Some(node) })),
+            stmt_location: 0,
+            stmt_len: 0,
+        }],
+    };
+    pg_query::deparse(&tree, Default::default()).unwrap_or_default()
 }
 
 /// Deparses an expression back to SQL.

@@ -11,7 +11,7 @@ use pg_query::protobuf::{AlterTableStmt, AlterTableType};
 
 use super::{Rule, Violation};
 use crate::context::MigrationEnd;
-use crate::sql::deparse;
+use crate::sql::deparse_owned;
 
 pub(crate) struct Check;
 
@@ -50,7 +50,7 @@ impl Rule for Check {
                     left_out += 1;
                 }
             }
-            let mut combined = deparse(&NodeEnum::AlterTableStmt(combined));
+            let mut combined = deparse_owned(NodeEnum::AlterTableStmt(combined));
             if left_out > 0 {
                 combined =
                     format!("{combined}, …  -- and the actions of {left_out} more statements");
