@@ -51,46 +51,23 @@ fn parse_chunk<S: AsRef<str>>(
     start: usize,
     parsed: &mut impl Extend<ParsedStatement>,
 ) -> usize {
-    let end = chunk_end(sql, start);
-    parse_range(sql, start..end, parsed);
-    end
-}
-
-/// Where the chunk of `sql` that starts at `start` ends: at least one statement, then as many
-/// as fit in [`CHUNK_BYTES`].
-fn chunk_end<S: AsRef<str>>(sql: &[S], start: usize) -> usize {
     let mut end = start;
-    let mut bytes = 0;
-    while end < sql.len() && (end == start || bytes < CHUNK_BYTES) {
-        bytes += sql[end].as_ref().len() + STATEMENT_END.len();
+    let mut text = String::new();
+    while end < sql.len() && (end == start || text.len() < CHUNK_BYTES) {
+        text.push_str(sql[end].as_ref());
+        // The newline ends a trailing `--` comment, which would hide the semicolon.
+        text.push_str("\n;\n");
         end += 1;
     }
-    end
-}
-
-/// What ends each statement in a chunk. The newline ends a trailing `--` comment, which would
-/// hide the semicolon.
-const STATEMENT_END: &str = "\n;\n";
-
-/// Parses the statements `range` of `sql` in one call into `parsed`.
-fn parse_range<S: AsRef<str>>(
-    sql: &[S],
-    range: std::ops::Range<usize>,
-    parsed: &mut impl Extend<ParsedStatement>,
-) {
-    let mut text = String::new();
-    for statement in &sql[range.clone()] {
-        text.push_str(statement.as_ref());
-        text.push_str(STATEMENT_END);
-    }
     match trees(&text) {
-        Some(tree) if tree.stmts.len() == range.len() => parsed.extend(
+        Some(tree) if tree.stmts.len() == end - start => parsed.extend(
             tree.stmts
                 .into_iter()
                 .map(|raw| Ok(raw.stmt.and_then(|stmt| stmt.node))),
         ),
-        _ => parsed.extend(sql[range].iter().map(|s| parse_statement(s.as_ref()))),
+        _ => parsed.extend(sql[start..end].iter().map(|s| parse_statement(s.as_ref()))),
     }
+    end
 }
 
 /// The trees of `sql`, or `None` when it does not parse (the caller then parses statement by
@@ -144,11 +121,11 @@ fn trees(sql: &str) -> Option<pg_query::protobuf::ParseResult> {
 }
 
 /// How many parsed chunks of a large section may wait for the linter: enough that the parser
-/// threads are rarely idle, few enough that a large file's trees never pile up in memory.
+/// thread is rarely idle, few enough that a large file's trees never pile up in memory.
 const STREAMED_CHUNKS_AHEAD: usize = 8;
 
 /// The trees of a section's statements, in order: parsed ahead, or parsed a chunk at a time on
-/// threads of their own, at most [`STREAMED_CHUNKS_AHEAD`] chunks ahead of the linter (see
+/// a thread of their own, at most [`STREAMED_CHUNKS_AHEAD`] chunks ahead of the linter (see
 /// [`PARSE_AHEAD_BYTES`]).
 pub(crate) enum SectionTrees {
     Ahead(std::vec::IntoIter<ParsedStatement>),
@@ -160,73 +137,45 @@ pub(crate) enum SectionTrees {
 
 /// Where a streamed section's chunks come from.
 pub(crate) enum Chunks {
-    /// Parser threads, one per core: of `n` threads, thread `k` parses chunks `k`, `k + n`, …
-    /// and sends them through `trees[k]`, so taking the chunks from the channels in turn gives
-    /// them in order. A thread is joined once its channel is done.
-    Threads {
-        trees: Vec<std::sync::mpsc::Receiver<Vec<ParsedStatement>>>,
-        parsers: Vec<Option<std::thread::JoinHandle<()>>>,
-        next: usize,
+    /// A parser thread, sending chunks through `trees`; `parser` is joined once it has finished.
+    Thread {
+        trees: std::sync::mpsc::Receiver<Vec<ParsedStatement>>,
+        parser: Option<std::thread::JoinHandle<()>>,
     },
     /// No thread could be started: the chunks are parsed here, as they are taken.
     Here { sql: Vec<String>, next: usize },
 }
 
 impl SectionTrees {
-    /// The trees of `sql`, parsed a chunk at a time on threads of their own.
+    /// The trees of `sql`, parsed a chunk at a time on a thread of their own.
     pub(crate) fn streamed(sql: Vec<String>) -> SectionTrees {
-        let mut starts = Vec::new();
-        let mut start = 0;
-        while start < sql.len() {
-            starts.push(start);
-            start = chunk_end(&sql, start);
-        }
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(starts.len())
-            .max(1);
-        let ahead = STREAMED_CHUNKS_AHEAD.div_ceil(threads);
+        let (sender, trees) = std::sync::mpsc::sync_channel(STREAMED_CHUNKS_AHEAD);
         let shared = std::sync::Arc::new(sql);
-        let mut trees = Vec::new();
-        let mut parsers = Vec::new();
-        for k in 0..threads {
-            let (sender, receiver) = std::sync::mpsc::sync_channel(ahead);
-            let sql = std::sync::Arc::clone(&shared);
-            let mine: Vec<usize> = starts.iter().copied().skip(k).step_by(threads).collect();
-            let parser = std::thread::Builder::new()
-                .name("safeshift-parse".into())
-                .spawn(move || {
-                    for start in mine {
-                        let mut chunk = Vec::new();
-                        parse_chunk(sql.as_slice(), start, &mut chunk);
-                        if sender.send(chunk).is_err() {
-                            // The linter stopped taking trees.
-                            return;
-                        }
+        let for_parser = std::sync::Arc::clone(&shared);
+        let parser = std::thread::Builder::new()
+            .name("safeshift-parse".into())
+            .spawn(move || {
+                let sql = for_parser;
+                let mut start = 0;
+                while start < sql.len() {
+                    let mut chunk = Vec::new();
+                    start = parse_chunk(sql.as_slice(), start, &mut chunk);
+                    if sender.send(chunk).is_err() {
+                        // The linter stopped taking trees.
+                        return;
                     }
-                });
-            match parser {
-                Ok(parser) => {
-                    trees.push(receiver);
-                    parsers.push(Some(parser));
                 }
-                Err(_) => break,
-            }
-        }
-        let chunks = if parsers.len() == threads {
-            Chunks::Threads {
+            });
+        let chunks = match parser {
+            Ok(parser) => Chunks::Thread {
                 trees,
-                parsers,
-                next: 0,
-            }
-        } else {
-            // Threads that did start stop at their first send once `trees` is dropped; the
-            // text is theirs to drop too.
-            drop(trees);
-            Chunks::Here {
+                parser: Some(parser),
+            },
+            // The closure (and its reference to the text) is dropped with the failed spawn.
+            Err(_) => Chunks::Here {
                 sql: std::sync::Arc::try_unwrap(shared).unwrap_or_else(|sql| (*sql).clone()),
                 next: 0,
-            }
+            },
         };
         SectionTrees::Streamed {
             chunks,
@@ -254,37 +203,16 @@ impl Iterator for SectionTrees {
 impl Chunks {
     fn next_chunk(&mut self) -> Option<Vec<ParsedStatement>> {
         match self {
-            Chunks::Threads {
-                trees,
-                parsers,
-                next,
-            } => {
-                if trees.is_empty() {
-                    return None;
-                }
-                match trees[*next % trees.len()].recv() {
-                    Ok(chunk) => {
-                        *next += 1;
-                        Some(chunk)
+            Chunks::Thread { trees, parser } => match trees.recv() {
+                Ok(chunk) => Some(chunk),
+                Err(_) => {
+                    // The parser has finished, or panicked: its panic is the caller's.
+                    if let Some(Err(panic)) = parser.take().map(std::thread::JoinHandle::join) {
+                        std::panic::resume_unwind(panic);
                     }
-                    Err(_) => {
-                        // That thread has sent all its chunks, so there is no next chunk; or
-                        // it panicked, and its panic is the caller's. The channels are closed
-                        // first, so no thread waits to send while it is joined.
-                        trees.clear();
-                        let mut panicked = None;
-                        for parser in parsers.iter_mut().filter_map(Option::take) {
-                            if let Err(panic) = parser.join() {
-                                panicked.get_or_insert(panic);
-                            }
-                        }
-                        if let Some(panic) = panicked {
-                            std::panic::resume_unwind(panic);
-                        }
-                        None
-                    }
+                    None
                 }
-            }
+            },
             Chunks::Here { sql, next } => {
                 if *next >= sql.len() {
                     return None;
@@ -459,18 +387,13 @@ mod tests {
         // Give the parser time to run as far ahead as it may.
         std::thread::sleep(std::time::Duration::from_millis(500));
         let SectionTrees::Streamed {
-            chunks: Chunks::Threads { trees, .. },
+            chunks: Chunks::Thread { trees, .. },
             ready,
         } = &streamed
         else {
-            panic!("threads parse a streamed section");
+            panic!("a thread parses a streamed section");
         };
-        let waiting: usize = ready.len()
-            + trees
-                .iter()
-                .flat_map(|trees| trees.try_iter())
-                .map(|chunk| chunk.len())
-                .sum::<usize>();
+        let waiting: usize = ready.len() + trees.try_iter().map(|chunk| chunk.len()).sum::<usize>();
         assert!(
             waiting < sql.len() / 2,
             "{waiting} of {} statements parsed ahead of the linter",
