@@ -94,8 +94,10 @@ fn trees(sql: &str) -> Option<pg_query::protobuf::ParseResult> {
         error: *mut std::ffi::c_void,
     }
     unsafe extern "C" {
-        fn pg_query_parse_protobuf_opts(input: *const c_char, options: c_int)
-        -> ProtobufParseResult;
+        fn pg_query_parse_protobuf_opts(
+            input: *const c_char,
+            options: c_int,
+        ) -> ProtobufParseResult;
         fn pg_query_free_protobuf_parse_result(result: ProtobufParseResult);
     }
 

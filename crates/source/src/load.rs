@@ -1153,3 +1153,37 @@ fn require_statements(up: &Section) -> Result<(), SourceError> {
     };
     Err(error.help("write the migration's SQL, or delete the file; an empty migration would be recorded as applied and then fail its checksum once you fill it in"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::in_parallel;
+
+    #[test]
+    fn in_parallel_keeps_the_items_order() {
+        let items: Vec<u64> = (0..1_001).collect();
+        let doubled = in_parallel(items.clone(), |n| {
+            // Uneven work, so the threads finish out of order.
+            std::thread::sleep(std::time::Duration::from_micros((n * 7_919) % 200));
+            n * 2
+        });
+        assert_eq!(doubled, items.iter().map(|n| n * 2).collect::<Vec<_>>());
+        assert_eq!(in_parallel(vec![7], |n| n + 1), vec![8]);
+        assert!(in_parallel(Vec::<u8>::new(), |n| n).is_empty());
+    }
+
+    #[test]
+    fn a_panic_in_a_thread_reaches_the_caller() {
+        let outcome = std::panic::catch_unwind(|| {
+            in_parallel((0..100).collect(), |n: u32| {
+                assert!(n != 77, "item 77 is bad")
+            })
+        });
+        let panic = outcome.unwrap_err();
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        assert!(message.contains("item 77 is bad"), "{message}");
+    }
+}

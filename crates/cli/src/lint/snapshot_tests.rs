@@ -117,6 +117,9 @@ fn json_on_one_line_is_the_indented_list() {
     // Both files, a parse error and the findings are in it.
     let entries = one_line.as_array().unwrap();
     assert!(entries.iter().any(|e| e["kind"] == "error"), "{streamed}");
-    assert!(entries.iter().any(|e| e["file"] == "scripts/cleanup.sql"), "{streamed}");
+    assert!(
+        entries.iter().any(|e| e["file"] == "scripts/cleanup.sql"),
+        "{streamed}"
+    );
     assert!(entries.len() > 4, "{streamed}");
 }
