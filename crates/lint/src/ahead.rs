@@ -24,6 +24,23 @@ struct Shared<R> {
     abandoned: bool,
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10, on Linux; elsewhere nothing).
+/// Work done ahead of an in-order consumer is useful only once the consumer gets to it, and the
+/// consumer's pace is the whole pass's: when the threads outnumber the cores, the consumer
+/// should not wait for a core behind the threads working ahead of it, which have the cores to
+/// themselves whenever it waits. On `bench/lint.sh`'s 100-file corpus (2 cores, 8 runs each,
+/// alternated) `lint` took 1.15 s at the fastest (median 1.26 s) with the parse-ahead threads
+/// lowered and 1.27 s (median 1.34 s) without. A lower priority is always allowed; a failure
+/// changes nothing.
+pub(crate) fn yield_to_the_consumer() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes integers only; on Linux, `PRIO_PROCESS` with id 0 is the
+    // calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 /// Calls `consume` on every item with `produce(item)`, in the items' order, on the calling
 /// thread; `produce` runs on worker threads, ahead of `consume` by a bounded total `weight`
 /// (always at least one item per worker). A panic in `produce` reaches the caller when
@@ -67,6 +84,7 @@ pub(crate) fn in_order<T: Sync, R: Send>(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
+                yield_to_the_consumer();
                 loop {
                     let index = {
                         let mut state = lock();

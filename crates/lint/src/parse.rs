@@ -157,6 +157,7 @@ impl SectionTrees {
         let parser = std::thread::Builder::new()
             .name("safeshift-parse".into())
             .spawn(move || {
+                crate::ahead::yield_to_the_consumer();
                 let sql = for_parser;
                 let mut start = 0;
                 while start < sql.len() {
