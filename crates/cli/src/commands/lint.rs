@@ -2,6 +2,7 @@
 //! evaluation `plan` and the check `up` runs first share (safeshift_deploy::evaluation).
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use safeshift_deploy::evaluation::{DatabaseSizes, applied_migrations, lint_options};
@@ -65,7 +66,6 @@ pub fn run(context: &Context, args: &LintArgs) -> Result<Exit, CliError> {
         None
     };
     let targets = read_targets(context, args, database.as_mut())?;
-    use std::io::IsTerminal;
     // On one line unless a person is reading: a report on a large corpus is tens of megabytes.
     let pretty = std::io::stdout().is_terminal();
     if args.format == Format::Json && !pretty && database.is_none() && fixes.is_none() {
