@@ -10,7 +10,7 @@ use super::{quote_identifier, rows};
 use crate::Dialect;
 use crate::error::{DriverError, ErrorKind};
 use crate::history_sql::literal;
-use crate::lease::{Heartbeat, LOCK_NAME};
+use crate::lease::{Keeper, LOCK_NAME};
 use crate::lock::LockRequest;
 
 /// The lease table's name beside the history table.
@@ -107,7 +107,7 @@ pub(super) fn live_holder_sql(history_table: &str) -> String {
 pub(super) struct Lease {
     run_id: String,
     lease: Duration,
-    heartbeat: Heartbeat,
+    heartbeat: Keeper,
 }
 
 impl Lease {
@@ -124,7 +124,7 @@ impl Lease {
             &mut connection,
             "SET SESSION innodb_lock_wait_timeout = 31536000",
         );
-        let heartbeat = Heartbeat::start(lease, move || {
+        let heartbeat = crate::lease::heartbeat(lease, move || {
             rows(&mut connection, &renew).map(|_| connection.affected_rows() == 1)
         });
         Lease {

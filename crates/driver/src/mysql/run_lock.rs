@@ -7,9 +7,6 @@
 //! attempt and with every recorded step, the migration connection checks that the lock is
 //! still held by that connection (`IS_USED_LOCK`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mysql::Conn;
@@ -20,6 +17,7 @@ use super::{MysqlDriver, rows};
 use crate::Dialect;
 use crate::error::{DriverError, ErrorKind};
 use crate::history_sql::literal;
+use crate::lease::{Keeper, Wake};
 use crate::lock::{LockAttempt, LockHolder, LockRequest, RunLockMode};
 
 /// How often the lock's connection checks that it still holds the lock (which also keeps it
@@ -38,72 +36,42 @@ pub(super) fn lock_name(database: &str, table: &str) -> String {
 pub(super) struct NamedLock {
     /// The lock connection's id, which `IS_USED_LOCK` names while it holds the lock.
     pub connection_id: u32,
-    stop: Arc<AtomicBool>,
-    lost: Arc<Mutex<Option<String>>>,
-    thread: Option<JoinHandle<()>>,
+    keeper: Keeper,
 }
 
 impl NamedLock {
     fn start(mut conn: Conn, connection_id: u32, name: String) -> NamedLock {
-        let stop = Arc::new(AtomicBool::new(false));
-        let lost = Arc::new(Mutex::new(None));
-        let thread = {
-            let (stop, lost) = (Arc::clone(&stop), Arc::clone(&lost));
-            std::thread::Builder::new()
-                .name("safeshift-run-lock".into())
-                .spawn(move || {
-                    let name = literal(Dialect::Mysql, &name);
-                    loop {
-                        std::thread::park_timeout(KEEPALIVE);
-                        if stop.load(Ordering::SeqCst) {
-                            let _ = rows(&mut conn, &format!("SELECT RELEASE_LOCK({name})"));
-                            return;
-                        }
-                        let held = rows(
-                            &mut conn,
-                            &format!("SELECT IS_USED_LOCK({name}) = CONNECTION_ID()"),
-                        );
-                        let reason = match held {
-                            Ok(rows) if rows.first().and_then(|r| r[0].as_deref()) == Some("1") => {
-                                continue;
-                            }
-                            Ok(_) => "the server no longer counts the run lock as held".to_owned(),
-                            Err(error) => format!("the run lock's connection failed: {error}"),
-                        };
-                        *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
-                        return;
-                    }
-                })
-                .ok()
-        };
+        let name = literal(Dialect::Mysql, &name);
+        let keeper = Keeper::start("safeshift-run-lock", KEEPALIVE, move |wake| match wake {
+            Wake::Stop => {
+                let _ = rows(&mut conn, &format!("SELECT RELEASE_LOCK({name})"));
+                None
+            }
+            Wake::Check => {
+                let held = rows(
+                    &mut conn,
+                    &format!("SELECT IS_USED_LOCK({name}) = CONNECTION_ID()"),
+                );
+                match held {
+                    Ok(rows) if rows.first().and_then(|r| r[0].as_deref()) == Some("1") => None,
+                    Ok(_) => Some("the server no longer counts the run lock as held".to_owned()),
+                    Err(error) => Some(format!("the run lock's connection failed: {error}")),
+                }
+            }
+        });
         NamedLock {
             connection_id,
-            stop,
-            lost,
-            thread,
+            keeper,
         }
     }
 
     pub fn lost(&self) -> Option<String> {
-        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.keeper.lost()
     }
 
     /// Releases the lock and closes its connection.
-    fn release(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for NamedLock {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-        }
+    fn release(self) {
+        self.keeper.stop();
     }
 }
 

@@ -10,7 +10,7 @@ use postgres_protocol::escape::escape_identifier;
 use crate::Dialect;
 use crate::history::HistoryLocation;
 use crate::history_sql::literal;
-use crate::lease::{Heartbeat, LOCK_NAME};
+use crate::lease::{Keeper, LOCK_NAME};
 use crate::lock::LockRequest;
 
 fn lock_table(quoted_schema: &str, location: &HistoryLocation) -> String {
@@ -83,7 +83,7 @@ pub(crate) fn live_holder_sql(quoted_schema: &str, location: &HistoryLocation) -
 pub(crate) struct Lease {
     run_id: String,
     lease: Duration,
-    heartbeat: Heartbeat,
+    heartbeat: Keeper,
 }
 
 impl Lease {
@@ -95,7 +95,7 @@ impl Lease {
         location: HistoryLocation,
     ) -> Lease {
         let renew = renew_sql_for(&quoted_schema, &location, &run_id, lease);
-        let heartbeat = Heartbeat::start(lease, move || {
+        let heartbeat = crate::lease::heartbeat(lease, move || {
             connection.simple_query(&renew).map(|messages| {
                 messages
                     .iter()
