@@ -1,6 +1,7 @@
 //! What the lease lock is on every server that has one: a row with an expiry, renewed by a
 //! heartbeat thread on a connection of its own. Each driver writes its own SQL; the heartbeat's
-//! rhythm, and when it counts the lease as lost, are the same everywhere.
+//! rhythm, and when it counts the lease as lost, are the same everywhere. The heartbeat is a
+//! [`Keeper`], the thread MySQL's `GET_LOCK` connection is watched by too.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
