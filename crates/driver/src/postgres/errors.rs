@@ -92,8 +92,8 @@ pub(super) fn connection_hint(error: &postgres::Error, config: &postgres::Config
     "check that the server is running and that the URL's host, port, user, password and database are right".to_owned()
 }
 
-/// Classifies an error from a `postgres::Client` (from [`PostgresDriver::client`] or
-/// [`PostgresDriver::connect_again`]) the way the driver classifies its own.
+/// Classifies an error from a `postgres::Client` (from [`PostgresDriver::client`](crate::PostgresDriver::client) or
+/// [`PostgresDriver::connect_again`](crate::PostgresDriver::connect_again)) the way the driver classifies its own.
 pub fn classify_postgres_error(error: &postgres::Error) -> DriverError {
     from_postgres(error)
 }
