@@ -404,7 +404,7 @@ fn load_numbered_files(
 /// `f` of every item, in the items' order, computed on as many threads as the machine has cores:
 /// reading a large history (each file's text normalised, checksummed and tokenised to find its
 /// sections) is a tenth of `lint`'s time on one thread. Items are split into one contiguous run
-/// per thread; with one core, or if a thread cannot be started, they are done here.
+/// per thread; with one core they are done here.
 fn in_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || items.len() < 2 {
@@ -422,34 +422,18 @@ fn in_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Ve
     }
     std::thread::scope(|scope| {
         let f = &f;
-        let mut results = Vec::new();
-        let mut handles = Vec::new();
-        for part in parts {
-            // A part whose thread cannot be started is done here, after the others are started.
-            let (sender, receiver) = std::sync::mpsc::channel();
-            let started = std::thread::Builder::new().spawn_scoped(scope, move || {
-                let part: Vec<T> = receiver.recv().unwrap_or_default();
-                part.into_iter().map(f).collect::<Vec<R>>()
-            });
-            match started {
-                Ok(handle) => {
-                    let _ = sender.send(part);
-                    handles.push(Ok(handle));
-                }
-                Err(_) => handles.push(Err(part)),
-            }
-        }
-        for handle in handles {
-            match handle {
-                Ok(handle) => results.extend(
-                    handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                ),
-                Err(part) => results.extend(part.into_iter().map(f)),
-            }
-        }
-        results
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
 }
 
@@ -1172,18 +1156,10 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "item 77 is bad")]
     fn a_panic_in_a_thread_reaches_the_caller() {
-        let outcome = std::panic::catch_unwind(|| {
-            in_parallel((0..100).collect(), |n: u32| {
-                assert!(n != 77, "item 77 is bad")
-            })
+        in_parallel((0..100).collect(), |n: u32| {
+            assert!(n != 77, "item 77 is bad")
         });
-        let panic = outcome.unwrap_err();
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        assert!(message.contains("item 77 is bad"), "{message}");
     }
 }
