@@ -358,10 +358,19 @@ pub fn wait_until(what: &str, within: std::time::Duration, mut condition: impl F
 
 /// Starts the binary with its output piped, for [`finish_within`].
 pub fn spawn_piped(project: &Project, args: &[&str]) -> std::process::Child {
+    spawn_with_output(project, args, std::process::Stdio::piped)
+}
+
+/// Starts the binary with its stdout and stderr each made by `output`.
+fn spawn_with_output(
+    project: &Project,
+    args: &[&str],
+    output: fn() -> std::process::Stdio,
+) -> std::process::Child {
     project
         .command(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(output())
+        .stderr(output())
         .spawn()
         .expect("start safeshift")
 }
@@ -413,12 +422,7 @@ pub fn spawn_up(project: &Project) -> std::process::Child {
 
 /// Starts the binary with its output thrown away.
 pub fn spawn_quiet(project: &Project, args: &[&str]) -> std::process::Child {
-    project
-        .command(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start safeshift")
+    spawn_with_output(project, args, std::process::Stdio::null)
 }
 
 /// SIGKILL, and reap the process so it is really gone.
