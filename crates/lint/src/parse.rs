@@ -71,10 +71,11 @@ fn parse_chunk<S: AsRef<str>>(
 }
 
 /// The trees of `sql`, or `None` when it does not parse (the caller then parses statement by
-/// statement, which says where). libpg_query is called as `pg_query::parse` calls it, without
-/// the summary `pg_query::parse` then builds of every tree (the tables, functions, aliases and
-/// filter columns, in hash sets of new strings), which the linter never reads: on
-/// `bench/lint.sh`'s corpus that summary was a twentieth of the parsing time.
+/// statement, which says where). libpg_query parses, and `csrc/trees.c` writes the trees in the
+/// protobuf encoding `pg_query::parse` decodes, straight from the parse nodes: libpg_query's own
+/// encoder (upb) spent a fifth of `lint`'s CPU time visiting every member of the 271-member
+/// `Node` oneof for every node. Nor is there the summary `pg_query::parse` builds of every tree
+/// (the tables, functions, aliases and filter columns), which the linter never reads.
 fn trees(sql: &str) -> Option<pg_query::protobuf::ParseResult> {
     use prost::Message;
     use std::ffi::{c_char, c_int};
@@ -94,20 +95,19 @@ fn trees(sql: &str) -> Option<pg_query::protobuf::ParseResult> {
         error: *mut std::ffi::c_void,
     }
     unsafe extern "C" {
-        fn pg_query_parse_protobuf_opts(
-            input: *const c_char,
-            options: c_int,
-        ) -> ProtobufParseResult;
+        /// `csrc/trees.c`: `pg_query_parse_protobuf_opts` with the trees written directly.
+        fn safeshift_parse_protobuf(input: *const c_char, options: c_int) -> ProtobufParseResult;
         fn pg_query_free_protobuf_parse_result(result: ProtobufParseResult);
     }
 
     let input = std::ffi::CString::new(sql).ok()?;
-    // SAFETY: the same calls `pg_query::parse` makes, on the library the `pg_query` crate links:
-    // a NUL-terminated input, the default options, and the result freed once, after its bytes
-    // are decoded into owned trees.
+    // SAFETY: the calls `pg_query::parse` makes, with libpg_query's parse entry point replaced
+    // by `csrc/trees.c`'s, which returns the same struct from the same allocator: a
+    // NUL-terminated input, the default options, and the result freed once, after its bytes are
+    // decoded into owned trees.
     unsafe {
         let options = pg_query::ParserOptions::default().bits();
-        let result = pg_query_parse_protobuf_opts(input.as_ptr(), options);
+        let result = safeshift_parse_protobuf(input.as_ptr(), options);
         let trees = if result.error.is_null() {
             let bytes = std::slice::from_raw_parts(
                 result.parse_tree.data as *const u8,
@@ -402,6 +402,173 @@ mod tests {
             "{waiting} of {} statements parsed ahead of the linter",
             sql.len()
         );
+    }
+
+    /// The trees `csrc/trees.c` writes decode to the trees libpg_query's own encoder writes
+    /// (`pg_query::parse`), statement by statement and a file at a time, on every statement at
+    /// hand: the repository's SQL files, its rules' examples, PostgreSQL's own SQL files (the
+    /// catalog views, the information schema, the contrib extensions' scripts: thousands
+    /// of statements of every kind) and statements chosen for the field kinds the encoding has.
+    #[test]
+    fn the_trees_are_the_trees_libpg_querys_encoder_writes() {
+        let mut texts = chosen_statements();
+        texts.extend(repository_sql());
+        texts.extend(postgres_sql());
+        let (mut statements, mut trees_compared) = (0, 0);
+        for (name, text) in &texts {
+            let mut pieces = vec![text.clone()];
+            if let Ok(split) = pg_query::split_with_scanner(text) {
+                pieces.extend(split.iter().map(|s| s.to_string()));
+            }
+            for sql in &pieces {
+                let expected = pg_query::parse(sql, pg_query::ParserOptions::default())
+                    .ok()
+                    .map(|result| result.protobuf);
+                let actual = trees(sql);
+                assert!(
+                    expected == actual,
+                    "{name}: the trees differ for\n{sql}\nlibpg_query: {expected:?}\ntrees.c: {actual:?}"
+                );
+                statements += 1;
+                trees_compared += usize::from(actual.is_some());
+            }
+        }
+        // 4,522 of 4,562 texts parse with PostgreSQL 15's files (the rest are psql variables).
+        assert!(
+            trees_compared > 4_000,
+            "only {trees_compared} of {statements} texts parsed: the corpus is missing"
+        );
+    }
+
+    /// A tree nested past prost's recursion limit, and one past the parser's own stack,
+    /// fail the same way on both paths (no tree; the statement is then parsed alone, which says
+    /// why), and neither takes the process down.
+    #[test]
+    fn deep_trees_fail_as_libpg_querys_do() {
+        for depth in [50, 150, 1_000, 100_000] {
+            let sql = format!("SELECT {}1{}", "(".repeat(depth), ")".repeat(depth));
+            let expected = pg_query::parse(&sql, pg_query::ParserOptions::default())
+                .ok()
+                .map(|result| result.protobuf);
+            assert_eq!(trees(&sql), expected, "depth {depth}");
+        }
+        let deepest = format!("SELECT {}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        let failure = parse_statement(&deepest).unwrap_err();
+        assert!(
+            failure.message.contains("memory exhausted"),
+            "{}",
+            failure.message
+        );
+    }
+
+    /// Statements for the encoding's field kinds: negative numbers (the -1 location of an
+    /// implicit node), one-character fields, NULL, boolean, bit-string and float constants,
+    /// empty strings, NULL list cells, and the newest grammar (JSON_TABLE, MERGE … RETURNING).
+    fn chosen_statements() -> Vec<(String, String)> {
+        [
+            "SELECT NULL, true, false, B'1010', X'1F', 1.5, -2147483648, 9223372036854775807, '', 'é'",
+            "SELECT -1, -1.5e-10, 1e400, '2024-01-01'::date, interval '1 day', ARRAY[1, NULL, 3]",
+            "CREATE UNLOGGED TABLE u (id int); CREATE TEMP TABLE t (id int) ON COMMIT DROP",
+            "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (a, b) REFERENCES c (x, y) MATCH FULL ON DELETE SET NULL (a) ON UPDATE CASCADE NOT VALID",
+            "CREATE TABLE p (id bigint GENERATED ALWAYS AS IDENTITY (START 10 INCREMENT -1), d numeric(10, 2) DEFAULT 0 CHECK (d >= 0) NO INHERIT, g text GENERATED ALWAYS AS (lower(n)) STORED, n text COLLATE \"C\") PARTITION BY RANGE (id)",
+            "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (MINVALUE) TO (100); ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY",
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON t USING btree (lower(a) DESC NULLS LAST, b text_pattern_ops) INCLUDE (c) WITH (fillfactor = 70) WHERE d IS NOT NULL",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SEARCH DEPTH FIRST BY n SET ord SELECT * FROM r",
+            "SELECT a, sum(b) FILTER (WHERE c) OVER (PARTITION BY d ORDER BY e ROWS BETWEEN 1 PRECEDING AND CURRENT ROW EXCLUDE TIES) FROM t GROUP BY GROUPING SETS ((a), ROLLUP (b, c), CUBE (d)) HAVING count(*) > 1 ORDER BY 1 USING < LIMIT ALL OFFSET 2 FOR UPDATE OF t SKIP LOCKED",
+            "SELECT * FROM JSON_TABLE(jsonb '[1]', '$[*]' AS p COLUMNS (id FOR ORDINALITY, v int PATH '$' DEFAULT 0 ON EMPTY, NESTED PATH '$.x' COLUMNS (y text)))",
+            "SELECT JSON_OBJECT('a': 1 RETURNING jsonb), JSON_ARRAYAGG(x ORDER BY x NULL ON NULL), x IS JSON OBJECT WITH UNIQUE KEYS, JSON_QUERY(j, '$.a' WITH WRAPPER), JSON_EXISTS(j, '$.b') FROM t",
+            "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND s.x THEN UPDATE SET v = s.v WHEN NOT MATCHED BY SOURCE THEN DELETE WHEN NOT MATCHED THEN INSERT VALUES (s.id, DEFAULT) RETURNING merge_action(), t.*",
+            "INSERT INTO t (a, b) OVERRIDING SYSTEM VALUE VALUES (1, DEFAULT), (2, 3) ON CONFLICT (a) WHERE b > 0 DO UPDATE SET b = EXCLUDED.b WHERE t.b <> EXCLUDED.b RETURNING *",
+            "UPDATE t SET (a, b) = (SELECT 1, 2), c[1] = 3, d.e = 4 FROM u WHERE CURRENT OF cur; DELETE FROM t USING u WHERE t.id = u.id",
+            "CREATE FUNCTION f(a int DEFAULT 1, VARIADIC b text[] = '{}', OUT c int) RETURNS SETOF record LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE COST 5 ROWS 10 SET search_path = pg_catalog AS $$ SELECT 1 $$",
+            "CREATE PROCEDURE p() BEGIN ATOMIC SELECT 1; END; CALL p(); DO $$ BEGIN NULL; END $$",
+            "CREATE POLICY pol ON t AS RESTRICTIVE FOR UPDATE TO CURRENT_USER, PUBLIC USING (a = current_setting('x')::int) WITH CHECK (true)",
+            "CREATE PUBLICATION pub FOR TABLE t (a, b) WHERE (a > 1), TABLES IN SCHEMA s WITH (publish = 'insert'); CREATE SUBSCRIPTION sub CONNECTION '' PUBLICATION pub",
+            "GRANT SELECT (a), UPDATE ON ALL TABLES IN SCHEMA s TO r WITH GRANT OPTION GRANTED BY CURRENT_ROLE; REVOKE GRANT OPTION FOR ALL ON t FROM r CASCADE",
+            "ALTER TABLE t ALTER COLUMN a TYPE bigint USING a::bigint, ALTER b SET NOT NULL, ALTER c DROP DEFAULT, ADD COLUMN IF NOT EXISTS d int[][3], DROP COLUMN e CASCADE, SET (autovacuum_enabled = off), SET LOGGED, REPLICA IDENTITY FULL",
+            "CREATE TRIGGER tr AFTER INSERT OR UPDATE OF a ON t REFERENCING NEW TABLE AS n FOR EACH STATEMENT WHEN (true) EXECUTE FUNCTION f('x', 1)",
+            "CREATE TYPE mood AS ENUM ('sad', 'ok'); ALTER TYPE mood ADD VALUE IF NOT EXISTS 'happy' BEFORE 'ok'; CREATE DOMAIN d AS int CONSTRAINT pos CHECK (VALUE > 0)",
+            "COPY t (a) FROM STDIN WITH (FORMAT csv, HEADER MATCH, FORCE_NULL (a)); VACUUM (VERBOSE, ANALYZE) t (a); CLUSTER t USING i; REINDEX (CONCURRENTLY) TABLE t",
+            "LOCK TABLE t IN SHARE ROW EXCLUSIVE MODE NOWAIT; TRUNCATE ONLY t, u RESTART IDENTITY CASCADE; SET LOCAL lock_timeout = '1s'; RESET ALL",
+            "SELECT x FROM t TABLESAMPLE BERNOULLI (10) REPEATABLE (1), LATERAL unnest(ARRAY[1]) WITH ORDINALITY AS u(v, o) NATURAL FULL JOIN w USING (v) AS j",
+            "SELECT CASE WHEN a THEN 1 ELSE NULL END, COALESCE(a, b), NULLIF(a, b), GREATEST(1, 2), a IS DISTINCT FROM b, a BETWEEN SYMMETRIC 1 AND 2, a SIMILAR TO 'x' ESCAPE '!', EXISTS (SELECT), a = ANY (SELECT 1), ROW(1, 2) < ROW(3, 4), CURRENT_TIMESTAMP(3), COLLATION FOR (a), a AT TIME ZONE 'UTC', t.* FROM t",
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT json) SELECT 1; PREPARE q(int) AS SELECT $1; EXECUTE q(1); DECLARE c SCROLL CURSOR WITH HOLD FOR SELECT 1; FETCH BACKWARD 2 FROM c",
+            "CREATE MATERIALIZED VIEW mv AS SELECT 1 WITH NO DATA; REFRESH MATERIALIZED VIEW CONCURRENTLY mv; CREATE OR REPLACE RECURSIVE VIEW v (n) AS SELECT 1",
+            "CREATE STATISTICS st (dependencies, mcv) ON a, (b + 1) FROM t; ALTER SEQUENCE s RESTART WITH -5 CACHE 10 NO CYCLE OWNED BY t.a; COMMENT ON COLUMN t.a IS NULL",
+            "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE; SAVEPOINT s; ROLLBACK TO SAVEPOINT s; COMMIT AND CHAIN; PREPARE TRANSACTION 'x'",
+            "SELECT xmlelement(name foo, xmlattributes(1 AS bar), 'x'), xmlserialize(document x AS text INDENT), '{1,2}'::int[] @> ARRAY[1], (a).b, a[1:2], a[:], $1::text",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, sql)| (format!("chosen statement {}", i + 1), sql.to_string()))
+        .collect()
+    }
+
+    /// The repository's SQL files and its rules' examples.
+    fn repository_sql() -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut texts = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy();
+                if path.is_dir() && name != "target" && !name.starts_with('.') {
+                    dirs.push(path);
+                } else if name.ends_with(".sql") {
+                    texts.push((
+                        path.display().to_string(),
+                        std::fs::read_to_string(&path).unwrap(),
+                    ));
+                }
+            }
+        }
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        for entry in std::fs::read_dir(&rules).unwrap() {
+            let path = entry.unwrap().path();
+            let rule: toml::Table =
+                toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            if let Some(examples) = rule.get("examples").and_then(|e| e.as_table()) {
+                for (key, value) in examples {
+                    if let Some(sql) = value.as_str() {
+                        texts.push((format!("{} {key}", path.display()), sql.to_owned()));
+                    }
+                }
+            }
+        }
+        assert!(
+            texts.len() > 50,
+            "the repository's SQL is missing: {}",
+            texts.len()
+        );
+        texts
+    }
+
+    /// The SQL files of the PostgreSQL installation the tests run (`pg_config --sharedir`),
+    /// without psql's backslash commands.
+    fn postgres_sql() -> Vec<(String, String)> {
+        let bin = safeshift_testkit::pg_bin_dir().expect("the tests' PostgreSQL is installed");
+        let output = std::process::Command::new(bin.join("pg_config"))
+            .arg("--sharedir")
+            .output()
+            .expect("pg_config runs");
+        let share = std::path::PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+        let mut texts = Vec::new();
+        for dir in [share.clone(), share.join("extension")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "sql") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let sql: String = text
+                        .lines()
+                        .filter(|line| !line.starts_with('\\'))
+                        .flat_map(|line| [line, "\n"])
+                        .collect();
+                    texts.push((path.display().to_string(), sql));
+                }
+            }
+        }
+        texts
     }
 
     #[test]
