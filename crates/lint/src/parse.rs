@@ -30,7 +30,7 @@ const PARSE_AHEAD_BYTES: usize = 512 << 10;
 pub type ParsedStatement = Result<Option<NodeEnum>, ParseFailure>;
 
 /// Parses the statements of a section. Statements go to the parser in chunks of [`CHUNK_BYTES`]
-/// (one round trip through libpg_query's protobuf encoding per chunk instead of one per
+/// (one call into libpg_query and one protobuf decoding per chunk instead of one per
 /// statement, while the parser's memory per call stays small: a whole large file in one call
 /// builds trees of hundreds of megabytes in fresh memory); when a chunk fails, or does not
 /// yield the statements the splitter found, each of its statements is parsed on its own so a
