@@ -14,6 +14,8 @@ const PG_QUERY_VERSION: &str = "18.1.0";
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/trees.c");
+    // Another pg_query release changes the lock file: check it against PG_QUERY_VERSION again.
+    println!("cargo:rerun-if-changed=../../Cargo.lock");
     let libpg_query = libpg_query_sources();
     let proto = libpg_query.join("protobuf/pg_query.proto");
     println!("cargo:rerun-if-changed={}", proto.display());
