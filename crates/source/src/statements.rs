@@ -197,8 +197,8 @@ pub(crate) fn scan(
 ) -> Result<Vec<Token>, SourceError> {
     let sql = &source.as_str()[range.clone()];
     let lexer_error = |offset: Option<usize>, message: String| {
-        let error = SourceError::new(SourceErrorKind::Lexer, path, message)
-            .help("close the string, quoted identifier, comment or dollar quote that starts here");
+        let help = lexer_help(&message);
+        let error = SourceError::new(SourceErrorKind::Lexer, path, message).help(help);
         match offset {
             Some(offset) => {
                 let (line, column) = source.line_col(range.start + offset);
@@ -236,6 +236,23 @@ pub(crate) fn scan(
             };
             Err(lexer_error(locate_near_fragment(sql, &message), message))
         }
+    }
+}
+
+/// What to do about a lexer error, by its message.
+fn lexer_help(message: &str) -> &'static str {
+    if message.contains("unterminated") {
+        "close the string, quoted identifier, comment or dollar quote that starts here"
+    } else if message.contains("NUL character") {
+        "remove the NUL character: PostgreSQL cannot take one in SQL text"
+    } else if message.contains("invalid byte sequence") || message.contains("Unicode") {
+        "an escape here makes text that is not valid UTF-8, which PostgreSQL rejects too: write \
+         the character itself, or a bytea literal ('\\xff'::bytea) for binary data"
+    } else if message.contains("trailing junk") {
+        "separate the number from the word after it with a space (PostgreSQL 15 and later \
+         reject them joined)"
+    } else {
+        "PostgreSQL's lexer rejects this text as it stands: change it where the error points"
     }
 }
 
@@ -678,6 +695,35 @@ mod tests {
         ));
         assert_eq!(statements[3].transactionality, Transactionality::Any);
         assert_eq!(statements[4].transactionality, Transactionality::Any);
+    }
+
+    /// Each lexer error says what to do about it: the advice to close a string is for an
+    /// unterminated one only.
+    #[test]
+    fn lexer_errors_say_what_to_do_about_them() {
+        let help_for = |sql: &str| {
+            let source = SourceText::from_bytes(Path::new("t.sql"), sql.as_bytes()).unwrap();
+            let error =
+                split(Path::new("t.sql"), &source, 0..sql.len(), Dialect::Postgres).unwrap_err();
+            assert_eq!(error.kind, SourceErrorKind::Lexer);
+            (error.message, error.help.unwrap_or_default())
+        };
+        let (message, help) = help_for("select 'oops;\n");
+        assert!(message.contains("unterminated"), "{message}");
+        assert!(help.starts_with("close the string"), "{help}");
+
+        let (message, help) = help_for("insert into t values (E'\\xff');\n");
+        assert!(message.contains("invalid byte sequence"), "{message}");
+        assert!(help.contains("not valid UTF-8"), "{help}");
+        assert!(!help.contains("close the string"), "{help}");
+
+        let (message, help) = help_for("select 1;\0\n");
+        assert!(message.contains("NUL"), "{message}");
+        assert!(help.contains("remove"), "{help}");
+
+        let (message, help) = help_for("select 1a;\n");
+        assert!(message.contains("trailing junk"), "{message}");
+        assert!(help.contains("separate"), "{help}");
     }
 
     #[test]
