@@ -153,6 +153,14 @@ wire_close(Wire *w, size_t at)
 	w->depth--;
 }
 
+/* A nested message in field `field` of `out`, its content written by the statement `write`. */
+#define WIRE_MESSAGE(field, write) \
+	{ \
+		size_t __at = wire_open(out, (field)); \
+		write; \
+		wire_close(out, __at); \
+	}
+
 /* The proto's `Node.float` is `float_` where libpg_query names the oneof member. */
 #define PGQ_F_Node_float_ PGQ_F_Node_float
 
@@ -162,11 +170,7 @@ wire_close(Wire *w, size_t at)
 #define OUT_TYPE(typename, typename_c) Wire *
 
 #define OUT_NODE(typename, typename_c, typename_underscore, typename_underscore_upcase, typename_cast, fldname) \
-	{ \
-		size_t __at = wire_open(out, PGQ_F_Node_##fldname); \
-		_out##typename_c(out, (const typename_cast *) obj); \
-		wire_close(out, __at); \
-	}
+	WIRE_MESSAGE(PGQ_F_Node_##fldname, _out##typename_c(out, (const typename_cast *) obj))
 
 /* Signed fields are sign-extended to 64 bits, as protobuf's int32 and int64 are. */
 #define WRITE_INT_FIELD(msgtype, outname, outname_json, fldname) \
@@ -224,36 +228,21 @@ wire_close(Wire *w, size_t at)
 	}
 
 #define WRITE_NODE_FIELD(msgtype, outname, outname_json, fldname) \
-	{ \
-		size_t __at = wire_open(out, FIELD(msgtype, outname)); \
-		_outNode(out, &node->fldname); \
-		wire_close(out, __at); \
-	}
+	WIRE_MESSAGE(FIELD(msgtype, outname), _outNode(out, &node->fldname))
 
 #define WRITE_NODE_PTR_FIELD(msgtype, outname, outname_json, fldname) \
 	if (node->fldname != NULL) \
-	{ \
-		size_t __at = wire_open(out, FIELD(msgtype, outname)); \
-		_outNode(out, node->fldname); \
-		wire_close(out, __at); \
-	}
+		WIRE_MESSAGE(FIELD(msgtype, outname), _outNode(out, node->fldname))
 
 #define WRITE_SPECIFIC_NODE_FIELD(msgtype, typename, typename_underscore, outname, outname_json, fldname) \
-	{ \
-		size_t __at = wire_open(out, FIELD(msgtype, outname)); \
-		_out##typename(out, &node->fldname); \
-		wire_close(out, __at); \
-	}
+	WIRE_MESSAGE(FIELD(msgtype, outname), _out##typename(out, &node->fldname))
 
 /* This recursion does not pass through _outNode, so it checks the stack itself. */
 #define WRITE_SPECIFIC_NODE_PTR_FIELD(msgtype, typename, typename_underscore, outname, outname_json, fldname) \
 	if (node->fldname != NULL) \
 	{ \
-		size_t __at; \
 		check_stack_depth(); \
-		__at = wire_open(out, FIELD(msgtype, outname)); \
-		_out##typename(out, node->fldname); \
-		wire_close(out, __at); \
+		WIRE_MESSAGE(FIELD(msgtype, outname), _out##typename(out, node->fldname)); \
 	}
 
 static void _outNode(Wire *out, const void *obj);
@@ -265,12 +254,7 @@ _outItems(Wire *out, uint32 field, const List *list)
 	const ListCell *lc;
 
 	foreach(lc, list)
-	{
-		size_t		at = wire_open(out, field);
-
-		_outNode(out, lfirst(lc));
-		wire_close(out, at);
-	}
+		WIRE_MESSAGE(field, _outNode(out, lfirst(lc)));
 }
 
 /* The nodes pg_query_outfuncs_defs.c leaves to each format. */
@@ -327,8 +311,6 @@ _outBitString(Wire *out, const BitString *node)
 static void
 _outAConst(Wire *out, const A_Const *node)
 {
-	size_t		at;
-
 	wire_scalar(out, PGQ_F_A_Const_isnull, node->isnull ? 1 : 0);
 	wire_scalar(out, PGQ_F_A_Const_location, (uint64) (int64) node->location);
 	if (node->isnull)
@@ -336,29 +318,19 @@ _outAConst(Wire *out, const A_Const *node)
 	switch (nodeTag(&node->val.node))
 	{
 		case T_Integer:
-			at = wire_open(out, PGQ_F_A_Const_ival);
-			_outInteger(out, &node->val.ival);
-			wire_close(out, at);
+			WIRE_MESSAGE(PGQ_F_A_Const_ival, _outInteger(out, &node->val.ival));
 			break;
 		case T_Float:
-			at = wire_open(out, PGQ_F_A_Const_fval);
-			_outFloat(out, &node->val.fval);
-			wire_close(out, at);
+			WIRE_MESSAGE(PGQ_F_A_Const_fval, _outFloat(out, &node->val.fval));
 			break;
 		case T_Boolean:
-			at = wire_open(out, PGQ_F_A_Const_boolval);
-			_outBoolean(out, &node->val.boolval);
-			wire_close(out, at);
+			WIRE_MESSAGE(PGQ_F_A_Const_boolval, _outBoolean(out, &node->val.boolval));
 			break;
 		case T_String:
-			at = wire_open(out, PGQ_F_A_Const_sval);
-			_outString(out, &node->val.sval);
-			wire_close(out, at);
+			WIRE_MESSAGE(PGQ_F_A_Const_sval, _outString(out, &node->val.sval));
 			break;
 		case T_BitString:
-			at = wire_open(out, PGQ_F_A_Const_bsval);
-			_outBitString(out, &node->val.bsval);
-			wire_close(out, at);
+			WIRE_MESSAGE(PGQ_F_A_Const_bsval, _outBitString(out, &node->val.bsval));
 			break;
 		default:
 			elog(ERROR, "unexpected constant node type: %d", (int) nodeTag(&node->val.node));
@@ -437,15 +409,8 @@ safeshift_parse_protobuf(const char *input, int parser_options)
 			const ListCell *lc;
 
 			foreach(lc, (const List *) parsed.tree)
-			{
-				size_t		at = wire_open(out, PGQ_F_ParseResult_stmts);
-
-				_outRawStmt(out, lfirst(lc));
-				wire_close(out, at);
-			}
+				WIRE_MESSAGE(PGQ_F_ParseResult_stmts, _outRawStmt(out, lfirst(lc)));
 		}
-		/* An empty input still has bytes to return, as libpg_query's result does. */
-		wire_reserve(out, 1);
 		result.parse_tree.data = out->data;
 		result.parse_tree.len = out->len;
 	}
